@@ -1,0 +1,31 @@
+# casetrack: `make run` runs the demo on embedded defaults, `make test` runs every test.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test lint schema bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>/dev/null
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v -e '^WARNING: Location' -e '^$$' || true
+	@$(BIN)/python -c "import domain, consumers, projections, adapters, eventsourcing, psycopg"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: $(STAMP)
+	@$(BIN)/python scripts/demo.py
+
+test: $(STAMP)
+	@$(BIN)/ruff check --quiet .
+	@$(BIN)/python -m pytest -x --no-header
+
+schema: $(STAMP)
+	@$(BIN)/python scripts/export_schema.py
+
+bench: $(STAMP)
+	@$(BIN)/python scripts/bench_ingest.py
+
+clean:
+	-@$(BIN)/casetrack db stop 2>/dev/null
+	rm -rf $(VENV) .casetrack

@@ -1,0 +1,1 @@
+"""I/O at the edges: PostgreSQL, the command line, logging."""

@@ -1,0 +1,36 @@
+"""Text renderings of views for the terminal, in English or French."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.activities import Activity
+from projections.labels import text
+
+
+def status_text(view: dict[str, Any], lang: str) -> str:
+    t = lambda key, **kw: text(key, lang, **kw)  # noqa: E731
+    status = t(f"status.{view['status']}")
+    if view["outcome"]:
+        status += f" — {t('outcome.' + view['outcome'])}"
+    lines = [
+        f"{t('label.application')}: {view['application_number']}",
+        f"{t('label.status')}: {status}",
+        f"{t('label.received_on')}: {view['received_on']}",
+        f"{t('label.last_updated')}: {view['last_updated'][:19].replace('T', ' ')} UTC",
+        f"{t('label.days_elapsed')}: {view['days_elapsed']}"
+        f" ({t('label.service_standard')}: {view['service_standard_days']} {t('label.days')})",
+        "",
+        f"{t('label.activities')}:",
+    ]
+    for activity in Activity:
+        status_code = view["activities"][activity.value]
+        lines.append(f"  {t('activity.' + activity):<32} {t('activity_status.' + status_code)}")
+    lines += ["", f"{t('label.next_steps')}:"]
+    if not view["next_steps"]:
+        lines.append(f"  {t('label.none')}")
+    for step in view["next_steps"]:
+        label = t("step." + step["kind"], document=step.get("document", ""))
+        due = f" ({t('label.due')} {step['due_on']})" if step.get("due_on") else ""
+        lines.append(f"  - {label}{due}")
+    return "\n".join(lines)

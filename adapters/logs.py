@@ -1,0 +1,34 @@
+"""structlog set-up: readable on a terminal, JSON lines otherwise, always on stderr.
+
+Callers bind identifiers (application_number, event_id) only; never names,
+emails, dates of birth or UCIs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+
+def configure(level: str | None = None) -> None:
+    name = (level or os.environ.get("CASETRACK_LOG_LEVEL", "info")).upper()
+    numeric = logging.getLevelNamesMapping().get(name, logging.INFO)
+    renderer: structlog.typing.Processor
+    if sys.stderr.isatty():
+        renderer = structlog.dev.ConsoleRenderer(colors=True)
+    else:
+        renderer = structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,1 @@
+"""PostgreSQL: the event store, dead letters and the schema they live in."""

@@ -1,0 +1,228 @@
+"""The case event store: eventsourcing's PostgreSQL recorder plus our dead letters.
+
+Events and the dead letters of the same batch are written in one transaction
+(through the recorder's ``_insert_events`` hook), so a crash never keeps one
+without the other. Tables are created only by ``casetrack db init``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    JSONTranscoder,
+    StoredEvent,
+    Transcoding,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from psycopg import Cursor
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from domain.case import Case
+
+APPLICATION_NAME = "casetrack"
+EVENTS_TABLE = f"{APPLICATION_NAME}_events"
+
+
+class SchemaMissing(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("the database has no casetrack schema yet: run `casetrack db init`")
+
+
+class ConcurrencyConflict(RuntimeError):
+    """Another writer appended to one of the cases first; re-read and retry."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    origin: str
+    line_number: int | None
+    raw: bytes
+    error_kind: str
+    reason: str
+    rule: str | None = None
+    field: str | None = None
+    application_number: str | None = None
+    event_id: UUID | None = None
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class CaseRecorder(PostgresApplicationRecorder):
+    """Adds the batch's dead letters to the transaction that inserts its events."""
+
+    def _insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        *,
+        dead_letters: Sequence[DeadLetter] = (),
+        **kwargs: Any,
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        if dead_letters:
+            curs.executemany(
+                SQL(
+                    "INSERT INTO {}.dead_letters (origin, line_number, raw, raw_sha256,"
+                    " error_kind, reason, rule, field, application_number, event_id)"
+                    " VALUES (%s, %s, %s, sha256(%s), %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (origin, line_number, raw_sha256) DO NOTHING"
+                ).format(Identifier(self.datastore.schema)),
+                [
+                    (
+                        d.origin,
+                        d.line_number,
+                        d.raw,
+                        d.raw,
+                        d.error_kind,
+                        d.reason,
+                        d.rule,
+                        d.field,
+                        d.application_number,
+                        d.event_id,
+                    )
+                    for d in dead_letters
+                ],
+            )
+
+
+def postgres_env(url: str, schema: str) -> dict[str, str]:
+    """eventsourcing's settings for the server at ``url``, tables in ``schema``."""
+    info = conninfo_to_dict(url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(info.get("port") or "5432"),
+        "POSTGRES_USER": str(info.get("user") or getpass.getuser()),
+        "POSTGRES_PASSWORD": str(info.get("password") or ""),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_MAX_OVERFLOW": "4",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "30",
+        "POSTGRES_PRE_PING": "y",
+        "CREATE_TABLE": "n",
+    }
+
+
+class CaseEvents(Application[UUID]):
+    """The eventsourcing application that stores Case events."""
+
+    name = APPLICATION_NAME
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        assert isinstance(self.factory, PostgresFactory)
+        return CaseRecorder(self.factory.datastore, events_table_name=EVENTS_TABLE)
+
+
+class CaseStore:
+    """Loads cases in bulk and saves a batch of them with its dead letters."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self.app = CaseEvents(env=postgres_env(url, schema))
+        self.recorder = self.app.recorder
+        assert isinstance(self.recorder, CaseRecorder)
+        self.datastore = self.recorder.datastore
+        self.schema = schema
+        self._select_many = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {}.{}"
+            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(Identifier(schema), Identifier(EVENTS_TABLE))
+
+    def close(self) -> None:
+        self.app.close()
+
+    def check_schema(self) -> None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute("SELECT to_regclass(%s) AS t", (f"{self.schema}.dead_letters",))
+            row = curs.fetchone()
+        if row is None or row["t"] is None:
+            raise SchemaMissing()
+        self.datastore.register_type_adapters()
+
+    def load(self, ids: Iterable[UUID]) -> dict[UUID, Case]:
+        """Replay every given case that exists, in one query."""
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_many, (wanted,))
+            rows = curs.fetchall()
+        cases: dict[UUID, Case] = {}
+        to_domain_event = self.app.mapper.to_domain_event
+        for row in rows:
+            event = to_domain_event(
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+            )
+            case = event.mutate(cases.get(row["originator_id"]))  # type: ignore[attr-defined]
+            cases[row["originator_id"]] = case
+        return cases
+
+    def get(self, case_id: UUID, version: int | None = None) -> Case | None:
+        cases = self.load([case_id]) if version is None else None
+        if cases is not None:
+            return cases.get(case_id)
+        try:
+            return self.app.repository.get(case_id, version=version)  # type: ignore[return-value]
+        except Exception as e:  # AggregateNotFoundError has no common base we can rely on
+            if type(e).__name__ == "AggregateNotFoundError":
+                return None
+            raise
+
+    def stored_events(self, case_id: UUID) -> list[Case.Event]:
+        return list(self.app.events.get(case_id))  # type: ignore[arg-type]
+
+    def save(self, cases: Iterable[Case], dead_letters: Sequence[DeadLetter] = ()) -> None:
+        """One transaction: every pending event of ``cases`` and the dead letters."""
+        try:
+            self.app.save(*cases, dead_letters=dead_letters)
+        except IntegrityError as e:
+            raise ConcurrencyConflict(str(e)) from None
+
+    def dead_lettered(self, origin: str, lines: Sequence[tuple[int, bytes]]) -> set[int]:
+        """Lines of ``origin`` that an earlier (interrupted) run already dead-lettered.
+
+        A line counts only if its content is unchanged (same SHA-256).
+        """
+        if not lines:
+            return set()
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT line_number, raw_sha256 FROM {}.dead_letters"
+                    " WHERE origin = %s AND line_number = ANY(%s)"
+                ).format(Identifier(self.schema)),
+                (origin, [n for n, _ in lines]),
+            )
+            stored = {(row["line_number"], bytes(row["raw_sha256"])) for row in curs.fetchall()}
+        return {n for n, raw in lines if (n, hashlib.sha256(raw).digest()) in stored}

@@ -1,0 +1,60 @@
+"""`casetrack db init`: create every table once, safely from several processes.
+
+Workers never create tables (CREATE_TABLE is off); this runs under a
+transaction-wide advisory lock so concurrent inits queue instead of racing.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.sql import SQL, Identifier
+
+from adapters.postgres.event_store import CaseStore
+from projections.case_status_table import CaseStatusProjection
+from projections.projector import POSITIONS_DDL
+
+_LOCK_KEY = 0x43415345  # "CASE"
+
+DEAD_LETTERS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.dead_letters ("
+    " id bigserial PRIMARY KEY,"
+    " origin text NOT NULL,"
+    " line_number bigint,"
+    " raw bytea NOT NULL,"
+    " raw_sha256 bytea NOT NULL,"
+    " error_kind text NOT NULL,"
+    " reason text NOT NULL,"
+    " rule text,"
+    " field text,"
+    " application_number text,"
+    " event_id uuid,"
+    " recorded_at timestamptz NOT NULL DEFAULT now(),"
+    " UNIQUE NULLS NOT DISTINCT (origin, line_number, raw_sha256))"
+)
+
+PROJECTIONS = (CaseStatusProjection(),)
+
+
+def init_schema(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+            store = CaseStore(url, schema)
+            try:
+                store.recorder.create_table()  # type: ignore[attr-defined]
+            finally:
+                store.close()
+            with conn.transaction():
+                conn.execute(SQL(DEAD_LETTERS_DDL).format(schema=Identifier(schema)))
+                conn.execute(SQL(POSITIONS_DDL).format(schema=Identifier(schema)))
+                for projection in PROJECTIONS:
+                    for statement in projection.ddl(schema):
+                        conn.execute(statement)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def drop_schema(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))

@@ -1,0 +1,1 @@
+"""Inbound messages (files today, Kafka next) turned into case commands."""

@@ -1,0 +1,148 @@
+"""Applies a batch of inbound messages to their cases and saves it in one transaction.
+
+Shared by every inbound channel. Cases are read in one query per batch and
+kept in a bounded cache between batches; a concurrency conflict (another
+writer appended first) drops the cached cases and replays the whole batch
+against fresh state, so nothing is lost or applied twice.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+import structlog
+
+from adapters.postgres.event_store import ConcurrencyConflict, DeadLetter
+from consumers.contract import ContractError
+from domain.application_number import case_id
+from domain.case import Case, handle
+from domain.commands import Outcome, RecordCaseEvent
+from domain.rules import RuleViolation
+
+log = structlog.get_logger("casetrack.ingest")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One inbound message: where it came from, its raw bytes, and what parsing made of it."""
+
+    origin: str
+    line_number: int | None
+    raw: bytes
+    parsed: RecordCaseEvent | ContractError
+    already_dead_lettered: bool = False
+
+
+class Store(Protocol):
+    def load(self, ids: Sequence[UUID]) -> dict[UUID, Case]: ...
+
+    def save(self, cases: Sequence[Case], dead_letters: Sequence[DeadLetter] = ()) -> None: ...
+
+
+class BatchWriter:
+    MAX_ATTEMPTS = 8
+
+    def __init__(self, store: Store, cache_size: int = 50_000) -> None:
+        self.store = store
+        self.cache_size = cache_size
+        self._cache: OrderedDict[UUID, Case] = OrderedDict()
+
+    def write(self, messages: Sequence[Message]) -> list[Outcome]:
+        for _attempt in range(self.MAX_ATTEMPTS):
+            try:
+                return self._write_once(messages)
+            except ConcurrencyConflict:
+                log.info("concurrency conflict, replaying batch", size=len(messages))
+        raise ConcurrencyConflict(f"batch still conflicting after {self.MAX_ATTEMPTS} attempts")
+
+    def _write_once(self, messages: Sequence[Message]) -> list[Outcome]:
+        ids = {
+            case_id(m.parsed.application_number)
+            for m in messages
+            if isinstance(m.parsed, RecordCaseEvent)
+        }
+        cases, fresh = self._cases(ids)
+        touched: dict[UUID, Case] = {}
+        dead: list[DeadLetter] = []
+        outcomes: list[Outcome] = []
+        try:
+            for message in messages:
+                outcome, letter = self._apply(message, cases, touched)
+                outcomes.append(outcome)
+                if letter is not None:
+                    dead.append(letter)
+            stale = {
+                case_id(d.application_number)
+                for d in dead
+                if d.application_number and case_id(d.application_number) not in fresh
+            }
+            if stale:
+                # Judged against cached state another writer may have moved on: re-read.
+                for cid in stale:
+                    self._cache.pop(cid, None)
+                raise ConcurrencyConflict("rule violation on cached case; re-reading")
+            self.store.save(list(touched.values()), dead)
+        except BaseException:
+            for cid in touched:  # their in-memory state holds unsaved events
+                self._cache.pop(cid, None)
+            raise
+        self._remember(cases)
+        return outcomes
+
+    def _apply(
+        self, message: Message, cases: dict[UUID, Case], touched: dict[UUID, Case]
+    ) -> tuple[Outcome, DeadLetter | None]:
+        parsed = message.parsed
+        if message.already_dead_lettered:
+            return Outcome.REJECTED, None
+        if isinstance(parsed, ContractError):
+            log.warning("rejected", line=message.line_number, error=parsed.kind, field=parsed.field)
+            return Outcome.REJECTED, DeadLetter(
+                origin=message.origin,
+                line_number=message.line_number,
+                raw=message.raw,
+                error_kind=parsed.kind,
+                reason=str(parsed),
+                field=parsed.field,
+            )
+        bound = log.bind(
+            application_number=parsed.application_number, event_id=str(parsed.event_id)
+        )
+        cid = case_id(parsed.application_number)
+        try:
+            case, outcome = handle(cases.get(cid), parsed)
+        except RuleViolation as e:
+            bound.warning("rejected", line=message.line_number, error="rule_violation", rule=e.rule)
+            return Outcome.REJECTED, DeadLetter(
+                origin=message.origin,
+                line_number=message.line_number,
+                raw=message.raw,
+                error_kind="rule_violation",
+                reason=str(e),
+                rule=e.rule,
+                application_number=parsed.application_number,
+                event_id=parsed.event_id,
+            )
+        cases[cid] = case
+        if outcome is Outcome.ACCEPTED:
+            touched[cid] = case
+        bound.debug(outcome.value, line=message.line_number, type=parsed.type)
+        return outcome, None
+
+    def _cases(self, ids: set[UUID]) -> tuple[dict[UUID, Case], set[UUID]]:
+        """The batch's cases, and which of them were read from the store just now."""
+        found = {cid: self._cache[cid] for cid in ids if cid in self._cache}
+        missing = [cid for cid in ids if cid not in found]
+        found.update(self.store.load(missing))
+        return found, set(missing)
+
+    def _remember(self, cases: dict[UUID, Case]) -> None:
+        for cid, case in cases.items():
+            self._cache[cid] = case
+            self._cache.move_to_end(cid)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)

@@ -1,0 +1,1 @@
+"""The case-tracking domain: plain Python, no database, broker or HTTP."""

@@ -1,0 +1,48 @@
+"""The inbound event types of contract v1, in the order a case usually meets them."""
+
+from typing import Final
+
+RECEIVED: Final = "application.received"
+ACKNOWLEDGED: Final = "application.acknowledged"
+WITHDRAWN: Final = "application.withdrawn"
+DECISION_MADE: Final = "decision.made"
+DOCUMENTS_REQUESTED: Final = "documents.requested"
+DOCUMENTS_RECEIVED: Final = "documents.received"
+INTERVIEW_SCHEDULED: Final = "interview.scheduled"
+INTERVIEW_COMPLETED: Final = "interview.completed"
+COPR_ISSUED: Final = "copr.issued"
+PASSPORT_REQUESTED: Final = "passport.requested"
+CORRESPONDENCE_SENT: Final = "correspondence.sent"
+
+EVENT_TYPES: Final[tuple[str, ...]] = (
+    RECEIVED,
+    ACKNOWLEDGED,
+    "sponsor_eligibility.started",
+    "sponsor_eligibility.met",
+    "sponsor_eligibility.not_met",
+    "eligibility.started",
+    "eligibility.met",
+    "eligibility.not_met",
+    "biometrics.requested",
+    "biometrics.completed",
+    "biometrics.exempted",
+    "medical.requested",
+    "medical.passed",
+    "medical.failed",
+    "medical.exempted",
+    "background_check.started",
+    "background_check.completed",
+    DOCUMENTS_REQUESTED,
+    DOCUMENTS_RECEIVED,
+    INTERVIEW_SCHEDULED,
+    INTERVIEW_COMPLETED,
+    DECISION_MADE,
+    WITHDRAWN,
+    COPR_ISSUED,
+    PASSPORT_REQUESTED,
+    CORRESPONDENCE_SENT,
+)
+
+CATEGORIES: Final = ("spouse", "common_law_partner", "conjugal_partner", "dependent_child")
+LANGUAGES: Final = ("en", "fr")
+DECISION_OUTCOMES: Final = ("approved", "refused")

@@ -1,0 +1,122 @@
+"""The case_status view as a pure fold of case events.
+
+``evolve(view, event)`` is deterministic and does no I/O: the projector applies
+it incrementally, a rebuild applies it from the first event, and both must
+agree (tests/property checks it). Views are plain JSON-able dicts.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from domain.activities import STATUS_AFTER, Activity, Change
+from domain.case import Case
+
+SERVICE_STANDARD_DAYS = 365
+View = dict[str, Any]
+
+# Fields whose change the tracker user can see; only these move last_updated.
+VISIBLE = ("status", "outcome", "acknowledged_on", "activities", "next_steps", "decided_on")
+
+
+def initial(event: Case.Received) -> View:
+    return {
+        "application_number": event.application_number,
+        "category": event.category,
+        "preferred_language": event.preferred_language,
+        "status": "received",
+        "outcome": None,
+        "received_on": event.received_on.isoformat(),
+        "acknowledged_on": None,
+        "decided_on": None,
+        "activities": {activity.value: "not_started" for activity in Activity},
+        "next_steps": [],
+        "last_updated": event.timestamp.isoformat(),
+        "version": event.originator_version,
+    }
+
+
+def evolve(view: View | None, event: Case.Event) -> View:
+    """The view after ``event``; ``view`` is not modified."""
+    if isinstance(event, Case.Received):
+        return initial(event)
+    assert view is not None, "a case view starts with application.received"
+    new = {**view, "activities": dict(view["activities"]), "next_steps": list(view["next_steps"])}
+    _apply(new, event)
+    new["version"] = event.originator_version
+    if any(new[key] != view[key] for key in VISIBLE):
+        new["last_updated"] = event.timestamp.isoformat()
+    return new
+
+
+def fold(events: list[Case.Event]) -> View | None:
+    view: View | None = None
+    for event in events:
+        view = evolve(view, event)
+    return view
+
+
+def _apply(view: View, event: Case.Event) -> None:
+    if isinstance(event, Case.Acknowledged):
+        view["acknowledged_on"] = event.acknowledged_on.isoformat()
+        if view["status"] == "received":
+            view["status"] = "in_progress"
+    elif isinstance(event, Case.ActivityChanged):
+        change = Change(event.change)
+        view["activities"][event.activity] = STATUS_AFTER[change].value
+        _drop_steps(view, event.activity)
+        if change is Change.REQUESTED:
+            _add_step(view, event.activity, event.due_on)
+    elif isinstance(event, Case.DocumentsRequested):
+        for document in event.documents:
+            _drop_steps(view, "documents", document)
+            _add_step(view, "documents", event.due_on, document)
+    elif isinstance(event, Case.DocumentsReceived):
+        for document in event.documents:
+            _drop_steps(view, "documents", document)
+    elif isinstance(event, Case.DecisionMade | Case.Withdrawn):
+        view["status"] = "closed"
+        view["outcome"] = event.outcome if isinstance(event, Case.DecisionMade) else "withdrawn"
+        decided = getattr(event, "decided_on", None) or event.occurred_at.date()
+        view["decided_on"] = decided.isoformat()
+        view["next_steps"] = []
+    elif isinstance(event, Case.PassportRequested):
+        _add_step(view, "passport", event.due_on)
+    elif isinstance(event, Case.CoprIssued):
+        _drop_steps(view, "passport")
+
+
+def _add_step(view: View, kind: str, due_on: date | None, document: str | None = None) -> None:
+    step: dict[str, Any] = {"kind": kind, "due_on": due_on.isoformat() if due_on else None}
+    if document is not None:
+        step["document"] = document
+    view["next_steps"].append(step)
+
+
+def _drop_steps(view: View, kind: str, document: str | None = None) -> None:
+    view["next_steps"] = [
+        s
+        for s in view["next_steps"]
+        if not (s["kind"] == kind and (document is None or s.get("document") == document))
+    ]
+
+
+def days_elapsed(view: View, today: date) -> int:
+    """Days from receipt to the decision, or to ``today`` while the case is open."""
+    start = date.fromisoformat(view["received_on"])
+    end = date.fromisoformat(view["decided_on"]) if view["decided_on"] else today
+    return max((end - start).days, 0)
+
+
+def presented(view: View, today: date) -> View:
+    """The view as served: with the figures that depend on today's date."""
+    return {
+        **{k: v for k, v in view.items() if k != "version"},
+        "days_elapsed": days_elapsed(view, today),
+        "service_standard_days": SERVICE_STANDARD_DAYS,
+    }
+
+
+def parse_timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value)

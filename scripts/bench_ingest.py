@@ -1,0 +1,138 @@
+"""Ingest throughput: `casetrack ingest` against one eventsourcing save per event.
+
+Generates a realistic file (default 100,000 events, about 10,000 cases), times
+`casetrack ingest FILE` end to end in a subprocess (start-up, validation,
+batched appends, dead letters, projection catch-up), then in the same run a
+baseline on the same file's first --baseline-events lines: parse, load the case
+from the repository, apply, ``app.save`` -- one transaction per event. Each
+side writes into a fresh schema. The last line is JSON.
+
+Database: CASETRACK_DATABASE_URL, or the embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import casegen  # noqa: E402
+
+from adapters import database_url  # noqa: E402
+from adapters.postgres.event_store import CaseStore  # noqa: E402
+from adapters.postgres.schema import drop_schema, init_schema  # noqa: E402
+from consumers.contract import ContractError, parse_event  # noqa: E402
+from domain.application_number import case_id  # noqa: E402
+from domain.case import Case, handle  # noqa: E402
+from domain.rules import RuleViolation  # noqa: E402
+
+
+def baseline(url: str, schema: str, lines: list[str]) -> tuple[int, float]:
+    """One repository get and one save (one transaction) per event."""
+    store = CaseStore(url, schema)
+    app = store.app
+    stored = 0
+    started = time.perf_counter()
+    for line in lines:
+        try:
+            command = parse_event(line)
+        except ContractError:
+            continue
+        try:
+            case: Case | None = app.repository.get(case_id(command.application_number))  # type: ignore[assignment]
+        except Exception:  # AggregateNotFoundError
+            case = None
+        try:
+            case, _ = handle(case, command)
+        except RuleViolation:
+            continue
+        if case.pending_events:
+            app.save(case)
+            stored += 1
+    elapsed = time.perf_counter() - started
+    store.close()
+    return stored, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--baseline-events", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    url = database_url.database_url()
+    cases = max(args.events // 10, 1)
+    t0 = time.perf_counter()
+    lines = casegen.generate(cases, seed=args.seed, duplicate_share=0.01, invalid_share=0.001)
+    lines = lines[: args.events]
+    path = ROOT / ".bench" / "ingest.jsonl"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print(f"generated {len(lines)} lines for {cases} cases in {time.perf_counter() - t0:.1f}s")
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    base_schema = f"bench_{secrets.token_hex(4)}"
+    init_schema(url, schema)
+    init_schema(url, base_schema)
+    try:
+        env = {
+            **os.environ,
+            "CASETRACK_DATABASE_URL": url,
+            "CASETRACK_SCHEMA": schema,
+            "CASETRACK_LOG_LEVEL": "error",
+        }
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "adapters.cli.main", "ingest", str(path), "--json"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        elapsed = time.perf_counter() - started
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        rate = len(lines) / elapsed
+        print(
+            f"casetrack ingest: {len(lines)} lines in {elapsed:.1f}s = {rate:,.0f} events/s"
+            f" (accepted {summary['accepted']}, duplicates {summary['duplicates']},"
+            f" rejected {summary['rejected']}; includes start-up and projection catch-up)"
+        )
+
+        base_lines = lines[: args.baseline_events]
+        stored, base_elapsed = baseline(url, base_schema, base_lines)
+        base_rate = len(base_lines) / base_elapsed
+        print(
+            f"baseline (one eventsourcing save per event): {len(base_lines)} lines"
+            f" ({stored} saved) in {base_elapsed:.1f}s = {base_rate:,.0f} events/s"
+        )
+        ratio = rate / base_rate
+        print(f"ratio: {ratio:.1f}x")
+    finally:
+        drop_schema(url, schema)
+        drop_schema(url, base_schema)
+    print(
+        json.dumps(
+            {
+                "events": len(lines),
+                "events_per_s": round(rate, 1),
+                "baseline_events_per_s": round(base_rate, 1),
+                "ratio": round(ratio, 2),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
