@@ -91,6 +91,13 @@ class BatchWriter:
                 self._cache.pop(cid, None)
             raise
         self._remember(cases)
+        log.info(
+            "batch written",
+            messages=len(messages),
+            accepted=outcomes.count(Outcome.ACCEPTED),
+            duplicates=outcomes.count(Outcome.DUPLICATE),
+            rejected=outcomes.count(Outcome.REJECTED),
+        )
         return outcomes
 
     def _apply(
@@ -109,14 +116,18 @@ class BatchWriter:
                 reason=str(parsed),
                 field=parsed.field,
             )
-        bound = log.bind(
-            application_number=parsed.application_number, event_id=str(parsed.event_id)
-        )
         cid = case_id(parsed.application_number)
         try:
             case, outcome = handle(cases.get(cid), parsed)
         except RuleViolation as e:
-            bound.warning("rejected", line=message.line_number, error="rule_violation", rule=e.rule)
+            log.warning(
+                "rejected",
+                application_number=parsed.application_number,
+                event_id=str(parsed.event_id),
+                line=message.line_number,
+                error="rule_violation",
+                rule=e.rule,
+            )
             return Outcome.REJECTED, DeadLetter(
                 origin=message.origin,
                 line_number=message.line_number,
@@ -130,7 +141,13 @@ class BatchWriter:
         cases[cid] = case
         if outcome is Outcome.ACCEPTED:
             touched[cid] = case
-        bound.debug(outcome.value, line=message.line_number, type=parsed.type)
+        log.debug(
+            outcome.value,
+            application_number=parsed.application_number,
+            event_id=str(parsed.event_id),
+            line=message.line_number,
+            type=parsed.type,
+        )
         return outcome, None
 
     def _cases(self, ids: set[UUID]) -> tuple[dict[UUID, Case], set[UUID]]:

@@ -1,6 +1,7 @@
 """Application numbers identify a case; each maps to a stable aggregate id."""
 
 import re
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 PATTERN = re.compile(r"[A-Z][0-9]{9}")
@@ -18,6 +19,7 @@ def is_valid(value: object) -> bool:
     return isinstance(value, str) and PATTERN.fullmatch(value) is not None
 
 
+@lru_cache(maxsize=262_144)
 def case_id(application_number: str) -> UUID:
     """The aggregate id of a case: the same number always gives the same id."""
     if not is_valid(application_number):

@@ -19,16 +19,21 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
+    InterfaceError,
     JSONTranscoder,
+    Mapper,
+    OperationalError,
     StoredEvent,
     Transcoding,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
+from adapters.postgres.event_codec import CaseEventMapper
 from domain.case import Case
 
 APPLICATION_NAME = "casetrack"
@@ -69,41 +74,72 @@ class DateAsISO(Transcoding):
 
 
 class CaseRecorder(PostgresApplicationRecorder):
-    """Adds the batch's dead letters to the transaction that inserts its events."""
+    """eventsourcing's recorder, with a faster insert and our dead letters.
 
-    def _insert_events(
+    Same guarantees as the library's insert: one transaction, the table
+    locked in EXCLUSIVE mode before rows get notification ids (so commit
+    order equals id order for readers), a NOTIFY for subscribers. Rows go in
+    with binary COPY instead of an array of composites, which psycopg dumps
+    slowly in Python; the batch's dead letters share the transaction.
+    """
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
         self,
-        curs: Cursor[DictRow],
         stored_events: Sequence[StoredEvent],
         *,
         dead_letters: Sequence[DeadLetter] = (),
         **kwargs: Any,
+    ) -> Sequence[int] | None:
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            if dead_letters:
+                self._insert_dead_letters(curs, dead_letters)
+            if stored_events:
+                self._lock_table(curs)
+                self._notify_channel(curs)
+                with curs.copy(self._copy_statement) as copy:
+                    copy.set_types(["uuid", "int8", "text", "bytea"])
+                    for e in stored_events:
+                        copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
+        return None
+
+    @property
+    def _copy_statement(self) -> Composed:
+        return SQL(
+            "COPY {}.{} (originator_id, originator_version, topic, state)"
+            " FROM STDIN (FORMAT BINARY)"
+        ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+
+    def _insert_dead_letters(
+        self, curs: Cursor[DictRow], dead_letters: Sequence[DeadLetter]
     ) -> None:
-        super()._insert_events(curs, stored_events, **kwargs)
-        if dead_letters:
-            curs.executemany(
-                SQL(
-                    "INSERT INTO {}.dead_letters (origin, line_number, raw, raw_sha256,"
-                    " error_kind, reason, rule, field, application_number, event_id)"
-                    " VALUES (%s, %s, %s, sha256(%s), %s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (origin, line_number, raw_sha256) DO NOTHING"
-                ).format(Identifier(self.datastore.schema)),
-                [
-                    (
-                        d.origin,
-                        d.line_number,
-                        d.raw,
-                        d.raw,
-                        d.error_kind,
-                        d.reason,
-                        d.rule,
-                        d.field,
-                        d.application_number,
-                        d.event_id,
-                    )
-                    for d in dead_letters
-                ],
-            )
+        curs.executemany(
+            SQL(
+                "INSERT INTO {}.dead_letters (origin, line_number, raw, raw_sha256,"
+                " error_kind, reason, rule, field, application_number, event_id)"
+                " VALUES (%s, %s, %s, sha256(%s), %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (origin, line_number, raw_sha256) DO NOTHING"
+            ).format(Identifier(self.datastore.schema)),
+            [
+                (
+                    d.origin,
+                    d.line_number,
+                    d.raw,
+                    d.raw,
+                    d.error_kind,
+                    d.reason,
+                    d.rule,
+                    d.field,
+                    d.application_number,
+                    d.event_id,
+                )
+                for d in dead_letters
+            ],
+        )
 
 
 def postgres_env(url: str, schema: str) -> dict[str, str]:
@@ -130,6 +166,9 @@ class CaseEvents(Application[UUID]):
     """The eventsourcing application that stores Case events."""
 
     name = APPLICATION_NAME
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return CaseEventMapper(transcoder=self.construct_transcoder())
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
