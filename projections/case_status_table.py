@@ -2,64 +2,78 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 from psycopg.types.json import Jsonb
 
 from projections import case_status
-from projections.projector import Positioned
+from projections.projector import Positioned, Row
+from projections.tables import Table
+
+TABLE = Table(
+    name="case_status",
+    columns=(
+        ("case_id", "uuid NOT NULL"),
+        ("application_number", "text NOT NULL"),
+        ("view", "jsonb NOT NULL"),
+        ("version", "bigint NOT NULL"),
+        ("position", "bigint NOT NULL"),
+    ),
+    key=("case_id",),
+    indexes=(("application_number",),),
+)
+
+
+def _row(case_id: Any, view: dict[str, Any], position: int) -> Row:
+    return (case_id, view["application_number"], Jsonb(view), view["version"], position)
+
+
+class CaseStatusReplayer:
+    def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
+        view = case_status.fold([p.event for p in events])
+        if view is not None:
+            yield TABLE.name, _row(events[0].case_id, view, events[-1].position)
+
+    def finish(self) -> Iterable[tuple[str, Row]]:
+        return ()
 
 
 class CaseStatusProjection:
     name = "case_status"
+    tables = (TABLE,)
+    on_error: Literal["skip", "halt"] = "halt"
 
-    def ddl(self, schema: str) -> list[SQL]:
-        return [
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.case_status ("
-                " case_id uuid PRIMARY KEY,"
-                " application_number text NOT NULL UNIQUE,"
-                " view jsonb NOT NULL,"
-                " version bigint NOT NULL,"
-                " position bigint NOT NULL)"
-            ).format(schema=Identifier(schema))
-        ]
+    def replayer(self) -> CaseStatusReplayer:
+        return CaseStatusReplayer()
 
-    def apply(self, curs: Cursor[DictRow], schema: str, events: Sequence[Positioned]) -> None:
-        ids = list({p.case_id for p in events})
+    def apply(
+        self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
+    ) -> None:
+        table = tables[TABLE.name]
+        ids = list({p.case_id for p in page})
         curs.execute(
-            SQL("SELECT case_id, view FROM {}.case_status WHERE case_id = ANY(%s)").format(
-                Identifier(schema)
-            ),
-            (ids,),
+            SQL("SELECT case_id, view FROM {} WHERE case_id = ANY(%s)").format(table), (ids,)
         )
         views: dict[Any, dict[str, Any] | None] = {r["case_id"]: r["view"] for r in curs}
         last_position: dict[Any, int] = {}
-        for p in events:
+        for p in page:
             views[p.case_id] = case_status.evolve(views.get(p.case_id), p.event)
             last_position[p.case_id] = p.position
-        rows = []
-        for case_id, view in views.items():
-            if case_id in last_position and view is not None:
-                rows.append(
-                    (
-                        case_id,
-                        view["application_number"],
-                        Jsonb(view),
-                        view["version"],
-                        last_position[case_id],
-                    )
-                )
+        rows = [
+            _row(case_id, view, last_position[case_id])
+            for case_id, view in views.items()
+            if view is not None
+        ]
         curs.executemany(
             SQL(
-                "INSERT INTO {}.case_status (case_id, application_number, view, version, position)"
+                "INSERT INTO {} (case_id, application_number, view, version, position)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (case_id) DO UPDATE SET"
                 " view = EXCLUDED.view, version = EXCLUDED.version, position = EXCLUDED.position"
-            ).format(Identifier(schema)),
+            ).format(table),
             rows,
         )
 

@@ -1,72 +1,151 @@
-"""Catches projections up with the event log, one transaction per page.
+"""Keeps projections up to date with the event log, one transaction per page.
 
-Each projection's position (the last notification id it applied) is stored in
-``projection_positions`` and updated in the same transaction as its view rows,
-so a crash at any moment resumes without skipping or double-applying. The
-position row is locked for the batch: two projectors never apply one page twice.
-The recorder's table lock makes insert order equal commit order, so reading
-"after my position" never passes over a gap that fills in later.
+A projection's position (the last notification id it applied) lives in
+``projection_positions`` and is updated in the same transaction as its view
+rows, so a crash at any moment resumes without skipping or double-applying;
+the position row is locked for the page, so two projector processes never
+apply a page twice. The recorder's table lock makes insert order equal
+commit order, so reading "after my position" never passes over a gap that
+fills in later.
+
+A page whose handler fails is re-applied event by event to find the culprit,
+which goes to ``projection_dead_letters``; the projection's ``on_error``
+policy then skips it or halts the projection at it (shown in status).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper, StoredEvent
+import psycopg
+import structlog
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from domain.case import Case
+from projections.tables import Table, names
+
+log = structlog.get_logger("casetrack.projections")
+
+Row = tuple[object, ...]
+_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 @dataclass(frozen=True)
 class Positioned:
+    """A case event with its position (notification id) in the log."""
+
     position: int
     case_id: UUID
     event: Case.Event
 
 
+class Replayer(Protocol):
+    """Builds a projection's rows from scratch, one whole case at a time."""
+
+    def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
+        """Rows (table name, row) for one case, given all its events in order."""
+        ...
+
+    def finish(self) -> Iterable[tuple[str, Row]]:
+        """Rows of tables that aggregate over cases, after the last case."""
+        ...
+
+
 class Projection(Protocol):
     name: str
+    tables: tuple[Table, ...]
+    on_error: Literal["skip", "halt"]
 
-    def ddl(self, schema: str) -> list[SQL]: ...
+    def apply(
+        self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
+    ) -> None:
+        """Apply a page of events to the tables named in ``tables``."""
+        ...
 
-    def apply(self, curs: Cursor[DictRow], schema: str, events: Sequence[Positioned]) -> None:
-        """Apply one page of events inside the projector's transaction."""
+    def replayer(self) -> Replayer: ...
 
 
 POSITIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS {schema}.projection_positions ("
-    " name text PRIMARY KEY, position bigint NOT NULL DEFAULT 0,"
+    " name text PRIMARY KEY,"
+    " position bigint NOT NULL DEFAULT 0,"
+    " halted_at bigint,"
+    " last_error text,"
+    " last_error_at timestamptz,"
     " updated_at timestamptz NOT NULL DEFAULT now())"
+)
+DEAD_LETTERS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.projection_dead_letters ("
+    " id bigserial PRIMARY KEY,"
+    " projection text NOT NULL,"
+    " position bigint NOT NULL,"
+    " case_id uuid NOT NULL,"
+    " event_type text NOT NULL,"
+    " error text NOT NULL,"
+    " recorded_at timestamptz NOT NULL DEFAULT now(),"
+    " UNIQUE (projection, position))"
 )
 
 
 class Projector:
-    def __init__(self, store: CaseStore, projection: Projection, page_size: int = 5000) -> None:
+    """Applies the log to one projection; ``suffix`` targets its shadow tables."""
+
+    def __init__(
+        self,
+        store: CaseStore,
+        projection: Projection,
+        *,
+        page_size: int = 5000,
+        suffix: str = "",
+    ) -> None:
         self.store = store
         self.projection = projection
         self.page_size = page_size
         self.schema = store.schema
-        self._mapper: Mapper[UUID] = store.app.mapper
+        self.position_name = projection.name + suffix
+        self.tables = names(projection.tables, self.schema, suffix)
         self._select = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state"
-            " FROM {}.{} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+            " FROM {}.{} WHERE notification_id > %s AND notification_id <= %s"
+            " ORDER BY notification_id LIMIT %s"
         ).format(Identifier(self.schema), Identifier(EVENTS_TABLE))
 
-    def catch_up(self) -> int:
-        """Apply everything after the stored position; returns events applied."""
+    def catch_up(self, upto: int | None = None) -> int:
+        """Apply everything after the stored position (up to ``upto``); returns events applied.
+
+        Stops early, without raising, when the projection is halted.
+        """
         applied = 0
         while True:
-            count = self._apply_page()
+            with self.store.datastore.transaction(commit=True) as curs:
+                count = self.apply_pages(curs, upto, max_pages=1)
             applied += count
-            if count < self.page_size:
+            if count == 0:
                 return applied
+
+    def apply_pages(self, curs: Cursor[DictRow], upto: int | None, max_pages: int | None) -> int:
+        """Apply pages inside the caller's transaction; returns events applied."""
+        applied = 0
+        pages = 0
+        while max_pages is None or pages < max_pages:
+            position, halted = self._lock_position(curs)
+            if halted:
+                return applied
+            curs.execute(self._select, (position, upto or 2**62, self.page_size))
+            page = [self._positioned(row) for row in curs.fetchall()]
+            if not page:
+                return applied
+            last = self._apply(curs, page)
+            self._set_position(curs, last)
+            applied += len(page)
+            pages += 1
+        return applied
 
     def position(self) -> int:
         with self.store.datastore.transaction(commit=False) as curs:
@@ -74,57 +153,117 @@ class Projector:
                 SQL("SELECT position FROM {}.projection_positions WHERE name = %s").format(
                     Identifier(self.schema)
                 ),
-                (self.projection.name,),
+                (self.position_name,),
             )
             row = curs.fetchone()
         return int(row["position"]) if row else 0
 
-    def _apply_page(self) -> int:
-        with self.store.datastore.transaction(commit=True) as curs:
-            position = self._lock_position(curs)
-            curs.execute(self._select, (position, self.page_size))
-            rows = curs.fetchall()
-            if not rows:
-                return 0
-            page = [
-                Positioned(
-                    position=row["notification_id"],
-                    case_id=row["originator_id"],
-                    event=self._mapper.to_domain_event(  # type: ignore[arg-type]
-                        StoredEvent(
-                            originator_id=row["originator_id"],
-                            originator_version=row["originator_version"],
-                            topic=row["topic"],
-                            state=bytes(row["state"]),
-                        )
-                    ),
-                )
-                for row in rows
-            ]
-            self.projection.apply(curs, self.schema, page)
-            curs.execute(
-                SQL(
-                    "UPDATE {}.projection_positions SET position = %s, updated_at = now()"
-                    " WHERE name = %s"
-                ).format(Identifier(self.schema)),
-                (page[-1].position, self.projection.name),
-            )
-            return len(page)
+    # ---------------------------------------------------------------- internals
 
-    def _lock_position(self, curs: Cursor[DictRow]) -> int:
+    def _positioned(self, row: DictRow) -> Positioned:
+        from eventsourcing.persistence import StoredEvent
+
+        event = self.store.app.mapper.to_domain_event(
+            StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+        )
+        return Positioned(row["notification_id"], row["originator_id"], event)  # type: ignore[arg-type]
+
+    def _apply(self, curs: Cursor[DictRow], page: list[Positioned]) -> int:
+        """Apply the page; on failure find the culprit. Returns the new position."""
+        try:
+            with curs.connection.transaction():  # a savepoint
+                self.projection.apply(curs, self.tables, page)
+            return page[-1].position
+        except _UNAVAILABLE:
+            raise  # the database, not the handler: retry the page later
+        except Exception:
+            log.warning("page failed, retrying event by event", projection=self.position_name)
+        for item in page:
+            try:
+                with curs.connection.transaction():
+                    self.projection.apply(curs, self.tables, [item])
+            except _UNAVAILABLE:
+                raise
+            except Exception as e:
+                self._dead_letter(curs, item, e)
+                if self.projection.on_error == "halt":
+                    self._halt(curs, item, e)
+                    return item.position - 1
+        return page[-1].position
+
+    def _dead_letter(self, curs: Cursor[DictRow], item: Positioned, error: Exception) -> None:
+        text = f"{type(error).__name__}: {error}"[:500]
+        log.error(
+            "projection handler failed",
+            projection=self.position_name,
+            position=item.position,
+            event_type=item.event.event_type,
+            error=type(error).__name__,
+        )
+        curs.execute(
+            SQL(
+                "INSERT INTO {}.projection_dead_letters"
+                " (projection, position, case_id, event_type, error) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (projection, position) DO UPDATE SET error = EXCLUDED.error,"
+                " recorded_at = now()"
+            ).format(Identifier(self.schema)),
+            (self.position_name, item.position, item.case_id, item.event.event_type, text),
+        )
+        curs.execute(
+            SQL(
+                "UPDATE {}.projection_positions SET last_error = %s, last_error_at = now()"
+                " WHERE name = %s"
+            ).format(Identifier(self.schema)),
+            (text, self.position_name),
+        )
+
+    def _halt(self, curs: Cursor[DictRow], item: Positioned, error: Exception) -> None:
+        curs.execute(
+            SQL("UPDATE {}.projection_positions SET halted_at = %s WHERE name = %s").format(
+                Identifier(self.schema)
+            ),
+            (item.position, self.position_name),
+        )
+
+    def _lock_position(self, curs: Cursor[DictRow]) -> tuple[int, bool]:
         curs.execute(
             SQL(
                 "INSERT INTO {}.projection_positions (name) VALUES (%s)"
                 " ON CONFLICT (name) DO NOTHING"
             ).format(Identifier(self.schema)),
-            (self.projection.name,),
+            (self.position_name,),
         )
         curs.execute(
-            SQL("SELECT position FROM {}.projection_positions WHERE name = %s FOR UPDATE").format(
-                Identifier(self.schema)
-            ),
-            (self.projection.name,),
+            SQL(
+                "SELECT position, halted_at FROM {}.projection_positions WHERE name = %s FOR UPDATE"
+            ).format(Identifier(self.schema)),
+            (self.position_name,),
         )
         row = curs.fetchone()
         assert row is not None
-        return int(row["position"])
+        return int(row["position"]), row["halted_at"] is not None
+
+    def _set_position(self, curs: Cursor[DictRow], position: int) -> None:
+        curs.execute(
+            SQL(
+                "UPDATE {}.projection_positions SET position = %s, updated_at = now()"
+                " WHERE name = %s"
+            ).format(Identifier(self.schema)),
+            (position, self.position_name),
+        )
+
+
+def resume(store: CaseStore, name: str) -> None:
+    """Clear a halt: the projection retries from the event it stopped at."""
+    with store.datastore.transaction(commit=True) as curs:
+        curs.execute(
+            SQL("UPDATE {}.projection_positions SET halted_at = NULL WHERE name = %s").format(
+                Identifier(store.schema)
+            ),
+            (name,),
+        )

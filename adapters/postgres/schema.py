@@ -1,7 +1,7 @@
 """`casetrack db init`: create every table once, safely from several processes.
 
 Workers never create tables (CREATE_TABLE is off); this runs under a
-transaction-wide advisory lock so concurrent inits queue instead of racing.
+session advisory lock so concurrent inits queue instead of racing.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import CaseStore
-from projections.case_status_table import CaseStatusProjection
+from projections.projector import DEAD_LETTERS_DDL as PROJECTION_DEAD_LETTERS_DDL
 from projections.projector import POSITIONS_DDL
+from projections.registry import all_projections
 
 _LOCK_KEY = 0x43415345  # "CASE"
 
@@ -32,8 +33,6 @@ DEAD_LETTERS_DDL = (
     " UNIQUE NULLS NOT DISTINCT (origin, line_number, raw_sha256))"
 )
 
-PROJECTIONS = (CaseStatusProjection(),)
-
 
 def init_schema(url: str, schema: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
@@ -46,11 +45,16 @@ def init_schema(url: str, schema: str) -> None:
             finally:
                 store.close()
             with conn.transaction():
-                conn.execute(SQL(DEAD_LETTERS_DDL).format(schema=Identifier(schema)))
-                conn.execute(SQL(POSITIONS_DDL).format(schema=Identifier(schema)))
-                for projection in PROJECTIONS:
-                    for statement in projection.ddl(schema):
-                        conn.execute(statement)
+                for ddl in (DEAD_LETTERS_DDL, POSITIONS_DDL, PROJECTION_DEAD_LETTERS_DDL):
+                    conn.execute(SQL(ddl).format(schema=Identifier(schema)))  # type: ignore[arg-type]
+                for projection in all_projections().values():
+                    for table in projection.tables:
+                        exists = conn.execute(
+                            "SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{table.name}",)
+                        ).fetchone()
+                        if not (exists and exists[0]):
+                            for statement in table.create(schema):
+                                conn.execute(statement)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
 

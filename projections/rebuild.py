@@ -1,0 +1,303 @@
+"""Blue-green rebuilds and verification of a projection's tables.
+
+``rebuild`` replays the whole log into shadow tables (``<table>__next``) while
+the live tables keep serving: events are read case by case (ordered by case
+and version, up to the head at the start), folded, and bulk-copied, so each
+row is written once. It then checks the shadow (row count and an
+order-independent checksum of every row against what the replay produced),
+catches it up to the head with the ordinary projector, and swaps it in: in one
+transaction that holds the live projection's position lock, it applies the
+last events, renames the tables and moves the position. An interrupted
+rebuild leaves the live tables untouched; running it again starts afresh.
+
+``verify`` replays into ``<table>__verify`` up to the live position and
+reports rows that differ, without swapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+import structlog
+from eventsourcing.persistence import StoredEvent
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+from psycopg.types.json import Jsonb
+
+from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from projections.projector import Positioned, Projection, Projector, Row
+from projections.tables import Table
+
+log = structlog.get_logger("casetrack.projections")
+
+SHADOW = "__next"
+VERIFY = "__verify"
+_FLUSH_ROWS = 20_000
+
+
+class RebuildCheckFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class TableCheck:
+    rows: int = 0
+    checksum: int = 0
+
+    def add(self, row: Row) -> None:
+        self.rows += 1
+        self.checksum = (self.checksum + _row_hash(row)) % 2**64
+
+
+@dataclass
+class Report:
+    projection: str
+    head: int
+    events: int = 0
+    cases: int = 0
+    tables: dict[str, TableCheck] = field(default_factory=dict)
+    caught_up: int = 0
+    differences: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.differences.values())
+
+
+def rebuild(store: CaseStore, projection: Projection, page_size: int = 5000) -> Report:
+    head = _head(store)
+    report = _replay_into(store, projection, SHADOW, head)
+    _check(store, projection, SHADOW, report)
+    shadow = Projector(store, projection, page_size=page_size, suffix=SHADOW)
+    report.caught_up = shadow.catch_up()
+    _swap(store, projection, shadow)
+    log.info("rebuilt", projection=projection.name, events=report.events, head=head)
+    return report
+
+
+def verify(store: CaseStore, projection: Projection) -> Report:
+    live = Projector(store, projection)
+    report = _replay_into(store, projection, VERIFY, live.position())
+    shadow = Projector(store, projection, suffix=VERIFY)
+    try:
+        with store.datastore.transaction(commit=False) as curs:
+            position = _lock_live(curs, store, projection)
+            shadow.apply_pages(curs, upto=position, max_pages=None)
+            for table in projection.tables:
+                report.differences[table.name] = _differences(curs, store.schema, table)
+    finally:
+        _drop(store, projection, VERIFY)
+    return report
+
+
+# ---------------------------------------------------------------- replay
+
+
+def _replay_into(store: CaseStore, projection: Projection, suffix: str, upto: int) -> Report:
+    _drop(store, projection, suffix)
+    report = Report(projection.name, upto)
+    report.tables = {t.name: TableCheck() for t in projection.tables}
+    by_name = {t.name: t for t in projection.tables}
+    replayer = projection.replayer()
+    buffers: dict[str, list[Row]] = defaultdict(list)
+    with store.datastore.transaction(commit=True) as curs:
+        for table in projection.tables:
+            for statement in table.create(store.schema, suffix, with_keys=False):
+                curs.execute(statement)
+        curs.execute(
+            SQL(
+                "INSERT INTO {}.projection_positions (name, position) VALUES (%s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position,"
+                " halted_at = NULL, last_error = NULL"
+            ).format(Identifier(store.schema)),
+            (projection.name + suffix, upto),
+        )
+
+    def emit(rows: Iterable[tuple[str, Row]]) -> None:
+        for table_name, row in rows:
+            buffers[table_name].append(row)
+            report.tables[table_name].add(row)
+
+    def flush(curs: Cursor[DictRow]) -> None:
+        for table_name, rows in buffers.items():
+            if rows:
+                with curs.copy(by_name[table_name].copy_statement(store.schema, suffix)) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                rows.clear()
+
+    with store.datastore.transaction(commit=True) as curs:
+        for events in _cases(store, upto):
+            report.cases += 1
+            report.events += len(events)
+            emit(replayer.case(events))
+            if sum(map(len, buffers.values())) >= _FLUSH_ROWS:
+                flush(curs)
+        emit(replayer.finish())
+        flush(curs)
+        for table in projection.tables:
+            for statement in table.create_keys(store.schema, suffix):
+                curs.execute(statement)
+    return report
+
+
+def _cases(store: CaseStore, upto: int) -> Iterator[list[Positioned]]:
+    """Every case's events up to ``upto``, case by case, in version order."""
+    to_domain_event = store.app.mapper.to_domain_event
+    query = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{}"
+        " WHERE notification_id <= %s ORDER BY originator_id, originator_version"
+    ).format(Identifier(store.schema), Identifier(EVENTS_TABLE))
+    with (
+        store.datastore.get_connection() as conn,
+        conn.transaction(),
+        conn.cursor(name="replay") as cursor,
+    ):
+        cursor.itersize = 10_000
+        cursor.execute(query, (upto,))
+        current: list[Positioned] = []
+        for row in cursor:
+            case_id: UUID = row["originator_id"]
+            if current and current[0].case_id != case_id:
+                yield current
+                current = []
+            event = to_domain_event(
+                StoredEvent(case_id, row["originator_version"], row["topic"], row["state"])
+            )
+            current.append(Positioned(row["notification_id"], case_id, event))  # type: ignore[arg-type]
+        if current:
+            yield current
+
+
+# ---------------------------------------------------------------- check and swap
+
+
+def _check(store: CaseStore, projection: Projection, suffix: str, report: Report) -> None:
+    """The shadow holds exactly the rows the replay produced."""
+    with store.datastore.transaction(commit=False) as curs:
+        for table in projection.tables:
+            found = TableCheck()
+            curs.execute(
+                SQL("SELECT {} FROM {}").format(
+                    SQL(", ").join(map(Identifier, table.column_names)),
+                    table.ident(store.schema, suffix),
+                )
+            )
+            for row in curs:
+                found.add(tuple(row.values()))
+            expected = report.tables[table.name]
+            if (found.rows, found.checksum) != (expected.rows, expected.checksum):
+                raise RebuildCheckFailed(
+                    f"{table.name}{suffix}: {found.rows} rows (checksum {found.checksum:x}),"
+                    f" replay produced {expected.rows} (checksum {expected.checksum:x})"
+                )
+
+
+def _swap(store: CaseStore, projection: Projection, shadow: Projector) -> None:
+    schema = store.schema
+    with store.datastore.transaction(commit=True) as curs:
+        _lock_live(curs, store, projection)
+        shadow.apply_pages(curs, upto=None, max_pages=None)  # the last events, under the lock
+        position, halted = shadow._lock_position(curs)
+        if halted:
+            raise RebuildCheckFailed(
+                f"{projection.name}: the rebuild halted on a failing event at position"
+                f" {position + 1}; see `casetrack projections status`"
+            )
+        for table in projection.tables:
+            old = Identifier(table.name + "__old")
+            curs.execute(SQL("DROP TABLE IF EXISTS {}.{}").format(Identifier(schema), old))
+            curs.execute(
+                SQL("ALTER TABLE IF EXISTS {} RENAME TO {}").format(table.ident(schema), old)
+            )
+            curs.execute(
+                SQL("ALTER TABLE {} RENAME TO {}").format(
+                    table.ident(schema, SHADOW), Identifier(table.name)
+                )
+            )
+            curs.execute(SQL("DROP TABLE IF EXISTS {}.{}").format(Identifier(schema), old))
+        curs.execute(
+            SQL(
+                "UPDATE {}.projection_positions SET position = %s, halted_at = NULL,"
+                " last_error = NULL, last_error_at = NULL, updated_at = now() WHERE name = %s"
+            ).format(Identifier(schema)),
+            (position, projection.name),
+        )
+        curs.execute(
+            SQL("DELETE FROM {}.projection_positions WHERE name = %s").format(Identifier(schema)),
+            (projection.name + SHADOW,),
+        )
+
+
+def _lock_live(curs: Cursor[DictRow], store: CaseStore, projection: Projection) -> int:
+    curs.execute(
+        SQL(
+            "INSERT INTO {}.projection_positions (name) VALUES (%s) ON CONFLICT (name) DO NOTHING"
+        ).format(Identifier(store.schema)),
+        (projection.name,),
+    )
+    curs.execute(
+        SQL("SELECT position FROM {}.projection_positions WHERE name = %s FOR UPDATE").format(
+            Identifier(store.schema)
+        ),
+        (projection.name,),
+    )
+    row = curs.fetchone()
+    assert row is not None
+    return int(row["position"])
+
+
+def _differences(curs: Cursor[DictRow], schema: str, table: Table, limit: int = 20) -> list[str]:
+    """Keys of rows that are only in the live table or only in the replay."""
+    columns = SQL(", ").join(map(Identifier, table.column_names))
+    key = SQL(", ").join(map(Identifier, table.key))
+    live, replay = table.ident(schema), table.ident(schema, VERIFY)
+    found = []
+    for label, a, b in (("live only", live, replay), ("replay only", replay, live)):
+        curs.execute(
+            SQL(
+                "SELECT {key} FROM (SELECT {c} FROM {a} EXCEPT SELECT {c} FROM {b}) d LIMIT %s"
+            ).format(key=key, c=columns, a=a, b=b),
+            (limit,),
+        )
+        found += [f"{label}: {', '.join(map(str, row.values()))}" for row in curs.fetchall()]
+    return found
+
+
+def _drop(store: CaseStore, projection: Projection, suffix: str) -> None:
+    with store.datastore.transaction(commit=True) as curs:
+        for table in projection.tables:
+            curs.execute(SQL("DROP TABLE IF EXISTS {}").format(table.ident(store.schema, suffix)))
+        curs.execute(
+            SQL("DELETE FROM {}.projection_positions WHERE name = %s").format(
+                Identifier(store.schema)
+            ),
+            (projection.name + suffix,),
+        )
+
+
+def _head(store: CaseStore) -> int:
+    return store.recorder.max_notification_id() or 0
+
+
+def _row_hash(row: Row) -> int:
+    canonical = orjson.dumps([_canonical(v) for v in row], option=orjson.OPT_SORT_KEYS)
+    return int.from_bytes(hashlib.blake2b(canonical, digest_size=8).digest(), "big")
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Jsonb):
+        return value.obj
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
