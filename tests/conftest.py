@@ -66,3 +66,10 @@ def cli_env(database_url: str, schema: str) -> dict[str, str]:
     env["CASETRACK_SCHEMA"] = schema
     env["CASETRACK_LOG_LEVEL"] = "error"
     return env
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_logs() -> None:
+    from adapters import logs
+
+    logs.configure("error")

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
@@ -76,9 +76,24 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--as-of-version", type=int, metavar="N", help="state after event N")
     history.set_defaults(run=cmd_history)
 
-    project = sub.add_parser("project", help="bring the status views up to date")
+    project = sub.add_parser("project", help="keep the views up to date (all, or those named)")
+    project.add_argument("names", nargs="*", metavar="NAME")
     project.add_argument("--once", action="store_true", help="catch up and exit")
+    project.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS")
     project.set_defaults(run=cmd_project)
+
+    projections = sub.add_parser("projections", help="inspect and rebuild views")
+    psub = projections.add_subparsers(required=True)
+    p_status = psub.add_parser("status", help="position, lag and last error of each projection")
+    p_status.add_argument("--json", action="store_true")
+    p_status.set_defaults(run=cmd_projections_status)
+    p_rebuild = psub.add_parser("rebuild", help="blue-green rebuild of a view from the log")
+    p_rebuild.add_argument("name")
+    p_rebuild.add_argument("--verify", action="store_true", help="compare with a replay, no swap")
+    p_rebuild.set_defaults(run=cmd_projections_rebuild)
+    p_resume = psub.add_parser("resume", help="retry a halted projection")
+    p_resume.add_argument("name")
+    p_resume.set_defaults(run=cmd_projections_resume)
     return p
 
 
@@ -100,10 +115,19 @@ def _application_number(value: str) -> str:
 
 
 def _catch_up(store: CaseStore) -> int:
-    from projections.case_status_table import CaseStatusProjection
     from projections.projector import Projector
+    from projections.registry import select
 
-    return Projector(store, CaseStatusProjection()).catch_up()
+    return sum(Projector(store, p).catch_up() for p in select(None))
+
+
+def _projections(names: list[str] | None) -> list[Any]:
+    from projections.registry import select
+
+    try:
+        return select(names)
+    except KeyError as e:
+        raise UsageError(e.args[0]) from None
 
 
 # ---------------------------------------------------------------- db
@@ -280,14 +304,90 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from projections import daemon
+    from projections.projector import Projector
+
+    projections = _projections(args.names)
     with _store() as store:
-        while True:
-            applied = _catch_up(store)
-            if applied or args.once:
-                print(f"{datetime.now(UTC):%H:%M:%S} applied {applied} events", file=sys.stderr)
-            if args.once:
-                return 0
-            time.sleep(1.0)
+        if args.once:
+            for projection in projections:
+                applied = Projector(store, projection).catch_up()
+                print(f"{projection.name}: applied {applied} events")
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        names = ", ".join(p.name for p in projections)
+        print(f"projecting {names}; Ctrl-C to stop", file=sys.stderr)
+        try:
+            daemon.run(store, projections, stop, poll_interval=args.poll_interval)
+        except KeyboardInterrupt:
+            stop.set()
+    return 0
+
+
+def cmd_projections_status(args: argparse.Namespace) -> int:
+    from projections.status import statuses
+
+    with _store() as store:
+        found = statuses(store, _projections(None))
+    if args.json:
+        print(json.dumps([s.as_dict() for s in found], indent=2))
+        return 0
+    print(f"{'projection':<18} {'position':>10} {'head':>10} {'lag':>8} {'lag s':>9}  state")
+    for s in found:
+        state = f"HALTED at {s.halted_at}" if s.halted_at else "ok"
+        if s.dead_letters:
+            state += f", {s.dead_letters} dead letters"
+        print(
+            f"{s.name:<18} {s.position:>10} {s.head:>10} {s.lag_events:>8}"
+            f" {s.lag_seconds:>9.1f}  {state}"
+        )
+        if s.last_error:
+            print(f"{'':<18} last error {s.last_error_at}: {s.last_error}")
+    return 0
+
+
+def cmd_projections_rebuild(args: argparse.Namespace) -> int:
+    from projections import rebuild
+
+    (projection,) = _projections([args.name])
+    with _store() as store:
+        if args.verify:
+            report = rebuild.verify(store, projection)
+            for table, differences in report.differences.items():
+                print(
+                    f"{table}: {'identical' if not differences else 'DIFFERS'}"
+                    f" ({report.tables[table].rows} rows replayed to position {report.head})"
+                )
+                for line in differences:
+                    print(f"  {line}")
+            return 0 if report.ok else 1
+        started = time.perf_counter()
+        try:
+            report = rebuild.rebuild(store, projection)
+        except rebuild.RebuildCheckFailed as e:
+            print(f"casetrack: rebuild aborted, live view untouched: {e}", file=sys.stderr)
+            return 1
+        elapsed = time.perf_counter() - started
+        rows = ", ".join(f"{name} {check.rows} rows" for name, check in report.tables.items())
+        print(
+            f"rebuilt {projection.name}: {report.events} events, {report.cases} cases,"
+            f" {rows}; checked; caught up {report.caught_up}; swapped in {elapsed:.1f}s"
+        )
+    return 0
+
+
+def cmd_projections_resume(args: argparse.Namespace) -> int:
+    from projections.projector import resume
+
+    (projection,) = _projections([args.name])
+    with _store() as store:
+        resume(store, projection.name)
+    print(f"{projection.name} resumed")
+    return 0
 
 
 if __name__ == "__main__":

@@ -183,6 +183,7 @@ class CaseStore:
     """Loads cases in bulk and saves a batch of them with its dead letters."""
 
     def __init__(self, url: str, schema: str) -> None:
+        self.url = url
         self.app = CaseEvents(env=postgres_env(url, schema))
         self.recorder = self.app.recorder
         assert isinstance(self.recorder, CaseRecorder)

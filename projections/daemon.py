@@ -1,0 +1,75 @@
+"""Runs projections continuously: catch up, then wait for new events.
+
+Writers NOTIFY on every insert; we LISTEN and wake at once, and also poll
+every ``poll_interval`` seconds so a lost notification (or a listener
+connection that dropped) never stalls a projection. If the database goes
+away the loop backs off and retries; positions make every retry safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import psycopg
+import structlog
+from psycopg.sql import SQL, Identifier
+
+from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from projections.projector import Projection, Projector
+
+log = structlog.get_logger("casetrack.projections")
+
+
+def run(
+    store: CaseStore,
+    projections: Sequence[Projection],
+    stop: threading.Event,
+    *,
+    poll_interval: float = 2.0,
+    page_size: int = 5000,
+) -> None:
+    projectors = [Projector(store, p, page_size=page_size) for p in projections]
+    backoff = 0.5
+    listener: psycopg.Connection[tuple[object, ...]] | None = None
+    try:
+        while not stop.is_set():
+            try:
+                if listener is None or listener.closed:
+                    listener = _listen(store.url)
+                for projector in projectors:
+                    applied = projector.catch_up()
+                    if applied:
+                        log.info("caught up", projection=projector.position_name, applied=applied)
+                backoff = 0.5
+                _wait(listener, poll_interval, stop)
+            except psycopg.OperationalError as e:
+                log.warning("database unavailable, retrying", error=type(e).__name__, wait=backoff)
+                if listener is not None:
+                    listener.close()
+                    listener = None
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+def _listen(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute(SQL("LISTEN {}").format(Identifier(EVENTS_TABLE)))
+    return conn
+
+
+def _wait(
+    listener: psycopg.Connection[tuple[object, ...]], seconds: float, stop: threading.Event
+) -> None:
+    """Return on a notification, after ``seconds``, or soon after ``stop`` is set."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        for _ in listener.notifies(timeout=min(remaining, 0.5), stop_after=1):
+            return

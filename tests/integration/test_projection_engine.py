@@ -1,0 +1,270 @@
+"""The projections engine on real PostgreSQL: failures, live mode, concurrency, rebuilds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import casegen
+import pytest
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from consumers.file_ingest import ingest_lines
+from domain.case import Case
+from projections import case_status, daemon, rebuild
+from projections.case_status_table import CaseStatusProjection, CaseStatusReplayer
+from projections.projector import Positioned, Projector, Row, resume
+from projections.status import statuses
+from tests.integration.test_ingest import _lines
+
+
+def _rows(store: CaseStore, table: str = "case_status") -> dict[Any, Any]:
+    with store.datastore.transaction(commit=False) as curs:
+        curs.execute(
+            SQL("SELECT case_id, view, version, position FROM {}.{}").format(
+                Identifier(store.schema), Identifier(table)
+            )
+        )
+        return {r["case_id"]: (r["view"], r["version"], r["position"]) for r in curs}
+
+
+def _expected(store: CaseStore) -> dict[Any, Any]:
+    """The pure fold of every case's stored events."""
+    with store.datastore.transaction(commit=False) as curs:
+        curs.execute(
+            SQL("SELECT DISTINCT originator_id FROM {}.{}").format(
+                Identifier(store.schema), Identifier(EVENTS_TABLE)
+            )
+        )
+        ids = [r["originator_id"] for r in curs]
+    return {i: case_status.fold(store.stored_events(i)) for i in ids}
+
+
+class FailingOn(CaseStatusProjection):
+    """case_status whose handler raises on one kind of event."""
+
+    def __init__(self, event_type: str, on_error: Literal["skip", "halt"]) -> None:
+        self.event_type = event_type
+        self.on_error = on_error
+
+    def apply(
+        self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
+    ) -> None:
+        if any(p.event.event_type == self.event_type for p in page):
+            raise ValueError("handler bug")
+        super().apply(curs, tables, page)
+
+
+@pytest.mark.parametrize("policy", ["skip", "halt"])
+def test_a_failing_handler_goes_to_dead_letters_and_obeys_its_policy(
+    store: CaseStore, policy: Literal["skip", "halt"]
+) -> None:
+    ingest_lines(_lines(casegen.generate(30, seed=2)), "f", store)
+    failing = FailingOn("medical.passed", policy)
+    Projector(store, failing, page_size=50).catch_up()
+
+    with store.datastore.transaction(commit=False) as curs:
+        curs.execute(
+            SQL(
+                "SELECT position, event_type, error FROM {}.projection_dead_letters"
+                " ORDER BY position"
+            ).format(Identifier(store.schema))
+        )
+        dead = curs.fetchall()
+    assert dead and all(d["event_type"] == "medical.passed" for d in dead)
+    assert all("ValueError: handler bug" in d["error"] for d in dead)
+    (status,) = statuses(store, [failing])
+    assert status.last_error and "handler bug" in status.last_error
+    if policy == "halt":
+        assert len(dead) == 1
+        assert status.halted_at == dead[0]["position"]
+        assert status.position == dead[0]["position"] - 1
+        # Fixed handler: resume carries on from the failed event, nothing skipped.
+        resume(store, "case_status")
+        Projector(store, CaseStatusProjection()).catch_up()
+        assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
+    else:
+        assert len(dead) > 1
+        assert status.halted_at is None and status.lag_events == 0
+        # Everything else was applied: only cases with a skipped event differ.
+        assert status.position == status.head
+
+
+def test_no_event_is_missed_while_writers_append(database_url: str, schema: str) -> None:
+    writers = [CaseStore(database_url, schema) for _ in range(3)]
+    reader = CaseStore(database_url, schema)
+    stop = threading.Event()
+    runner = threading.Thread(
+        target=daemon.run,
+        args=(reader, [CaseStatusProjection()], stop),
+        kwargs={"poll_interval": 0.2, "page_size": 37},
+    )
+    runner.start()
+    try:
+        # Three writers on disjoint cases (different seeds give different numbers).
+        threads = [
+            threading.Thread(
+                target=ingest_lines,
+                args=(_lines(casegen.generate(60, seed=100 + i)), f"w{i}", w),
+                kwargs={"batch_size": 11},
+            )
+            for i, w in enumerate(writers)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        head = reader.recorder.max_notification_id()
+        deadline = time.monotonic() + 30
+        while Projector(reader, CaseStatusProjection()).position() < (head or 0):
+            assert time.monotonic() < deadline, "projector did not catch up"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join()
+    rows = _rows(reader)
+    expected = _expected(reader)
+    assert {k: v[0] for k, v in rows.items()} == expected
+    for store in (*writers, reader):
+        store.close()
+
+
+def test_live_mode_wakes_on_notify_and_polls_when_notifications_are_lost(
+    store: CaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def project_until_seen(lines: list[bytes], poll_interval: float) -> None:
+        stop = threading.Event()
+        runner = threading.Thread(
+            target=daemon.run,
+            args=(store, [CaseStatusProjection()], stop),
+            kwargs={"poll_interval": poll_interval},
+        )
+        runner.start()
+        try:
+            time.sleep(0.3)  # the daemon is now waiting
+            ingest_lines(lines, "live", store)
+            head = store.recorder.max_notification_id() or 0
+            deadline = time.monotonic() + 20
+            while Projector(store, CaseStatusProjection()).position() < head:
+                assert time.monotonic() < deadline, "projector never woke up"
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            runner.join()
+
+    # A poll interval far longer than the wait: only the notification can wake it.
+    project_until_seen(_lines(casegen.generate(3, seed=41)), poll_interval=600)
+    # Listening on a channel nobody notifies: only polling can find the events.
+    real_listen = daemon._listen
+
+    def deaf(url: str) -> Any:
+        conn = real_listen(url)
+        conn.execute("UNLISTEN *")
+        return conn
+
+    monkeypatch.setattr(daemon, "_listen", deaf)
+    project_until_seen(_lines(casegen.generate(3, seed=42)), poll_interval=0.2)
+    assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
+
+
+class CrashingReplayer(CaseStatusReplayer):
+    def __init__(self, after: int) -> None:
+        self.left = after
+
+    def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
+        self.left -= 1
+        if self.left < 0:
+            raise RuntimeError("killed mid-rebuild")
+        return super().case(events)
+
+
+class CrashingRebuild(CaseStatusProjection):
+    def replayer(self) -> CaseStatusReplayer:
+        return CrashingReplayer(after=10)
+
+
+def test_interrupted_rebuild_leaves_live_untouched_and_can_restart(store: CaseStore) -> None:
+    ingest_lines(_lines(casegen.generate(40, seed=6)), "f", store)
+    Projector(store, CaseStatusProjection()).catch_up()
+    before = _rows(store)
+    with pytest.raises(RuntimeError, match="killed mid-rebuild"):
+        rebuild.rebuild(store, CrashingRebuild())
+    assert _rows(store) == before
+    report = rebuild.rebuild(store, CaseStatusProjection())
+    assert report.cases == 40
+    assert _rows(store) == before  # the rebuilt view equals the incremental one
+    with store.datastore.transaction(commit=False) as curs:
+        curs.execute("SELECT to_regclass(%s) AS t", (f"{store.schema}.case_status__next",))
+        assert curs.fetchone()["t"] is None  # type: ignore[index]
+
+
+def test_rebuild_while_writers_append_then_live_projector_continues(store: CaseStore) -> None:
+    ingest_lines(_lines(casegen.generate(50, seed=7)), "a", store)
+    Projector(store, CaseStatusProjection()).catch_up()
+    more = _lines(casegen.generate(50, seed=8))
+    writer = threading.Thread(
+        target=ingest_lines, args=(more, "b", store), kwargs={"batch_size": 5}
+    )
+    writer.start()
+    rebuild.rebuild(store, CaseStatusProjection(), page_size=13)
+    writer.join()
+    Projector(store, CaseStatusProjection()).catch_up()
+    assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
+
+
+def test_verify_reports_a_tampered_row(store: CaseStore) -> None:
+    ingest_lines(_lines(casegen.generate(20, seed=9)), "a", store)
+    Projector(store, CaseStatusProjection()).catch_up()
+    assert rebuild.verify(store, CaseStatusProjection()).ok
+    with store.datastore.transaction(commit=True) as curs:
+        curs.execute(
+            SQL(
+                "UPDATE {}.case_status SET view = jsonb_set(view, '{{category}}', '\"tampered\"')"
+                " WHERE case_id = (SELECT case_id FROM {}.case_status ORDER BY case_id LIMIT 1)"
+                " RETURNING application_number"
+            ).format(Identifier(store.schema), Identifier(store.schema))
+        )
+    report = rebuild.verify(store, CaseStatusProjection())
+    assert not report.ok
+    assert len(report.differences["case_status"]) == 2  # the live row and the replayed one
+    rebuild.rebuild(store, CaseStatusProjection())
+    assert rebuild.verify(store, CaseStatusProjection()).ok
+
+
+def test_rebuild_check_catches_rows_the_replay_did_not_produce(
+    store: CaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest_lines(_lines(casegen.generate(10, seed=10)), "a", store)
+    Projector(store, CaseStatusProjection()).catch_up()
+    before = _rows(store)
+    real_check = rebuild._check
+
+    def corrupt_then_check(store_: CaseStore, projection: Any, suffix: str, report: Any) -> None:
+        with store_.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL("DELETE FROM {} WHERE case_id = (SELECT case_id FROM {} ORDER BY case_id LIMIT 1)").format(
+                    SQL("{}.{}").format(
+                        Identifier(store_.schema), Identifier("case_status" + suffix)
+                    ),
+                    SQL("{}.{}").format(
+                        Identifier(store_.schema), Identifier("case_status" + suffix)
+                    ),
+                )
+            )
+        real_check(store_, projection, suffix, report)
+
+    monkeypatch.setattr(rebuild, "_check", corrupt_then_check)
+    with pytest.raises(rebuild.RebuildCheckFailed, match="9 rows"):
+        rebuild.rebuild(store, CaseStatusProjection())
+    assert _rows(store) == before
+
+
+def test_case_events_decode_for_projection(store: CaseStore) -> None:
+    ingest_lines(_lines(casegen.generate(2, seed=1)), "a", store)
+    events = [e for i in _expected(store) for e in store.stored_events(i)]
+    assert all(isinstance(e, Case.Event) for e in events)
