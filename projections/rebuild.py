@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -59,7 +59,7 @@ class TableCheck:
 
 @dataclass
 class Report:
-    projection: str
+    projections: list[str]
     head: int
     events: int = 0
     cases: int = 0
@@ -72,54 +72,61 @@ class Report:
         return not any(self.differences.values())
 
 
-def rebuild(store: CaseStore, projection: Projection, page_size: int = 5000) -> Report:
+def rebuild(store: CaseStore, projections: Sequence[Projection], page_size: int = 5000) -> Report:
+    """Rebuild the given projections from one pass over the log, then swap them in together."""
     head = _head(store)
-    report = _replay_into(store, projection, SHADOW, head)
-    _check(store, projection, SHADOW, report)
-    shadow = Projector(store, projection, page_size=page_size, suffix=SHADOW)
-    report.caught_up = shadow.catch_up()
-    _swap(store, projection, shadow)
-    log.info("rebuilt", projection=projection.name, events=report.events, head=head)
+    report = _replay_into(store, projections, SHADOW, head)
+    _check(store, projections, SHADOW, report)
+    shadows = [Projector(store, p, page_size=page_size, suffix=SHADOW) for p in projections]
+    report.caught_up = sum(shadow.catch_up() for shadow in shadows)
+    _swap(store, shadows)
+    log.info("rebuilt", projections=report.projections, events=report.events, head=head)
     return report
 
 
-def verify(store: CaseStore, projection: Projection) -> Report:
-    live = Projector(store, projection)
-    report = _replay_into(store, projection, VERIFY, live.position())
-    shadow = Projector(store, projection, suffix=VERIFY)
+def verify(store: CaseStore, projections: Sequence[Projection]) -> Report:
+    """Replay into scratch tables up to the live positions and list the rows that differ."""
+    upto = min(Projector(store, p).position() for p in projections)
+    report = _replay_into(store, projections, VERIFY, upto)
     try:
         with store.datastore.transaction(commit=False) as curs:
-            position = _lock_live(curs, store, projection)
-            shadow.apply_pages(curs, upto=position, max_pages=None)
-            for table in projection.tables:
-                report.differences[table.name] = _differences(curs, store.schema, table)
+            for projection in sorted(projections, key=lambda p: p.name):
+                position = _lock_live(curs, store, projection)
+                shadow = Projector(store, projection, suffix=VERIFY)
+                shadow.apply_pages(curs, upto=position, max_pages=None)
+                for table in projection.tables:
+                    report.differences[table.name] = _differences(curs, store.schema, table)
     finally:
-        _drop(store, projection, VERIFY)
+        _drop(store, projections, VERIFY)
     return report
 
 
 # ---------------------------------------------------------------- replay
 
 
-def _replay_into(store: CaseStore, projection: Projection, suffix: str, upto: int) -> Report:
-    _drop(store, projection, suffix)
-    report = Report(projection.name, upto)
-    report.tables = {t.name: TableCheck() for t in projection.tables}
-    by_name = {t.name: t for t in projection.tables}
-    replayer = projection.replayer()
+def _replay_into(
+    store: CaseStore, projections: Sequence[Projection], suffix: str, upto: int
+) -> Report:
+    _drop(store, projections, suffix)
+    report = Report([p.name for p in projections], upto)
+    tables = [t for p in projections for t in p.tables]
+    report.tables = {t.name: TableCheck() for t in tables}
+    by_name = {t.name: t for t in tables}
+    replayers = [p.replayer() for p in projections]
     buffers: dict[str, list[Row]] = defaultdict(list)
     with store.datastore.transaction(commit=True) as curs:
-        for table in projection.tables:
+        for table in tables:
             for statement in table.create(store.schema, suffix, with_keys=False):
                 curs.execute(statement)
-        curs.execute(
-            SQL(
-                "INSERT INTO {}.projection_positions (name, position) VALUES (%s, %s)"
-                " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position,"
-                " halted_at = NULL, last_error = NULL"
-            ).format(Identifier(store.schema)),
-            (projection.name + suffix, upto),
-        )
+        for projection in projections:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {}.projection_positions (name, position) VALUES (%s, %s)"
+                    " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position,"
+                    " halted_at = NULL, last_error = NULL"
+                ).format(Identifier(store.schema)),
+                (projection.name + suffix, upto),
+            )
 
     def emit(rows: Iterable[tuple[str, Row]]) -> None:
         for table_name, row in rows:
@@ -138,12 +145,14 @@ def _replay_into(store: CaseStore, projection: Projection, suffix: str, upto: in
         for events in _cases(store, upto):
             report.cases += 1
             report.events += len(events)
-            emit(replayer.case(events))
+            for replayer in replayers:
+                emit(replayer.case(events))
             if sum(map(len, buffers.values())) >= _FLUSH_ROWS:
                 flush(curs)
-        emit(replayer.finish())
+        for replayer in replayers:
+            emit(replayer.finish())
         flush(curs)
-        for table in projection.tables:
+        for table in tables:
             for statement in table.create_keys(store.schema, suffix):
                 curs.execute(statement)
     return report
@@ -180,10 +189,12 @@ def _cases(store: CaseStore, upto: int) -> Iterator[list[Positioned]]:
 # ---------------------------------------------------------------- check and swap
 
 
-def _check(store: CaseStore, projection: Projection, suffix: str, report: Report) -> None:
+def _check(
+    store: CaseStore, projections: Sequence[Projection], suffix: str, report: Report
+) -> None:
     """The shadow holds exactly the rows the replay produced."""
     with store.datastore.transaction(commit=False) as curs:
-        for table in projection.tables:
+        for table in (t for p in projections for t in p.tables):
             found = TableCheck()
             curs.execute(
                 SQL("SELECT {} FROM {}").format(
@@ -201,40 +212,46 @@ def _check(store: CaseStore, projection: Projection, suffix: str, report: Report
                 )
 
 
-def _swap(store: CaseStore, projection: Projection, shadow: Projector) -> None:
+def _swap(store: CaseStore, shadows: Sequence[Projector]) -> None:
+    """One transaction: lock the live positions, apply the last events, rename, move positions."""
     schema = store.schema
     with store.datastore.transaction(commit=True) as curs:
-        _lock_live(curs, store, projection)
-        shadow.apply_pages(curs, upto=None, max_pages=None)  # the last events, under the lock
-        position, halted = shadow._lock_position(curs)
-        if halted:
-            raise RebuildCheckFailed(
-                f"{projection.name}: the rebuild halted on a failing event at position"
-                f" {position + 1}; see `casetrack projections status`"
-            )
-        for table in projection.tables:
-            old = Identifier(table.name + "__old")
-            curs.execute(SQL("DROP TABLE IF EXISTS {}.{}").format(Identifier(schema), old))
-            curs.execute(
-                SQL("ALTER TABLE IF EXISTS {} RENAME TO {}").format(table.ident(schema), old)
-            )
-            curs.execute(
-                SQL("ALTER TABLE {} RENAME TO {}").format(
-                    table.ident(schema, SHADOW), Identifier(table.name)
+        for shadow in sorted(shadows, key=lambda s: s.projection.name):
+            _lock_live(curs, store, shadow.projection)
+        for shadow in shadows:
+            projection = shadow.projection
+            shadow.apply_pages(curs, upto=None, max_pages=None)
+            position, halted = shadow._lock_position(curs)
+            if halted:
+                raise RebuildCheckFailed(
+                    f"{projection.name}: the rebuild halted on a failing event at position"
+                    f" {position + 1}; see `casetrack projections status`"
                 )
+            for table in projection.tables:
+                old = Identifier(table.name + "__old")
+                curs.execute(SQL("DROP TABLE IF EXISTS {}.{}").format(Identifier(schema), old))
+                curs.execute(
+                    SQL("ALTER TABLE IF EXISTS {} RENAME TO {}").format(table.ident(schema), old)
+                )
+                curs.execute(
+                    SQL("ALTER TABLE {} RENAME TO {}").format(
+                        table.ident(schema, SHADOW), Identifier(table.name)
+                    )
+                )
+                curs.execute(SQL("DROP TABLE IF EXISTS {}.{}").format(Identifier(schema), old))
+            curs.execute(
+                SQL(
+                    "UPDATE {}.projection_positions SET position = %s, halted_at = NULL,"
+                    " last_error = NULL, last_error_at = NULL, updated_at = now() WHERE name = %s"
+                ).format(Identifier(schema)),
+                (position, projection.name),
             )
-            curs.execute(SQL("DROP TABLE IF EXISTS {}.{}").format(Identifier(schema), old))
-        curs.execute(
-            SQL(
-                "UPDATE {}.projection_positions SET position = %s, halted_at = NULL,"
-                " last_error = NULL, last_error_at = NULL, updated_at = now() WHERE name = %s"
-            ).format(Identifier(schema)),
-            (position, projection.name),
-        )
-        curs.execute(
-            SQL("DELETE FROM {}.projection_positions WHERE name = %s").format(Identifier(schema)),
-            (projection.name + SHADOW,),
-        )
+            curs.execute(
+                SQL("DELETE FROM {}.projection_positions WHERE name = %s").format(
+                    Identifier(schema)
+                ),
+                (projection.name + SHADOW,),
+            )
 
 
 def _lock_live(curs: Cursor[DictRow], store: CaseStore, projection: Projection) -> int:
@@ -272,16 +289,19 @@ def _differences(curs: Cursor[DictRow], schema: str, table: Table, limit: int = 
     return found
 
 
-def _drop(store: CaseStore, projection: Projection, suffix: str) -> None:
+def _drop(store: CaseStore, projections: Sequence[Projection], suffix: str) -> None:
     with store.datastore.transaction(commit=True) as curs:
-        for table in projection.tables:
-            curs.execute(SQL("DROP TABLE IF EXISTS {}").format(table.ident(store.schema, suffix)))
-        curs.execute(
-            SQL("DELETE FROM {}.projection_positions WHERE name = %s").format(
-                Identifier(store.schema)
-            ),
-            (projection.name + suffix,),
-        )
+        for projection in projections:
+            for table in projection.tables:
+                curs.execute(
+                    SQL("DROP TABLE IF EXISTS {}").format(table.ident(store.schema, suffix))
+                )
+            curs.execute(
+                SQL("DELETE FROM {}.projection_positions WHERE name = %s").format(
+                    Identifier(store.schema)
+                ),
+                (projection.name + suffix,),
+            )
 
 
 def _head(store: CaseStore) -> int:

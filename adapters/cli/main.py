@@ -87,8 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     p_status = psub.add_parser("status", help="position, lag and last error of each projection")
     p_status.add_argument("--json", action="store_true")
     p_status.set_defaults(run=cmd_projections_status)
-    p_rebuild = psub.add_parser("rebuild", help="blue-green rebuild of a view from the log")
-    p_rebuild.add_argument("name")
+    p_rebuild = psub.add_parser("rebuild", help="blue-green rebuild of views from the log")
+    p_rebuild.add_argument("names", nargs="+", metavar="NAME")
     p_rebuild.add_argument("--verify", action="store_true", help="compare with a replay, no swap")
     p_rebuild.set_defaults(run=cmd_projections_rebuild)
     p_resume = psub.add_parser("resume", help="retry a halted projection")
@@ -353,10 +353,10 @@ def cmd_projections_status(args: argparse.Namespace) -> int:
 def cmd_projections_rebuild(args: argparse.Namespace) -> int:
     from projections import rebuild
 
-    (projection,) = _projections([args.name])
+    projections = _projections(args.names)
     with _store() as store:
         if args.verify:
-            report = rebuild.verify(store, projection)
+            report = rebuild.verify(store, projections)
             for table, differences in report.differences.items():
                 print(
                     f"{table}: {'identical' if not differences else 'DIFFERS'}"
@@ -367,15 +367,16 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
             return 0 if report.ok else 1
         started = time.perf_counter()
         try:
-            report = rebuild.rebuild(store, projection)
+            report = rebuild.rebuild(store, projections)
         except rebuild.RebuildCheckFailed as e:
-            print(f"casetrack: rebuild aborted, live view untouched: {e}", file=sys.stderr)
+            print(f"casetrack: rebuild aborted, live views untouched: {e}", file=sys.stderr)
             return 1
         elapsed = time.perf_counter() - started
         rows = ", ".join(f"{name} {check.rows} rows" for name, check in report.tables.items())
         print(
-            f"rebuilt {projection.name}: {report.events} events, {report.cases} cases,"
-            f" {rows}; checked; caught up {report.caught_up}; swapped in {elapsed:.1f}s"
+            f"rebuilt {', '.join(report.projections)} from {report.events} events of"
+            f" {report.cases} cases in {elapsed:.1f}s: {rows}; checked; caught up"
+            f" {report.caught_up} more; swapped in"
         )
     return 0
 

@@ -193,9 +193,9 @@ def test_interrupted_rebuild_leaves_live_untouched_and_can_restart(store: CaseSt
     Projector(store, CaseStatusProjection()).catch_up()
     before = _rows(store)
     with pytest.raises(RuntimeError, match="killed mid-rebuild"):
-        rebuild.rebuild(store, CrashingRebuild())
+        rebuild.rebuild(store, [CrashingRebuild()])
     assert _rows(store) == before
-    report = rebuild.rebuild(store, CaseStatusProjection())
+    report = rebuild.rebuild(store, [CaseStatusProjection()])
     assert report.cases == 40
     assert _rows(store) == before  # the rebuilt view equals the incremental one
     with store.datastore.transaction(commit=False) as curs:
@@ -211,7 +211,7 @@ def test_rebuild_while_writers_append_then_live_projector_continues(store: CaseS
         target=ingest_lines, args=(more, "b", store), kwargs={"batch_size": 5}
     )
     writer.start()
-    rebuild.rebuild(store, CaseStatusProjection(), page_size=13)
+    rebuild.rebuild(store, [CaseStatusProjection()], page_size=13)
     writer.join()
     Projector(store, CaseStatusProjection()).catch_up()
     assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
@@ -220,7 +220,7 @@ def test_rebuild_while_writers_append_then_live_projector_continues(store: CaseS
 def test_verify_reports_a_tampered_row(store: CaseStore) -> None:
     ingest_lines(_lines(casegen.generate(20, seed=9)), "a", store)
     Projector(store, CaseStatusProjection()).catch_up()
-    assert rebuild.verify(store, CaseStatusProjection()).ok
+    assert rebuild.verify(store, [CaseStatusProjection()]).ok
     with store.datastore.transaction(commit=True) as curs:
         curs.execute(
             SQL(
@@ -229,11 +229,11 @@ def test_verify_reports_a_tampered_row(store: CaseStore) -> None:
                 " RETURNING application_number"
             ).format(Identifier(store.schema), Identifier(store.schema))
         )
-    report = rebuild.verify(store, CaseStatusProjection())
+    report = rebuild.verify(store, [CaseStatusProjection()])
     assert not report.ok
     assert len(report.differences["case_status"]) == 2  # the live row and the replayed one
-    rebuild.rebuild(store, CaseStatusProjection())
-    assert rebuild.verify(store, CaseStatusProjection()).ok
+    rebuild.rebuild(store, [CaseStatusProjection()])
+    assert rebuild.verify(store, [CaseStatusProjection()]).ok
 
 
 def test_rebuild_check_catches_rows_the_replay_did_not_produce(
@@ -247,7 +247,10 @@ def test_rebuild_check_catches_rows_the_replay_did_not_produce(
     def corrupt_then_check(store_: CaseStore, projection: Any, suffix: str, report: Any) -> None:
         with store_.datastore.transaction(commit=True) as curs:
             curs.execute(
-                SQL("DELETE FROM {} WHERE case_id = (SELECT case_id FROM {} ORDER BY case_id LIMIT 1)").format(
+                SQL(
+                    "DELETE FROM {} WHERE case_id ="
+                    " (SELECT case_id FROM {} ORDER BY case_id LIMIT 1)"
+                ).format(
                     SQL("{}.{}").format(
                         Identifier(store_.schema), Identifier("case_status" + suffix)
                     ),
@@ -260,7 +263,7 @@ def test_rebuild_check_catches_rows_the_replay_did_not_produce(
 
     monkeypatch.setattr(rebuild, "_check", corrupt_then_check)
     with pytest.raises(rebuild.RebuildCheckFailed, match="9 rows"):
-        rebuild.rebuild(store, CaseStatusProjection())
+        rebuild.rebuild(store, [CaseStatusProjection()])
     assert _rows(store) == before
 
 
