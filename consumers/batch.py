@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
 
-from adapters.postgres.event_store import ConcurrencyConflict, DeadLetter
+from adapters.postgres.event_store import ConcurrencyConflict, ConsumerOffset, DeadLetter
 from consumers.contract import ContractError
 from domain.application_number import case_id
 from domain.case import Case, handle
@@ -28,19 +28,30 @@ log = structlog.get_logger("casetrack.ingest")
 
 @dataclass(frozen=True)
 class Message:
-    """One inbound message: where it came from, its raw bytes, and what parsing made of it."""
+    """One inbound message: where it came from, its raw bytes, and what parsing made of it.
+
+    Files set ``line_number``; Kafka sets the offset there, with topic, partition and key.
+    """
 
     origin: str
     line_number: int | None
     raw: bytes
     parsed: RecordCaseEvent | ContractError
     already_dead_lettered: bool = False
+    topic: str | None = None
+    partition: int | None = None
+    key: bytes | None = None
 
 
 class Store(Protocol):
     def load(self, ids: Sequence[UUID]) -> dict[UUID, Case]: ...
 
-    def save(self, cases: Sequence[Case], dead_letters: Sequence[DeadLetter] = ()) -> None: ...
+    def save(
+        self,
+        cases: Sequence[Case],
+        dead_letters: Sequence[DeadLetter] = (),
+        offsets: Sequence[ConsumerOffset] = (),
+    ) -> None: ...
 
 
 class BatchWriter:
@@ -51,15 +62,20 @@ class BatchWriter:
         self.cache_size = cache_size
         self._cache: OrderedDict[UUID, Case] = OrderedDict()
 
-    def write(self, messages: Sequence[Message]) -> list[Outcome]:
+    def write(
+        self, messages: Sequence[Message], offsets: Sequence[ConsumerOffset] = ()
+    ) -> list[Outcome]:
+        """Apply and save ``messages`` (and the consumer ``offsets`` they move) atomically."""
         for _attempt in range(self.MAX_ATTEMPTS):
             try:
-                return self._write_once(messages)
+                return self._write_once(messages, offsets)
             except ConcurrencyConflict:
                 log.info("concurrency conflict, replaying batch", size=len(messages))
         raise ConcurrencyConflict(f"batch still conflicting after {self.MAX_ATTEMPTS} attempts")
 
-    def _write_once(self, messages: Sequence[Message]) -> list[Outcome]:
+    def _write_once(
+        self, messages: Sequence[Message], offsets: Sequence[ConsumerOffset]
+    ) -> list[Outcome]:
         ids = {
             case_id(m.parsed.application_number)
             for m in messages
@@ -85,7 +101,7 @@ class BatchWriter:
                 for cid in stale:
                     self._cache.pop(cid, None)
                 raise ConcurrencyConflict("rule violation on cached case; re-reading")
-            self.store.save(list(touched.values()), dead)
+            self.store.save(list(touched.values()), dead, offsets)
         except BaseException:
             for cid in touched:  # their in-memory state holds unsaved events
                 self._cache.pop(cid, None)
@@ -108,13 +124,8 @@ class BatchWriter:
             return Outcome.REJECTED, None
         if isinstance(parsed, ContractError):
             log.warning("rejected", line=message.line_number, error=parsed.kind, field=parsed.field)
-            return Outcome.REJECTED, DeadLetter(
-                origin=message.origin,
-                line_number=message.line_number,
-                raw=message.raw,
-                error_kind=parsed.kind,
-                reason=str(parsed),
-                field=parsed.field,
+            return Outcome.REJECTED, _dead_letter(
+                message, parsed.kind, str(parsed), field=parsed.field
             )
         cid = case_id(parsed.application_number)
         try:
@@ -128,12 +139,10 @@ class BatchWriter:
                 error="rule_violation",
                 rule=e.rule,
             )
-            return Outcome.REJECTED, DeadLetter(
-                origin=message.origin,
-                line_number=message.line_number,
-                raw=message.raw,
-                error_kind="rule_violation",
-                reason=str(e),
+            return Outcome.REJECTED, _dead_letter(
+                message,
+                "rule_violation",
+                str(e),
                 rule=e.rule,
                 application_number=parsed.application_number,
                 event_id=parsed.event_id,
@@ -163,3 +172,17 @@ class BatchWriter:
             self._cache.move_to_end(cid)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+
+
+def _dead_letter(message: Message, kind: str, reason: str, **details: Any) -> DeadLetter:
+    return DeadLetter(
+        origin=message.origin,
+        line_number=message.line_number,
+        raw=message.raw,
+        error_kind=kind,
+        reason=reason,
+        topic=message.topic,
+        partition=message.partition,
+        key=message.key,
+        **details,
+    )

@@ -12,11 +12,13 @@ from typing import Any
 
 from domain.activities import STATUS_AFTER, Activity, Change
 from domain.case import Case
+from projections import timeline
 
 SERVICE_STANDARD_DAYS = 365
 View = dict[str, Any]
 
-# Fields whose change the tracker user can see; only these move last_updated.
+# Fields whose change the tracker user can see; only these (and events that add a
+# history line, see projections.timeline) move last_updated.
 VISIBLE = ("status", "outcome", "acknowledged_on", "activities", "next_steps", "decided_on")
 
 
@@ -45,7 +47,7 @@ def evolve(view: View | None, event: Case.Event) -> View:
     new = {**view, "activities": dict(view["activities"]), "next_steps": list(view["next_steps"])}
     _apply(new, event)
     new["version"] = event.originator_version
-    if any(new[key] != view[key] for key in VISIBLE):
+    if timeline.is_shown(event) or any(new[key] != view[key] for key in VISIBLE):
         new["last_updated"] = event.timestamp.isoformat()
     return new
 

@@ -20,7 +20,6 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -194,6 +193,7 @@ def _check(
 ) -> None:
     """The shadow holds exactly the rows the replay produced."""
     with store.datastore.transaction(commit=False) as curs:
+        curs.execute("SET LOCAL TIME ZONE 'UTC'")
         for table in (t for p in projections for t in p.tables):
             found = TableCheck()
             curs.execute(
@@ -309,15 +309,16 @@ def _head(store: CaseStore) -> int:
 
 
 def _row_hash(row: Row) -> int:
-    canonical = orjson.dumps([_canonical(v) for v in row], option=orjson.OPT_SORT_KEYS)
+    """Hash of a row as the replay produced it or as PostgreSQL returns it.
+
+    Projections produce timestamps in UTC and the check reads with the session
+    time zone set to UTC, so both sides serialise identically.
+    """
+    canonical = orjson.dumps(row, default=_unwrap, option=orjson.OPT_SORT_KEYS)
     return int.from_bytes(hashlib.blake2b(canonical, digest_size=8).digest(), "big")
 
 
-def _canonical(value: Any) -> Any:
+def _unwrap(value: Any) -> Any:
     if isinstance(value, Jsonb):
         return value.obj
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    return value
+    raise TypeError(f"cannot checksum a {type(value).__name__}")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from projections.case_history_table import CaseHistoryProjection
 from projections.case_status_table import CaseStatusProjection
+from projections.processing_stats_table import ProcessingStatsProjection
 from projections.projector import Projection
 
 
 def all_projections() -> dict[str, Projection]:
-    projections: list[Projection] = [CaseStatusProjection()]
+    projections: list[Projection] = [
+        CaseStatusProjection(),
+        CaseHistoryProjection(),
+        ProcessingStatsProjection(),
+    ]
     return {p.name: p for p in projections}
 
 

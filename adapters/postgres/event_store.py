@@ -51,6 +51,9 @@ class ConcurrencyConflict(RuntimeError):
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """A rejected message: ``origin`` and ``line_number`` identify it (for Kafka,
+    ``kafka:<topic>:<partition>`` and the offset), so a redelivery is not stored twice."""
+
     origin: str
     line_number: int | None
     raw: bytes
@@ -60,6 +63,19 @@ class DeadLetter:
     field: str | None = None
     application_number: str | None = None
     event_id: UUID | None = None
+    topic: str | None = None
+    partition: int | None = None
+    key: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ConsumerOffset:
+    """The next offset to read for a consumer group's partition, stored with the events."""
+
+    group: str
+    topic: str
+    partition: int
+    next_offset: int
 
 
 class DateAsISO(Transcoding):
@@ -89,6 +105,7 @@ class CaseRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         dead_letters: Sequence[DeadLetter] = (),
+        offsets: Sequence[ConsumerOffset] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         with (
@@ -98,6 +115,8 @@ class CaseRecorder(PostgresApplicationRecorder):
         ):
             if dead_letters:
                 self._insert_dead_letters(curs, dead_letters)
+            if offsets:
+                self._store_offsets(curs, offsets)
             if stored_events:
                 self._lock_table(curs)
                 self._notify_channel(curs)
@@ -114,14 +133,27 @@ class CaseRecorder(PostgresApplicationRecorder):
             " FROM STDIN (FORMAT BINARY)"
         ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
 
+    def _store_offsets(self, curs: Cursor[DictRow], offsets: Sequence[ConsumerOffset]) -> None:
+        """Never move an offset backwards: a zombie consumer's late batch is a no-op."""
+        curs.executemany(
+            SQL(
+                "INSERT INTO {}.consumer_offsets (group_id, topic, partition, next_offset)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (group_id, topic, partition) DO UPDATE"
+                " SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset),"
+                " updated_at = now()"
+            ).format(Identifier(self.datastore.schema)),
+            [(o.group, o.topic, o.partition, o.next_offset) for o in offsets],
+        )
+
     def _insert_dead_letters(
         self, curs: Cursor[DictRow], dead_letters: Sequence[DeadLetter]
     ) -> None:
         curs.executemany(
             SQL(
                 "INSERT INTO {}.dead_letters (origin, line_number, raw, raw_sha256,"
-                " error_kind, reason, rule, field, application_number, event_id)"
-                " VALUES (%s, %s, %s, sha256(%s), %s, %s, %s, %s, %s, %s)"
+                " error_kind, reason, rule, field, application_number, event_id,"
+                " topic, partition, key)"
+                " VALUES (%s, %s, %s, sha256(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (origin, line_number, raw_sha256) DO NOTHING"
             ).format(Identifier(self.datastore.schema)),
             [
@@ -136,6 +168,9 @@ class CaseRecorder(PostgresApplicationRecorder):
                     d.field,
                     d.application_number,
                     d.event_id,
+                    d.topic,
+                    d.partition,
+                    d.key,
                 )
                 for d in dead_letters
             ],
@@ -242,12 +277,29 @@ class CaseStore:
     def stored_events(self, case_id: UUID) -> list[Case.Event]:
         return list(self.app.events.get(case_id))  # type: ignore[arg-type]
 
-    def save(self, cases: Iterable[Case], dead_letters: Sequence[DeadLetter] = ()) -> None:
-        """One transaction: every pending event of ``cases`` and the dead letters."""
+    def save(
+        self,
+        cases: Iterable[Case],
+        dead_letters: Sequence[DeadLetter] = (),
+        offsets: Sequence[ConsumerOffset] = (),
+    ) -> None:
+        """One transaction: every pending event of ``cases``, the dead letters, the offsets."""
         try:
-            self.app.save(*cases, dead_letters=dead_letters)
+            self.app.save(*cases, dead_letters=dead_letters, offsets=offsets)
         except IntegrityError as e:
             raise ConcurrencyConflict(str(e)) from None
+
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """partition -> next offset to read, as last committed with the events."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT partition, next_offset FROM {}.consumer_offsets"
+                    " WHERE group_id = %s AND topic = %s"
+                ).format(Identifier(self.schema)),
+                (group, topic),
+            )
+            return {row["partition"]: row["next_offset"] for row in curs.fetchall()}
 
     def dead_lettered(self, origin: str, lines: Sequence[tuple[int, bytes]]) -> set[int]:
         """Lines of ``origin`` that an earlier (interrupted) run already dead-lettered.

@@ -29,8 +29,23 @@ DEAD_LETTERS_DDL = (
     " field text,"
     " application_number text,"
     " event_id uuid,"
+    " topic text,"
+    " partition integer,"
+    " key bytea,"
+    " published_at timestamptz,"
+    " retried_at timestamptz,"
     " recorded_at timestamptz NOT NULL DEFAULT now(),"
     " UNIQUE NULLS NOT DISTINCT (origin, line_number, raw_sha256))"
+)
+
+CONSUMER_OFFSETS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.consumer_offsets ("
+    " group_id text NOT NULL,"
+    " topic text NOT NULL,"
+    " partition integer NOT NULL,"
+    " next_offset bigint NOT NULL,"
+    " updated_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (group_id, topic, partition))"
 )
 
 
@@ -45,7 +60,12 @@ def init_schema(url: str, schema: str) -> None:
             finally:
                 store.close()
             with conn.transaction():
-                for ddl in (DEAD_LETTERS_DDL, POSITIONS_DDL, PROJECTION_DEAD_LETTERS_DDL):
+                for ddl in (
+                    DEAD_LETTERS_DDL,
+                    CONSUMER_OFFSETS_DDL,
+                    POSITIONS_DDL,
+                    PROJECTION_DEAD_LETTERS_DDL,
+                ):
                     conn.execute(SQL(ddl).format(schema=Identifier(schema)))  # type: ignore[arg-type]
                 for projection in all_projections().values():
                     for table in projection.tables:
