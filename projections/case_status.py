@@ -19,7 +19,31 @@ View = dict[str, Any]
 
 # Fields whose change the tracker user can see; only these (and events that add a
 # history line, see projections.timeline) move last_updated.
-VISIBLE = ("status", "outcome", "acknowledged_on", "activities", "next_steps", "decided_on")
+VISIBLE = (
+    "status",
+    "outcome",
+    "acknowledged_on",
+    "activities",
+    "next_steps",
+    "documents",
+    "decided_on",
+)
+
+# Who sees what (the tracker's help pages): the principal applicant and an
+# authorised representative see everything; the sponsor the overall status
+# (with the history and contact information served beside it). Before the
+# acknowledgement of receipt nobody sees more than the date received.
+ROLES = ("principal_applicant", "sponsor", "representative")
+SPONSOR_FIELDS = (
+    "application_number",
+    "category",
+    "status",
+    "outcome",
+    "received_on",
+    "decided_on",
+    "last_updated",
+)
+BEFORE_AOR_FIELDS = ("application_number", "status", "received_on", "last_updated")
 
 
 def initial(event: Case.Received) -> View:
@@ -34,6 +58,7 @@ def initial(event: Case.Received) -> View:
         "decided_on": None,
         "activities": {activity.value: "not_started" for activity in Activity},
         "next_steps": [],
+        "documents": {"copr": "not_issued", "copr_issued_on": None},
         "last_updated": event.timestamp.isoformat(),
         "version": event.originator_version,
     }
@@ -44,7 +69,12 @@ def evolve(view: View | None, event: Case.Event) -> View:
     if isinstance(event, Case.Received):
         return initial(event)
     assert view is not None, "a case view starts with application.received"
-    new = {**view, "activities": dict(view["activities"]), "next_steps": list(view["next_steps"])}
+    new = {
+        **view,
+        "activities": dict(view["activities"]),
+        "next_steps": list(view["next_steps"]),
+        "documents": dict(view["documents"]),
+    }
     _apply(new, event)
     new["version"] = event.originator_version
     if timeline.is_shown(event) or any(new[key] != view[key] for key in VISIBLE):
@@ -87,6 +117,8 @@ def _apply(view: View, event: Case.Event) -> None:
         _add_step(view, "passport", event.due_on)
     elif isinstance(event, Case.CoprIssued):
         _drop_steps(view, "passport")
+        issued = event.issued_on or event.occurred_at.date()
+        view["documents"] = {"copr": "issued", "copr_issued_on": issued.isoformat()}
 
 
 def _add_step(view: View, kind: str, due_on: date | None, document: str | None = None) -> None:
@@ -111,10 +143,23 @@ def days_elapsed(view: View, today: date) -> int:
     return max((end - start).days, 0)
 
 
-def presented(view: View, today: date) -> View:
-    """The view as served: with the figures that depend on today's date."""
+def for_role(view: View, role: str) -> View:
+    """The part of the view ``role`` may see."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if view["acknowledged_on"] is None:
+        return {key: view[key] for key in BEFORE_AOR_FIELDS}
+    if role == "sponsor":
+        return {key: view[key] for key in SPONSOR_FIELDS}
+    return {key: value for key, value in view.items() if key != "version"}
+
+
+def presented(view: View, today: date, role: str | None = None) -> View:
+    """The view as served to ``role`` (all of it for operators and auditors: None),
+    with the figures that depend on today's date."""
+    shown = for_role(view, role) if role else {k: v for k, v in view.items() if k != "version"}
     return {
-        **{k: v for k, v in view.items() if k != "version"},
+        **shown,
         "days_elapsed": days_elapsed(view, today),
         "service_standard_days": SERVICE_STANDARD_DAYS,
     }

@@ -55,6 +55,12 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "label.next_steps": {"en": "Your next steps", "fr": "Vos prochaines étapes"},
     "label.none": {"en": "Nothing for now", "fr": "Rien pour le moment"},
     "label.due": {"en": "due", "fr": "d'ici le"},
+    "label.estimate": {"en": "Estimate", "fr": "Estimation"},
+    "label.history": {"en": "History", "fr": "Historique"},
+    "label.contact": {
+        "en": "Questions? Use the IRCC web form: https://www.canada.ca/en/immigration-refugees-citizenship/corporate/contact-ircc/web-form.html",
+        "fr": "Des questions? Utilisez le formulaire Web d'IRCC : https://www.canada.ca/fr/immigration-refugies-citoyennete/organisation/contactez-ircc/formulaire-web.html",
+    },
 }
 
 

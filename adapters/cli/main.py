@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("application_number")
     status.add_argument("--lang", choices=("en", "fr"), default="en")
     status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--role",
+        choices=("principal_applicant", "sponsor", "representative"),
+        default="principal_applicant",
+        help="show what this role sees",
+    )
     status.set_defaults(run=cmd_status)
 
     history = sub.add_parser("history", help="every stored event of a case, in order")
@@ -244,16 +250,30 @@ def cmd_dead_letters_show(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from projections import case_status
+    from projections import case_history_table, case_status, processing_stats_table
     from projections.case_status_table import read
 
     number = _application_number(args.application_number)
+    today = date.today()
     with _store() as store, store.datastore.transaction(commit=False) as curs:
         view = read(curs, store.schema, number)
-    if view is None:
-        print(f"casetrack: no case {number}", file=sys.stderr)
-        return 1
-    shown = case_status.presented(view, date.today())
+        if view is None:
+            print(f"casetrack: no case {number}", file=sys.stderr)
+            return 1
+        shown = case_status.presented(view, today, args.role)
+        if view["status"] != "closed" and args.role != "sponsor" and "activities" in shown:
+            shown["estimate"] = processing_stats_table.estimate(
+                curs, store.schema, view["category"], date.fromisoformat(view["received_on"]), today
+            )
+        history = case_history_table.read(curs, store.schema, numbers.case_id(number))
+    shown["history"] = [
+        {
+            key: (value.isoformat() if isinstance(value, datetime) else value)
+            for key, value in entry.items()
+            if key != "case_id"
+        }
+        for entry in history
+    ]
     print(json.dumps(shown, indent=2) if args.json else status_text(shown, args.lang))
     return 0
 

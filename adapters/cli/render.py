@@ -9,9 +9,10 @@ from projections.labels import text
 
 
 def status_text(view: dict[str, Any], lang: str) -> str:
+    """The view as the tracker would show it; sections the role may not see are absent."""
     t = lambda key, **kw: text(key, lang, **kw)  # noqa: E731
     status = t(f"status.{view['status']}")
-    if view["outcome"]:
+    if view.get("outcome"):
         status += f" — {t('outcome.' + view['outcome'])}"
     lines = [
         f"{t('label.application')}: {view['application_number']}",
@@ -20,17 +21,25 @@ def status_text(view: dict[str, Any], lang: str) -> str:
         f"{t('label.last_updated')}: {view['last_updated'][:19].replace('T', ' ')} UTC",
         f"{t('label.days_elapsed')}: {view['days_elapsed']}"
         f" ({t('label.service_standard')}: {view['service_standard_days']} {t('label.days')})",
-        "",
-        f"{t('label.activities')}:",
     ]
-    for activity in Activity:
-        status_code = view["activities"][activity.value]
-        lines.append(f"  {t('activity.' + activity):<32} {t('activity_status.' + status_code)}")
-    lines += ["", f"{t('label.next_steps')}:"]
-    if not view["next_steps"]:
-        lines.append(f"  {t('label.none')}")
-    for step in view["next_steps"]:
-        label = t("step." + step["kind"], document=step.get("document", ""))
-        due = f" ({t('label.due')} {step['due_on']})" if step.get("due_on") else ""
-        lines.append(f"  - {label}{due}")
+    if view.get("estimate"):
+        lines.append(f"{t('label.estimate')}: {view['estimate']['text_' + lang]}")
+    if "activities" in view:
+        lines += ["", f"{t('label.activities')}:"]
+        for activity in Activity:
+            code = view["activities"][activity.value]
+            lines.append(f"  {t('activity.' + activity):<32} {t('activity_status.' + code)}")
+    if "next_steps" in view:
+        lines += ["", f"{t('label.next_steps')}:"]
+        if not view["next_steps"]:
+            lines.append(f"  {t('label.none')}")
+        for step in view["next_steps"]:
+            label = t("step." + step["kind"], document=step.get("document", ""))
+            due = f" ({t('label.due')} {step['due_on']})" if step.get("due_on") else ""
+            lines.append(f"  - {label}{due}")
+    if view.get("history"):
+        lines += ["", f"{t('label.history')}:"]
+        for entry in view["history"]:
+            lines.append(f"  {entry['occurred_at'][:10]}  {entry['title_' + lang]}")
+    lines += ["", t("label.contact")]
     return "\n".join(lines)

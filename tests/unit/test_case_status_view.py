@@ -1,0 +1,79 @@
+"""The case_status view: what each role sees, and when last_updated moves."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from domain.case import Case
+from projections import case_status
+from tests.unit.builders import apply
+
+
+def _events(*steps: str) -> list[Case.Event]:
+    case = apply(None, "application.received", *steps)
+    return list(case.collect_events())  # type: ignore[arg-type]
+
+
+def _view(*steps: str) -> case_status.View:
+    view = case_status.fold(_events(*steps))
+    assert view is not None
+    return view
+
+
+def test_before_the_acknowledgement_nobody_sees_more_than_the_date_received() -> None:
+    view = _view("biometrics.requested")
+    for role in case_status.ROLES:
+        shown = case_status.for_role(view, role)
+        assert set(shown) == set(case_status.BEFORE_AOR_FIELDS)
+        assert shown["status"] == "received"
+
+
+def test_the_sponsor_sees_overall_status_only() -> None:
+    view = _view("application.acknowledged", "biometrics.requested")
+    shown = case_status.for_role(view, "sponsor")
+    assert set(shown) == set(case_status.SPONSOR_FIELDS)
+    assert "activities" not in shown and "next_steps" not in shown
+
+
+@pytest.mark.parametrize("role", ["principal_applicant", "representative"])
+def test_applicant_and_representative_see_everything(role: str) -> None:
+    view = _view("application.acknowledged", "biometrics.requested")
+    shown = case_status.for_role(view, role)
+    assert shown["activities"]["biometrics"] == "action_required"
+    assert shown["next_steps"][0]["kind"] == "biometrics"
+    assert "version" not in shown
+
+
+def test_an_unknown_role_is_refused() -> None:
+    with pytest.raises(ValueError, match="role must be one of"):
+        case_status.for_role(_view(), "auditor")
+
+
+def test_copr_appears_in_documents_and_closes_the_passport_step() -> None:
+    from tests.unit.builders import ready_for_approval_steps
+
+    steps = (*ready_for_approval_steps(), "decision.made", "passport.requested")
+    before = _view(*steps)
+    assert before["documents"] == {"copr": "not_issued", "copr_issued_on": None}
+    assert [s["kind"] for s in before["next_steps"]] == ["passport"]
+    after = _view(*steps, "copr.issued")
+    assert after["documents"]["copr"] == "issued" and after["documents"]["copr_issued_on"]
+    assert after["next_steps"] == []
+
+
+def test_last_updated_moves_only_on_visible_changes() -> None:
+    events = _events("application.acknowledged", "eligibility.started")
+    view = case_status.fold(events[:2])
+    assert view is not None
+    after_internal = case_status.evolve(view, events[2])
+    # eligibility.started changes an activity status: visible.
+    assert after_internal["activities"]["eligibility"] == "in_progress"
+    assert after_internal["last_updated"] == events[2].timestamp.isoformat()
+
+
+def test_days_elapsed_stops_at_the_decision() -> None:
+    view = {"received_on": "2024-01-01", "decided_on": "2024-03-01"}
+    assert case_status.days_elapsed(view, date(2030, 1, 1)) == 60
+    assert case_status.days_elapsed({**view, "decided_on": None}, date(2024, 1, 11)) == 10
