@@ -137,7 +137,7 @@ class Projector:
             position, halted = self._lock_position(curs)
             if halted:
                 return applied
-            curs.execute(self._select, (position, upto or 2**62, self.page_size))
+            curs.execute(self._select, (position, upto or 2**62, self.page_size), binary=True)
             page = [self._positioned(row) for row in curs.fetchall()]
             if not page:
                 return applied

@@ -21,13 +21,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
 import orjson
 import structlog
 from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
 
@@ -167,20 +166,17 @@ def _cases(store: CaseStore, upto: int) -> Iterator[list[Positioned]]:
     with (
         store.datastore.get_connection() as conn,
         conn.transaction(),
-        conn.cursor(name="replay") as cursor,
+        conn.cursor(name="replay", row_factory=tuple_row) as cursor,
     ):
         cursor.itersize = 10_000
-        cursor.execute(query, (upto,))
+        cursor.execute(query, (upto,), binary=True)
         current: list[Positioned] = []
-        for row in cursor:
-            case_id: UUID = row["originator_id"]
+        for position, case_id, version, topic, state in cursor:
             if current and current[0].case_id != case_id:
                 yield current
                 current = []
-            event = to_domain_event(
-                StoredEvent(case_id, row["originator_version"], row["topic"], row["state"])
-            )
-            current.append(Positioned(row["notification_id"], case_id, event))  # type: ignore[arg-type]
+            event = to_domain_event(StoredEvent(case_id, version, topic, state))
+            current.append(Positioned(position, case_id, event))  # type: ignore[arg-type]
         if current:
             yield current
 
@@ -192,18 +188,20 @@ def _check(
     store: CaseStore, projections: Sequence[Projection], suffix: str, report: Report
 ) -> None:
     """The shadow holds exactly the rows the replay produced."""
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute("SET LOCAL TIME ZONE 'UTC'")
+    with store.datastore.get_connection() as conn, conn.transaction():
+        conn.execute("SET LOCAL TIME ZONE 'UTC'")
         for table in (t for p in projections for t in p.tables):
             found = TableCheck()
-            curs.execute(
-                SQL("SELECT {} FROM {}").format(
-                    SQL(", ").join(map(Identifier, table.column_names)),
-                    table.ident(store.schema, suffix),
+            with conn.cursor(name="check", row_factory=tuple_row) as curs:
+                curs.itersize = 10_000
+                curs.execute(
+                    SQL("SELECT {} FROM {}").format(
+                        SQL(", ").join(map(Identifier, table.column_names)),
+                        table.ident(store.schema, suffix),
+                    )
                 )
-            )
-            for row in curs:
-                found.add(tuple(row.values()))
+                for row in curs:
+                    found.add(row)
             expected = report.tables[table.name]
             if (found.rows, found.checksum) != (expected.rows, expected.checksum):
                 raise RebuildCheckFailed(

@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
+from string import Formatter
 from typing import Any
 
 from domain import catalogue as t
@@ -44,6 +46,12 @@ class Text:
     title_fr: str
     text_en: str
     text_fr: str
+
+    @cached_property
+    def fields(self) -> frozenset[str]:
+        """The placeholders the texts use: only these are computed for an entry."""
+        parts = [*Formatter().parse(self.text_en), *Formatter().parse(self.text_fr)]
+        return frozenset(name for _, name, _, _ in parts if name)
 
 
 _RESULTS_EN = "We will tell you the outcome with our decision."
@@ -236,7 +244,7 @@ def entry(event: Case.Event) -> Entry | None:
     texts = TEXTS.get(key) if key is not None else None
     if texts is None:
         return None
-    values = _values(event)
+    values = _values(event, texts.fields)
     return {
         "case_id": event.originator_id,
         "version": event.originator_version,
@@ -263,21 +271,25 @@ def mask(subject: str) -> str:
     return _DIGITS.sub("…", _EMAIL.sub("…", subject))
 
 
-def _values(event: Case.Event) -> dict[str, str]:
-    on = _event_date(event)
-    due = getattr(event, "due_on", None)
-    documents = list(getattr(event, "documents", None) or [])
-    values = {
-        "on": on.isoformat(),
-        "due_en": f" by {due.isoformat()}" if due else "",
-        "due_fr": f" d'ici le {due.isoformat()}" if due else "",
-        "documents_en": document_names(documents, "en"),
-        "documents_fr": document_names(documents, "fr"),
-        "subject": mask(getattr(event, "subject", "")),
-        "when": "",
-    }
-    if isinstance(event, Case.InterviewScheduled):
-        values["when"] = _moment(event.scheduled_for)
+def _values(event: Case.Event, fields: frozenset[str]) -> dict[str, str]:
+    """The placeholder values ``fields`` of ``event``'s texts."""
+    values: dict[str, str] = {}
+    if "on" in fields:
+        values["on"] = _event_date(event).isoformat()
+    if fields & {"due_en", "due_fr"}:
+        due = getattr(event, "due_on", None)
+        values["due_en"] = f" by {due.isoformat()}" if due else ""
+        values["due_fr"] = f" d'ici le {due.isoformat()}" if due else ""
+    if fields & {"documents_en", "documents_fr"}:
+        documents = list(getattr(event, "documents", None) or [])
+        values["documents_en"] = document_names(documents, "en")
+        values["documents_fr"] = document_names(documents, "fr")
+    if "subject" in fields:
+        values["subject"] = mask(getattr(event, "subject", ""))
+    if "when" in fields:
+        values["when"] = (
+            _moment(event.scheduled_for) if isinstance(event, Case.InterviewScheduled) else ""
+        )
     return values
 
 
