@@ -114,6 +114,7 @@ def _apply(view: View, event: Case.Event) -> None:
         view["decided_on"] = decided.isoformat()
         view["next_steps"] = []
     elif isinstance(event, Case.PassportRequested):
+        _drop_steps(view, "passport")  # a new request replaces the earlier one
         _add_step(view, "passport", event.due_on)
     elif isinstance(event, Case.CoprIssued):
         _drop_steps(view, "passport")

@@ -283,32 +283,40 @@ def acceptable_types(case: Case) -> list[str]:
 
 @dataclass
 class Replay:
-    """What applying lines in order to in-memory aggregates gives."""
+    """What applying lines in order to in-memory aggregates gives.
+
+    Lines are numbered from 1 as in a file; a line's terminator is not part of
+    it, and blank lines are skipped (they get a number but no outcome).
+    """
 
     cases: dict[str, Case] = field(default_factory=dict)
     accepted: dict[str, list[UUID]] = field(default_factory=dict)
-    outcomes: list[Outcome] = field(default_factory=list)
-    rejected_lines: list[int] = field(default_factory=list)  # 1-based line numbers
+    outcomes: list[Outcome] = field(default_factory=list)  # one per non-blank line
+    rejected_lines: list[int] = field(default_factory=list)
+    lines_read: int = 0
 
-    def apply(self, raw: bytes) -> Outcome:
-        number = len(self.outcomes) + 1
+    def apply(self, line: bytes) -> Outcome | None:
+        self.lines_read += 1
+        raw = line.rstrip(b"\r\n")
+        if not raw.strip():
+            return None
         try:
             command = parse_event(raw)
         except ContractError:
-            return self._record(Outcome.REJECTED, number)
+            return self._record(Outcome.REJECTED)
         try:
             case, outcome = handle(self.cases.get(command.application_number), command)
         except RuleViolation:
-            return self._record(Outcome.REJECTED, number)
+            return self._record(Outcome.REJECTED)
         self.cases[command.application_number] = case
         if outcome is Outcome.ACCEPTED:
             self.accepted.setdefault(command.application_number, []).append(command.event_id)
-        return self._record(outcome, number)
+        return self._record(outcome)
 
-    def _record(self, outcome: Outcome, number: int) -> Outcome:
+    def _record(self, outcome: Outcome) -> Outcome:
         self.outcomes.append(outcome)
         if outcome is Outcome.REJECTED:
-            self.rejected_lines.append(number)
+            self.rejected_lines.append(self.lines_read)
         return outcome
 
 
@@ -345,7 +353,7 @@ class History:
     application_numbers: tuple[str, ...]
 
     def __repr__(self) -> str:  # readable falsifying examples
-        body = "\n".join(f"  {n:>3}: {raw.decode()}" for n, raw in enumerate(self.lines, 1))
+        body = "\n".join(f"  {n:>3}: {raw!r}," for n, raw in enumerate(self.lines, 1))
         return f"History(cases={list(self.application_numbers)}, lines=\n{body})"
 
 
@@ -602,21 +610,30 @@ def rule_breaking_lines(draw: st.DrawFn, cases: Mapping[str, Case]) -> bytes:
 
 @st.composite
 def noisy_histories(draw: st.DrawFn, max_cases: int = 8, max_events: int = 16) -> History:
-    """A history with contract-invalid lines inserted at random places."""
+    """A history as a file: contract-invalid and blank lines here and there, line endings."""
     history = draw(histories(max_cases=max_cases, max_events=max_events))
-    noise = draw(st.lists(contract_invalid_lines(history.application_numbers), max_size=6))
+    noise = draw(
+        st.lists(
+            st.one_of(
+                contract_invalid_lines(history.application_numbers),
+                st.sampled_from((b"", b"   ", b"\t", b"\r\n")),
+            ),
+            max_size=6,
+        )
+    )
     lines = list(history.lines)
     for raw in noise:
         lines.insert(draw(st.integers(0, len(lines))), raw)
-    return History(tuple(lines), history.application_numbers)
+    ending = draw(st.sampled_from((b"", b"\n", b"\r\n")))
+    return History(tuple(raw + ending for raw in lines), history.application_numbers)
 
 
 def commands(lines: Iterable[bytes]) -> list[RecordCaseEvent]:
     """The lines that parse, as commands (contract-invalid lines skipped)."""
     found = []
-    for raw in lines:
+    for line in lines:
         try:
-            found.append(parse_event(raw))
+            found.append(parse_event(line.rstrip(b"\r\n")))
         except ContractError:
             continue
     return found

@@ -40,12 +40,12 @@ from tests.property.strategies import (
 )
 
 DB = settings(
-    max_examples=examples(20),
+    max_examples=examples(15),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 PURE = settings(
-    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 batch_sizes = st.integers(1, 50)
 
@@ -270,7 +270,7 @@ def test_invalid_events_never_change_state(
                 assert letter["event_id"] == parsed.event_id
 
 
-@settings(DB, max_examples=examples(12))
+@settings(DB, max_examples=examples(10))
 @given(history=noisy_histories(max_cases=5, max_events=12), batch_size=st.integers(2, 60))
 def test_batch_size_does_not_matter(database_url: str, history: History, batch_size: int) -> None:
     lines = list(history.lines)

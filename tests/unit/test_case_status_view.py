@@ -77,3 +77,12 @@ def test_days_elapsed_stops_at_the_decision() -> None:
     view = {"received_on": "2024-01-01", "decided_on": "2024-03-01"}
     assert case_status.days_elapsed(view, date(2030, 1, 1)) == 60
     assert case_status.days_elapsed({**view, "decided_on": None}, date(2024, 1, 11)) == 10
+
+
+def test_a_second_passport_request_replaces_the_first() -> None:
+    from tests.unit.builders import ready_for_approval_steps
+
+    view = _view(
+        *ready_for_approval_steps(), "decision.made", "passport.requested", "passport.requested"
+    )
+    assert [s["kind"] for s in view["next_steps"]] == ["passport"]
