@@ -17,6 +17,7 @@ reports rows that differ, without swapping.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ log = structlog.get_logger("casetrack.projections")
 SHADOW = "__next"
 VERIFY = "__verify"
 _FLUSH_ROWS = 20_000
+# The writing connection idles in its transaction while cases are read and folded;
+# flush at least this often, well inside eventsourcing's 5 s idle-in-transaction
+# timeout, even for projections that make few rows per case.
+_FLUSH_SECONDS = 1.0
 
 
 class RebuildCheckFailed(RuntimeError):
@@ -140,13 +145,18 @@ def _replay_into(
                 rows.clear()
 
     with store.datastore.transaction(commit=True) as curs:
+        flushed_at = time.monotonic()
         for events in _cases(store, upto):
             report.cases += 1
             report.events += len(events)
             for replayer in replayers:
                 emit(replayer.case(events))
-            if sum(map(len, buffers.values())) >= _FLUSH_ROWS:
+            if (
+                sum(map(len, buffers.values())) >= _FLUSH_ROWS
+                or time.monotonic() - flushed_at > _FLUSH_SECONDS
+            ):
                 flush(curs)
+                flushed_at = time.monotonic()
         for replayer in replayers:
             emit(replayer.finish())
         flush(curs)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from projections.case_history_table import CaseHistoryProjection
+from projections.case_parties import CasePartiesProjection
 from projections.case_status_table import CaseStatusProjection
 from projections.processing_stats_table import ProcessingStatsProjection
 from projections.projector import Projection
+from projections.tracker_history import TrackerHistoryProjection
 
 
 def all_projections() -> dict[str, Projection]:
@@ -13,6 +15,8 @@ def all_projections() -> dict[str, Projection]:
         CaseStatusProjection(),
         CaseHistoryProjection(),
         ProcessingStatsProjection(),
+        CasePartiesProjection(),
+        TrackerHistoryProjection(),
     ]
     return {p.name: p for p in projections}
 

@@ -1,84 +1,207 @@
-"""`make run`: casetrack's main job on embedded defaults, narrated for a newcomer.
+"""`make run`: the whole pipeline on embedded defaults, narrated for a newcomer.
 
-Creates the schema, ingests the bundled sample of case events, and prints a
-few cases the way the tracker shows them.
+Starts the embedded PostgreSQL (kept under ./.casetrack), the embedded Kafka
+broker, a catch-all SMTP server, then `casetrack consume`, `casetrack project`
+and `casetrack serve` as separate processes, and the simulator publishing
+realistic case flows. Every few seconds it shows a few cases moving through
+their steps. Ctrl-C (or --duration) stops everything cleanly; the database
+keeps what was ingested (`casetrack db stop` stops it).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
+import threading
+import time
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 os.chdir(ROOT)
-os.environ.setdefault("CASETRACK_LOG_LEVEL", "error")
 
-from adapters import database_url  # noqa: E402
-from adapters.cli.main import main as casetrack  # noqa: E402
+import simulate  # noqa: E402
 
-SAMPLE = ROOT / "samples" / "events.jsonl"
+from adapters import database_url, logs, smtp_sink  # noqa: E402
+from adapters.kafka_broker import EmbeddedBroker, free_port  # noqa: E402
+from adapters.postgres.event_store import CaseStore  # noqa: E402
+from adapters.postgres.schema import init_schema  # noqa: E402
+from projections import case_status  # noqa: E402
+from projections.case_status_table import read  # noqa: E402
+from projections.labels import text  # noqa: E402
+from projections.projector import Projector  # noqa: E402
+from projections.registry import select  # noqa: E402
+
+BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
 
 
-def step(title: str) -> None:
-    print(f"\n\033[1m== {title}\033[0m", flush=True)
+def say(line: str) -> None:
+    print(line, flush=True)
 
 
-def pick_cases() -> list[tuple[str, str]]:
-    """An approved case, an open case with next steps, and a French-speaking one."""
-    events = []
-    for line in SAMPLE.read_text().splitlines():
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "adapters.cli.main", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+    )
+
+
+def show(store: CaseStore, numbers: list[str]) -> None:
+    with store.datastore.transaction(commit=False) as curs:
+        views = [(n, read(curs, store.schema, n)) for n in numbers]
+    say(f"{DIM}{time.strftime('%H:%M:%S')}{RESET}")
+    for number, view in views:
+        if view is None:
+            say(f"  {number}  (not received yet)")
+            continue
+        status = text(f"status.{view['status']}", "en")
+        if view["outcome"]:
+            status += f" ({view['outcome']})"
+        done = sum(s in ("completed", "not_required") for s in view["activities"].values())
+        steps = ", ".join(s["kind"] for s in view["next_steps"]) or "-"
+        say(
+            f"  {number}  {status:<34} activities done {done}/5  next steps: {steps:<22}"
+            f" days {case_status.days_elapsed(view, date.today())}"
+        )
+
+
+def run(duration: float | None, cases: int, rate: float) -> int:
+    logs.configure("error")
+    home = database_url.home()
+    home.mkdir(parents=True, exist_ok=True)
+    url = database_url.database_url()
+    schema = database_url.schema()
+    where = os.environ.get(database_url.DATABASE_URL) or f"embedded PostgreSQL in {home}"
+    say(f"{BOLD}casetrack{RESET}: {where}, schema {schema}")
+    init_schema(url, schema)
+
+    broker = EmbeddedBroker(log=home / "broker.log").start()
+    mail_port = free_port()
+    mail_dir = home / "mail"
+    sink = smtp_sink.start(mail_dir, port=mail_port)
+    api_port = int(os.environ.get("CASETRACK_PORT", "8000"))
+    env = {
+        **os.environ,
+        "CASETRACK_DATABASE_URL": url,
+        "CASETRACK_SCHEMA": schema,
+        "CASETRACK_LOG_LEVEL": "warning",
+        "CASETRACK_SMTP_HOST": "127.0.0.1",
+        "CASETRACK_SMTP_PORT": str(mail_port),
+        "CASETRACK_SMTP_TLS": "none",
+    }
+    logs_dir = home / "logs"
+    logs_dir.mkdir(exist_ok=True)
+    servers = broker.bootstrap_servers
+    processes = {
+        "consumer": start(
+            ["consume", "--bootstrap-servers", servers], env, logs_dir / "consume.log"
+        ),
+        "projector": start(["project", "--poll-interval", "1"], env, logs_dir / "project.log"),
+        "api": start(["serve", "--port", str(api_port)], env, logs_dir / "api.log"),
+    }
+    say(f"  Kafka-compatible broker (Tansu, in memory) on {servers}, topic case-events")
+    say(
+        f"  consumer, projector and API (http://127.0.0.1:{api_port}/docs) running;"
+        f" logs in {logs_dir}"
+    )
+    say(f"  mail to applicants lands in {mail_dir} (SMTP on 127.0.0.1:{mail_port})")
+
+    seed = int(time.time()) % 1_000_000
+    lines = simulate.feed(cases, seed=seed, duplicate_share=0.02, poison_share=0.01)
+    numbers = []
+    for line in lines:
         try:
-            events.append(json.loads(line))
+            event = json.loads(line)
         except ValueError:
             continue
-    by_case: dict[str, list[dict]] = {}
-    for e in events:
-        if isinstance(e, dict) and isinstance(e.get("application_number"), str):
-            by_case.setdefault(e["application_number"], []).append(e)
-    types = {n: {e.get("type") for e in evs} for n, evs in by_case.items()}
-    approved = next(n for n, ts in types.items() if "copr.issued" in ts)
-    open_ = next(
-        n for n, ts in types.items() if "decision.made" not in ts and "biometrics.requested" in ts
+        if isinstance(event, dict) and event.get("type") == "application.received":
+            numbers.append(event["application_number"])
+    third = len(numbers) // 3
+    watched = numbers[third : third + 5]  # received mid-feed: seen moving, not already done
+    say(
+        f"\n{BOLD}Publishing {len(lines)} events of {cases} cases at {rate:.0f}/s"
+        f" (processing times of months, compressed; 2% redeliveries, 1% poison){RESET}"
     )
-    french = next(
-        n
-        for n, evs in by_case.items()
-        if any(e.get("payload", {}).get("preferred_language") == "fr" for e in evs)
+    published = threading.Event()
+    publisher = threading.Thread(
+        target=lambda: (simulate.publish(lines, servers, rate=rate), published.set()),
+        daemon=True,
     )
-    return [(approved, "en"), (open_, "en"), (french, "fr")]
+    publisher.start()
 
-
-def run() -> int:
-    where = (
-        os.environ.get(database_url.DATABASE_URL) or f"embedded PostgreSQL in {database_url.home()}"
-    )
-    step(f"1. Database: {where}")
-    if casetrack(["db", "init"]):
-        return 1
-    step(f"2. Ingesting {SAMPLE.relative_to(ROOT)} (a run again makes every line a duplicate)")
-    if casetrack(["ingest", str(SAMPLE)]):
-        return 1
-    for number, lang in pick_cases():
-        step(f"3. casetrack status {number} --lang {lang}")
-        casetrack(["status", number, "--lang", lang])
-    number = pick_cases()[0][0]
-    step(f"4. casetrack history {number}  (the audit trail)")
-    casetrack(["history", number])
-    step("5. What to try next")
-    print(
-        "  .venv/bin/casetrack dead-letters list          # what was rejected, and why\n"
-        f"  .venv/bin/casetrack status {number} --json    # the view as JSON\n"
-        f"  .venv/bin/casetrack history {number} --as-of-version 3\n"
-        "  python scripts/casegen.py --cases 1000 > /tmp/events.jsonl &&"
-        " .venv/bin/casetrack ingest /tmp/events.jsonl\n"
-        "  .venv/bin/casetrack db stop                    # stop the embedded PostgreSQL\n"
-        "  make test                                      # every test"
-    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    store = CaseStore(url, schema)
+    started = time.monotonic()
+    announced = False
+    try:
+        while not stop.is_set():
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    say(f"{name} exited ({process.returncode}); see {logs_dir / (name + '.log')}")
+                    stop.set()
+            if not announced:
+                show(store, watched)
+            head = store.recorder.max_notification_id() or 0
+            caught_up = head and all(Projector(store, p).position() >= head for p in select(None))
+            if published.is_set() and caught_up and not announced:
+                announced = True
+                hints(watched[0], api_port)
+            if duration is not None and time.monotonic() - started > duration:
+                break
+            stop.wait(3)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("\nstopping...")
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        sink.stop()
+        broker.stop()
+        store.close()
+        say("stopped; the data stays in PostgreSQL (`.venv/bin/casetrack db stop` stops it)")
     return 0
 
 
+def hints(number: str, port: int) -> None:
+    say(f"\n{BOLD}All published events are stored and projected.{RESET} Try, in another shell:")
+    say(
+        f"  .venv/bin/casetrack status {number} --lang fr      # what the applicant sees\n"
+        f"  .venv/bin/casetrack status {number} --role sponsor # what the sponsor sees\n"
+        f"  .venv/bin/casetrack history {number}               # the audit trail\n"
+        "  .venv/bin/casetrack dead-letters list              # the poison messages, and why\n"
+        "  .venv/bin/casetrack projections status             # positions and lag\n"
+        "  .venv/bin/casetrack consume --bootstrap-servers ... --status   # consumer lag\n"
+        f"  curl http://127.0.0.1:{port}/healthz ; open http://127.0.0.1:{port}/docs\n"
+        "  (register as the applicant: docs/api.md; the code arrives in .casetrack/mail)\n"
+        "Ctrl-C stops the broker, consumer, projector and API."
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--cases", type=int, default=60)
+    parser.add_argument("--rate", type=float, default=25.0, help="messages a second")
+    args = parser.parse_args()
+    return run(args.duration, args.cases, args.rate)
+
+
 if __name__ == "__main__":
-    sys.exit(run())
+    sys.exit(main())

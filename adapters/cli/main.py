@@ -1,4 +1,4 @@
-"""casetrack's command line: set up the database, ingest files, read views and history."""
+"""casetrack's command line: set up the database, ingest files or Kafka, read views and history."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from adapters import database_url, logs
 from adapters.cli.render import status_text
 from adapters.postgres.event_store import CaseStore, SchemaMissing
 from domain import application_number as numbers
+
+if TYPE_CHECKING:
+    from consumers.kafka_consumer import LagReport
 
 
 class UsageError(Exception):
@@ -55,6 +58,18 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--origin", help="name recorded with dead letters (default: the path)")
     ingest.set_defaults(run=cmd_ingest)
 
+    consume = sub.add_parser("consume", help="consume case events from Kafka until stopped")
+    consume.add_argument("--bootstrap-servers", required=True, metavar="HOST:PORT")
+    consume.add_argument("--topic", default="case-events", help="default case-events")
+    consume.add_argument("--group", default="casetrack", help="consumer group (default casetrack)")
+    consume.add_argument("--dlq-topic", help="dead-letter topic (default: TOPIC.dlq)")
+    consume.add_argument("--status", action="store_true", help="print lag per partition and exit")
+    consume.add_argument("--json", action="store_true", help="with --status: JSON")
+    consume.add_argument("--max-poll-records", type=int, default=500, metavar="N")
+    consume.add_argument("--session-timeout-ms", type=int, default=10_000, metavar="MS")
+    consume.add_argument("--max-poll-interval-ms", type=int, default=30_000, metavar="MS")
+    consume.set_defaults(run=cmd_consume)
+
     dl = sub.add_parser("dead-letters", help="rejected input").add_subparsers(required=True)
     dl_list = dl.add_parser("list", help="what was rejected and why")
     dl_list.add_argument("--limit", type=int, default=50)
@@ -63,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     dl_show = dl.add_parser("show", help="one dead letter with its raw input")
     dl_show.add_argument("id", type=int)
     dl_show.set_defaults(run=cmd_dead_letters_show)
+    dl_retry = dl.add_parser("retry", help="feed one dead letter in again, after a fix")
+    dl_retry.add_argument("id", type=int)
+    dl_retry.set_defaults(run=cmd_dead_letters_retry)
 
     status = sub.add_parser("status", help="the tracker's status view of a case")
     status.add_argument("application_number")
@@ -100,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     p_resume = psub.add_parser("resume", help="retry a halted projection")
     p_resume.add_argument("name")
     p_resume.set_defaults(run=cmd_projections_resume)
+
+    from adapters.cli.http_commands import add_commands as add_http_commands
+
+    add_http_commands(sub)  # serve, auditors
     return p
 
 
@@ -210,6 +232,78 @@ def _progress(total: int | None) -> Iterator[Any]:
         yield lambda done: bar.update(task, completed=done)
 
 
+# ---------------------------------------------------------------- kafka
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from consumers.kafka_consumer import ConsumerSettings, KafkaCaseConsumer, lag_report
+
+    if args.max_poll_records < 1:
+        raise UsageError("--max-poll-records must be at least 1")
+    settings = ConsumerSettings(
+        bootstrap_servers=args.bootstrap_servers,
+        topic=args.topic,
+        group=args.group,
+        dlq_topic=args.dlq_topic,
+        max_poll_records=args.max_poll_records,
+        session_timeout_ms=args.session_timeout_ms,
+        heartbeat_interval_ms=max(100, args.session_timeout_ms // 4),
+        max_poll_interval_ms=args.max_poll_interval_ms,
+    )
+    with _store() as store:
+        if args.status:
+            from kafka.errors import KafkaError
+
+            try:
+                report = lag_report(store, settings)
+            except KafkaError as e:
+                print(f"casetrack: broker unavailable: {e}", file=sys.stderr)
+                return 1
+            if args.json:
+                print(json.dumps(report.as_dict(), indent=2))
+            else:
+                _print_lag(report)
+            return 0
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        print(
+            f"consuming {settings.topic} as group {settings.group}; Ctrl-C to stop",
+            file=sys.stderr,
+        )
+        stats = KafkaCaseConsumer(store, settings).run(stop)
+    print(
+        f"accepted {stats.accepted}, duplicates {stats.duplicates}, rejected {stats.rejected}"
+        f" in {stats.batches} batches"
+    )
+    return 0
+
+
+def _print_lag(report: LagReport) -> None:
+    if not report.partitions:
+        print(f"topic {report.topic} has no partitions yet")
+        return
+    print(f"topic {report.topic}, group {report.group}")
+    columns = ("log start", "log end", "stored", "kafka")
+    print(f"{'partition':>9} " + " ".join(f"{c:>10}" for c in columns) + f" {'lag':>8}")
+    for p in report.partitions:
+        stored = "-" if p.stored is None else str(p.stored)
+        committed = "-" if p.committed is None else str(p.committed)
+        note = "  BEYOND LOG END" if p.lag < 0 else ""
+        print(
+            f"{p.partition:>9} {p.log_start:>10} {p.log_end:>10} {stored:>10} {committed:>10}"
+            f" {p.lag:>8}{note}"
+        )
+    print(f"total lag {report.total} messages", end="")
+    if report.unpublished_dead_letters:
+        print(f"; {report.unpublished_dead_letters} dead letters not yet on the dead-letter topic")
+    else:
+        print()
+
+
 # ---------------------------------------------------------------- dead letters
 
 
@@ -244,6 +338,63 @@ def cmd_dead_letters_show(args: argparse.Namespace) -> int:
     row.pop("raw_sha256")
     print(json.dumps(row, default=str, indent=2, ensure_ascii=False))
     return 0
+
+
+def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
+    from consumers.batch import BatchWriter, Message
+    from consumers.file_ingest import parse_line
+    from domain.commands import Outcome, RecordCaseEvent
+
+    origin = f"retry:{args.id}"
+    with _store() as store:
+        with store.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                f"SELECT line_number, raw, topic, partition, key FROM {store.schema}.dead_letters"
+                " WHERE id = %s",
+                (args.id,),
+            )
+            row = curs.fetchone()
+        if row is None:
+            print(f"casetrack: no dead letter #{args.id}", file=sys.stderr)
+            return 1
+        raw = bytes(row["raw"])
+        parsed = parse_line(raw)
+        message = Message(
+            origin,
+            row["line_number"],
+            raw,
+            parsed,
+            topic=row["topic"],
+            partition=row["partition"],
+            key=bytes(row["key"]) if row["key"] is not None else None,
+        )
+        (outcome,) = BatchWriter(store).write([message])
+        with store.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                f"UPDATE {store.schema}.dead_letters SET retried_at = now() WHERE id = %s",
+                (args.id,),
+            )
+            curs.execute(
+                f"SELECT error_kind, reason FROM {store.schema}.dead_letters"
+                " WHERE origin = %s ORDER BY id DESC LIMIT 1",
+                (origin,),
+            )
+            again = curs.fetchone()
+        _catch_up(store)
+    what = (
+        f"{parsed.type} for {parsed.application_number}"
+        if isinstance(parsed, RecordCaseEvent)
+        else "message"
+    )
+    if outcome is Outcome.ACCEPTED:
+        print(f"#{args.id} accepted: {what} appended")
+        return 0
+    if outcome is Outcome.DUPLICATE:
+        print(f"#{args.id} already stored: {what} is a duplicate, nothing appended")
+        return 0
+    reason = f"[{again['error_kind']}] {again['reason']}" if again else str(parsed)
+    print(f"#{args.id} rejected again: {reason}")
+    return 1
 
 
 # ---------------------------------------------------------------- views

@@ -301,6 +301,22 @@ class CaseStore:
             )
             return {row["partition"]: row["next_offset"] for row in curs.fetchall()}
 
+    def rewind_offset(self, offset: ConsumerOffset, expected: int) -> bool:
+        """Set a partition's offset back to ``offset.next_offset`` if it still is ``expected``.
+
+        The one move backwards: the topic was recreated, so the stored offset lies
+        beyond its end (docs/kafka.md). False when another consumer moved it first.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "UPDATE {}.consumer_offsets SET next_offset = %s, updated_at = now()"
+                    " WHERE group_id = %s AND topic = %s AND partition = %s AND next_offset = %s"
+                ).format(Identifier(self.schema)),
+                (offset.next_offset, offset.group, offset.topic, offset.partition, expected),
+            )
+            return curs.rowcount == 1
+
     def dead_lettered(self, origin: str, lines: Sequence[tuple[int, bytes]]) -> set[int]:
         """Lines of ``origin`` that an earlier (interrupted) run already dead-lettered.
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import psycopg
 from psycopg.sql import SQL, Identifier
 
+from adapters.postgres import accounts_store, auditors_store
 from adapters.postgres.event_store import CaseStore
+from adapters.postgres.rate_limits import RATE_LIMITS_DDL
 from projections.projector import DEAD_LETTERS_DDL as PROJECTION_DEAD_LETTERS_DDL
 from projections.projector import POSITIONS_DDL
 from projections.registry import all_projections
@@ -65,6 +67,9 @@ def init_schema(url: str, schema: str) -> None:
                     CONSUMER_OFFSETS_DDL,
                     POSITIONS_DDL,
                     PROJECTION_DEAD_LETTERS_DDL,
+                    *accounts_store.DDL,
+                    RATE_LIMITS_DDL,
+                    *auditors_store.DDL,
                 ):
                     conn.execute(SQL(ddl).format(schema=Identifier(schema)))  # type: ignore[arg-type]
                 for projection in all_projections().values():

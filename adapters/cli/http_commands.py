@@ -1,0 +1,122 @@
+"""`casetrack serve` (the tracker API under uvicorn) and `casetrack auditors add|list|revoke`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def add_commands(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="serve the tracker API over HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=cmd_serve)
+
+    auditors = sub.add_parser("auditors", help="API keys for auditors").add_subparsers(
+        required=True
+    )
+    add = auditors.add_parser("add", help="create an auditor; prints its API key once")
+    add.add_argument("name", metavar="NAME")
+    add.set_defaults(run=cmd_auditors_add)
+    listed = auditors.add_parser("list", help="auditors and whether their key is revoked")
+    listed.set_defaults(run=cmd_auditors_list)
+    revoke = auditors.add_parser("revoke", help="revoke an auditor's API key")
+    revoke.add_argument("name", metavar="NAME")
+    revoke.set_defaults(run=cmd_auditors_revoke)
+
+
+class _Usage(Exception):
+    """Bad input: one line on stderr, exit code 2 (as adapters.cli.main does)."""
+
+
+def _usage(error: _Usage) -> int:
+    print(f"casetrack: {error}", file=sys.stderr)
+    return 2
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from adapters.http.app import create_app
+    from adapters.http.settings import Settings
+    from adapters.smtp import SmtpConfigError
+
+    if not 0 < args.port < 65536:
+        return _usage(_Usage("--port must be between 1 and 65535"))
+    try:
+        settings = Settings.from_env()
+    except (SmtpConfigError, ValueError) as e:
+        return _usage(_Usage(str(e)))
+    _check_schema(settings.database_url, settings.schema)
+    print(f"serving the tracker API on http://{args.host}:{args.port}", file=sys.stderr)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        access_log=False,  # ours is structured and free of personal data
+        log_level="warning",
+        server_header=False,
+    )
+    return 0
+
+
+def _check_schema(url: str, schema: str) -> None:
+    from adapters.postgres.event_store import CaseStore
+
+    store = CaseStore(url, schema)
+    try:
+        store.check_schema()
+    finally:
+        store.close()
+
+
+def _auditor_call(fn: Any, *args: Any) -> Any:
+    from adapters import database_url
+    from adapters.postgres.auditors_store import AuditorExists, InvalidAuditorName
+
+    url, schema = database_url.database_url(), database_url.schema()
+    _check_schema(url, schema)
+    try:
+        return fn(url, schema, *args)
+    except (InvalidAuditorName, AuditorExists) as e:
+        raise _Usage(str(e)) from None
+
+
+def cmd_auditors_add(args: argparse.Namespace) -> int:
+    from adapters.postgres import auditors_store
+
+    try:
+        key = _auditor_call(auditors_store.add, args.name)
+    except _Usage as e:
+        return _usage(e)
+    print(key)
+    print(
+        f"auditor {args.name} created; the key above is shown only now."
+        " Send it as Authorization: Bearer <key> to /v1/audit/...",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_auditors_list(args: argparse.Namespace) -> int:
+    from adapters.postgres import auditors_store
+
+    for row in _auditor_call(auditors_store.listed):  # takes no input: cannot be _Usage
+        print(json.dumps(row))
+    return 0
+
+
+def cmd_auditors_revoke(args: argparse.Namespace) -> int:
+    from adapters.postgres import auditors_store
+
+    try:
+        revoked = _auditor_call(auditors_store.revoke, args.name)
+    except _Usage as e:
+        return _usage(e)
+    if not revoked:
+        print(f"casetrack: no active auditor {args.name}", file=sys.stderr)
+        return 1
+    print(f"auditor {args.name} revoked")
+    return 0

@@ -1,0 +1,1 @@
+"""The tracker's HTTP API (FastAPI): accounts, role-based reads, audit, operations."""

@@ -1,0 +1,196 @@
+"""Registration, verification and password reset, as the real tracker works.
+
+Registration and reset requests always answer 202 with the same body, and
+their slow work (hashing the code, storing it, sending mail) happens after
+the answer, so neither the body nor the timing tells whether a file or an
+account exists. Codes get a fixed number of attempts, counted before the
+check so concurrent guesses cannot exceed it.
+"""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import APIRouter, BackgroundTasks, Request
+from starlette.concurrency import run_in_threadpool
+
+from adapters.http import models
+from adapters.http.auth import guard
+from adapters.http.problems import Problem, responses
+from adapters.http.services import Found, Services
+from adapters.mail_texts import code_message
+from adapters.postgres.accounts_store import PendingCode
+from adapters.smtp import MailNotSent
+from domain import accounts
+from projections import case_parties
+
+log = structlog.get_logger("casetrack.accounts")
+router = APIRouter(tags=["accounts"])
+
+_REGISTER_ANSWER = (
+    "If the details match a file that has an email address, a code is on its way to that"
+    " address (to the representative's when the file has one)."
+)
+_RESET_ANSWER = "If an account uses that login, a code is on its way to its email address."
+
+
+def invalid_code() -> Problem:
+    return Problem(
+        400,
+        "The code is wrong, expired, already used or tried too many times; request a new one.",
+        slug="invalid-code",
+        title="The code is not valid",
+    )
+
+
+def weak_password(error: accounts.WeakPassword) -> Problem:
+    return Problem(422, str(error), slug="weak-password", title="The password is too weak")
+
+
+@router.post(
+    "/v1/accounts/register",
+    status_code=202,
+    response_model=models.Accepted,
+    responses=responses(400, 422, 429),
+    summary="Ask for a verification code",
+)
+async def register(
+    body: models.Registration,
+    request: Request,
+    background: BackgroundTasks,
+    found: Found,
+) -> models.Accepted:
+    registration = accounts.Registration(
+        role=body.role,
+        family_name=body.family_name,
+        uci=getattr(body, "uci", None),
+        date_of_birth=getattr(body, "date_of_birth", None),
+        email=getattr(body, "email", None),
+        membership_id=getattr(body, "membership_id", None),
+    )
+    await guard(request, found, "register", registration.login)
+    async with found.pool.connection() as conn, conn.cursor() as curs:
+        parties = await case_parties.read(curs, found.settings.schema, body.application_number)
+    delivery = accounts.delivery(registration, parties)
+    if delivery is not None:
+        background.add_task(
+            _issue_code, found, "register", delivery.login, delivery.email, delivery.language,
+            body.application_number, delivery.role,
+        )  # fmt: skip
+    return models.Accepted(detail=_REGISTER_ANSWER)
+
+
+@router.post(
+    "/v1/accounts/verify",
+    status_code=201,
+    response_model=models.Activated,
+    responses=responses(400, 422, 429),
+    summary="Set a password with the emailed code: the account becomes active",
+)
+async def verify(body: models.Verification, request: Request, found: Found) -> models.Activated:
+    login = accounts.normalize_login(body.login)
+    await guard(request, found, "verify", login)
+    try:
+        accounts.check_password(body.password, login)
+    except accounts.WeakPassword as e:
+        raise weak_password(e) from None
+    now = found.settings.clock()
+    code = await _spend_attempt(found, login, "register", body.code)
+    password_hash = await found.passwords.hash(body.password)
+    kind = "representative" if code.role == "representative" else "client"
+    if await found.accounts.activate(login, kind, code, password_hash, now) is None:
+        raise invalid_code()
+    return models.Activated()
+
+
+@router.post(
+    "/v1/accounts/password-reset",
+    status_code=202,
+    response_model=models.Accepted,
+    responses=responses(400, 422, 429),
+    summary="Ask for a password reset code",
+)
+async def password_reset(
+    body: models.ResetRequest,
+    request: Request,
+    background: BackgroundTasks,
+    found: Found,
+) -> models.Accepted:
+    login = accounts.normalize_login(body.login)
+    await guard(request, found, "reset", login)
+    background.add_task(_issue_reset, found, login)
+    return models.Accepted(detail=_RESET_ANSWER)
+
+
+@router.post(
+    "/v1/accounts/password-reset/confirm",
+    status_code=200,
+    response_model=models.Activated,
+    responses=responses(400, 422, 429),
+    summary="Set a new password with the emailed code; every session is signed out",
+)
+async def password_reset_confirm(
+    body: models.ResetConfirmation, request: Request, found: Found
+) -> models.Activated:
+    login = accounts.normalize_login(body.login)
+    await guard(request, found, "reset", login)
+    try:
+        accounts.check_password(body.password, login)
+    except accounts.WeakPassword as e:
+        raise weak_password(e) from None
+    now = found.settings.clock()
+    code = await _spend_attempt(found, login, "reset", body.code)
+    existing = await found.accounts.account(login)
+    if existing is None:
+        raise invalid_code()
+    password_hash = await found.passwords.hash(body.password)
+    if not await found.accounts.reset_password(
+        login, existing[0].account_id, code, password_hash, now
+    ):
+        raise invalid_code()
+    await found.accounts.login_succeeded(accounts.bucket_digest("lockout|" + login))
+    return models.Activated()
+
+
+async def _spend_attempt(found: Services, login: str, purpose: str, given: str) -> PendingCode:
+    now = found.settings.clock()
+    code = await found.accounts.spend_attempt(login, purpose, accounts.CODE_MAX_ATTEMPTS, now)
+    if not await found.passwords.verify(code.code_hash if code else None, given) or code is None:
+        raise invalid_code()
+    return code
+
+
+async def _issue_reset(found: Services, login: str) -> None:
+    existing = await found.accounts.account(login)
+    if existing is not None:
+        account = existing[0]
+        await _issue_code(found, "reset", login, account.email, account.language)
+
+
+async def _issue_code(
+    found: Services,
+    purpose: str,
+    login: str,
+    email: str,
+    language: str,
+    application_number: str | None = None,
+    role: str | None = None,
+) -> None:
+    """Store a fresh code (replacing the old one) and mail it; runs after the answer."""
+    settings = found.settings
+    now = settings.clock()
+    code = accounts.new_code()
+    try:
+        await found.accounts.put_code(
+            login, purpose, await found.passwords.hash(code), email, language,
+            now + settings.code_ttl, now, application_number, role,
+        )  # fmt: skip
+        hours = int(settings.code_ttl.total_seconds() // 3600)
+        subject, text = code_message(purpose, language, code, hours, accounts.CODE_MAX_ATTEMPTS)
+        await run_in_threadpool(settings.mailer.send, email, subject, text)
+        log.info("code sent", purpose=purpose, application_number=application_number)
+    except MailNotSent as e:
+        found.metrics.mail_failures.inc()
+        log.warning("code not sent", purpose=purpose, error=str(e))
+    except Exception as e:  # a background task has nobody to answer: log the type only
+        found.metrics.mail_failures.inc()
+        log.error("code not issued", purpose=purpose, error=type(e).__name__)

@@ -1,0 +1,103 @@
+"""The tracker API's FastAPI application: routes, problem handlers, observability.
+
+``create_app`` connects nothing until the server starts (lifespan), so the
+OpenAPI document can be produced without a database.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from adapters.http import accounts_api, audit_api, ops_api, problems, reads_api, sessions_api
+from adapters.http.fast_lane import FastReads
+from adapters.http.metrics import Metrics
+from adapters.http.observability import Observability
+from adapters.http.services import Services
+from adapters.http.settings import Settings
+
+DESCRIPTION = """\
+The online application status tracker's API: accounts with emailed codes, role-based
+status views of family-class applications, auditor access to the event log, and
+operations endpoints. Errors are RFC 9457 problem details. See docs/api.md.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        found = Services.create(settings, metrics)
+        await found.open()
+        app.state.services = found
+        gc.collect()
+        gc.freeze()  # start-up objects never die: keep them out of every later collection
+        try:
+            yield
+        finally:
+            await found.close()
+
+    app = FastAPI(
+        title="casetrack tracker API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    problems.install(app)
+    for router in (
+        accounts_api.router,
+        sessions_api.router,
+        reads_api.router,
+        audit_api.router,
+        ops_api.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(FastReads, routes=reads_api.router.routes)
+    app.add_middleware(Observability, metrics=metrics)  # added last: runs first
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.add_schemas(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def openapi_document(app: FastAPI | None = None) -> dict[str, Any]:
+    """The OpenAPI document as committed in docs/openapi.json."""
+    from adapters.http.settings import Settings as _Settings
+
+    if app is None:
+        app = create_app(
+            _Settings(database_url="postgresql://", schema="casetrack", mailer=_NoMail())
+        )
+    return app.openapi()
+
+
+class _NoMail:
+    def send(self, to: str, subject: str, body: str) -> None:
+        raise RuntimeError("this app only describes itself")
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory adapters.http.app:app_from_env`` (several worker processes)."""
+    from adapters import logs
+
+    logs.configure()
+    return create_app(Settings.from_env())

@@ -1,0 +1,159 @@
+"""Auditor reads: every stored event of a file, and its state at a version or a time.
+
+Auditors authenticate with an API key (``casetrack auditors add``). Every
+auditor read, whatever its answer, is written to the audit log (who, what,
+when) before the answer goes out; if the log cannot be written, the read
+fails. Events come from the event store itself, not from projections.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import orjson
+from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from adapters.http import models
+from adapters.http.auth import CurrentAuditor
+from adapters.http.problems import Problem, responses
+from adapters.http.services import Found, Services
+from adapters.postgres.auditors_store import Auditor
+from domain.application_number import case_id
+from domain.case import Case
+from projections import case_status
+
+router = APIRouter(tags=["audit"])
+
+Number = Annotated[str, Path(pattern=r"^[A-Z][0-9]{9}$", description="e.g. F123456789")]
+_ENVELOPE = {
+    "originator_id",
+    "originator_version",
+    "timestamp",
+    "event_id",
+    "event_type",
+    "source",
+    "occurred_at",
+}
+_JSON = "application/json"
+
+
+@router.get(
+    "/v1/audit/applications/{application_number}/events",
+    response_model=None,
+    responses={
+        200: {"model": models.AuditEvents, "description": "Stored events and the state"},
+        **responses(401, 403, 404, 422),
+    },
+    summary="Every stored event of a file, or the state as of a version or a time",
+)
+async def events(
+    application_number: Number,
+    request: Request,
+    auditor: CurrentAuditor,
+    found: Found,
+    as_of_version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    as_of: Annotated[
+        datetime | None, Query(description="An RFC 3339 time with its offset; recorded time")
+    ] = None,
+) -> Response:
+    parameters = {
+        "as_of_version": as_of_version,
+        "as_of": as_of.isoformat() if as_of else None,
+    }
+    try:
+        body = await _events(found, application_number, as_of_version, as_of)
+    except Problem as problem:
+        await _log(
+            found, request, auditor, "events", application_number, parameters, problem.status
+        )
+        raise
+    await _log(found, request, auditor, "events", application_number, parameters, 200)
+    return Response(orjson.dumps(body, default=_plain), media_type=_JSON)
+
+
+@router.get(
+    "/v1/audit/log",
+    response_model=models.AuditLog,
+    responses=responses(401, 403, 422),
+    summary="The audit log itself, newest first (reading it is logged too)",
+)
+async def audit_log(
+    request: Request,
+    auditor: CurrentAuditor,
+    found: Found,
+    before: Annotated[int, Query(ge=1, le=2**62)] = 2**62,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response:
+    await _log(found, request, auditor, "log", None, {"before": before, "limit": limit}, 200)
+    entries = await found.auditors.entries(before, limit)
+    return Response(orjson.dumps({"entries": entries}), media_type=_JSON)
+
+
+async def _events(
+    found: Services, number: str, as_of_version: int | None, as_of: datetime | None
+) -> dict[str, Any]:
+    if as_of_version is not None and as_of is not None:
+        raise Problem(422, "Give as_of_version or as_of, not both.")
+    if as_of is not None and as_of.tzinfo is None:
+        raise Problem(422, "as_of needs a time zone offset, e.g. 2024-05-01T12:00:00Z.")
+    stored: list[Case.Event] = await run_in_threadpool(
+        found.case_store.stored_events, case_id(number)
+    )
+    if not stored:
+        raise Problem(404, "No application with that number.")
+    selected = stored
+    if as_of_version is not None:
+        if as_of_version > len(stored):
+            raise Problem(422, f"as_of_version must be between 1 and {len(stored)}.")
+        selected = stored[:as_of_version]
+    elif as_of is not None:
+        selected = [e for e in stored if e.timestamp <= as_of]
+    state = case_status.fold(selected) if selected else None
+    if state is not None:
+        state = case_status.presented(state, selected[-1].timestamp.date())
+    return {
+        "application_number": number,
+        "as_of_version": as_of_version,
+        "as_of": as_of,
+        "events": [_event(e) for e in selected],
+        "state": state,
+    }
+
+
+def _event(event: Case.Event) -> dict[str, Any]:
+    return {
+        "version": event.originator_version,
+        "event_type": event.event_type,
+        "event_id": str(event.event_id),
+        "source": event.source,
+        "occurred_at": event.occurred_at,
+        "recorded_at": event.timestamp,
+        "data": {k: v for k, v in vars(event).items() if k not in _ENVELOPE},
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, UUID | date):
+        return str(value)
+    if isinstance(value, set | tuple):
+        return list(value)
+    raise TypeError(type(value).__name__)
+
+
+async def _log(
+    found: Services,
+    request: Request,
+    auditor: Auditor,
+    action: str,
+    number: str | None,
+    parameters: dict[str, Any],
+    status: int,
+) -> None:
+    await found.auditors.log(
+        auditor, action, number, parameters, status,
+        request.scope.get("state", {}).get("request_id", ""), found.settings.clock(),
+    )  # fmt: skip

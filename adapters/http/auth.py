@@ -1,0 +1,114 @@
+"""Who is calling: bearer tokens for sessions and auditor keys, and the rate-limit guard.
+
+A token is checked for its shape before any query (``cts_`` sessions,
+``cta_`` auditor keys, 43 url-safe characters), then looked up by its hash.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from adapters.http.problems import Problem, rate_limited, unauthenticated
+from adapters.http.services import Found, Services
+from adapters.postgres.accounts_store import Account
+from adapters.postgres.auditors_store import Auditor
+from domain.accounts import AUDITOR_PREFIX, SESSION_PREFIX, bucket_digest, is_token, token_digest
+
+bearer = HTTPBearer(auto_error=False, description="A session token or an auditor API key")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def token_hash(credentials: HTTPAuthorizationCredentials | None, prefix: str) -> bytes | None:
+    """The stored hash of a well-formed token of the given kind; None for anything else."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        return None
+    token = credentials.credentials
+    if not is_token(token) or not token.startswith(prefix):
+        return None
+    return token_digest(token)
+
+
+async def session_hash(credentials: Bearer) -> bytes:
+    """A well-formed session token's hash (the session itself is checked by the query)."""
+    found = token_hash(credentials, SESSION_PREFIX)
+    if found is None:
+        raise _wrong_kind(credentials) or unauthenticated()
+    return found
+
+
+SessionHash = Annotated[bytes, Depends(session_hash)]
+# For routes that read the header themselves (see session_hash_of): documents the scheme.
+BEARER_SECURITY = {"security": [{"HTTPBearer": []}]}
+
+
+def _credentials(header: str | None) -> HTTPAuthorizationCredentials | None:
+    scheme, _, token = (header or "").partition(" ")
+    if not token:
+        return None
+    return HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+
+
+def token_hash_of_header(header: str | None) -> bytes | None:
+    """A well-formed session token's hash from an Authorization header value, else None."""
+    return token_hash(_credentials(header), SESSION_PREFIX)
+
+
+def session_hash_of(request: Request) -> bytes:
+    """``session_hash`` without FastAPI's dependency machinery, for the read routes
+    (dependency resolution costs more than the rest of a 304)."""
+    credentials = _credentials(request.headers.get("authorization"))
+    found = token_hash(credentials, SESSION_PREFIX)
+    if found is None:
+        raise _wrong_kind(credentials) or unauthenticated()
+    return found
+
+
+async def current_account(token: SessionHash, found: Found) -> Account:
+    account = await found.accounts.session_account(token, found.settings.clock())
+    if account is None:
+        raise unauthenticated()
+    return account
+
+
+CurrentAccount = Annotated[Account, Depends(current_account)]
+
+
+async def current_auditor(credentials: Bearer, found: Found) -> Auditor:
+    key = token_hash(credentials, AUDITOR_PREFIX)
+    if key is None:
+        if token_hash(credentials, SESSION_PREFIX) is not None:
+            raise Problem(403, "Only auditor API keys may read the audit endpoints.")
+        raise unauthenticated()
+    auditor = await found.auditors.by_key(key)
+    if auditor is None:
+        raise unauthenticated()
+    return auditor
+
+
+CurrentAuditor = Annotated[Auditor, Depends(current_auditor)]
+
+
+def _wrong_kind(credentials: HTTPAuthorizationCredentials | None) -> Problem | None:
+    if token_hash(credentials, AUDITOR_PREFIX) is not None:
+        return Problem(403, "Auditor keys read /v1/audit; client endpoints need a session.")
+    return None
+
+
+async def guard(request: Request, found: Services, action: str, identifier: str) -> None:
+    """Count the call against the client address's and the identifier's limits."""
+    limits = found.settings.limits
+    now = found.settings.clock()
+    address = request.client.host if request.client else "unknown"
+    waits = []
+    for kind, value, limit in (
+        ("address", address, limits.per_address[action]),
+        ("identifier", identifier, limits.per_identifier[action]),
+    ):
+        bucket = bucket_digest(f"{action}|{kind}|{value}")
+        waits.append(await found.rates.hit(bucket, limit.hits, limit.per_seconds, now))
+    if max(waits) > 0:
+        found.metrics.rate_limited(action)
+        raise rate_limited(max(waits))

@@ -1,0 +1,219 @@
+"""Request and response bodies: pydantic validates input before any query, and the
+same models document the answers in the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+ApplicationNumber = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z][0-9]{9}$"),
+    Field(description="One uppercase letter and nine digits", examples=["F123456789"]),
+]
+Uci = Annotated[
+    str,
+    StringConstraints(pattern=r"^([0-9]{8}|[0-9]{10})$"),
+    Field(description="Unique client identifier: 8 or 10 digits"),
+]
+FamilyName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+MembershipId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9-]{3,20}$")]
+Login = Annotated[
+    str,
+    StringConstraints(pattern=r"^([0-9]{8}|[0-9]{10}|[^@\s]{1,64}@[^@\s]{1,189})$", max_length=254),
+    Field(description="A UCI (applicants and sponsors) or an email (representatives)"),
+]
+Code = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{8}$"), Field(description="The emailed code")
+]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+NewPassword = Annotated[
+    str,
+    StringConstraints(min_length=12, max_length=128),
+    Field(
+        description="At least 12 characters, 5 of them different; not a common password,"
+        " not containing the login"
+    ),
+]
+Lang = Literal["en", "fr"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApplicantRegistration(_In):
+    """A principal applicant or sponsor: details as on the file."""
+
+    role: Literal["principal_applicant", "sponsor"]
+    application_number: ApplicationNumber
+    family_name: FamilyName
+    uci: Uci
+    date_of_birth: date
+
+
+class RepresentativeRegistration(_In):
+    """An authorised representative: family name, email and membership id as on the file."""
+
+    role: Literal["representative"]
+    application_number: ApplicationNumber
+    family_name: FamilyName
+    email: EmailStr
+    membership_id: MembershipId | None = None
+
+
+Registration = Annotated[
+    ApplicantRegistration | RepresentativeRegistration, Field(discriminator="role")
+]
+
+
+class Verification(_In):
+    login: Login
+    code: Code
+    password: NewPassword
+
+
+class Credentials(_In):
+    login: Login
+    password: Password
+
+
+class ResetRequest(_In):
+    login: Login
+
+
+class ResetConfirmation(_In):
+    login: Login
+    code: Code
+    password: NewPassword
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    detail: str
+
+
+class Activated(BaseModel):
+    status: Literal["active"] = "active"
+
+
+class SessionToken(BaseModel):
+    token: str = Field(description="Send as Authorization: Bearer <token>")
+    expires_at: datetime
+
+
+class ApplicationSummary(BaseModel):
+    application_number: str
+    role: Literal["principal_applicant", "sponsor", "representative"]
+    status: str | None
+    last_updated: str | None
+
+
+class Applications(BaseModel):
+    applications: list[ApplicationSummary]
+
+
+class HistoryEntry(BaseModel):
+    event_type: str
+    title: str
+    text: str
+    occurred_at: datetime = Field(description="When it happened")
+    recorded_at: datetime = Field(description="When casetrack recorded it")
+
+
+class NextStep(BaseModel):
+    kind: str
+    due_on: date | None
+    document: str | None = None
+
+
+class Estimate(BaseModel):
+    category: str
+    quarter: str
+    enough_data: bool
+    similar_decided: int
+    similar_open: int
+    months: int | None
+    percent: int | None
+    months_elapsed: int
+    text: str
+
+
+class Contact(BaseModel):
+    text: str
+
+
+class ApplicationView(BaseModel):
+    """The status view for the caller's role: fields a role may not see are absent."""
+
+    application_number: str
+    role: Literal["principal_applicant", "sponsor", "representative"]
+    lang: Lang
+    status: Literal["received", "in_progress", "closed"]
+    received_on: date
+    last_updated: datetime
+    days_elapsed: int
+    service_standard_days: int
+    category: str | None = None
+    outcome: str | None = None
+    decided_on: date | None = None
+    acknowledged_on: date | None = None
+    preferred_language: str | None = None
+    activities: dict[str, str] | None = None
+    next_steps: list[NextStep] | None = None
+    documents: dict[str, Any] | None = None
+    estimate: Estimate | None = None
+    history: list[HistoryEntry]
+    contact: Contact
+
+
+class History(BaseModel):
+    application_number: str
+    lang: Lang
+    history: list[HistoryEntry]
+
+
+class StoredEventOut(BaseModel):
+    version: int
+    event_type: str
+    event_id: str
+    source: str
+    occurred_at: datetime
+    recorded_at: datetime
+    data: dict[str, Any]
+
+
+class AuditEvents(BaseModel):
+    application_number: str
+    as_of_version: int | None = None
+    as_of: datetime | None = None
+    events: list[StoredEventOut]
+    state: dict[str, Any] | None = Field(
+        description="The full status view after the last listed event (null before the first)"
+    )
+
+
+class AuditLogEntry(BaseModel):
+    id: int
+    auditor: str
+    action: str
+    application_number: str | None
+    parameters: dict[str, Any]
+    status: int
+    request_id: str
+    at: datetime
+
+
+class AuditLog(BaseModel):
+    entries: list[AuditLogEntry]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    lag_events: dict[str, int]

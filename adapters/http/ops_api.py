@@ -1,0 +1,94 @@
+"""Operations: liveness, readiness (database and projection lag) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter
+from psycopg.sql import SQL, Identifier
+from starlette.responses import Response
+
+from adapters.http import models
+from adapters.http.metrics import LogSnapshot
+from adapters.http.problems import Problem, responses
+from adapters.http.services import Found, Services
+from adapters.postgres.event_store import EVENTS_TABLE
+from projections.registry import all_projections
+
+router = APIRouter(tags=["operations"])
+_HEALTHY = orjson.dumps({"status": "ok"})
+
+
+@router.get("/healthz", response_model=models.Health, summary="The process is up")
+async def healthz() -> Response:
+    return Response(_HEALTHY, media_type="application/json")
+
+
+@router.get(
+    "/readyz",
+    response_model=models.Readiness,
+    responses=responses(503),
+    summary="The database answers and every projection is within the lag bound",
+)
+async def readyz(found: Found) -> Response:
+    try:
+        snapshot = await _snapshot(found)
+    except Exception:
+        raise Problem(503, "The database does not answer.") from None
+    bound = found.settings.max_lag_events
+    behind = sorted(
+        name
+        for name, lag in snapshot.lag_events.items()
+        if lag > bound or snapshot.halted.get(name)
+    )
+    if behind:
+        raise Problem(503, f"Projections behind or halted: {', '.join(behind)}.")
+    body = {"status": "ready", "lag_events": snapshot.lag_events}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    summary="Prometheus metrics (text format 0.0.4)",
+)
+async def metrics(found: Found) -> Response:
+    try:
+        snapshot = await _snapshot(found)
+    except Exception:
+        snapshot = LogSnapshot()  # still serve the request metrics
+    return Response(
+        found.metrics.render(snapshot), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+async def _snapshot(found: Services) -> LogSnapshot:
+    schema = Identifier(found.settings.schema)
+    names = list(all_projections())
+    async with found.pool.connection(timeout=5.0) as conn:
+        cur = await conn.execute(
+            SQL(
+                "SELECT (SELECT coalesce(max(notification_id), 0) FROM {}.{}),"
+                " (SELECT count(*) FROM {}.dead_letters)"
+            ).format(schema, Identifier(EVENTS_TABLE), schema)
+        )
+        head, dead = await cur.fetchone() or (0, 0)
+        cur = await conn.execute(
+            SQL(
+                "SELECT p.name, p.position, p.halted_at IS NOT NULL,"
+                " (SELECT count(*) FROM {}.projection_dead_letters d WHERE d.projection = p.name)"
+                " FROM {}.projection_positions p WHERE p.name = ANY(%s)"
+            ).format(schema, schema),
+            (names,),
+        )
+        rows: list[Any] = await cur.fetchall()
+    snapshot = LogSnapshot(events=int(head), dead_letters=int(dead))
+    positions = {name: (0, False, 0) for name in names}
+    positions.update({r[0]: (int(r[1]), bool(r[2]), int(r[3])) for r in rows})
+    for name, (position, halted, dead_count) in positions.items():
+        snapshot.lag_events[name] = max(int(head) - position, 0)
+        snapshot.halted[name] = halted
+        snapshot.projection_dead_letters[name] = dead_count
+    return snapshot

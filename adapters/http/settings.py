@@ -1,0 +1,88 @@
+"""What the API needs to run, gathered in one object so tests can inject each part
+(the clock, the password hasher's cost, the limits, the mailer)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from adapters import database_url
+from adapters.smtp import Mailer, SmtpMailer, SmtpSettings
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Limit:
+    hits: int
+    per_seconds: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per client address and per identifier (the login), for each guarded action."""
+
+    per_address: dict[str, Limit] = field(
+        default_factory=lambda: {
+            "register": Limit(30, 3600),
+            "verify": Limit(30, 900),
+            "login": Limit(60, 900),
+            "reset": Limit(30, 3600),
+        }
+    )
+    per_identifier: dict[str, Limit] = field(
+        default_factory=lambda: {
+            "register": Limit(5, 3600),
+            "verify": Limit(10, 900),
+            "login": Limit(20, 900),
+            "reset": Limit(5, 3600),
+        }
+    )
+    lockout_failures: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class HasherCost:
+    """argon2id parameters: OWASP's recommended minimum (19 MiB, 2 passes, 1 lane), about
+    30 ms a hash here; heavier settings make every sign-in a cheap way to load the server."""
+
+    time_cost: int = 2
+    memory_cost: int = 19456  # KiB
+    parallelism: int = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    schema: str
+    mailer: Mailer
+    clock: Clock = utc_now
+    limits: Limits = field(default_factory=Limits)
+    hasher: HasherCost = field(default_factory=HasherCost)
+    session_ttl: timedelta = timedelta(hours=8)
+    code_ttl: timedelta = timedelta(hours=12)
+    max_lag_events: int = 10_000
+    cache_max_age: int = 60
+    estimate_ttl_seconds: float = 300.0
+    pool_min: int = 2
+    pool_max: int = 16
+    read_connections: int = 8  # the pollers' read has its own (adapters.postgres.lane)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            database_url=database_url.database_url(),
+            schema=database_url.schema(),
+            mailer=SmtpMailer(SmtpSettings.from_env()),
+            session_ttl=timedelta(minutes=int(env.get("CASETRACK_SESSION_MINUTES", "480"))),
+            max_lag_events=int(env.get("CASETRACK_READY_MAX_LAG", "10000")),
+            pool_max=int(env.get("CASETRACK_DB_POOL_MAX", "16")),
+        )

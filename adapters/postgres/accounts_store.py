@@ -1,0 +1,326 @@
+"""Tracker accounts in PostgreSQL: pending codes, accounts, their files, sessions, lockouts.
+
+Times come from the caller's clock (never ``now()``), so expiry is testable
+without sleeping. Codes, passwords and session tokens are stored hashed;
+lockout keys are hashes of the login. Logins and emails are personal data:
+they are stored, never logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.sql import SQL, Identifier
+from psycopg_pool import AsyncConnectionPool
+
+from domain.application_number import case_id
+
+ACCOUNTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.accounts ("
+    " account_id bigserial PRIMARY KEY,"
+    " login text NOT NULL UNIQUE,"
+    " kind text NOT NULL,"
+    " email text NOT NULL,"
+    " language text NOT NULL,"
+    " password_hash text NOT NULL,"
+    " created_at timestamptz NOT NULL,"
+    " password_changed_at timestamptz NOT NULL)"
+)
+ACCOUNT_LINKS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.account_links ("
+    " account_id bigint NOT NULL REFERENCES {schema}.accounts ON DELETE CASCADE,"
+    " application_number text NOT NULL,"
+    " case_id uuid NOT NULL,"
+    " role text NOT NULL,"
+    " linked_at timestamptz NOT NULL,"
+    " PRIMARY KEY (account_id, application_number))"
+)
+ACCOUNT_CODES_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.account_codes ("
+    " login text NOT NULL,"
+    " purpose text NOT NULL,"
+    " code_hash text NOT NULL,"
+    " email text NOT NULL,"
+    " language text NOT NULL,"
+    " application_number text,"
+    " role text,"
+    " attempts integer NOT NULL DEFAULT 0,"
+    " expires_at timestamptz NOT NULL,"
+    " created_at timestamptz NOT NULL,"
+    " PRIMARY KEY (login, purpose))"
+)
+SESSIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.sessions ("
+    " token_hash bytea PRIMARY KEY,"
+    " account_id bigint NOT NULL REFERENCES {schema}.accounts ON DELETE CASCADE,"
+    " created_at timestamptz NOT NULL,"
+    " expires_at timestamptz NOT NULL,"
+    " revoked_at timestamptz)"
+)
+SESSIONS_INDEX_DDL = (
+    "CREATE INDEX IF NOT EXISTS sessions_account_ix ON {schema}.sessions (account_id)"
+)
+LOGIN_FAILURES_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.login_failures ("
+    " login_hash bytea PRIMARY KEY,"
+    " failures integer NOT NULL,"
+    " locked_until timestamptz,"
+    " updated_at timestamptz NOT NULL)"
+)
+DDL = (
+    ACCOUNTS_DDL,
+    ACCOUNT_LINKS_DDL,
+    ACCOUNT_CODES_DDL,
+    SESSIONS_DDL,
+    SESSIONS_INDEX_DDL,
+    LOGIN_FAILURES_DDL,
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: int
+    login: str
+    kind: str  # "client" (UCI login) or "representative" (email login)
+    email: str
+    language: str
+
+
+@dataclass(frozen=True)
+class PendingCode:
+    code_hash: str
+    email: str
+    language: str
+    application_number: str | None
+    role: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Link:
+    application_number: str
+    case_id: UUID
+    role: str
+
+
+def _q(schema: str, text: str) -> str:
+    return SQL(text).format(s=Identifier(schema)).as_string(None)
+
+
+class AccountsStore:
+    """Every statement is one round trip on an autocommit connection of the pool."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], schema: str) -> None:
+        self.pool = pool
+        q = lambda text: _q(schema, text)  # noqa: E731
+        self._put_code = q(
+            "INSERT INTO {s}.account_codes AS c (login, purpose, code_hash, email, language,"
+            " application_number, role, attempts, expires_at, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s)"
+            " ON CONFLICT (login, purpose) DO UPDATE SET code_hash = EXCLUDED.code_hash,"
+            " email = EXCLUDED.email, language = EXCLUDED.language,"
+            " application_number = EXCLUDED.application_number, role = EXCLUDED.role,"
+            " attempts = 0, expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at"
+        )
+        self._spend_attempt = q(
+            "UPDATE {s}.account_codes SET attempts = attempts + 1"
+            " WHERE login = %s AND purpose = %s AND attempts < %s AND expires_at > %s"
+            " RETURNING code_hash, email, language, application_number, role, attempts"
+        )
+        self._use_code = q(
+            "DELETE FROM {s}.account_codes WHERE login = %s AND purpose = %s AND code_hash = %s"
+        )
+        self._upsert_account = q(
+            "INSERT INTO {s}.accounts AS a (login, kind, email, language, password_hash,"
+            " created_at, password_changed_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (login) DO UPDATE SET email = EXCLUDED.email,"
+            " language = EXCLUDED.language, password_hash = EXCLUDED.password_hash,"
+            " password_changed_at = EXCLUDED.password_changed_at RETURNING account_id"
+        )
+        self._link = q(
+            "INSERT INTO {s}.account_links (account_id, application_number, case_id, role,"
+            " linked_at) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (account_id, application_number) DO UPDATE SET role = EXCLUDED.role"
+        )
+        self._set_password = q(
+            "UPDATE {s}.accounts SET password_hash = %s, password_changed_at = %s"
+            " WHERE account_id = %s"
+        )
+        self._revoke_all = q(
+            "UPDATE {s}.sessions SET revoked_at = %s WHERE account_id = %s AND revoked_at IS NULL"
+        )
+        self._by_login = q(
+            "SELECT account_id, login, kind, email, language, password_hash"
+            " FROM {s}.accounts WHERE login = %s"
+        )
+        self._new_session = q(
+            "INSERT INTO {s}.sessions (token_hash, account_id, created_at, expires_at)"
+            " VALUES (%s, %s, %s, %s)"
+        )
+        self._session = q(
+            "SELECT a.account_id, a.login, a.kind, a.email, a.language FROM {s}.sessions t"
+            " JOIN {s}.accounts a ON a.account_id = t.account_id"
+            " WHERE t.token_hash = %s AND t.revoked_at IS NULL AND t.expires_at > %s"
+        )
+        self._revoke = q(
+            "UPDATE {s}.sessions SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL"
+        )
+        self._links = q(
+            "SELECT l.application_number, l.role, s.view->>'status', s.view->>'last_updated'"
+            " FROM {s}.account_links l LEFT JOIN {s}.case_status s ON s.case_id = l.case_id"
+            " WHERE l.account_id = %s ORDER BY l.application_number"
+        )
+        self._locked_until = q(
+            "SELECT locked_until FROM {s}.login_failures"
+            " WHERE login_hash = %s AND locked_until > %s"
+        )
+        self._failure = q(
+            "INSERT INTO {s}.login_failures AS f (login_hash, failures, locked_until, updated_at)"
+            " VALUES (%(h)s, 1, CASE WHEN 1 >= %(max)s THEN %(until)s END, %(now)s)"
+            " ON CONFLICT (login_hash) DO UPDATE SET"
+            " failures = CASE WHEN f.failures + 1 >= %(max)s THEN 0 ELSE f.failures + 1 END,"
+            " locked_until = CASE WHEN f.failures + 1 >= %(max)s THEN %(until)s"
+            " ELSE f.locked_until END, updated_at = %(now)s RETURNING locked_until"
+        )
+        self._clear_failures = q("DELETE FROM {s}.login_failures WHERE login_hash = %s")
+
+    # ------------------------------------------------------------ codes
+
+    async def put_code(
+        self,
+        login: str,
+        purpose: str,
+        code_hash: str,
+        email: str,
+        language: str,
+        expires_at: datetime,
+        now: datetime,
+        application_number: str | None = None,
+        role: str | None = None,
+    ) -> None:
+        """Store a code; it replaces any earlier code for the same login and purpose."""
+        async with self.pool.connection() as conn:
+            values = (login, purpose, code_hash, email, language, application_number, role)
+            await conn.execute(self._put_code, (*values, expires_at, now))
+
+    async def spend_attempt(
+        self, login: str, purpose: str, max_attempts: int, now: datetime
+    ) -> PendingCode | None:
+        """Count one attempt against a live code first, so racing guesses cannot exceed the
+        limit; None when there is no live code (unknown, expired or out of attempts)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._spend_attempt, (login, purpose, max_attempts, now))
+            row = await cur.fetchone()
+        return PendingCode(*row) if row else None
+
+    async def activate(
+        self,
+        login: str,
+        kind: str,
+        code: PendingCode,
+        password_hash: str,
+        now: datetime,
+    ) -> int | None:
+        """Use the code once and create (or update) the account with its file, atomically.
+
+        None when another request used the code first.
+        """
+        async with self.pool.connection() as conn, conn.transaction():
+            if not await self._take_code(conn, login, "register", code.code_hash):
+                return None
+            cur = await conn.execute(
+                self._upsert_account,
+                (login, kind, code.email, code.language, password_hash, now, now),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            account_id = int(row[0])
+            number = code.application_number or ""
+            await conn.execute(
+                self._link,
+                (account_id, number, case_id(number), code.role, now),
+            )
+        return account_id
+
+    async def reset_password(
+        self, login: str, account_id: int, code: PendingCode, password_hash: str, now: datetime
+    ) -> bool:
+        """Use the reset code once, set the password and end every session of the account."""
+        async with self.pool.connection() as conn, conn.transaction():
+            if not await self._take_code(conn, login, "reset", code.code_hash):
+                return False
+            await conn.execute(self._set_password, (password_hash, now, account_id))
+            await conn.execute(self._revoke_all, (now, account_id))
+        return True
+
+    async def _take_code(
+        self, conn: AsyncConnection[Any], login: str, purpose: str, code_hash: str
+    ) -> bool:
+        cur = await conn.execute(self._use_code, (login, purpose, code_hash))
+        return cur.rowcount == 1
+
+    # ------------------------------------------------------------ accounts and sessions
+
+    async def account(self, login: str) -> tuple[Account, str] | None:
+        """The account and its password hash."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._by_login, (login,))
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return Account(*row[:5]), row[5]
+
+    async def new_session(
+        self, account_id: int, token_hash: bytes, now: datetime, expires_at: datetime
+    ) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(self._new_session, (token_hash, account_id, now, expires_at))
+
+    async def session_account(self, token_hash: bytes, now: datetime) -> Account | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._session, (token_hash, now))
+            row = await cur.fetchone()
+        return Account(*row) if row else None
+
+    async def revoke_session(self, token_hash: bytes, now: datetime) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(self._revoke, (now, token_hash))
+
+    async def links(self, account_id: int) -> list[dict[str, Any]]:
+        """The account's files with their overall status, by application number."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._links, (account_id,))
+            rows = await cur.fetchall()
+        return [
+            {"application_number": n, "role": role, "status": status, "last_updated": updated}
+            for n, role, status, updated in rows
+        ]
+
+    # ------------------------------------------------------------ lockout
+
+    async def locked_until(self, login_hash: bytes, now: datetime) -> datetime | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._locked_until, (login_hash, now))
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def login_failed(
+        self, login_hash: bytes, now: datetime, max_failures: int, lock_until: datetime
+    ) -> datetime | None:
+        """Count a failure; returns the lock's end when this failure locks the login."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                self._failure,
+                {"h": login_hash, "max": max_failures, "until": lock_until, "now": now},
+            )
+            row = await cur.fetchone()
+        until = row[0] if row else None
+        return until if until is not None and until > now else None
+
+    async def login_succeeded(self, login_hash: bytes) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(self._clear_failures, (login_hash,))

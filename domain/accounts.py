@@ -1,0 +1,207 @@
+"""Tracker account rules that need no I/O: matching a registration, codes, passwords.
+
+A registration is answered the same way whether or not it matches (no
+enumeration); ``delivery`` only decides whether a code goes out, and where.
+Names compare after Unicode NFC normalisation, whitespace trimming and case
+folding (accents still matter); UCIs, dates of birth and membership ids
+compare exactly; emails without regard to case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+ROLES = ("principal_applicant", "sponsor", "representative")
+CODE_DIGITS = 8
+CODE_TTL = timedelta(hours=12)
+CODE_MAX_ATTEMPTS = 5
+PASSWORD_MIN = 12
+PASSWORD_MAX = 128
+
+SESSION_PREFIX = "cts_"
+AUDITOR_PREFIX = "cta_"
+_TOKEN = re.compile(r"(cts|cta)_[A-Za-z0-9_-]{43}")
+UCI = re.compile(r"[0-9]{8}|[0-9]{10}")
+CODE = re.compile(f"[0-9]{{{CODE_DIGITS}}}")
+
+# The most common passwords of at least 12 characters in public breach lists.
+_COMMON = frozenset(
+    {
+        "123456789012",
+        "1234567890123",
+        "qwertyuiopas",
+        "password1234",
+        "password12345",
+        "password123456",
+        "passwordpassword",
+        "iloveyou1234",
+        "qwerty123456",
+        "1q2w3e4r5t6y",
+        "abcdefghijkl",
+        "letmein12345",
+        "welcome12345",
+        "administrator",
+        "motdepasse123",
+        "111111111111",
+        "000000000000",
+        "aaaaaaaaaaaa",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FileParty:
+    """One person on a file as the case_parties view holds it. Personal data."""
+
+    role: str
+    preferred_language: str
+    uci: str | None = None
+    family_name: str | None = None
+    date_of_birth: date | None = None
+    email: str | None = None
+    name: str | None = None  # representatives only
+    membership_id: str | None = None  # representatives only
+
+
+@dataclass(frozen=True)
+class Registration:
+    role: str
+    family_name: str
+    uci: str | None = None
+    date_of_birth: date | None = None
+    email: str | None = None
+    membership_id: str | None = None
+
+    @property
+    def login(self) -> str:
+        return login_of(self.role, self.uci, self.email)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a registration's code goes, and in which language."""
+
+    login: str
+    role: str
+    email: str
+    language: str
+
+
+def login_of(role: str, uci: str | None, email: str | None) -> str:
+    """Applicants and sponsors sign in with their UCI, representatives with their email."""
+    if role == "representative":
+        return normalize_email(email or "")
+    return uci or ""
+
+
+def normalize_name(value: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", value).split()).casefold()
+
+
+def normalize_email(value: str) -> str:
+    return value.strip().casefold()
+
+
+def normalize_login(value: str) -> str:
+    """A login as typed: a UCI stays as it is, an email is case-folded."""
+    value = value.strip()
+    return normalize_email(value) if "@" in value else value
+
+
+def delivery(registration: Registration, parties: Sequence[FileParty]) -> Delivery | None:
+    """The code's delivery when the registration matches the file exactly, else None.
+
+    Codes for the principal applicant go to the representative when the file
+    has one; a person without an email on file (and no representative to
+    relay) cannot register.
+    """
+    by_role = {p.role: p for p in parties}
+    party = by_role.get(registration.role)
+    if party is None or not _matches(registration, party):
+        return None
+    email = party.email
+    representative = by_role.get("representative")
+    if registration.role == "principal_applicant" and representative is not None:
+        email = representative.email
+    if not email:
+        return None
+    return Delivery(registration.login, registration.role, email, party.preferred_language)
+
+
+def _matches(registration: Registration, party: FileParty) -> bool:
+    if registration.role == "representative":
+        return (
+            party.email is not None
+            and registration.email is not None
+            and normalize_email(registration.email) == normalize_email(party.email)
+            and registration.membership_id == party.membership_id
+            and _family_name_of(registration.family_name, party.name or "")
+        )
+    return (
+        registration.uci is not None
+        and registration.uci == party.uci
+        and registration.date_of_birth == party.date_of_birth
+        and normalize_name(registration.family_name) == normalize_name(party.family_name or "")
+    )
+
+
+def _family_name_of(family_name: str, full_name: str) -> bool:
+    """A representative's file holds one name: the family name must be its last word(s)."""
+    family, full = normalize_name(family_name), normalize_name(full_name)
+    return bool(family) and (full == family or full.endswith(" " + family))
+
+
+# ---------------------------------------------------------------- codes and tokens
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def new_token(prefix: str) -> str:
+    """A bearer credential: a prefix naming its kind and 256 random bits."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def is_token(value: str) -> bool:
+    return _TOKEN.fullmatch(value) is not None
+
+
+def token_digest(token: str) -> bytes:
+    """What is stored for a token: its SHA-256 (256 random bits need no slow hash)."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def bucket_digest(value: str) -> bytes:
+    """Rate-limit and lockout keys are stored hashed: identifiers are personal data."""
+    return hashlib.sha256(b"casetrack-bucket\x00" + value.encode()).digest()
+
+
+# ---------------------------------------------------------------- passwords
+
+
+class WeakPassword(ValueError):
+    """The password does not meet the policy; the message says which rule, never the value."""
+
+
+def check_password(password: str, login: str = "", family_name: str = "") -> None:
+    """At least 12 characters (at most 128), 5 distinct, not common, not the login or name."""
+    if len(password) < PASSWORD_MIN:
+        raise WeakPassword(f"the password must have at least {PASSWORD_MIN} characters")
+    if len(password) > PASSWORD_MAX:
+        raise WeakPassword(f"the password must have at most {PASSWORD_MAX} characters")
+    if len(set(password)) < 5:
+        raise WeakPassword("the password must use at least 5 different characters")
+    folded = password.casefold()
+    if folded in _COMMON:
+        raise WeakPassword("the password is too common")
+    compact = normalize_name(password).replace(" ", "")
+    for personal in (login, family_name):
+        if len(personal) >= 3 and normalize_name(personal).replace(" ", "") in compact:
+            raise WeakPassword("the password must not contain your login or name")

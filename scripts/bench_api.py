@@ -1,0 +1,328 @@
+"""Tracker API read throughput: authenticated GET /v1/applications/{n} against the ceiling.
+
+Fills a schema with 100,000 cases (kept between runs and reused while its
+case_status has that many rows), projects them, creates accounts linked to
+random files (60% principal applicants, 30% sponsors, 10% representatives)
+with live sessions, and starts `casetrack serve` (one uvicorn process, access
+logs on, discarded). A load generator in a separate process (asyncio + uvloop,
+HTTP/1.1 keep-alive, --concurrency connections) then runs --seconds against
+GET /healthz (a constant answer through the same app and middleware: the
+framework's ceiling) and --seconds against the authenticated reads, each after
+a short warm-up. Prints req/s, p50 and p99 for both; the last line is JSON:
+{"rps", "p50_ms", "p99_ms", "ceiling_rps", "ratio"}.
+
+Database: CASETRACK_DATABASE_URL, or the embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+# ---------------------------------------------------------------- load generator (child)
+
+
+async def _connection(
+    host: str, port: int, requests: list[bytes], deadline: float, warm_until: float
+) -> tuple[list[float], dict[int, int]]:
+    reader, writer = await asyncio.open_connection(host, port)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    index = random.randrange(len(requests))
+    clock = time.perf_counter
+    try:
+        while True:
+            started = clock()
+            if started >= deadline:
+                break
+            writer.write(requests[index % len(requests)])
+            index += 1
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            lower = head.lower()
+            at = lower.find(b"content-length:")
+            if at >= 0:
+                length = int(lower[at + 15 : lower.index(b"\r\n", at)])
+                if length:
+                    await reader.readexactly(length)
+            if started >= warm_until:
+                latencies.append(clock() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+    return latencies, statuses
+
+
+async def _generate(spec: dict[str, Any]) -> dict[str, Any]:
+    host, port = spec["host"], spec["port"]
+    requests = [r.encode("latin-1") for r in spec["requests"]]
+    start = time.perf_counter()
+    warm_until = start + spec["warmup"]
+    deadline = warm_until + spec["seconds"]
+    results = await asyncio.gather(
+        *(
+            _connection(host, port, requests, deadline, warm_until)
+            for _ in range(spec["concurrency"])
+        )
+    )
+    elapsed = time.perf_counter() - warm_until
+    latencies = sorted(x for lat, _ in results for x in lat)
+    statuses: dict[str, int] = {}
+    for _, found in results:
+        for status, count in found.items():
+            statuses[str(status)] = statuses.get(str(status), 0) + count
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000
+
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "statuses": statuses,
+    }
+
+
+def loadgen_main() -> int:
+    spec = json.loads(sys.stdin.read())
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    print(json.dumps(asyncio.run(_generate(spec))))
+    return 0
+
+
+# ---------------------------------------------------------------- set-up (parent)
+
+
+def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
+    import casegen
+    from psycopg.sql import SQL, Identifier
+
+    from adapters.postgres.event_store import CaseStore
+    from adapters.postgres.schema import init_schema
+    from consumers.file_ingest import ingest_lines
+    from projections.projector import Projector
+    from projections.rebuild import rebuild
+    from projections.registry import select
+
+    init_schema(url, schema)
+    store = CaseStore(url, schema)
+    try:
+        with store.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT count(*) AS n FROM {}.case_status").format(Identifier(schema)))
+            have = int(curs.fetchone()["n"])  # type: ignore[index]
+        if store.recorder.max_notification_id():  # filled by an earlier run (numbers may
+            # repeat across generated chunks, so the count can be a little under --cases)
+            print(f"reusing schema {schema}: {have:,} cases", flush=True)
+        else:
+            print(f"filling schema {schema} with {cases:,} cases...", flush=True)
+            started = time.perf_counter()
+            chunk = 10_000
+            for first in range(0, cases, chunk):
+                lines = casegen.generate(min(chunk, cases - first), seed=seed + first)
+                ingest_lines(
+                    [(line + "\n").encode() for line in lines],
+                    f"bench-api:{first}",
+                    store,
+                    batch_size=5000,
+                )
+            print(f"  ingested in {time.perf_counter() - started:.0f}s", flush=True)
+        head = store.recorder.max_notification_id() or 0
+        behind = [p for p in select(None) if head - Projector(store, p).position() > 100_000]
+        if behind:  # e.g. a projection added since the schema was filled
+            print(f"  rebuilding {', '.join(p.name for p in behind)}...", flush=True)
+            rebuild(store, behind)
+        for projection in select(None):
+            Projector(store, projection).catch_up()
+    finally:
+        store.close()
+
+
+def make_sessions(url: str, schema: str, accounts: int) -> list[tuple[str, str]]:
+    """Accounts linked to random files, each with a live session: (token, number) pairs."""
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    from domain.accounts import SESSION_PREFIX, new_token, token_digest
+
+    s = Identifier(schema)
+    pairs: list[tuple[str, str]] = []
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute(SQL("DELETE FROM {}.accounts WHERE login LIKE 'bench-%'").format(s))
+        files = conn.execute(
+            SQL(
+                "SELECT application_number, case_id FROM {}.case_status"
+                " ORDER BY md5(application_number) LIMIT %s"
+            ).format(s),
+            (accounts,),
+        ).fetchall()
+        for index, (number, case_id) in enumerate(files):
+            role = ("principal_applicant", "sponsor", "representative")[
+                0 if index % 10 < 6 else 1 if index % 10 < 9 else 2
+            ]
+            row = conn.execute(
+                SQL(
+                    "INSERT INTO {}.accounts (login, kind, email, language, password_hash,"
+                    " created_at, password_changed_at) VALUES (%s, 'client', %s, %s, 'x',"
+                    " now(), now()) RETURNING account_id"
+                ).format(s),
+                (f"bench-{index}", f"bench-{index}@example.invalid", "fr" if index % 4 else "en"),
+            ).fetchone()
+            assert row is not None
+            conn.execute(
+                SQL(
+                    "INSERT INTO {}.account_links (account_id, application_number, case_id, role,"
+                    " linked_at) VALUES (%s, %s, %s, %s, now())"
+                ).format(s),
+                (row[0], number, case_id, role),
+            )
+            token = new_token(SESSION_PREFIX)
+            conn.execute(
+                SQL(
+                    "INSERT INTO {}.sessions (token_hash, account_id, created_at, expires_at)"
+                    " VALUES (%s, %s, now(), now() + interval '2 hours')"
+                ).format(s),
+                (token_digest(token), row[0]),
+            )
+            pairs.append((token, number))
+        conn.execute(SQL("ANALYZE {}.accounts").format(s))
+        conn.execute(SQL("ANALYZE {}.account_links").format(s))
+        conn.execute(SQL("ANALYZE {}.sessions").format(s))
+    return pairs
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("casetrack serve exited")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("casetrack serve did not start")
+
+
+def load(port: int, requests: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    spec = {
+        "host": "127.0.0.1",
+        "port": port,
+        "requests": requests,
+        "concurrency": args.concurrency,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+    }
+    done = subprocess.run(
+        [sys.executable, __file__, "--generate-load"],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=args.seconds + args.warmup + 120,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"load generator failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--accounts", type=int, default=2_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--generate-load", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate_load:
+        return loadgen_main()
+
+    from adapters import database_url, logs
+
+    logs.configure("error")
+    url = database_url.database_url()
+    schema = f"bench_api_{args.cases}_{args.seed}"
+    ensure_cases(url, schema, args.cases, args.seed)
+    pairs = make_sessions(url, schema, args.accounts)
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "CASETRACK_DATABASE_URL": url,
+        "CASETRACK_SCHEMA": schema,
+        "CASETRACK_LOG_LEVEL": "info",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "adapters.cli.main", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_up(port, server)
+        host = f"127.0.0.1:{port}"
+        ceiling = load(port, [f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n"], args)
+        reads = [
+            f"GET /v1/applications/{number} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n"
+            for token, number in pairs
+        ]
+        target = load(port, reads, args)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    for name, found in (("ceiling GET /healthz", ceiling), ("GET /v1/applications/{n}", target)):
+        print(
+            f"{name}: {found['rps']:,.0f} req/s, p50 {found['p50_ms']:.2f} ms,"
+            f" p99 {found['p99_ms']:.2f} ms ({found['requests']:,} requests,"
+            f" statuses {found['statuses']})"
+        )
+    bad = {k: v for k, v in target["statuses"].items() if k != "200"}
+    if bad:
+        print(f"warning: non-200 answers during the read run: {bad}")
+    ratio = target["rps"] / ceiling["rps"]
+    print(
+        json.dumps(
+            {
+                "rps": round(target["rps"], 1),
+                "p50_ms": round(target["p50_ms"], 2),
+                "p99_ms": round(target["p99_ms"], 2),
+                "ceiling_rps": round(ceiling["rps"], 1),
+                "ratio": round(ratio, 3),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Kafka ingestion end to end: consumed -> stored -> projected, against a naive consumer.
+
+Publishes --events case events (about 13.8 per case, realistic flows from
+casegen, 1% redeliveries) to a topic on the embedded broker (or
+--bootstrap-servers), then starts `casetrack consume` and `casetrack project`
+as separate processes on a fresh schema and times until every event is stored
+(offsets in PostgreSQL reach the log ends) and every view has applied it.
+
+Baseline, in the same run and on the same topic: a naive consumer in its own
+group and schema that, per message, loads the case from the eventsourcing
+repository, applies it, saves it (one transaction) and commits the offset to
+Kafka, over the first --baseline-events messages. The last line is JSON.
+
+Database: CASETRACK_DATABASE_URL, or the embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import casegen  # noqa: E402
+import simulate  # noqa: E402
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition  # noqa: E402
+
+from adapters import database_url, logs  # noqa: E402
+from adapters.kafka_broker import EmbeddedBroker  # noqa: E402
+from adapters.postgres.event_store import CaseStore  # noqa: E402
+from adapters.postgres.schema import drop_schema, init_schema  # noqa: E402
+from consumers.contract import ContractError, parse_event  # noqa: E402
+from domain.application_number import case_id  # noqa: E402
+from domain.case import Case, handle  # noqa: E402
+from domain.rules import RuleViolation  # noqa: E402
+from projections.projector import Projector  # noqa: E402
+from projections.registry import select  # noqa: E402
+
+
+def pipeline(url: str, servers: str, topic: str, ends: dict[int, int]) -> tuple[float, dict]:
+    """Time `casetrack consume` + `casetrack project` until all is stored and projected."""
+    schema = f"bench_{secrets.token_hex(4)}"
+    init_schema(url, schema)
+    env = {
+        **os.environ,
+        "CASETRACK_DATABASE_URL": url,
+        "CASETRACK_SCHEMA": schema,
+        "CASETRACK_LOG_LEVEL": "error",
+    }
+    store = CaseStore(url, schema)
+    cli = [sys.executable, "-m", "adapters.cli.main"]
+    started = time.perf_counter()
+    workers = [
+        subprocess.Popen(
+            [
+                *cli,
+                "consume",
+                "--bootstrap-servers",
+                servers,
+                "--topic",
+                topic,
+                "--group",
+                f"bench-{schema}",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [*cli, "project", "--poll-interval", "0.5"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    try:
+        stored_at = None
+        while True:
+            if any(w.poll() is not None for w in workers):
+                raise RuntimeError("a pipeline process exited early")
+            offsets = store.stored_offsets(f"bench-{schema}", topic)
+            if stored_at is None and all(offsets.get(p, 0) >= end for p, end in ends.items()):
+                stored_at = time.perf_counter() - started
+            head = store.recorder.max_notification_id() or 0
+            if stored_at is not None and all(
+                Projector(store, p).position() >= head for p in select(None)
+            ):
+                break
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            w.wait(timeout=30)
+    events = store.recorder.max_notification_id() or 0
+    store.close()
+    drop_schema(url, schema)
+    return elapsed, {"stored_s": round(stored_at or 0, 1), "stored_events": events}
+
+
+def naive(url: str, servers: str, topic: str, limit: int) -> tuple[int, float]:
+    """One repository load, one save and one Kafka offset commit per message."""
+    schema = f"bench_{secrets.token_hex(4)}"
+    init_schema(url, schema)
+    store = CaseStore(url, schema)
+    app = store.app
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=servers,
+        group_id=f"naive-{schema}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    seen = 0
+    started = time.perf_counter()
+    try:
+        while seen < limit:
+            for tp, records in consumer.poll(timeout_ms=500, max_records=500).items():
+                for record in records:
+                    if seen >= limit:
+                        break
+                    seen += 1
+                    try:
+                        command = parse_event(record.value)
+                        try:
+                            case: Case | None = app.repository.get(  # type: ignore[assignment]
+                                case_id(command.application_number)
+                            )
+                        except Exception:  # AggregateNotFoundError
+                            case = None
+                        case, _ = handle(case, command)
+                        if case.pending_events:
+                            app.save(case)
+                    except (ContractError, RuleViolation):
+                        pass
+                    consumer.commit(
+                        {
+                            TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(
+                                record.offset + 1, "", -1
+                            )
+                        }
+                    )
+        elapsed = time.perf_counter() - started
+    finally:
+        consumer.close()
+        store.close()
+        drop_schema(url, schema)
+    return seen, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--baseline-events", type=int, default=10_000)
+    parser.add_argument("--bootstrap-servers", help="a running broker (default: embedded)")
+    args = parser.parse_args()
+    logs.configure("error")
+    url = database_url.database_url()
+    broker = None if args.bootstrap_servers else EmbeddedBroker().start()
+    servers = args.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
+    try:
+        cases = max(round(args.events / 13.8), 1)
+        lines = casegen.generate(cases, seed=1, duplicate_share=0.01)[: args.events]
+        topic = f"bench-{secrets.token_hex(3)}"
+        t0 = time.perf_counter()
+        ends = simulate.publish(lines, servers, topic)
+        print(
+            f"published {len(lines):,} events of {cases:,} cases to {topic} in"
+            f" {time.perf_counter() - t0:.1f}s ({len(ends)} partitions)"
+        )
+
+        elapsed, detail = pipeline(url, servers, topic, ends)
+        rate = len(lines) / elapsed
+        print(
+            f"casetrack consume + project: {len(lines):,} events stored in"
+            f" {detail['stored_s']}s and projected (3 views) in {elapsed:.1f}s"
+            f" = {rate:,.0f} events/s end to end; stored rate"
+            f" {len(lines) / detail['stored_s']:,.0f} events/s"
+        )
+
+        seen, base_elapsed = naive(url, servers, topic, min(args.baseline_events, len(lines)))
+        base_rate = seen / base_elapsed
+        print(
+            f"baseline (naive: one save and one offset commit per message): {seen:,} events"
+            f" in {base_elapsed:.1f}s = {base_rate:,.0f} events/s"
+        )
+        ratio = rate / base_rate
+        print(f"ratio: {ratio:.1f}x")
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(
+        json.dumps(
+            {
+                "events": len(lines),
+                "events_per_s": round(rate, 1),
+                "baseline_events_per_s": round(base_rate, 1),
+                "ratio": round(ratio, 2),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

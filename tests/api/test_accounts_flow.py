@@ -1,0 +1,164 @@
+"""Register -> email -> verify -> sign in -> read, over a real SMTP server, in both languages."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import (
+    PASSWORD,
+    Files,
+    Mailbox,
+    applicant_registration,
+    bearer,
+    representative_registration,
+    sign_in,
+    sign_up,
+)
+
+
+def test_applicant_registers_by_email_and_reads_the_file_in_english(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(
+        representative=False, applicant_email=True, language="en", acknowledged=True
+    )
+    applicant = payload["principal_applicant"]
+    token = sign_up(
+        client,
+        mailbox,
+        applicant_registration(number, payload, "principal_applicant"),
+        applicant["uci"],
+    )
+    (message,) = mailbox.wait(1)
+    assert message["To"] == applicant["email"]
+    assert "verification code" in message["Subject"]
+    assert "valid for 12 hours" in message.get_body(("plain",)).get_content()
+
+    listed = client.get("/v1/applications", headers=bearer(token)).json()
+    assert listed["applications"][0]["application_number"] == number
+    assert listed["applications"][0]["role"] == "principal_applicant"
+
+    view = client.get(f"/v1/applications/{number}", headers=bearer(token)).json()
+    assert view["application_number"] == number and view["lang"] == "en"
+    assert {"activities", "next_steps", "documents", "history", "contact"} <= set(view)
+    assert view["history"][0]["title"] == "We received your application"
+    assert "web form" in view["contact"]["text"]
+
+
+def test_french_file_gets_french_mail_and_french_views(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(
+        representative=False, applicant_email=True, language="fr", acknowledged=True
+    )
+    uci = payload["principal_applicant"]["uci"]
+    token = sign_up(
+        client, mailbox, applicant_registration(number, payload, "principal_applicant"), uci
+    )
+    (message,) = mailbox.wait(1)
+    assert "code de vérification" in message["Subject"]
+    assert "valide pendant 12 heures" in message.get_body(("plain",)).get_content()
+    view = client.get(f"/v1/applications/{number}", headers=bearer(token)).json()
+    assert view["lang"] == "fr"
+    assert view["history"][0]["title"] == "Nous avons reçu votre demande"
+    english = client.get(f"/v1/applications/{number}?lang=en", headers=bearer(token)).json()
+    assert english["lang"] == "en" and english["history"][0]["title"].startswith("We received")
+    history = client.get(f"/v1/applications/{number}/history", headers=bearer(token)).json()
+    assert history["lang"] == "fr" and history["history"] == view["history"]
+
+
+def test_applicant_code_goes_to_the_representative(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(representative=True)
+    uci = payload["principal_applicant"]["uci"]
+    sign_up(client, mailbox, applicant_registration(number, payload, "principal_applicant"), uci)
+    (message,) = mailbox.wait(1)
+    assert message["To"] == payload["representative"]["email"]
+
+
+def test_representative_registers_with_email_and_sees_everything(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(representative=True, acknowledged=True)
+    email = payload["representative"]["email"]
+    token = sign_up(client, mailbox, representative_registration(number, payload), email.upper())
+    view = client.get(f"/v1/applications/{number}", headers=bearer(token)).json()
+    assert view["role"] == "representative"
+    assert {"activities", "next_steps", "documents"} <= set(view)
+
+
+def test_sponsor_account_and_a_second_file_on_the_same_account(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(sponsor_email=True)
+    uci = payload["sponsor"]["uci"]
+    token = sign_up(client, mailbox, applicant_registration(number, payload, "sponsor"), uci)
+    (message,) = mailbox.wait(1)
+    assert message["To"] == payload["sponsor"]["email"]
+    # Registering again (here: the same file) keeps one account and one link.
+    sign_up(client, mailbox, applicant_registration(number, payload, "sponsor"), uci)
+    listed = client.get("/v1/applications", headers=bearer(token)).json()["applications"]
+    assert [a["application_number"] for a in listed] == [number]
+
+
+def test_logout_revokes_the_token(client: TestClient, mailbox: Mailbox, files: Files) -> None:
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    token = sign_up(
+        client, mailbox, applicant_registration(number, payload, "principal_applicant"), uci
+    )
+    other = sign_in(client, uci)
+    assert client.delete("/v1/sessions/current", headers=bearer(token)).status_code == 204
+    gone = client.get("/v1/applications", headers=bearer(token))
+    assert gone.status_code == 401
+    assert gone.headers["content-type"] == "application/problem+json"
+    assert gone.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/v1/applications", headers=bearer(other)).status_code == 200
+
+
+def test_password_reset_by_emailed_code_signs_out_everywhere(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(representative=False, applicant_email=True, language="fr")
+    uci = payload["principal_applicant"]["uci"]
+    token = sign_up(
+        client, mailbox, applicant_registration(number, payload, "principal_applicant"), uci
+    )
+    asked = client.post("/v1/accounts/password-reset", json={"login": uci})
+    assert asked.status_code == 202
+    message = mailbox.wait(2)[-1]
+    assert "réinitialisation" in message["Subject"]
+    new_password = "une toute autre phrase de passe"
+    done = client.post(
+        "/v1/accounts/password-reset/confirm",
+        json={"login": uci, "code": mailbox.code(), "password": new_password},
+    )
+    assert done.status_code == 200, done.text
+    assert client.get("/v1/applications", headers=bearer(token)).status_code == 401
+    refused = client.post("/v1/sessions", json={"login": uci, "password": PASSWORD})
+    assert refused.status_code == 401
+    sign_in(client, uci, new_password)
+
+
+def test_weak_password_is_refused_with_the_rule_and_the_code_survives(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    client.post(
+        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
+    )
+    code = mailbox.code()
+    weak = client.post(
+        "/v1/accounts/verify", json={"login": uci, "code": code, "password": "abababababab"}
+    )
+    assert weak.status_code == 422
+    assert weak.json()["type"] == "/problems/weak-password"
+    assert "5 different characters" in weak.json()["detail"]
+    short = client.post(
+        "/v1/accounts/verify", json={"login": uci, "code": code, "password": "short"}
+    )
+    assert short.status_code == 422 and short.json()["errors"][0]["location"][-1] == "password"
+    ok = client.post("/v1/accounts/verify", json={"login": uci, "code": code, "password": PASSWORD})
+    assert ok.status_code == 201

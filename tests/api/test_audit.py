@@ -1,0 +1,152 @@
+"""Auditors: API keys from `casetrack auditors add`, the stored events of a file, its
+state at a version or a time, and the audit log of every auditor read."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import Files, Mailbox, applicant_registration, bearer, sign_up
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def casetrack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli.main", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _auditor_key(cli_env: dict[str, str], name: str = "alice") -> str:
+    done = casetrack(cli_env, "auditors", "add", name)
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip()
+    assert key.startswith("cta_") and "shown only now" in done.stderr
+    return key
+
+
+def test_auditors_cli_add_list_revoke(cli_env: dict[str, str], client: TestClient) -> None:
+    key = _auditor_key(cli_env)
+    assert casetrack(cli_env, "auditors", "add", "alice").returncode == 2, "names are unique"
+    bad = casetrack(cli_env, "auditors", "add", "Robert'); DROP TABLE auditors;--")
+    assert bad.returncode == 2 and "NAME must be" in bad.stderr
+    assert '"name": "alice"' in casetrack(cli_env, "auditors", "list").stdout
+    assert client.get("/v1/audit/log", headers=bearer(key)).status_code == 200
+    assert casetrack(cli_env, "auditors", "revoke", "alice").returncode == 0
+    assert client.get("/v1/audit/log", headers=bearer(key)).status_code == 401
+
+
+def test_every_event_with_versions_and_both_timestamps(
+    cli_env: dict[str, str], client: TestClient, files: Files, store: object
+) -> None:
+    key = _auditor_key(cli_env)
+    number, payload = files.pick(decided=True)
+    answer = client.get(f"/v1/audit/applications/{number}/events", headers=bearer(key))
+    assert answer.status_code == 200
+    body = answer.json()
+    events = body["events"]
+    assert [e["version"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["event_type"] == "application.received"
+    assert events[0]["data"]["principal_applicant"]["uci"] == payload["principal_applicant"]["uci"]
+    for event in events:
+        assert event["occurred_at"] and event["recorded_at"] and event["event_id"]
+    assert body["state"]["status"] == "closed"
+
+    at_one = client.get(
+        f"/v1/audit/applications/{number}/events?as_of_version=1", headers=bearer(key)
+    ).json()
+    assert len(at_one["events"]) == 1 and at_one["state"]["status"] == "received"
+    second_recorded = datetime.fromisoformat(events[1]["recorded_at"])
+    at_time = client.get(
+        f"/v1/audit/applications/{number}/events",
+        params={"as_of": second_recorded.isoformat()},
+        headers=bearer(key),
+    ).json()
+    assert len(at_time["events"]) >= 2
+    before = client.get(
+        f"/v1/audit/applications/{number}/events",
+        params={
+            "as_of": (
+                datetime.fromisoformat(events[0]["recorded_at"]) - timedelta(days=1)
+            ).isoformat()
+        },
+        headers=bearer(key),
+    ).json()
+    assert before["events"] == [] and before["state"] is None
+
+    beyond = client.get(
+        f"/v1/audit/applications/{number}/events?as_of_version={len(events) + 1}",
+        headers=bearer(key),
+    )
+    assert beyond.status_code == 422
+    both = client.get(
+        f"/v1/audit/applications/{number}/events",
+        params={"as_of_version": 1, "as_of": "2024-01-01T00:00:00Z"},
+        headers=bearer(key),
+    )
+    assert both.status_code == 422
+    naive = client.get(
+        f"/v1/audit/applications/{number}/events",
+        params={"as_of": "2024-01-01T00:00:00"},
+        headers=bearer(key),
+    )
+    assert naive.status_code == 422
+    missing = client.get("/v1/audit/applications/Z999999999/events", headers=bearer(key))
+    assert missing.status_code == 404
+
+    log = client.get("/v1/audit/log", headers=bearer(key)).json()["entries"]
+    # newest first: the log read itself, then the reads above
+    assert log[0]["action"] == "log"
+    reads = [e for e in log if e["action"] == "events"]
+    assert [e["status"] for e in reads] == [404, 422, 422, 422, 200, 200, 200, 200]
+    assert all(e["auditor"] == "alice" and e["application_number"] for e in reads)
+    assert reads[-2]["parameters"]["as_of_version"] == 1
+
+
+def test_audit_rows_are_written_for_every_read(
+    cli_env: dict[str, str], client: TestClient, files: Files, database_url: str, schema: str
+) -> None:
+    key = _auditor_key(cli_env, "bob")
+    number, _ = files.pick()
+    for _ in range(3):
+        client.get(f"/v1/audit/applications/{number}/events", headers=bearer(key))
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT auditor_name, action, application_number, request_id, at"
+            f" FROM {schema}.audit_log"
+        ).fetchall()
+    assert len(rows) == 3
+    assert {(r[0], r[1], r[2]) for r in rows} == {("bob", "events", number)}
+    assert len({r[3] for r in rows}) == 3 and all(r[4] for r in rows)
+
+
+def test_clients_cannot_use_audit_and_auditors_cannot_use_client_reads(
+    cli_env: dict[str, str], client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    key = _auditor_key(cli_env)
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    token = sign_up(
+        client, mailbox, applicant_registration(number, payload, "principal_applicant"), uci
+    )
+    assert (
+        client.get(f"/v1/audit/applications/{number}/events", headers=bearer(token)).status_code
+        == 403
+    )
+    assert client.get(f"/v1/applications/{number}", headers=bearer(key)).status_code == 403
+    assert client.get(f"/v1/audit/applications/{number}/events").status_code == 401
+    fake = "cta_" + "A" * 43
+    assert (
+        client.get(f"/v1/audit/applications/{number}/events", headers=bearer(fake)).status_code
+        == 401
+    )

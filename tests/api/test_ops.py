@@ -1,0 +1,66 @@
+"""Operations endpoints: liveness, readiness against the lag bound, Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import casegen
+from fastapi.testclient import TestClient
+
+from consumers.file_ingest import ingest_lines
+from tests.api.conftest import Files
+
+
+def test_healthz_and_readyz_when_caught_up(client: TestClient, files: Files) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert set(ready.json()["lag_events"]) >= {"case_status", "case_history", "case_parties"}
+    assert all(lag == 0 for lag in ready.json()["lag_events"].values())
+
+
+def test_readyz_fails_when_projections_lag_beyond_the_bound(
+    make_client: Callable[..., TestClient], store: Any
+) -> None:
+    lines = casegen.generate(5, seed=3)
+    ingest_lines((line.encode() for line in lines), "test", store)  # not projected
+    client = make_client(max_lag_events=3)
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "case_status" in answer.json()["detail"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_metrics_count_requests_by_route_and_show_the_log(
+    client: TestClient, files: Files, store: Any
+) -> None:
+    ingest_lines([b"not json at all"], "test-bad", store)
+    client.get("/healthz")
+    client.get("/v1/applications/F123456789")  # 401
+    client.get("/v1/nowhere")
+    text = client.get("/metrics").text
+    assert 'casetrack_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert (
+        'casetrack_http_requests_total{method="GET",route="/v1/applications/{application_number}",'
+        'status="401"} 1.0'
+    ) in text
+    assert 'route="unmatched",status="404"' in text
+    assert "casetrack_http_request_duration_seconds_bucket" in text
+    assert 'casetrack_projection_lag_events{projection="case_status"} 0.0' in text
+    assert "casetrack_ingest_dead_letters_total 1.0" in text
+    stored = [
+        line for line in text.splitlines() if line.startswith("casetrack_events_stored_total")
+    ]
+    assert stored and float(stored[0].split()[-1]) > 0
+    assert "F123456789" not in text
+
+
+def test_request_ids_are_echoed_and_problem_instances_name_them(client: TestClient) -> None:
+    answer = client.get("/v1/applications", headers={"X-Request-ID": "abcdef0123456789"})
+    assert answer.headers["x-request-id"] == "abcdef0123456789"
+    assert json.loads(answer.text)["instance"] == "urn:casetrack:request:abcdef0123456789"
+    hostile = client.get("/healthz", headers={"X-Request-ID": "<script>alert(1)</script>"})
+    assert hostile.headers["x-request-id"] != "<script>alert(1)</script>"

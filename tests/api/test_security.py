@@ -1,0 +1,299 @@
+"""Security properties of the API: isolation between callers, role filtering, codes,
+sessions, lockout, rate limits, enumeration and hostile identifiers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from fastapi.testclient import TestClient
+
+from adapters.http.settings import Limit, Limits
+from projections.case_status import SPONSOR_FIELDS
+from tests.api.conftest import (
+    PASSWORD,
+    Clock,
+    Files,
+    Mailbox,
+    applicant_registration,
+    bearer,
+    sign_in,
+    sign_up,
+)
+
+
+def _applicant(
+    client: TestClient, mailbox: Mailbox, files: Files, **pick: object
+) -> tuple[str, str]:
+    number, payload = files.pick(representative=False, applicant_email=True, **pick)  # type: ignore[arg-type]
+    uci = payload["principal_applicant"]["uci"]
+    registration = applicant_registration(number, payload, "principal_applicant")
+    return number, sign_up(client, mailbox, registration, uci)
+
+
+def _comparable(answer: object) -> tuple[int, dict[str, object], str]:
+    body = dict(answer.json())  # type: ignore[attr-defined]
+    body.pop("instance", None)  # the request id differs, nothing else may
+    return answer.status_code, body, answer.headers["content-type"]  # type: ignore[attr-defined]
+
+
+def test_another_callers_file_answers_exactly_like_a_missing_one(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    mine, token = _applicant(client, mailbox, files)
+    theirs, _ = files.pick(exclude=(mine,))
+    missing = "Z999999999"
+    for suffix in ("", "/history"):
+        a = client.get(f"/v1/applications/{theirs}{suffix}", headers=bearer(token))
+        b = client.get(f"/v1/applications/{missing}{suffix}", headers=bearer(token))
+        assert a.status_code == 404
+        assert _comparable(a) == _comparable(b)
+        assert theirs not in a.text
+    assert client.get(f"/v1/applications/{mine}", headers=bearer(token)).status_code == 200
+
+
+def test_a_sponsor_never_sees_applicant_only_fields(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(sponsor_email=True, acknowledged=True, decided=False)
+    uci = payload["sponsor"]["uci"]
+    token = sign_up(client, mailbox, applicant_registration(number, payload, "sponsor"), uci)
+    view = client.get(f"/v1/applications/{number}", headers=bearer(token)).json()
+    served_beside = {"days_elapsed", "service_standard_days", "role", "lang", "history", "contact"}
+    assert set(view) <= set(SPONSOR_FIELDS) | served_beside
+    for hidden in ("activities", "next_steps", "documents", "estimate", "acknowledged_on"):
+        assert hidden not in view
+    assert view["history"], "the sponsor sees the history"
+
+
+def test_brute_forcing_a_code_locks_it(client: TestClient, mailbox: Mailbox, files: Files) -> None:
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    client.post(
+        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
+    )
+    code = mailbox.code()
+    wrong = f"{(int(code) + 1) % 10**8:08d}"
+    for _ in range(5):
+        answer = client.post(
+            "/v1/accounts/verify", json={"login": uci, "code": wrong, "password": PASSWORD}
+        )
+        assert answer.status_code == 400 and answer.json()["type"] == "/problems/invalid-code"
+    locked = client.post(
+        "/v1/accounts/verify", json={"login": uci, "code": code, "password": PASSWORD}
+    )
+    assert locked.status_code == 400, "the right code no longer works after 5 attempts"
+    # A new code replaces the spent one.
+    client.post(
+        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
+    )
+    fresh = mailbox.code()
+    ok = client.post(
+        "/v1/accounts/verify", json={"login": uci, "code": fresh, "password": PASSWORD}
+    )
+    assert ok.status_code == 201
+
+
+def test_a_new_code_replaces_the_old_one(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    registration = applicant_registration(number, payload, "principal_applicant")
+    client.post("/v1/accounts/register", json=registration)
+    first = mailbox.code()
+    client.post("/v1/accounts/register", json=registration)
+    mailbox.wait(2)
+    second = mailbox.code()
+    if first != second:
+        old = client.post(
+            "/v1/accounts/verify", json={"login": uci, "code": first, "password": PASSWORD}
+        )
+        assert old.status_code == 400
+    new = client.post(
+        "/v1/accounts/verify", json={"login": uci, "code": second, "password": PASSWORD}
+    )
+    assert new.status_code == 201
+
+
+def test_an_expired_code_is_refused(
+    client: TestClient, mailbox: Mailbox, files: Files, clock: Clock
+) -> None:
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    client.post(
+        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
+    )
+    code = mailbox.code()
+    clock.advance(hours=12, seconds=1)
+    late = client.post(
+        "/v1/accounts/verify", json={"login": uci, "code": code, "password": PASSWORD}
+    )
+    assert late.status_code == 400
+
+
+def test_a_code_just_inside_12_hours_still_works(
+    client: TestClient, mailbox: Mailbox, files: Files, clock: Clock
+) -> None:
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    client.post(
+        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
+    )
+    clock.advance(hours=11, minutes=59)
+    ok = client.post(
+        "/v1/accounts/verify", json={"login": uci, "code": mailbox.code(), "password": PASSWORD}
+    )
+    assert ok.status_code == 201
+
+
+def test_an_expired_session_is_refused(
+    client: TestClient, mailbox: Mailbox, files: Files, clock: Clock
+) -> None:
+    number, token = _applicant(client, mailbox, files)
+    assert client.get(f"/v1/applications/{number}", headers=bearer(token)).status_code == 200
+    clock.advance(hours=8, seconds=1)
+    for path in ("/v1/applications", f"/v1/applications/{number}"):
+        assert client.get(path, headers=bearer(token)).status_code == 401
+
+
+def test_registration_answers_are_identical_whatever_the_match(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(representative=False, applicant_email=True)
+    good = applicant_registration(number, payload, "principal_applicant")
+    no_email_number, no_email = files.pick(representative=False, applicant_email=False)
+    attempts = [
+        good,
+        {**good, "date_of_birth": "1901-01-01"},
+        {**good, "family_name": good["family_name"] + "x"},
+        {**good, "application_number": "Z999999999"},
+        {**good, "role": "sponsor"},
+        applicant_registration(no_email_number, no_email, "principal_applicant"),
+    ]
+    answers = [client.post("/v1/accounts/register", json=body) for body in attempts]
+    assert len({(a.status_code, a.text, a.headers["content-type"]) for a in answers}) == 1
+    assert answers[0].status_code == 202
+    assert len(mailbox.wait(1, timeout=1.0)) == 1, "only the exact match gets a code"
+
+
+def test_reset_and_sign_in_answers_do_not_tell_which_logins_exist(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    sign_up(client, mailbox, applicant_registration(number, payload, "principal_applicant"), uci)
+    unknown = "1234567890" if uci != "1234567890" else "1234567891"
+    resets = [client.post("/v1/accounts/password-reset", json={"login": x}) for x in (uci, unknown)]
+    assert resets[0].status_code == 202 and resets[0].text == resets[1].text
+    wrong = [
+        client.post("/v1/sessions", json={"login": x, "password": "not the password!"})
+        for x in (uci, unknown)
+    ]
+    assert _comparable(wrong[0]) == _comparable(wrong[1])
+    assert wrong[0].status_code == 401
+
+
+def test_repeated_failed_sign_ins_lock_the_login_with_retry_after(
+    client: TestClient, mailbox: Mailbox, files: Files, clock: Clock
+) -> None:
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    sign_up(client, mailbox, applicant_registration(number, payload, "principal_applicant"), uci)
+    statuses = [
+        client.post("/v1/sessions", json={"login": uci, "password": "wrong password!!"}).status_code
+        for _ in range(5)
+    ]
+    assert statuses == [401, 401, 401, 401, 423]
+    locked = client.post("/v1/sessions", json={"login": uci, "password": PASSWORD})
+    assert locked.status_code == 423
+    assert locked.json()["type"] == "/problems/account-locked"
+    assert 0 < int(locked.headers["retry-after"]) <= 900
+    clock.advance(minutes=15, seconds=1)
+    sign_in(client, uci)
+
+
+def test_rate_limits_per_identifier_and_per_address(
+    make_client: Callable[..., TestClient], files: Files
+) -> None:
+    tight = replace(
+        Limits(),
+        per_identifier={**Limits().per_identifier, "register": Limit(2, 3600)},
+        per_address={**Limits().per_address, "login": Limit(3, 60)},
+    )
+    client = make_client(limits=tight)
+    number, payload = files.pick()
+    body = applicant_registration(number, payload, "principal_applicant")
+    codes = [client.post("/v1/accounts/register", json=body).status_code for _ in range(3)]
+    assert codes == [202, 202, 429]
+    limited = client.post("/v1/accounts/register", json=body)
+    assert limited.json()["type"] == "/problems/rate-limited"
+    assert 0 < int(limited.headers["retry-after"]) <= 3600
+    logins = [
+        client.post("/v1/sessions", json={"login": f"1000000{n:03d}", "password": "x" * 12})
+        for n in range(4)
+    ]
+    assert [a.status_code for a in logins] == [401, 401, 401, 429]
+    metrics = client.get("/metrics").text
+    assert 'casetrack_rate_limited_total{action="register"}' in metrics
+
+
+def test_hostile_identifiers_are_rejected_before_any_query(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    _, token = _applicant(client, mailbox, files)
+    hostile_paths = [
+        "/v1/applications/F000000001'%20OR%20'1'='1",
+        "/v1/applications/f000000001",
+        "/v1/applications/F0000000011",
+        "/v1/applications/..%2F..%2Fetc%2Fpasswd",
+        "/v1/applications/../../etc/passwd",
+        "/v1/applications/F000000001;DROP%20TABLE%20accounts",
+        "/v1/applications/F000000001?lang=de",
+    ]
+    for path in hostile_paths:
+        answer = client.get(path, headers=bearer(token))
+        assert answer.status_code in (404, 422), path
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "DROP" not in answer.text and "passwd" not in answer.text
+    bodies = [
+        {"login": "' OR 1=1 --", "password": "x" * 12},
+        {"login": "12345678; DROP TABLE accounts", "password": "x" * 12},
+        {"login": "12345678", "password": "x" * 12, "extra": 1},
+    ]
+    for body in bodies:
+        answer = client.post("/v1/sessions", json=body)
+        assert answer.status_code == 422
+        assert "DROP" not in answer.text and "OR 1=1" not in answer.text
+    register = client.post(
+        "/v1/accounts/register",
+        json={
+            "application_number": "F1'--",
+            "role": "principal_applicant",
+            "family_name": "x",
+            "uci": "12345678",
+            "date_of_birth": "1990-01-01",
+        },
+    )
+    assert register.status_code == 422
+    assert register.json()["errors"][0]["location"] == [
+        "body",
+        "principal_applicant",
+        "application_number",
+    ]
+    garbage = client.get("/v1/applications", headers={"Authorization": "Bearer ' OR 1=1"})
+    assert garbage.status_code == 401
+
+
+def test_problem_details_for_unknown_routes_and_methods(client: TestClient) -> None:
+    missing = client.get("/v1/nothing-here")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["type"] == "/problems/not-found"
+    wrong_method = client.put("/v1/sessions")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["status"] == 405
+    not_json = client.post(
+        "/v1/sessions", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 422 and "Traceback" not in not_json.text

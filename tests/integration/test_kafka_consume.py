@@ -1,0 +1,273 @@
+"""Consuming case events from Kafka: end to end, poison, redelivery, retry, a shared group."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import casegen
+import pytest
+import simulate
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from psycopg.sql import SQL, Identifier
+
+from adapters.cli.main import main as casetrack
+from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from domain.application_number import case_id
+from projections.case_status_table import read
+from tests.integration.kafka_fixtures import (
+    consuming,
+    count,
+    file_reference,
+    kafka_broker,  # noqa: F401
+    new_topic,
+    project,
+    read_topic,
+    settings,
+    snapshot,
+    unique,
+    wait_until,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CASETRACK = [sys.executable, "-m", "adapters.cli.main"]
+
+
+def test_simulated_feed_ends_in_the_status_views(
+    database_url: str, schema: str, store: CaseStore, kafka: str, cli_env: dict[str, str]
+) -> None:
+    topic, group = new_topic(kafka), unique("group")
+    lines = simulate.feed(120, seed=11, duplicate_share=0.02, poison_share=0.01)
+    ends = simulate.publish(lines, kafka, topic)
+
+    with consuming(database_url, schema, settings(kafka, topic, group)) as running:
+        wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "every message stored")
+        wait_until(lambda: count(store, "dead_letters", "published_at IS NULL") == 0, 10, "DLQ")
+    project(store)
+
+    got = snapshot(store, origins=False)
+    assert got == file_reference(database_url, lines)  # no loss, no duplicate, same views
+    stats = running.stats
+    assert stats.accepted == len(got["events"])
+    assert stats.rejected == len(got["dead"]) >= len(simulate.POISON_KINDS)
+    assert stats.duplicates > 0
+
+    received = [json.loads(line) for line in lines if '"type":"application.received"' in line]
+    with store.datastore.transaction(commit=False) as curs:
+        for event in received[:5]:
+            view = read(curs, store.schema, event["application_number"])
+            assert view is not None
+    assert len(got["views"]) == len({e["application_number"] for e in received})
+
+    assert len(read_topic(kafka, f"{topic}.dlq", stats.rejected)) == stats.rejected
+
+    where = ["--bootstrap-servers", kafka, "--topic", topic, "--group", group]
+    status = subprocess.run(
+        [*CASETRACK, "consume", *where, "--status", "--json"],
+        env=cli_env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr.decode()[-2000:]
+    report = json.loads(status.stdout)
+    assert report["total_lag"] == 0
+    assert {p["partition"]: p["log_end"] for p in report["partitions"]} == {
+        p: ends.get(p, 0) for p in range(len(report["partitions"]))
+    }
+    assert all(
+        p["lag"] == 0 and p["stored"] == p["log_end"] for p in report["partitions"] if p["log_end"]
+    )
+
+
+def test_every_poison_kind_reaches_the_table_and_the_dlq_topic_and_the_partition_flows_on(
+    database_url: str, schema: str, store: CaseStore, kafka: str
+) -> None:
+    topic, group = new_topic(kafka), unique("group")
+    good = casegen.generate(1, seed=5)[:3]  # received, acknowledged, and the next step
+    number = json.loads(good[0])["application_number"]
+    poisons = {
+        kind: simulate.poison(kind, seed=i, lines=good)
+        for i, kind in enumerate(simulate.POISON_KINDS)
+    }
+    sequence = [good[0], *poisons.values(), good[1], good[2]]
+    producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
+    try:
+        for line in sequence:  # one partition: the poison sits between good messages
+            producer.send(topic, partition=0, key=simulate.key_for(line), value=line.encode())
+        producer.flush()
+    finally:
+        producer.close()
+
+    with consuming(database_url, schema, settings(kafka, topic, group)) as running:
+        wait_until(lambda: store.stored_offsets(group, topic).get(0) == len(sequence), 60, "all")
+        wait_until(lambda: running.stats.dead_letters_published == len(poisons), 10, "DLQ")
+
+    assert len(store.stored_events(case_id(number))) == 3  # later good messages went in
+    with store.datastore.transaction(commit=False) as curs:
+        curs.execute(
+            SQL(
+                "SELECT id, line_number, topic, partition, key, raw, error_kind, rule, reason,"
+                " published_at FROM {}.dead_letters ORDER BY line_number"
+            ).format(Identifier(schema))
+        )
+        rows = curs.fetchall()
+    assert [r["line_number"] for r in rows] == list(range(1, 1 + len(poisons)))
+    kinds = [r["error_kind"] for r in rows]
+    assert kinds[0] == "invalid_json" and kinds[1] == "unknown_type"
+    assert kinds[2:5] == ["invalid_field"] * 3
+    assert [r["rule"] for r in rows[5:]] == ["not_acknowledged", "case_not_received"]
+    for row, line in zip(rows, poisons.values(), strict=True):
+        assert (row["topic"], row["partition"]) == (topic, 0)
+        assert bytes(row["raw"]) == line.encode()
+        key = simulate.key_for(line)
+        assert (bytes(row["key"]) if row["key"] is not None else None) == key
+        assert row["reason"] and row["published_at"] is not None
+
+    published = read_topic(kafka, f"{topic}.dlq", len(poisons))
+    assert len(published) == len(poisons)
+    by_offset = {int(dict(r.headers)["offset"]): r for r in published}
+    for row in rows:
+        record = by_offset[row["line_number"]]
+        headers = {k: v.decode() for k, v in record.headers}
+        assert record.value == bytes(row["raw"])
+        assert record.key == (bytes(row["key"]) if row["key"] is not None else None)
+        assert headers["topic"] == topic and headers["partition"] == "0"
+        assert headers["reason"] == row["reason"]
+        assert headers["error_kind"] == row["error_kind"]
+        assert headers["dead_letter_id"] == str(row["id"])
+
+
+def test_redelivery_is_a_no_op(
+    database_url: str, schema: str, store: CaseStore, kafka: str
+) -> None:
+    topic, group = new_topic(kafka), unique("group")
+    lines = simulate.feed(60, seed=12, duplicate_share=0.03, poison_share=0.02)
+    ends = simulate.publish(lines, kafka, topic)
+    config = settings(kafka, topic, group)
+    with consuming(database_url, schema, config) as first:
+        wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "first run")
+        wait_until(lambda: count(store, "dead_letters", "published_at IS NULL") == 0, 10, "DLQ")
+    project(store)
+    before = snapshot(store)
+    published_before = _published(store)
+
+    # Kafka's committed offsets back to 0: positions come from PostgreSQL, nothing is re-read.
+    tps = [TopicPartition(topic, p) for p in ends]
+    _reset_kafka_offsets(kafka, group, tps)
+    with consuming(database_url, schema, config) as second:
+        wait_until(lambda: second.consumer.positions == ends, 30, "positions from PostgreSQL")
+        time.sleep(0.5)
+    assert second.stats.batches == 0
+
+    # And PostgreSQL's offsets gone too: everything comes again, and all of it is a no-op.
+    with store.datastore.transaction(commit=True) as curs:
+        curs.execute(
+            SQL("DELETE FROM {}.consumer_offsets WHERE group_id = %s").format(Identifier(schema)),
+            (group,),
+        )
+    with consuming(database_url, schema, config) as third:
+        wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "re-read")
+    assert third.stats.accepted == 0
+    assert third.stats.duplicates == first.stats.accepted + first.stats.duplicates
+    assert third.stats.rejected == first.stats.rejected
+    assert third.stats.dead_letters_published == 0
+    project(store)
+    assert snapshot(store) == before
+    assert _published(store) == published_before
+
+
+def test_a_dead_letter_is_retried_after_the_fix(
+    database_url: str,
+    schema: str,
+    store: CaseStore,
+    kafka: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topic, group = new_topic(kafka), unique("group")
+    received, acknowledged = casegen.generate(1, seed=21)[:2]
+    number = json.loads(received)["application_number"]
+    with consuming(database_url, schema, settings(kafka, topic, group)):
+        # The acknowledgement overtakes the receipt: unknown case, dead-lettered.
+        simulate.publish([acknowledged, "not json at all"], kafka, topic)
+        wait_until(lambda: count(store, "dead_letters") == 2, 60, "two dead letters")
+        simulate.publish([received], kafka, topic)
+        wait_until(lambda: count(store, EVENTS_TABLE) == 1, 30, "the receipt")
+    with store.datastore.transaction(commit=False) as curs:
+        curs.execute(
+            SQL("SELECT id, error_kind FROM {}.dead_letters ORDER BY id").format(Identifier(schema))
+        )
+        ids = {r["error_kind"]: r["id"] for r in curs.fetchall()}
+
+    monkeypatch.setenv("CASETRACK_DATABASE_URL", database_url)
+    monkeypatch.setenv("CASETRACK_SCHEMA", schema)
+    monkeypatch.setenv("CASETRACK_LOG_LEVEL", "error")
+    assert casetrack(["dead-letters", "retry", str(ids["rule_violation"])]) == 0
+    assert "accepted" in capsys.readouterr().out
+    assert len(store.stored_events(case_id(number))) == 2
+    assert count(store, "dead_letters", "retried_at IS NOT NULL") == 1
+    assert casetrack(["dead-letters", "retry", str(ids["rule_violation"])]) == 0
+    assert "already stored" in capsys.readouterr().out
+    assert casetrack(["dead-letters", "retry", str(ids["invalid_json"])]) == 1
+    assert "rejected again: [invalid_json]" in capsys.readouterr().out
+    assert len(store.stored_events(case_id(number))) == 2
+
+
+def test_two_consumers_in_one_group_split_the_work_without_loss_or_duplicates(
+    database_url: str, schema: str, store: CaseStore, kafka: str
+) -> None:
+    topic, group = new_topic(kafka), unique("group")
+    lines = simulate.feed(100, seed=13, duplicate_share=0.02, poison_share=0.01)
+    third = len(lines) // 3
+    config = settings(kafka, topic, group)
+    ends = simulate.publish(lines[:third], kafka, topic)
+
+    def publish_the_rest() -> None:  # while the group rebalances
+        more = simulate.publish(lines[third:], kafka, topic, rate=300)
+        ends.update({p: max(n, ends.get(p, 0)) for p, n in more.items()})
+
+    publisher = threading.Thread(target=publish_the_rest)
+    with consuming(database_url, schema, config) as first:
+        wait_until(lambda: first.stats.batches > 0, 30, "the first member at work")
+        with consuming(database_url, schema, config) as second:
+            wait_until(lambda: bool(second.consumer.positions), 30, "the second member placed")
+            publisher.start()
+            wait_until(lambda: second.stats.batches > 0, 30, "the second member at work")
+        # The second left the group while messages kept coming: the first takes all back.
+        publisher.join()
+        wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "all stored")
+    project(store)
+
+    assert first.stats.batches > 0 and second.stats.batches > 0
+    got = snapshot(store, origins=False)
+    assert got == file_reference(database_url, lines)
+    assert first.stats.accepted + second.stats.accepted == len(got["events"])
+
+
+def _published(store: CaseStore) -> list[tuple[object, ...]]:
+    with store.datastore.transaction(commit=False) as curs:
+        curs.execute(
+            SQL("SELECT id, published_at FROM {}.dead_letters ORDER BY id").format(
+                Identifier(store.schema)
+            )
+        )
+        return [tuple(r.values()) for r in curs.fetchall()]
+
+
+def _reset_kafka_offsets(kafka: str, group: str, tps: list[TopicPartition]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=kafka)
+    try:
+        admin.alter_group_offsets(group, {tp: OffsetAndMetadata(0, "", -1) for tp in tps})
+    finally:
+        admin.close()
+    check = KafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+    try:
+        assert all(check.committed(tp) in (0, None) for tp in tps)
+    finally:
+        check.close()

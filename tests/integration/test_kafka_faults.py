@@ -1,0 +1,220 @@
+"""Faults while consuming from Kafka: SIGKILL, PostgreSQL going away, a broker restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import simulate
+from eventsourcing.persistence import OperationalError
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from adapters.kafka_broker import EmbeddedBroker
+from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from tests.integration.kafka_fixtures import (
+    EXTERNAL,
+    RunningConsumer,
+    TcpProxy,
+    consuming,
+    count,
+    file_reference,
+    kafka_broker,  # noqa: F401
+    new_topic,
+    project,
+    scratch_store,
+    settings,
+    snapshot,
+    unique,
+    wait_until,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CASETRACK = [sys.executable, "-m", "adapters.cli.main"]
+
+
+def test_sigkill_mid_batch_then_restart_gives_the_uninterrupted_result(
+    database_url: str, schema: str, store: CaseStore, kafka: str, cli_env: dict[str, str]
+) -> None:
+    topic, group = new_topic(kafka), unique("group")
+    lines = simulate.feed(150, seed=14, duplicate_share=0.02, poison_share=0.01)
+    ends = simulate.publish(lines, kafka, topic)
+    args = [*CASETRACK, "consume", "--bootstrap-servers", kafka, "--topic", topic]
+    # Short timeouts: a restarted member waits until the killed one is evicted from the group.
+    args += ["--group", group, "--max-poll-records", "40"]
+    args += ["--session-timeout-ms", "2000", "--max-poll-interval-ms", "3000"]
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            args, env=cli_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    with scratch_store(database_url) as reference:
+        config = settings(kafka, topic, unique("reference"))
+        with consuming(database_url, reference.schema, config):  # the uninterrupted run, meanwhile
+            events = len(lines) * 0.9
+            for threshold in (1, events / 3):
+                proc = start()
+                try:
+                    wait_until(
+                        lambda p=proc, n=threshold: (
+                            count(store, EVENTS_TABLE) >= n or p.poll() is not None
+                        ),
+                        60,
+                        f"{threshold} events",
+                    )
+                    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+                finally:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.communicate()
+            proc = start()
+            try:
+                wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "the rest")
+                wait_until(
+                    lambda: count(store, "dead_letters", "published_at IS NULL") == 0, 10, "DLQ"
+                )
+                proc.send_signal(signal.SIGTERM)  # finish the batch, commit, leave, exit 0
+                _, stderr = proc.communicate(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+            assert proc.returncode == 0, stderr.decode()[-2000:]
+            wait_until(lambda: reference.stored_offsets(config.group, topic) == ends, 60, "ref")
+        project(store)
+        after_kills = snapshot(store)
+        project(reference)
+        uninterrupted = snapshot(reference)
+
+    assert after_kills["event_ids"] == uninterrupted["event_ids"]
+    assert after_kills == uninterrupted
+
+
+def test_postgres_outage_holds_the_offsets_and_resumes_on_its_own(
+    database_url: str, schema: str, store: CaseStore, kafka: str
+) -> None:
+    topic, group = new_topic(kafka), unique("group")
+    lines = simulate.feed(80, seed=15, duplicate_share=0.02, poison_share=0.01)
+    half = len(lines) // 2
+    target = conninfo_to_dict(database_url)
+    proxy = TcpProxy(int(target.get("port") or 5432), str(target.get("host") or "127.0.0.1"))
+    proxy.start()
+    consumer_store = CaseStore(
+        make_conninfo(database_url, host="127.0.0.1", port=proxy.port), schema
+    )
+    # Fail within a second when no connection can be had, instead of waiting 10 s for one.
+    consumer_store.datastore.pool.timeout = 1.0
+    running = RunningConsumer(consumer_store, settings(kafka, topic, group)).start()
+    ends: dict[int, int] = {}
+    try:
+        # Connections killed while batches are being written: retried, nothing lost.
+        publisher = threading.Thread(
+            target=lambda: ends.update(simulate.publish(lines[:half], kafka, topic, rate=400))
+        )
+        publisher.start()
+        wait_until(lambda: bool(store.stored_offsets(group, topic)), 30, "consumption started")
+        proxy.terminate_backends(database_url)
+        publisher.join()
+        wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "the first half")
+
+        # The database unreachable: errors, offsets held, no crash.
+        proxy.cut()
+        held = store.stored_offsets(group, topic)
+        ends = _merged(ends, simulate.publish(lines[half:], kafka, topic))
+        wait_until(lambda: running.stats.database_errors >= 2, 30, "failed attempts")
+        assert store.stored_offsets(group, topic) == held
+        assert running.thread.is_alive() and running.error is None
+
+        proxy.restore()
+        wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "the second half")
+        running.stop()
+    finally:
+        running.stop_event.set()
+        running.thread.join(30)
+        consumer_store.close()
+        proxy.close()
+    project(store)
+    assert snapshot(store, origins=False) == file_reference(database_url, lines)
+
+
+class _FlakyStore:
+    """The store, except that the first ``failures`` saves find the database gone."""
+
+    def __init__(self, store: CaseStore, failures: int) -> None:
+        self.store, self.failures = store, failures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OperationalError("connection refused (simulated)")
+        self.store.save(*args, **kwargs)
+
+
+def test_failed_batches_are_read_again_from_the_stored_offsets(
+    database_url: str, schema: str, store: CaseStore, kafka: str
+) -> None:
+    topic, group = new_topic(kafka), unique("group")
+    lines = simulate.feed(40, seed=16, duplicate_share=0.02, poison_share=0.02)
+    ends = simulate.publish(lines, kafka, topic)
+    flaky = _FlakyStore(CaseStore(database_url, schema), failures=4)
+    running = RunningConsumer(flaky, settings(kafka, topic, group, max_poll_records=30))
+    try:
+        running.start()
+        wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "every message")
+        running.stop()
+    finally:
+        running.stop_event.set()
+        flaky.store.close()
+    assert running.stats.database_errors == 4
+    project(store)
+    assert snapshot(store, origins=False) == file_reference(database_url, lines)
+
+
+@pytest.mark.skipif(bool(EXTERNAL), reason="restarts the embedded broker")
+def test_broker_restart_with_offsets_beyond_the_new_log_end(
+    database_url: str, schema: str, store: CaseStore
+) -> None:
+    """A restarted memory broker has empty topics: stored offsets point past the end.
+
+    The consumer reconnects, notices, re-reads from the log start and stores the new messages.
+    """
+    topic, group = unique("events"), unique("group")
+    before = simulate.feed(80, seed=17, duplicate_share=0.0, poison_share=0.0)
+    after = simulate.feed(8, seed=18, duplicate_share=0.0, poison_share=0.0)
+    with EmbeddedBroker() as broker:
+        config = settings(broker.bootstrap_servers, topic, group)
+        with consuming(database_url, schema, config) as running:
+            first = simulate.publish(before, broker.bootstrap_servers, topic)
+            wait_until(lambda: store.stored_offsets(group, topic) == first, 60, "first feed")
+
+            broker.restart()
+            second = simulate.publish(after, broker.bootstrap_servers, topic)
+            assert all(second[p] < first[p] for p in second), "the new log must be shorter"
+            wait_until(
+                lambda: (
+                    _covers(store.stored_offsets(group, topic), second)
+                    and count(store, EVENTS_TABLE) == len(before) + len(after)
+                ),
+                60,
+                "the second feed",
+            )
+        assert running.stats.beyond_end >= len(second)
+        assert running.error is None
+    stored = store.stored_offsets(group, topic)
+    assert {p: stored[p] for p in second} == second  # rewound, then moved on from the start
+
+
+def _covers(stored: dict[int, int], ends: dict[int, int]) -> bool:
+    return all(stored.get(p) == n for p, n in ends.items())
+
+
+def _merged(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+    return {p: max(a.get(p, 0), b.get(p, 0)) for p in sorted({*a, *b})}
