@@ -25,6 +25,8 @@ schema: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/python scripts/bench_ingest.py
+	@$(BIN)/python scripts/bench_projection.py
+	@$(BIN)/python scripts/bench_kafka_ingest.py
 
 clean:
 	-@$(BIN)/casetrack db stop 2>/dev/null
