@@ -142,13 +142,6 @@ def _application_number(value: str) -> str:
     return value
 
 
-def _catch_up(store: CaseStore) -> int:
-    from projections.projector import Projector
-    from projections.registry import select
-
-    return sum(Projector(store, p).catch_up() for p in select(None))
-
-
 def _projections(names: list[str] | None) -> list[Any]:
     from projections.registry import select
 
@@ -201,12 +194,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         summary = ingest_lines(
             stream, origin, store, batch_size=args.batch_size, on_progress=on_progress
         )
-        _catch_up(store)
     counts = summary.as_dict()
     print(
         f"accepted {counts['accepted']}, duplicates {counts['duplicates']},"
         f" rejected {counts['rejected']}"
-        + (" (see `casetrack dead-letters list`)" if counts["rejected"] else ""),
+        + (" (see `casetrack dead-letters list`)" if counts["rejected"] else "")
+        + "; views follow with `casetrack project`",
         file=sys.stderr if args.json else sys.stdout,
     )
     if args.json:
@@ -380,7 +373,6 @@ def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
                 (origin,),
             )
             again = curs.fetchone()
-        _catch_up(store)
     what = (
         f"{parsed.type} for {parsed.application_number}"
         if isinstance(parsed, RecordCaseEvent)
@@ -400,6 +392,22 @@ def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- views
 
 
+def _note_lag(store: CaseStore) -> None:
+    """Views are kept by `casetrack project`; say so when they are behind the log."""
+    from projections.case_status_table import CaseStatusProjection
+    from projections.projector import Projector
+
+    behind = (store.recorder.max_notification_id() or 0) - Projector(
+        store, CaseStatusProjection()
+    ).position()
+    if behind > 0:
+        print(
+            f"note: the views are {behind} events behind the log;"
+            " run `casetrack project` to bring them up to date",
+            file=sys.stderr,
+        )
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from projections import case_history_table, case_status, processing_stats_table
     from projections.case_status_table import read
@@ -407,6 +415,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     number = _application_number(args.application_number)
     today = date.today()
     with _store() as store, store.datastore.transaction(commit=False) as curs:
+        _note_lag(store)
         view = read(curs, store.schema, number)
         if view is None:
             print(f"casetrack: no case {number}", file=sys.stderr)

@@ -32,6 +32,7 @@ def _ingested(cli_env: dict[str, str], cases: int = 30) -> list[dict[str, object
     done = casetrack(cli_env, "ingest", "-", "--json", stdin="\n".join(lines).encode())
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert casetrack(cli_env, "project", "--once").returncode == 0
     assert set(summary) == {"accepted", "duplicates", "rejected"}
     assert summary["duplicates"] > 0 and summary["rejected"] > 0
     return [

@@ -23,6 +23,7 @@ def test_commands_run_on_the_embedded_server(tmp_path: Path) -> None:
         done = casetrack(env, "ingest", str(ROOT / "samples" / "events.jsonl"), "--json")
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout.splitlines()[-1])["accepted"] > 0
+        assert casetrack(env, "project", "--once").returncode == 0
         first = next(
             json.loads(line)
             for line in (ROOT / "samples" / "events.jsonl").open()

@@ -75,6 +75,10 @@ def test_sigkill_at_any_moment_then_rerun(
             proc.wait()
         done = subprocess.run(args, env=cli_env, cwd=cwd, capture_output=True, timeout=120)
         assert done.returncode == 0, done.stderr.decode()[-2000:]
+        from projections.case_status_table import CaseStatusProjection
+        from projections.projector import Projector
+
+        Projector(store, CaseStatusProjection()).catch_up()
         after_kills = _snapshot(store)
     finally:
         store.close()
