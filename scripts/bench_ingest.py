@@ -2,7 +2,7 @@
 
 Generates a realistic file (default 100,000 events, about 10,000 cases), times
 `casetrack ingest FILE` end to end in a subprocess (start-up, validation,
-batched appends, dead letters, projection catch-up), then in the same run a
+batched appends, dead letters), then in the same run a
 baseline on the same file's first --baseline-events lines: parse, load the case
 from the repository, apply, ``app.save`` -- one transaction per event. Each
 side writes into a fresh schema. The last line is JSON.
@@ -106,7 +106,7 @@ def main() -> int:
         print(
             f"casetrack ingest: {len(lines)} lines in {elapsed:.1f}s = {rate:,.0f} events/s"
             f" (accepted {summary['accepted']}, duplicates {summary['duplicates']},"
-            f" rejected {summary['rejected']}; includes start-up and projection catch-up)"
+            f" rejected {summary['rejected']}; start-up included)"
         )
 
         base_lines = lines[: args.baseline_events]
