@@ -39,7 +39,7 @@ from psycopg.sql import SQL, Identifier
 from adapters.postgres.event_store import CaseStore, ConcurrencyConflict, ConsumerOffset
 from consumers.batch import BatchWriter, Message
 from consumers.dead_letter_publisher import DeadLetterPublisher
-from consumers.file_ingest import parse_line
+from consumers.file_ingest import Summary, parse_line
 from domain.commands import Outcome, RecordCaseEvent
 
 log = structlog.get_logger("casetrack.kafka")
@@ -110,12 +110,9 @@ class ConsumerSettings:
 
 
 @dataclass
-class ConsumeStats:
-    """What a run did; shown by the CLI on exit and read by tests."""
+class ConsumeStats(Summary):
+    """What a run did (the ingestion outcomes and more); shown by the CLI, read by tests."""
 
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
     batches: int = 0
     redelivered: int = 0  # messages below the stored offset, skipped
     database_errors: int = 0
@@ -123,14 +120,9 @@ class ConsumeStats:
     beyond_end: int = 0
     dead_letters_published: int = 0
 
-    def add(self, outcomes: Iterable[Outcome]) -> None:
+    def add_all(self, outcomes: Iterable[Outcome]) -> None:
         for outcome in outcomes:
-            if outcome is Outcome.ACCEPTED:
-                self.accepted += 1
-            elif outcome is Outcome.DUPLICATE:
-                self.duplicates += 1
-            else:
-                self.rejected += 1
+            self.add(outcome)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -319,7 +311,7 @@ class KafkaCaseConsumer:
                 messages, offsets=[ConsumerOffset(s.group, tp.topic, tp.partition, next_offset)]
             )
         self.stats.batches += 1
-        self.stats.add(outcomes)
+        self.stats.add_all(outcomes)
         for message, outcome in zip(messages, outcomes, strict=True):
             if outcome is Outcome.REJECTED and not message.already_dead_lettered:
                 self._dlq_due = True
