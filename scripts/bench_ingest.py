@@ -26,38 +26,18 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import casegen  # noqa: E402
+import naive  # noqa: E402
 
 from adapters import database_url  # noqa: E402
 from adapters.postgres.event_store import CaseStore  # noqa: E402
 from adapters.postgres.schema import drop_schema, init_schema  # noqa: E402
-from consumers.contract import ContractError, parse_event  # noqa: E402
-from domain.application_number import case_id  # noqa: E402
-from domain.case import Case, handle  # noqa: E402
-from domain.rules import RuleViolation  # noqa: E402
 
 
 def baseline(url: str, schema: str, lines: list[str]) -> tuple[int, float]:
     """One repository get and one save (one transaction) per event."""
     store = CaseStore(url, schema)
-    app = store.app
-    stored = 0
     started = time.perf_counter()
-    for line in lines:
-        try:
-            command = parse_event(line)
-        except ContractError:
-            continue
-        try:
-            case: Case | None = app.repository.get(case_id(command.application_number))  # type: ignore[assignment]
-        except Exception:  # AggregateNotFoundError
-            case = None
-        try:
-            case, _ = handle(case, command)
-        except RuleViolation:
-            continue
-        if case.pending_events:
-            app.save(case)
-            stored += 1
+    stored = sum(naive.save_one(store.app, line) for line in lines)
     elapsed = time.perf_counter() - started
     store.close()
     return stored, elapsed
@@ -121,16 +101,7 @@ def main() -> int:
     finally:
         drop_schema(url, schema)
         drop_schema(url, base_schema)
-    print(
-        json.dumps(
-            {
-                "events": len(lines),
-                "events_per_s": round(rate, 1),
-                "baseline_events_per_s": round(base_rate, 1),
-                "ratio": round(ratio, 2),
-            }
-        )
-    )
+    naive.report(len(lines), rate, base_rate)
     return 0
 
 

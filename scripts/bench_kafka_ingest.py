@@ -17,7 +17,6 @@ Database: CASETRACK_DATABASE_URL, or the embedded PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import signal
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import casegen  # noqa: E402
+import naive  # noqa: E402
 import simulate  # noqa: E402
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition  # noqa: E402
 
@@ -38,10 +38,6 @@ from adapters import database_url, logs  # noqa: E402
 from adapters.kafka_broker import EmbeddedBroker  # noqa: E402
 from adapters.postgres.event_store import CaseStore  # noqa: E402
 from adapters.postgres.schema import drop_schema, init_schema  # noqa: E402
-from consumers.contract import ContractError, parse_event  # noqa: E402
-from domain.application_number import case_id  # noqa: E402
-from domain.case import Case, handle  # noqa: E402
-from domain.rules import RuleViolation  # noqa: E402
 from projections.projector import Projector  # noqa: E402
 from projections.registry import select  # noqa: E402
 
@@ -110,7 +106,7 @@ def pipeline(url: str, servers: str, topic: str, ends: dict[int, int]) -> tuple[
     return elapsed, {"stored_s": round(stored_at or 0, 1), "stored_events": events}
 
 
-def naive(url: str, servers: str, topic: str, limit: int) -> tuple[int, float]:
+def naive_consumer(url: str, servers: str, topic: str, limit: int) -> tuple[int, float]:
     """One repository load, one save and one Kafka offset commit per message."""
     schema = f"bench_{secrets.token_hex(4)}"
     init_schema(url, schema)
@@ -132,19 +128,7 @@ def naive(url: str, servers: str, topic: str, limit: int) -> tuple[int, float]:
                     if seen >= limit:
                         break
                     seen += 1
-                    try:
-                        command = parse_event(record.value)
-                        try:
-                            case: Case | None = app.repository.get(  # type: ignore[assignment]
-                                case_id(command.application_number)
-                            )
-                        except Exception:  # AggregateNotFoundError
-                            case = None
-                        case, _ = handle(case, command)
-                        if case.pending_events:
-                            app.save(case)
-                    except (ContractError, RuleViolation):
-                        pass
+                    naive.save_one(app, record.value)
                     consumer.commit(
                         {
                             TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(
@@ -190,7 +174,9 @@ def main() -> int:
             f" {len(lines) / detail['stored_s']:,.0f} events/s"
         )
 
-        seen, base_elapsed = naive(url, servers, topic, min(args.baseline_events, len(lines)))
+        seen, base_elapsed = naive_consumer(
+            url, servers, topic, min(args.baseline_events, len(lines))
+        )
         base_rate = seen / base_elapsed
         print(
             f"baseline (naive: one save and one offset commit per message): {seen:,} events"
@@ -201,16 +187,7 @@ def main() -> int:
     finally:
         if broker is not None:
             broker.stop()
-    print(
-        json.dumps(
-            {
-                "events": len(lines),
-                "events_per_s": round(rate, 1),
-                "baseline_events_per_s": round(base_rate, 1),
-                "ratio": round(ratio, 2),
-            }
-        )
-    )
+    naive.report(len(lines), rate, base_rate)
     return 0
 
 
