@@ -85,4 +85,5 @@ class Settings:
             session_ttl=timedelta(minutes=int(env.get("CASETRACK_SESSION_MINUTES", "480"))),
             max_lag_events=int(env.get("CASETRACK_READY_MAX_LAG", "10000")),
             pool_max=int(env.get("CASETRACK_DB_POOL_MAX", "16")),
+            read_connections=int(env.get("CASETRACK_READ_CONNECTIONS", "8")),
         )
