@@ -69,17 +69,7 @@ class CaseHistoryProjection:
     def apply(
         self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
     ) -> None:
-        rows = _rows(page)
-        if not rows:
-            return
-        columns = SQL(", ").join(map(Identifier, TABLE.column_names))
-        values = SQL(", ").join(SQL("%s") for _ in TABLE.columns)
-        curs.executemany(
-            SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (case_id, version) DO NOTHING").format(
-                tables[TABLE.name], columns, values
-            ),
-            rows,
-        )
+        TABLE.insert_new(curs, tables[TABLE.name], _rows(page))
 
 
 def read(curs: Cursor[DictRow], schema: str, case_id: UUID) -> list[dict[str, Any]]:

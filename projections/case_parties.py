@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from psycopg import AsyncCursor, Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed
 
 from domain.accounts import FileParty
 from domain.case import Case
@@ -99,17 +99,7 @@ class CasePartiesProjection:
     def apply(
         self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
     ) -> None:
-        rows = _rows(page)
-        if not rows:
-            return
-        columns = SQL(", ").join(map(Identifier, TABLE.column_names))
-        values = SQL(", ").join(SQL("%s") for _ in TABLE.columns)
-        curs.executemany(
-            SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (case_id, role) DO NOTHING").format(
-                tables[TABLE.name], columns, values
-            ),
-            rows,
-        )
+        TABLE.insert_new(curs, tables[TABLE.name], _rows(page))
 
 
 _SELECT = (

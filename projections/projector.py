@@ -28,11 +28,11 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from domain.case import Case
-from projections.tables import Table, names
+from projections.tables import Row, Table, names
 
 log = structlog.get_logger("casetrack.projections")
 
-Row = tuple[object, ...]
+
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 
 

@@ -10,7 +10,11 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from psycopg import Cursor
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
+
+Row = tuple[object, ...]
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,21 @@ class Table:
                 )
             )
         return statements
+
+    def insert_new(self, curs: Cursor[DictRow], ident: Composed, rows: list[Row]) -> None:
+        """Insert ``rows`` into the table at ``ident``, skipping keys already there:
+        re-applying a page after a crash writes nothing twice."""
+        if not rows:
+            return
+        curs.executemany(
+            SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING").format(
+                ident,
+                SQL(", ").join(map(Identifier, self.column_names)),
+                SQL(", ").join(SQL("%s") for _ in self.columns),
+                SQL(", ").join(map(Identifier, self.key)),
+            ),
+            rows,
+        )
 
     def copy_statement(self, schema: str, suffix: str = "") -> Composed:
         return SQL("COPY {} ({}) FROM STDIN").format(
