@@ -310,6 +310,7 @@ def main() -> int:
     if bad:
         print(f"warning: non-200 answers during the read run: {bad}")
     ratio = target["rps"] / ceiling["rps"]
+    print(f"ratio: {ratio:.3f} of the ceiling (target >= 0.5; p99 target < 50 ms)")
     print(
         json.dumps(
             {
