@@ -2,8 +2,8 @@
 
 Publishes --events case events (about 13.8 per case, realistic flows from
 casegen, 1% redeliveries) to a topic on the embedded broker (or
---bootstrap-servers), then starts `casetrack consume` and `casetrack project`
-as separate processes on a fresh schema and times until every event is stored
+--bootstrap-servers), then starts --consumers `casetrack consume` processes in
+one group and a `casetrack project` process on a fresh schema and times until every event is stored
 (offsets in PostgreSQL reach the log ends) and every view has applied it.
 
 Baseline, in the same run and on the same topic: a naive consumer in its own
@@ -42,8 +42,11 @@ from projections.projector import Projector  # noqa: E402
 from projections.registry import select  # noqa: E402
 
 
-def pipeline(url: str, servers: str, topic: str, ends: dict[int, int]) -> tuple[float, dict]:
-    """Time `casetrack consume` + `casetrack project` until all is stored and projected."""
+def pipeline(
+    url: str, servers: str, topic: str, ends: dict[int, int], consumers: int
+) -> tuple[float, dict]:
+    """Time `casetrack consume` (``consumers`` processes in one group) and `casetrack
+    project` until everything is stored and projected."""
     schema = f"bench_{secrets.token_hex(4)}"
     init_schema(url, schema)
     env = {
@@ -55,23 +58,11 @@ def pipeline(url: str, servers: str, topic: str, ends: dict[int, int]) -> tuple[
     store = CaseStore(url, schema)
     cli = [sys.executable, "-m", "adapters.cli.main"]
     started = time.perf_counter()
+    consume = [*cli, "consume", "--bootstrap-servers", servers, "--topic", topic]
+    consume += ["--group", f"bench-{schema}", "--max-poll-records", "2000"]
+    quiet = {"env": env, "cwd": ROOT, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     workers = [
-        subprocess.Popen(
-            [
-                *cli,
-                "consume",
-                "--bootstrap-servers",
-                servers,
-                "--topic",
-                topic,
-                "--group",
-                f"bench-{schema}",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
+        *(subprocess.Popen(consume, **quiet) for _ in range(consumers)),  # type: ignore[call-overload]
         subprocess.Popen(
             [*cli, "project", "--poll-interval", "0.5"],
             env=env,
@@ -148,6 +139,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--baseline-events", type=int, default=10_000)
+    parser.add_argument("--consumers", type=int, default=2, help="processes in the group")
     parser.add_argument("--bootstrap-servers", help="a running broker (default: embedded)")
     args = parser.parse_args()
     logs.configure("error")
@@ -165,7 +157,7 @@ def main() -> int:
             f" {time.perf_counter() - t0:.1f}s ({len(ends)} partitions)"
         )
 
-        elapsed, detail = pipeline(url, servers, topic, ends)
+        elapsed, detail = pipeline(url, servers, topic, ends, args.consumers)
         rate = len(lines) / elapsed
         print(
             f"casetrack consume + project: {len(lines):,} events stored in"
