@@ -3,8 +3,9 @@
 Publishes --events case events (about 13.8 per case, realistic flows from
 casegen, 1% redeliveries) to a topic on the embedded broker (or
 --bootstrap-servers), then starts --consumers `casetrack consume` processes in
-one group and a `casetrack project` process on a fresh schema and times until every event is stored
-(offsets in PostgreSQL reach the log ends) and every view has applied it.
+one group and a `casetrack project` process on a fresh schema, and times until
+every event is stored (offsets in PostgreSQL reach the log ends) and every
+view has applied it.
 
 Baseline, in the same run and on the same topic: a naive consumer in its own
 group and schema that, per message, loads the case from the eventsourcing
