@@ -107,7 +107,7 @@ class BatchWriter:
                 self._cache.pop(cid, None)
             raise
         self._remember(cases)
-        log.info(
+        log.debug(
             "batch written",
             messages=len(messages),
             accepted=outcomes.count(Outcome.ACCEPTED),
