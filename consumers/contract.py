@@ -276,6 +276,8 @@ def _field_error(error: ValidationError) -> InvalidField:
         message = "unexpected field"
     elif loc and loc[-1] == "email":
         message = "not a valid email address"  # the validator's text may quote the address
+    elif first["type"].startswith("uuid"):
+        message = "must be a UUID"  # pydantic's text quotes the offending character
     return InvalidField(f"{path}: {message}", path)
 
 

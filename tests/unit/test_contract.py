@@ -641,3 +641,12 @@ def test_uci_refuses_non_ascii_digits(uci: str) -> None:
     error = parse_error(received(uci=uci))
 
     assert error.field == "payload.principal_applicant.uci"
+
+
+def test_a_bad_event_id_is_named_without_quoting_it() -> None:
+    from tests.unit.builders import envelope, raw
+
+    message = envelope(t.ACKNOWLEDGED, event_id="Jean-Dupont-not-a-uuid")
+    with pytest.raises(InvalidField) as caught:
+        parse_event(raw(message))
+    assert str(caught.value) == "event_id: must be a UUID"
