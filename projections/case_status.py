@@ -7,7 +7,7 @@ agree (tests/property checks it). Views are plain JSON-able dicts.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from domain.activities import STATUS_AFTER, Activity, Change
@@ -164,7 +164,3 @@ def presented(view: View, today: date, role: str | None = None) -> View:
         "days_elapsed": days_elapsed(view, today),
         "service_standard_days": SERVICE_STANDARD_DAYS,
     }
-
-
-def parse_timestamp(value: str) -> datetime:
-    return datetime.fromisoformat(value)

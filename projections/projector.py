@@ -22,6 +22,7 @@ from uuid import UUID
 
 import psycopg
 import structlog
+from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -134,7 +135,7 @@ class Projector:
         applied = 0
         pages = 0
         while max_pages is None or pages < max_pages:
-            position, halted = self._lock_position(curs)
+            position, halted = self.lock_position(curs)
             if halted:
                 return applied
             curs.execute(self._select, (position, upto or 2**62, self.page_size), binary=True)
@@ -161,8 +162,6 @@ class Projector:
     # ---------------------------------------------------------------- internals
 
     def _positioned(self, row: DictRow) -> Positioned:
-        from eventsourcing.persistence import StoredEvent
-
         event = self.store.app.mapper.to_domain_event(
             StoredEvent(
                 originator_id=row["originator_id"],
@@ -230,7 +229,8 @@ class Projector:
             (item.position, self.position_name),
         )
 
-    def _lock_position(self, curs: Cursor[DictRow]) -> tuple[int, bool]:
+    def lock_position(self, curs: Cursor[DictRow]) -> tuple[int, bool]:
+        """Lock this projection's position row for the transaction: (position, halted)."""
         curs.execute(
             SQL(
                 "INSERT INTO {}.projection_positions (name) VALUES (%s)"

@@ -94,7 +94,7 @@ def verify(store: CaseStore, projections: Sequence[Projection]) -> Report:
     try:
         with store.datastore.transaction(commit=False) as curs:
             for projection in sorted(projections, key=lambda p: p.name):
-                position = _lock_live(curs, store, projection)
+                position, _ = Projector(store, projection).lock_position(curs)
                 shadow = Projector(store, projection, suffix=VERIFY)
                 shadow.apply_pages(curs, upto=position, max_pages=None)
                 for table in projection.tables:
@@ -225,11 +225,11 @@ def _swap(store: CaseStore, shadows: Sequence[Projector]) -> None:
     schema = store.schema
     with store.datastore.transaction(commit=True) as curs:
         for shadow in sorted(shadows, key=lambda s: s.projection.name):
-            _lock_live(curs, store, shadow.projection)
+            Projector(store, shadow.projection).lock_position(curs)
         for shadow in shadows:
             projection = shadow.projection
             shadow.apply_pages(curs, upto=None, max_pages=None)
-            position, halted = shadow._lock_position(curs)
+            position, halted = shadow.lock_position(curs)
             if halted:
                 raise RebuildCheckFailed(
                     f"{projection.name}: the rebuild halted on a failing event at position"
@@ -260,24 +260,6 @@ def _swap(store: CaseStore, shadows: Sequence[Projector]) -> None:
                 ),
                 (projection.name + SHADOW,),
             )
-
-
-def _lock_live(curs: Cursor[DictRow], store: CaseStore, projection: Projection) -> int:
-    curs.execute(
-        SQL(
-            "INSERT INTO {}.projection_positions (name) VALUES (%s) ON CONFLICT (name) DO NOTHING"
-        ).format(Identifier(store.schema)),
-        (projection.name,),
-    )
-    curs.execute(
-        SQL("SELECT position FROM {}.projection_positions WHERE name = %s FOR UPDATE").format(
-            Identifier(store.schema)
-        ),
-        (projection.name,),
-    )
-    row = curs.fetchone()
-    assert row is not None
-    return int(row["position"])
 
 
 def _differences(curs: Cursor[DictRow], schema: str, table: Table, limit: int = 20) -> list[str]:

@@ -263,17 +263,6 @@ class CaseStore:
             cases[row["originator_id"]] = case
         return cases
 
-    def get(self, case_id: UUID, version: int | None = None) -> Case | None:
-        cases = self.load([case_id]) if version is None else None
-        if cases is not None:
-            return cases.get(case_id)
-        try:
-            return self.app.repository.get(case_id, version=version)  # type: ignore[return-value]
-        except Exception as e:  # AggregateNotFoundError has no common base we can rely on
-            if type(e).__name__ == "AggregateNotFoundError":
-                return None
-            raise
-
     def stored_events(self, case_id: UUID) -> list[Case.Event]:
         return list(self.app.events.get(case_id))  # type: ignore[arg-type]
 
