@@ -7,7 +7,8 @@ inserts nothing twice (ON CONFLICT DO NOTHING); rows never change once written.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
+from operator import itemgetter
 from typing import Any, Literal
 from uuid import UUID
 
@@ -16,7 +17,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from projections import timeline
-from projections.projector import Positioned, Row
+from projections.projector import PerCaseReplayer, Positioned, Row
 from projections.tables import Table
 
 TABLE = Table(
@@ -36,26 +37,23 @@ TABLE = Table(
 )
 
 
+_LEADING = itemgetter(*TABLE.column_names[:-2])  # every column but the two timestamps
+
+
 def _rows(events: Iterable[Positioned]) -> list[Row]:
     """Rows of the shown events; timestamps in UTC, as the rebuild's checksum expects."""
     rows = []
     for p in events:
         line = timeline.entry(p.event)
         if line is not None:
-            rows.append(tuple(_utc(line[name]) for name in TABLE.column_names))
+            occurred, recorded = line["occurred_at"], line["recorded_at"]
+            rows.append((*_LEADING(line), occurred.astimezone(UTC), recorded.astimezone(UTC)))
     return rows
 
 
-def _utc(value: Any) -> Any:
-    return value.astimezone(UTC) if isinstance(value, datetime) else value
-
-
-class CaseHistoryReplayer:
+class CaseHistoryReplayer(PerCaseReplayer):
     def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
         return ((TABLE.name, row) for row in _rows(events))
-
-    def finish(self) -> Iterable[tuple[str, Row]]:
-        return ()
 
 
 class CaseHistoryProjection:

@@ -18,7 +18,7 @@ from psycopg.sql import SQL, Composed
 
 from domain.accounts import FileParty
 from domain.case import Case
-from projections.projector import Positioned, Row
+from projections.projector import PerCaseReplayer, Positioned, Row
 from projections.tables import Table
 
 TABLE = Table(
@@ -80,12 +80,9 @@ def _rows(events: Iterable[Positioned]) -> list[Row]:
     return rows
 
 
-class CasePartiesReplayer:
+class CasePartiesReplayer(PerCaseReplayer):
     def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
         return ((TABLE.name, row) for row in _rows(events[:1]))
-
-    def finish(self) -> Iterable[tuple[str, Row]]:
-        return ()
 
 
 class CasePartiesProjection:

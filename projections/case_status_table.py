@@ -11,7 +11,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from psycopg.types.json import Jsonb
 
 from projections import case_status
-from projections.projector import Positioned, Row
+from projections.projector import PerCaseReplayer, Positioned, Row
 from projections.tables import Table
 
 TABLE = Table(
@@ -32,14 +32,11 @@ def _row(case_id: Any, view: dict[str, Any], position: int) -> Row:
     return (case_id, view["application_number"], Jsonb(view), view["version"], position)
 
 
-class CaseStatusReplayer:
+class CaseStatusReplayer(PerCaseReplayer):
     def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
         view = case_status.fold([p.event for p in events])
         if view is not None:
             yield TABLE.name, _row(events[0].case_id, view, events[-1].position)
-
-    def finish(self) -> Iterable[tuple[str, Row]]:
-        return ()
 
 
 class CaseStatusProjection:

@@ -78,6 +78,12 @@ class Tally:
     )
     durations: Counter[DurationKey] = field(default_factory=Counter)
 
+    def absorb(self, other: Tally) -> None:
+        """Add another tally's changes (of other cases) to this one."""
+        for key, counts in other.monthly.items():
+            self.monthly[key].update(counts)
+        self.durations.update(other.durations)
+
     def monthly_rows(self) -> list[tuple[str, str, int, int, int, int, int, int]]:
         return [
             (category, month, *(counts[name] for name in COUNTERS))  # type: ignore[misc]

@@ -20,7 +20,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from projections import processing_stats as ps
 from projections.processing_stats import COUNTERS, CaseFacts, Tally
-from projections.projector import Positioned, Row
+from projections.projector import Positioned, Replayer, Row
 from projections.tables import Table
 
 MONTHLY = Table(
@@ -76,6 +76,10 @@ class ProcessingStatsReplayer:
     def finish(self) -> Iterable[tuple[str, Row]]:
         yield from ((MONTHLY.name, row) for row in self.tally.monthly_rows())
         yield from ((DURATIONS.name, row) for row in self.tally.duration_rows())
+
+    def absorb(self, other: Replayer) -> None:
+        assert isinstance(other, ProcessingStatsReplayer)
+        self.tally.absorb(other.tally)
 
 
 def _upsert(table: Table, ident: Composed, add: tuple[str, ...], replace: tuple[str, ...]) -> SQL:

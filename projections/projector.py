@@ -47,7 +47,11 @@ class Positioned:
 
 
 class Replayer(Protocol):
-    """Builds a projection's rows from scratch, one whole case at a time."""
+    """Builds a projection's rows from scratch, one whole case at a time.
+
+    A rebuild may run several replayers on disjoint sets of cases in worker
+    processes (so they must pickle), then merge them with ``absorb``.
+    """
 
     def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
         """Rows (table name, row) for one case, given all its events in order."""
@@ -56,6 +60,20 @@ class Replayer(Protocol):
     def finish(self) -> Iterable[tuple[str, Row]]:
         """Rows of tables that aggregate over cases, after the last case."""
         ...
+
+    def absorb(self, other: Replayer) -> None:
+        """Add what another replayer (of other cases, in a worker) gathered for ``finish``."""
+        ...
+
+
+class PerCaseReplayer:
+    """A replayer whose rows each depend on one case only: nothing to finish or merge."""
+
+    def finish(self) -> Iterable[tuple[str, Row]]:
+        return ()
+
+    def absorb(self, other: Replayer) -> None:
+        pass
 
 
 class Projection(Protocol):

@@ -3,12 +3,15 @@
 ``rebuild`` replays the whole log into shadow tables (``<table>__next``) while
 the live tables keep serving: events are read case by case (ordered by case
 and version, up to the head at the start), folded, and bulk-copied, so each
-row is written once. It then checks the shadow (row count and an
-order-independent checksum of every row against what the replay produced),
-catches it up to the head with the ordinary projector, and swaps it in: in one
-transaction that holds the live projection's position lock, it applies the
-last events, renames the tables and moves the position. An interrupted
-rebuild leaves the live tables untouched; running it again starts afresh.
+row is written once. Large logs are split by case id range over worker
+processes (a case's events all go to one worker; aggregate tables are merged
+from the workers' replayers and written once). It then checks the shadow (row
+count and an order-independent checksum of every row against what the replay
+produced), catches it up to the head with the ordinary projector, and swaps it
+in: in one transaction that holds the live projection's position lock, it
+applies the last events, renames the tables and moves the position. An
+interrupted rebuild leaves the live tables untouched; running it again starts
+afresh.
 
 ``verify`` replays into ``<table>__verify`` up to the live position and
 reports rows that differ, without swapping.
@@ -17,11 +20,17 @@ reports rows that differ, without swapping.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
+from uuid import UUID
 
 import orjson
 import structlog
@@ -32,10 +41,12 @@ from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
-from projections.projector import Positioned, Projection, Projector, Row
+from projections.projector import Positioned, Projection, Projector, Replayer, Row
 from projections.tables import Table
 
 log = structlog.get_logger("casetrack.projections")
+
+T = TypeVar("T")
 
 SHADOW = "__next"
 VERIFY = "__verify"
@@ -59,6 +70,11 @@ class TableCheck:
         self.rows += 1
         self.checksum = (self.checksum + _row_hash(row)) % 2**64
 
+    def absorb(self, other: TableCheck) -> None:
+        """Add another part's rows (the checksum is a sum, so parts combine in any order)."""
+        self.rows += other.rows
+        self.checksum = (self.checksum + other.checksum) % 2**64
+
 
 @dataclass
 class Report:
@@ -75,11 +91,21 @@ class Report:
         return not any(self.differences.values())
 
 
-def rebuild(store: CaseStore, projections: Sequence[Projection], page_size: int = 5000) -> Report:
-    """Rebuild the given projections from one pass over the log, then swap them in together."""
+def rebuild(
+    store: CaseStore,
+    projections: Sequence[Projection],
+    page_size: int = 5000,
+    workers: int | None = None,
+) -> Report:
+    """Rebuild the given projections from one pass over the log, then swap them in together.
+
+    ``workers``: processes replaying case id ranges in parallel; by default one
+    per core for logs of PARALLEL_FROM events or more, else none (in-process).
+    """
     head = _head(store)
-    report = _replay_into(store, projections, SHADOW, head)
-    _check(store, projections, SHADOW, report)
+    with _runner(_workers(workers, head)) as run:
+        report = _replay_into(store, projections, SHADOW, head, run)
+        _check(store, projections, SHADOW, report, run)
     shadows = [Projector(store, p, page_size=page_size, suffix=SHADOW) for p in projections]
     report.caught_up = sum(shadow.catch_up() for shadow in shadows)
     _swap(store, shadows)
@@ -87,10 +113,13 @@ def rebuild(store: CaseStore, projections: Sequence[Projection], page_size: int 
     return report
 
 
-def verify(store: CaseStore, projections: Sequence[Projection]) -> Report:
+def verify(
+    store: CaseStore, projections: Sequence[Projection], workers: int | None = None
+) -> Report:
     """Replay into scratch tables up to the live positions and list the rows that differ."""
     upto = min(Projector(store, p).position() for p in projections)
-    report = _replay_into(store, projections, VERIFY, upto)
+    with _runner(_workers(workers, upto)) as run:
+        report = _replay_into(store, projections, VERIFY, upto, run)
     try:
         with store.datastore.transaction(commit=False) as curs:
             for projection in sorted(projections, key=lambda p: p.name):
@@ -104,19 +133,91 @@ def verify(store: CaseStore, projections: Sequence[Projection]) -> Report:
     return report
 
 
+# ---------------------------------------------------------------- workers
+
+PARALLEL_FROM = 200_000  # events; below this, starting processes costs more than it saves
+
+
+def _workers(requested: int | None, events: int) -> int:
+    if requested is not None:
+        return max(requested, 1)
+    return min(os.cpu_count() or 1, 8) if events >= PARALLEL_FROM else 1
+
+
+@dataclass
+class _Run:
+    """``run(fn, store, tasks)``: ``fn(store, task)`` for each task, in order, on the
+    pool's processes (each with its own store) or in this process with ``store``."""
+
+    workers: int
+    pool: ProcessPoolExecutor | None = None
+
+    def __call__(
+        self, fn: Callable[[CaseStore, Any], T], store: CaseStore, tasks: Sequence[Any]
+    ) -> list[T]:
+        if self.pool is None:
+            return [fn(store, task) for task in tasks]
+        return list(self.pool.map(partial(_in_worker, fn), tasks))
+
+
+@contextmanager
+def _runner(workers: int) -> Iterator[_Run]:
+    if workers == 1:
+        yield _Run(1)
+        return
+    context = multiprocessing.get_context("spawn")  # no inherited connections or locks
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield _Run(workers, pool)
+
+
+def _ranges(parts: int) -> list[tuple[UUID | None, UUID | None]]:
+    """``parts`` contiguous case id ranges covering every id (case ids are uniform uuid5)."""
+    if parts == 1:
+        return [(None, None)]
+    bounds = [UUID(int=i * 2**128 // parts) for i in range(1, parts)]
+    return list(zip([None, *bounds], [*bounds, None], strict=True))
+
+
+_STORES: dict[tuple[str, str], CaseStore] = {}
+
+
+def _in_worker(fn: Callable[[CaseStore, Any], T], task: Any) -> T:
+    """Run ``fn`` in a worker process, on a store kept for the pool's next tasks."""
+    key = (task.url, task.schema)
+    if key not in _STORES:
+        _STORES[key] = CaseStore(*key)
+    return fn(_STORES[key], task)
+
+
 # ---------------------------------------------------------------- replay
 
 
+@dataclass
+class _Task:
+    url: str
+    schema: str
+    projections: Sequence[Projection]
+    suffix: str
+    upto: int
+    first: UUID | None  # case ids >= first (None: from the lowest)
+    stop: UUID | None  # case ids < stop (None: to the highest)
+
+
+@dataclass
+class _Part:
+    events: int
+    cases: int
+    tables: dict[str, TableCheck]
+    replayers: list[Replayer]
+
+
 def _replay_into(
-    store: CaseStore, projections: Sequence[Projection], suffix: str, upto: int
+    store: CaseStore, projections: Sequence[Projection], suffix: str, upto: int, run: _Run
 ) -> Report:
     _drop(store, projections, suffix)
     report = Report([p.name for p in projections], upto)
     tables = [t for p in projections for t in p.tables]
     report.tables = {t.name: TableCheck() for t in tables}
-    by_name = {t.name: t for t in tables}
-    replayers = [p.replayer() for p in projections]
-    buffers: dict[str, list[Row]] = defaultdict(list)
     with store.datastore.transaction(commit=True) as curs:
         for table in tables:
             for statement in table.create(store.schema, suffix, with_keys=False):
@@ -130,56 +231,102 @@ def _replay_into(
                 ).format(Identifier(store.schema)),
                 (projection.name + suffix, upto),
             )
-
-    def emit(rows: Iterable[tuple[str, Row]]) -> None:
-        for table_name, row in rows:
-            buffers[table_name].append(row)
-            report.tables[table_name].add(row)
-
-    def flush(curs: Cursor[DictRow]) -> None:
-        for table_name, rows in buffers.items():
-            if rows:
-                with curs.copy(by_name[table_name].copy_statement(store.schema, suffix)) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                rows.clear()
-
+    tasks = [
+        _Task(store.url, store.schema, projections, suffix, upto, first, stop)
+        for first, stop in _ranges(run.workers)
+    ]
+    parts = run(_replay_range, store, tasks)
+    replayers = parts[0].replayers
+    for part in parts:
+        report.events += part.events
+        report.cases += part.cases
+        for name, check in part.tables.items():
+            report.tables[name].absorb(check)
+        if part is not parts[0]:
+            for mine, theirs in zip(replayers, part.replayers, strict=True):
+                mine.absorb(theirs)
+    writer = _Writer(store, tables, suffix, report.tables)
     with store.datastore.transaction(commit=True) as curs:
-        flushed_at = time.monotonic()
-        for events in _cases(store, upto):
-            report.cases += 1
-            report.events += len(events)
-            for replayer in replayers:
-                emit(replayer.case(events))
-            if (
-                sum(map(len, buffers.values())) >= _FLUSH_ROWS
-                or time.monotonic() - flushed_at > _FLUSH_SECONDS
-            ):
-                flush(curs)
-                flushed_at = time.monotonic()
         for replayer in replayers:
-            emit(replayer.finish())
-        flush(curs)
+            writer.emit(replayer.finish())
+        writer.flush(curs)
         for table in tables:
             for statement in table.create_keys(store.schema, suffix):
                 curs.execute(statement)
     return report
 
 
-def _cases(store: CaseStore, upto: int) -> Iterator[list[Positioned]]:
-    """Every case's events up to ``upto``, case by case, in version order."""
+class _Writer:
+    """Buffers rows per table, counts them into their checks, and bulk-copies them."""
+
+    def __init__(
+        self, store: CaseStore, tables: Sequence[Table], suffix: str, checks: dict[str, TableCheck]
+    ) -> None:
+        self.copy = {t.name: t.copy_statement(store.schema, suffix) for t in tables}
+        self.checks = checks
+        self.buffers: dict[str, list[Row]] = defaultdict(list)
+        self.buffered = 0
+
+    def emit(self, rows: Iterable[tuple[str, Row]]) -> None:
+        for table_name, row in rows:
+            self.buffers[table_name].append(row)
+            self.checks[table_name].add(row)
+            self.buffered += 1
+
+    def flush(self, curs: Cursor[DictRow]) -> None:
+        for table_name, rows in self.buffers.items():
+            if rows:
+                with curs.copy(self.copy[table_name]) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                rows.clear()
+        self.buffered = 0
+
+
+def _replay_range(store: CaseStore, task: _Task) -> _Part:
+    """Fold and copy the cases of one id range (in a worker, or in-process)."""
+    tables = [t for p in task.projections for t in p.tables]
+    part = _Part(0, 0, {t.name: TableCheck() for t in tables}, [])
+    part.replayers = [p.replayer() for p in task.projections]
+    writer = _Writer(store, tables, task.suffix, part.tables)
+    with store.datastore.transaction(commit=True) as curs:
+        flushed_at = time.monotonic()
+        for events in _cases(store, task.upto, task.first, task.stop):
+            part.cases += 1
+            part.events += len(events)
+            for replayer in part.replayers:
+                writer.emit(replayer.case(events))
+            if writer.buffered >= _FLUSH_ROWS or time.monotonic() - flushed_at > _FLUSH_SECONDS:
+                writer.flush(curs)
+                flushed_at = time.monotonic()
+        writer.flush(curs)
+    return part
+
+
+def _cases(
+    store: CaseStore, upto: int, first: UUID | None = None, stop: UUID | None = None
+) -> Iterator[list[Positioned]]:
+    """Every case's events up to ``upto`` (ids in [first, stop)), case by case, in version order."""
     to_domain_event = store.app.mapper.to_domain_event
+    where = [SQL("notification_id <= %s")]
+    params: list[Any] = [upto]
+    if first is not None:
+        where.append(SQL("originator_id >= %s"))
+        params.append(first)
+    if stop is not None:
+        where.append(SQL("originator_id < %s"))
+        params.append(stop)
     query = SQL(
         "SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{}"
-        " WHERE notification_id <= %s ORDER BY originator_id, originator_version"
-    ).format(Identifier(store.schema), Identifier(EVENTS_TABLE))
+        " WHERE {} ORDER BY originator_id, originator_version"
+    ).format(Identifier(store.schema), Identifier(EVENTS_TABLE), SQL(" AND ").join(where))
     with (
         store.datastore.get_connection() as conn,
         conn.transaction(),
         conn.cursor(name="replay", row_factory=tuple_row) as cursor,
     ):
         cursor.itersize = 10_000
-        cursor.execute(query, (upto,), binary=True)
+        cursor.execute(query, params, binary=True)
         current: list[Positioned] = []
         for position, case_id, version, topic, state in cursor:
             if current and current[0].case_id != case_id:
@@ -194,30 +341,68 @@ def _cases(store: CaseStore, upto: int) -> Iterator[list[Positioned]]:
 # ---------------------------------------------------------------- check and swap
 
 
+@dataclass
+class _CheckTask:
+    url: str
+    schema: str
+    table: Table
+    suffix: str
+    first: UUID | None
+    stop: UUID | None
+
+
 def _check(
-    store: CaseStore, projections: Sequence[Projection], suffix: str, report: Report
+    store: CaseStore,
+    projections: Sequence[Projection],
+    suffix: str,
+    report: Report,
+    run: _Run,
 ) -> None:
-    """The shadow holds exactly the rows the replay produced."""
+    """The shadow holds exactly the rows the replay produced.
+
+    Tables keyed by case are read back in the replay's case id ranges, in parallel.
+    """
+    tasks = []
+    for table in (t for p in projections for t in p.tables):
+        ranges = _ranges(run.workers) if table.key[0] == "case_id" else [(None, None)]
+        tasks += [_CheckTask(store.url, store.schema, table, suffix, a, b) for a, b in ranges]
+    found: dict[str, TableCheck] = defaultdict(TableCheck)
+    for task, check in zip(tasks, run(_read_back, store, tasks), strict=True):
+        found[task.table.name].absorb(check)
+    for name, expected in report.tables.items():
+        got = found[name]
+        if (got.rows, got.checksum) != (expected.rows, expected.checksum):
+            raise RebuildCheckFailed(
+                f"{name}{suffix}: {got.rows} rows (checksum {got.checksum:x}),"
+                f" replay produced {expected.rows} (checksum {expected.checksum:x})"
+            )
+
+
+def _read_back(store: CaseStore, task: _CheckTask) -> TableCheck:
+    table = task.table
+    where, params = SQL("true"), []
+    if task.first is not None:
+        where += SQL(" AND case_id >= %s")
+        params.append(task.first)
+    if task.stop is not None:
+        where += SQL(" AND case_id < %s")
+        params.append(task.stop)
+    found = TableCheck()
     with store.datastore.get_connection() as conn, conn.transaction():
         conn.execute("SET LOCAL TIME ZONE 'UTC'")
-        for table in (t for p in projections for t in p.tables):
-            found = TableCheck()
-            with conn.cursor(name="check", row_factory=tuple_row) as curs:
-                curs.itersize = 10_000
-                curs.execute(
-                    SQL("SELECT {} FROM {}").format(
-                        SQL(", ").join(map(Identifier, table.column_names)),
-                        table.ident(store.schema, suffix),
-                    )
-                )
-                for row in curs:
-                    found.add(row)
-            expected = report.tables[table.name]
-            if (found.rows, found.checksum) != (expected.rows, expected.checksum):
-                raise RebuildCheckFailed(
-                    f"{table.name}{suffix}: {found.rows} rows (checksum {found.checksum:x}),"
-                    f" replay produced {expected.rows} (checksum {expected.checksum:x})"
-                )
+        with conn.cursor(name="check", row_factory=tuple_row) as curs:
+            curs.itersize = 10_000
+            curs.execute(
+                SQL("SELECT {} FROM {} WHERE {}").format(
+                    SQL(", ").join(map(Identifier, table.column_names)),
+                    table.ident(store.schema, task.suffix),
+                    where,
+                ),
+                params,
+            )
+            for row in curs:
+                found.add(row)
+    return found
 
 
 def _swap(store: CaseStore, shadows: Sequence[Projector]) -> None:

@@ -19,7 +19,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
 
 from projections import timeline
-from projections.projector import Positioned, Row
+from projections.projector import PerCaseReplayer, Positioned, Row
 from projections.tables import Table
 
 TABLE = Table(
@@ -64,13 +64,10 @@ def _json(entries: list[Any]) -> str:
     return orjson.dumps(entries).decode()
 
 
-class TrackerHistoryReplayer:
+class TrackerHistoryReplayer(PerCaseReplayer):
     def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
         for case_id, (en, fr, version) in _lines(events).items():
             yield TABLE.name, (case_id, _json(en), _json(fr), version)
-
-    def finish(self) -> Iterable[tuple[str, Row]]:
-        return ()
 
 
 class TrackerHistoryProjection:

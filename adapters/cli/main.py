@@ -114,6 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     p_rebuild = psub.add_parser("rebuild", help="blue-green rebuild of views from the log")
     p_rebuild.add_argument("names", nargs="+", metavar="NAME")
     p_rebuild.add_argument("--verify", action="store_true", help="compare with a replay, no swap")
+    p_rebuild.add_argument(
+        "--workers",
+        type=int,
+        help="processes replaying case ranges in parallel (default: one per core on large logs)",
+    )
     p_rebuild.set_defaults(run=cmd_projections_rebuild)
     p_resume = psub.add_parser("resume", help="retry a halted projection")
     p_resume.add_argument("name")
@@ -536,7 +541,7 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
     projections = _projections(args.names)
     with _store() as store:
         if args.verify:
-            report = rebuild.verify(store, projections)
+            report = rebuild.verify(store, projections, workers=args.workers)
             for table, differences in report.differences.items():
                 print(
                     f"{table}: {'identical' if not differences else 'DIFFERS'}"
@@ -547,7 +552,7 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
             return 0 if report.ok else 1
         started = time.perf_counter()
         try:
-            report = rebuild.rebuild(store, projections)
+            report = rebuild.rebuild(store, projections, workers=args.workers)
         except rebuild.RebuildCheckFailed as e:
             print(f"casetrack: rebuild aborted, live views untouched: {e}", file=sys.stderr)
             return 1

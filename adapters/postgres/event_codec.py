@@ -37,10 +37,8 @@ _DECODERS = {
 }
 
 
-def _decode_value(value: Any) -> Any:
-    if type(value) is dict and len(value) == 2 and "_type_" in value:
-        return _DECODERS[value["_type_"]](value["_data_"])
-    return value
+def _is_typed(value: Any) -> bool:
+    return type(value) is dict and len(value) == 2 and "_type_" in value
 
 
 class CaseEventMapper(Mapper[UUID]):
@@ -63,7 +61,10 @@ class CaseEventMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         cls = resolve_topic(stored_event.topic)
-        state = {k: _decode_value(v) for k, v in orjson.loads(stored_event.state).items()}
+        state = orjson.loads(stored_event.state)
+        for key in [k for k, v in state.items() if type(v) is dict]:  # few: only typed values
+            if _is_typed(value := state[key]):
+                state[key] = _DECODERS[value["_type_"]](value["_data_"])
         originator_id = stored_event.originator_id
         state["originator_id"] = (
             originator_id if isinstance(originator_id, UUID) else UUID(originator_id)

@@ -25,6 +25,7 @@ from projections.case_history_table import CaseHistoryProjection
 from projections.processing_stats_table import ProcessingStatsProjection
 from projections.projector import Projection, Projector
 from projections.rebuild import rebuild
+from projections.registry import all_projections
 
 CASES = 60
 PAGE_SIZES = (1, 5, 64, 5000)
@@ -84,6 +85,20 @@ def test_incremental_equals_rebuild_for_any_page_size(
     assert report.ok
     assert _tables(store, projection) == live
     assert Projector(store, projection).catch_up() == 0
+
+
+def test_a_rebuild_split_over_worker_processes_equals_one_in_process(
+    store: CaseStore, lines: list[str]
+) -> None:
+    projections = list(all_projections().values())
+    ingest_lines([(line + "\n").encode() for line in lines], "feed.jsonl", store)
+    rebuild(store, projections, workers=1)
+    alone = [_tables(store, p) for p in projections]
+    assert all(all(tables.values()) for tables in alone)
+
+    report = rebuild(store, projections, workers=3)  # spawned processes, case id ranges
+    assert report.ok and report.events == store.recorder.max_notification_id()
+    assert [_tables(store, p) for p in projections] == alone
 
 
 def _events(lines: list[str]) -> list[dict[str, Any]]:

@@ -244,7 +244,9 @@ def test_rebuild_check_catches_rows_the_replay_did_not_produce(
     before = _rows(store)
     real_check = rebuild._check
 
-    def corrupt_then_check(store_: CaseStore, projection: Any, suffix: str, report: Any) -> None:
+    def corrupt_then_check(
+        store_: CaseStore, projection: Any, suffix: str, report: Any, run: Any
+    ) -> None:
         with store_.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL(
@@ -259,7 +261,7 @@ def test_rebuild_check_catches_rows_the_replay_did_not_produce(
                     ),
                 )
             )
-        real_check(store_, projection, suffix, report)
+        real_check(store_, projection, suffix, report, run)
 
     monkeypatch.setattr(rebuild, "_check", corrupt_then_check)
     with pytest.raises(rebuild.RebuildCheckFailed, match="9 rows"):

@@ -78,6 +78,26 @@ def test_pages_add_up_to_the_whole(cut: int) -> None:
     assert first.durations + second.durations == whole.durations
 
 
+@pytest.mark.parametrize("cut", range(4))
+def test_tallies_of_disjoint_cases_absorb_into_the_whole(cut: int) -> None:
+    """What a parallel rebuild relies on: workers' tallies merge into one pass's tally."""
+    cases = [
+        events_of(t.ACKNOWLEDGED, cmd(t.DECISION_MADE, outcome="refused")),
+        events_of(t.ACKNOWLEDGED, received_on=date(2024, 3, 2)),
+        events_of(t.WITHDRAWN, received_on=date(2024, 3, 9)),
+    ]
+    whole, first, second = Tally(), Tally(), Tally()
+    for events in cases:
+        fold(events, whole)
+    for events in cases[:cut]:
+        fold(events, first)
+    for events in cases[cut:]:
+        fold(events, second)
+    first.absorb(second)
+    assert first.monthly_rows() == whole.monthly_rows()
+    assert first.duration_rows() == whole.duration_rows()
+
+
 # ---------------------------------------------------------------- histograms
 
 
