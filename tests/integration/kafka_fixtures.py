@@ -244,15 +244,33 @@ def file_reference(database_url: str, lines: Sequence[str]) -> dict[str, Any]:
 
 class TcpProxy:
     """A loopback TCP forwarder that a test cuts (every connection dropped, new ones
-    refused) and restores: a database outage without touching the database."""
+    refused) and restores: a database outage without touching the database.
+
+    The target is a TCP port, or PostgreSQL's Unix socket when ``target_host`` is a
+    directory (as the embedded server gives). The backend process ids are read from
+    the server's BackendKeyData message as it passes, so ``terminate_backends``
+    kills the sessions behind this proxy and only those.
+    """
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
         self.port = free_port()
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
-        self._upstream: set[socket.socket] = set()
+        self._backends: set[int] = set()
         self._lock = threading.Lock()
+
+    def _connect_upstream(self) -> socket.socket:
+        host, port = self.target
+        if not host.startswith("/"):
+            return socket.create_connection(self.target)
+        upstream = socket.socket(socket.AF_UNIX)
+        try:
+            upstream.connect(f"{host}/.s.PGSQL.{port}")
+        except OSError:
+            upstream.close()
+            raise
+        return upstream
 
     def start(self) -> TcpProxy:
         listener = socket.socket()
@@ -267,7 +285,6 @@ class TcpProxy:
         with self._lock:
             listener, self._listener = self._listener, None
             doomed, self._sockets = self._sockets, set()
-            self._upstream.clear()
         if listener is not None:
             with suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
@@ -283,12 +300,11 @@ class TcpProxy:
     def terminate_backends(self, database_url: str) -> int:
         """pg_terminate_backend on the server sessions behind this proxy, and only those."""
         with self._lock:
-            ports = [s.getsockname()[1] for s in self._upstream if s.fileno() != -1]
+            pids, self._backends = list(self._backends), set()
         with psycopg.connect(database_url, autocommit=True) as conn:
             rows = conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE client_port = ANY(%s)",
-                (ports,),
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)",
+                (pids,),
             ).fetchall()
         return len(rows)
 
@@ -299,7 +315,7 @@ class TcpProxy:
             except OSError:
                 return
             try:
-                upstream = socket.create_connection(self.target)
+                upstream = self._connect_upstream()
             except OSError:
                 client.close()
                 continue
@@ -309,13 +325,20 @@ class TcpProxy:
                     upstream.close()
                     return
                 self._sockets |= {client, upstream}
-                self._upstream.add(upstream)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, server in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(a, b, server), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, from_server: bool) -> None:
+        seen: bytes | None = b""  # the server's first bytes, until its BackendKeyData went by
         try:
             while data := source.recv(65536):
+                if from_server and seen is not None:
+                    seen += data
+                    at = seen.find(b"K\x00\x00\x00\x0c")  # type K, length 12: pid, secret
+                    if at >= 0 and len(seen) >= at + 9:
+                        with self._lock:
+                            self._backends.add(int.from_bytes(seen[at + 5 : at + 9], "big"))
+                        seen = None
                 sink.sendall(data)
         except OSError:
             pass
@@ -326,4 +349,3 @@ class TcpProxy:
                 s.close()
             with self._lock:
                 self._sockets -= {source, sink}
-                self._upstream -= {source, sink}
