@@ -63,11 +63,13 @@ APPROVAL_REQUIRES: dict[Activity, frozenset[Change]] = {
 }
 
 
+_ACTIVITY_TYPES = {
+    f"{activity}.{change}": (activity, change)
+    for activity, changes in CHANGES.items()
+    for change in changes
+}
+
+
 def split_activity_type(event_type: str) -> tuple[Activity, Change] | None:
     """``"medical.passed"`` -> (MEDICAL, PASSED); None for non-activity types."""
-    head, _, tail = event_type.partition(".")
-    try:
-        activity, change = Activity(head), Change(tail)
-    except ValueError:
-        return None
-    return (activity, change) if change in CHANGES[activity] else None
+    return _ACTIVITY_TYPES.get(event_type)

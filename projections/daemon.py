@@ -1,8 +1,9 @@
 """Runs projections continuously: catch up, then wait for new events.
 
-Writers NOTIFY on every insert; we LISTEN and wake at once, and also poll
-every ``poll_interval`` seconds so a lost notification (or a listener
-connection that dropped) never stalls a projection. If the database goes
+Projections advance together, a page at a time, so each page is read and
+decoded once for all of them. Writers NOTIFY on every insert; we LISTEN and
+wake at once, and also poll every ``poll_interval`` seconds so a lost
+notification (or a listener connection that dropped) never stalls a projection. If the database goes
 away the loop backs off and retries; positions make every retry safe.
 """
 
@@ -17,7 +18,7 @@ import structlog
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
-from projections.projector import Projection, Projector
+from projections.projector import PageCache, Projection, Projector
 
 log = structlog.get_logger("casetrack.projections")
 
@@ -30,7 +31,8 @@ def run(
     poll_interval: float = 2.0,
     page_size: int = 5000,
 ) -> None:
-    projectors = [Projector(store, p, page_size=page_size) for p in projections]
+    pages = PageCache()
+    projectors = [Projector(store, p, page_size=page_size, pages=pages) for p in projections]
     backoff = 0.5
     listener: psycopg.Connection[tuple[object, ...]] | None = None
     try:
@@ -38,10 +40,7 @@ def run(
             try:
                 if listener is None or listener.closed:
                     listener = _listen(store.url)
-                for projector in projectors:
-                    applied = projector.catch_up()
-                    if applied:
-                        log.info("caught up", projection=projector.position_name, applied=applied)
+                _catch_up_together(projectors)
                 backoff = 0.5
                 _wait(listener, poll_interval, stop)
             except psycopg.OperationalError as e:
@@ -54,6 +53,22 @@ def run(
     finally:
         if listener is not None:
             listener.close()
+
+
+def _catch_up_together(projectors: Sequence[Projector]) -> None:
+    """Page by page, each projector in turn: projectors at the same position read and
+    decode each page once (the shared PageCache)."""
+    applied = dict.fromkeys(projectors, 0)
+    moving = list(projectors)
+    while moving:
+        for projector in list(moving):
+            count = projector.step()
+            applied[projector] += count
+            if count == 0:
+                moving.remove(projector)
+    for projector, count in applied.items():
+        if count:
+            log.info("caught up", projection=projector.position_name, applied=count)
 
 
 def _listen(url: str) -> psycopg.Connection[tuple[object, ...]]:

@@ -15,6 +15,7 @@ policy then skips it or halts the projection at it (shown in status).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -112,6 +113,28 @@ DEAD_LETTERS_DDL = (
 )
 
 
+class PageCache:
+    """The last pages read from the log, decoded, shared by projectors in one process.
+
+    A page holds the events after a position, up to a bound, that were committed
+    when it was read; the log is append-only and commits in position order, so a
+    page read earlier is still a true prefix of what follows that position, and
+    projectors that move together read and decode each page once.
+    """
+
+    def __init__(self, pages: int = 4) -> None:
+        self.pages = pages
+        self._cache: OrderedDict[tuple[int, int, int], list[Positioned]] = OrderedDict()
+
+    def get(self, key: tuple[int, int, int]) -> list[Positioned] | None:
+        return self._cache.get(key)
+
+    def put(self, key: tuple[int, int, int], page: list[Positioned]) -> None:
+        self._cache[key] = page
+        while len(self._cache) > self.pages:
+            self._cache.popitem(last=False)
+
+
 class Projector:
     """Applies the log to one projection; ``suffix`` targets its shadow tables."""
 
@@ -122,10 +145,12 @@ class Projector:
         *,
         page_size: int = 5000,
         suffix: str = "",
+        pages: PageCache | None = None,
     ) -> None:
         self.store = store
         self.projection = projection
         self.page_size = page_size
+        self.pages = pages or PageCache(pages=1)
         self.schema = store.schema
         self.position_name = projection.name + suffix
         self.tables = names(projection.tables, self.schema, suffix)
@@ -141,12 +166,14 @@ class Projector:
         Stops early, without raising, when the projection is halted.
         """
         applied = 0
-        while True:
-            with self.store.datastore.transaction(commit=True) as curs:
-                count = self.apply_pages(curs, upto, max_pages=1)
+        while count := self.step(upto):
             applied += count
-            if count == 0:
-                return applied
+        return applied
+
+    def step(self, upto: int | None = None) -> int:
+        """Apply one page in its own transaction; returns events applied (0: caught up)."""
+        with self.store.datastore.transaction(commit=True) as curs:
+            return self.apply_pages(curs, upto, max_pages=1)
 
     def apply_pages(self, curs: Cursor[DictRow], upto: int | None, max_pages: int | None) -> int:
         """Apply pages inside the caller's transaction; returns events applied."""
@@ -156,8 +183,7 @@ class Projector:
             position, halted = self.lock_position(curs)
             if halted:
                 return applied
-            curs.execute(self._select, (position, upto or 2**62, self.page_size), binary=True)
-            page = [self._positioned(row) for row in curs.fetchall()]
+            page = self._page(curs, position, upto or 2**62)
             if not page:
                 return applied
             last = self._apply(curs, page)
@@ -178,6 +204,16 @@ class Projector:
         return int(row["position"]) if row else 0
 
     # ---------------------------------------------------------------- internals
+
+    def _page(self, curs: Cursor[DictRow], position: int, upto: int) -> list[Positioned]:
+        key = (position, upto, self.page_size)
+        page = self.pages.get(key)
+        if page is None:
+            curs.execute(self._select, key, binary=True)
+            page = [self._positioned(row) for row in curs.fetchall()]
+            if page:
+                self.pages.put(key, page)
+        return page
 
     def _positioned(self, row: DictRow) -> Positioned:
         event = self.store.app.mapper.to_domain_event(

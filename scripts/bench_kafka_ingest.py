@@ -73,11 +73,13 @@ def pipeline(
         ),
     ]
     try:
-        stored_at = None
+        stored_at = first_at = None
         while True:
             if any(w.poll() is not None for w in workers):
                 raise RuntimeError("a pipeline process exited early")
             offsets = store.stored_offsets(f"bench-{schema}", topic)
+            if first_at is None and offsets:
+                first_at = time.perf_counter() - started
             if stored_at is None and all(offsets.get(p, 0) >= end for p, end in ends.items()):
                 stored_at = time.perf_counter() - started
             head = store.recorder.max_notification_id() or 0
@@ -95,7 +97,11 @@ def pipeline(
     events = store.recorder.max_notification_id() or 0
     store.close()
     drop_schema(url, schema)
-    return elapsed, {"stored_s": round(stored_at or 0, 1), "stored_events": events}
+    return elapsed, {
+        "stored_s": round(stored_at or 0, 1),
+        "first_stored_s": round(first_at or 0, 1),
+        "stored_events": events,
+    }
 
 
 def naive_consumer(url: str, servers: str, topic: str, limit: int) -> tuple[int, float]:
@@ -164,7 +170,10 @@ def main() -> int:
             f"casetrack consume + project: {len(lines):,} events stored in"
             f" {detail['stored_s']}s and projected (every view) in {elapsed:.1f}s"
             f" = {rate:,.0f} events/s end to end; stored rate"
-            f" {len(lines) / detail['stored_s']:,.0f} events/s"
+            f" {len(lines) / detail['stored_s']:,.0f} events/s (start-up and group join"
+            f" included; the first batch was stored at {detail['first_stored_s']}s, so"
+            f" {len(lines) / (detail['stored_s'] - detail['first_stored_s']):,.0f} events/s"
+            " once consuming)"
         )
 
         seen, base_elapsed = naive_consumer(

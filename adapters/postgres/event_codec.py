@@ -30,6 +30,8 @@ def _encode_value(value: Any) -> Any:
     return value
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None), list, dict})  # stored as they are
+
 _DECODERS = {
     "uuid_hex": UUID,
     "datetime_iso": datetime.fromisoformat,
@@ -51,7 +53,7 @@ class CaseEventMapper(Mapper[UUID]):
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
-        encoded = {key: _encode_value(value) for key, value in state.items()}
+        encoded = {k: v if type(v) in _PLAIN else _encode_value(v) for k, v in state.items()}
         return StoredEvent(
             originator_id=originator_id,
             originator_version=originator_version,

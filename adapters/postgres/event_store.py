@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
@@ -213,6 +213,18 @@ class CaseEvents(Application[UUID]):
         assert isinstance(self.factory, PostgresFactory)
         return CaseRecorder(self.factory.datastore, events_table_name=EVENTS_TABLE)
 
+    def save_cases(self, cases: Iterable[Case], **kwargs: Any) -> None:
+        """``Application.save`` for cases only: the library's version checks each object
+        against runtime Protocols (about 15 µs each, a fifth of a batch's time)."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for case in cases:
+            processing_event.events += case.collect_events()
+            processing_event.aggregates[case.id] = case
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+
 
 class CaseStore:
     """Loads cases in bulk and saves a batch of them with its dead letters."""
@@ -274,7 +286,7 @@ class CaseStore:
     ) -> None:
         """One transaction: every pending event of ``cases``, the dead letters, the offsets."""
         try:
-            self.app.save(*cases, dead_letters=dead_letters, offsets=offsets)
+            self.app.save_cases(cases, dead_letters=dead_letters, offsets=offsets)
         except IntegrityError as e:
             raise ConcurrencyConflict(str(e)) from None
 
