@@ -60,7 +60,7 @@ def pipeline(
     cli = [sys.executable, "-m", "adapters.cli.main"]
     started = time.perf_counter()
     consume = [*cli, "consume", "--bootstrap-servers", servers, "--topic", topic]
-    consume += ["--group", f"bench-{schema}", "--max-poll-records", "2000"]
+    consume += ["--group", f"bench-{schema}", "--max-poll-records", "5000"]
     quiet = {"env": env, "cwd": ROOT, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     workers = [
         *(subprocess.Popen(consume, **quiet) for _ in range(consumers)),  # type: ignore[call-overload]
