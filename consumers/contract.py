@@ -222,8 +222,6 @@ def json_schema() -> dict[str, Any]:
 
 # ---------------------------------------------------------------- parsing
 
-_SAFE_KEY = re.compile(r"[a-z_][a-z0-9_]{0,40}")
-
 
 def parse_event(raw: bytes | str) -> RecordCaseEvent:
     """Validate one message; raise a ContractError subclass on any problem.
@@ -282,9 +280,26 @@ def _field_error(error: ValidationError) -> InvalidField:
 
 
 def _safe_part(part: int | str) -> str:
+    """A path part fit for logs: the contract's own field names; any other key (an
+    unexpected field's name could be anything, a person's name or a UCI) is masked."""
     if isinstance(part, int):
         return str(part)
-    return part if _SAFE_KEY.fullmatch(part) else "<field>"
+    return part if part in _CONTRACT_FIELDS else "<field>"
+
+
+def _property_names(schema: Any) -> set[str]:
+    """Every property name declared anywhere in a JSON Schema."""
+    if isinstance(schema, list):
+        return set().union(*map(_property_names, schema)) if schema else set()
+    if not isinstance(schema, dict):
+        return set()
+    names = (
+        set(schema.get("properties", {})) if isinstance(schema.get("properties"), dict) else set()
+    )
+    return names.union(*map(_property_names, schema.values()))
+
+
+_CONTRACT_FIELDS = frozenset(_property_names(CASE_EVENT.json_schema()))
 
 
 def _plain_payload(payload: BaseModel) -> dict[str, Any]:
