@@ -46,6 +46,8 @@ class Message:
 class Store(Protocol):
     def load(self, ids: Sequence[UUID]) -> dict[UUID, Case]: ...
 
+    def event_id_owners(self, event_ids: Sequence[UUID]) -> dict[UUID, UUID]: ...
+
     def save(
         self,
         cases: Sequence[Case],
@@ -82,12 +84,15 @@ class BatchWriter:
             if isinstance(m.parsed, RecordCaseEvent)
         }
         cases, fresh = self._cases(ids)
+        owners = self.store.event_id_owners(
+            [m.parsed.event_id for m in messages if isinstance(m.parsed, RecordCaseEvent)]
+        )
         touched: dict[UUID, Case] = {}
         dead: list[DeadLetter] = []
         outcomes: list[Outcome] = []
         try:
             for message in messages:
-                outcome, letter = self._apply(message, cases, touched)
+                outcome, letter = self._apply(message, cases, touched, owners)
                 outcomes.append(outcome)
                 if letter is not None:
                     dead.append(letter)
@@ -117,7 +122,11 @@ class BatchWriter:
         return outcomes
 
     def _apply(
-        self, message: Message, cases: dict[UUID, Case], touched: dict[UUID, Case]
+        self,
+        message: Message,
+        cases: dict[UUID, Case],
+        touched: dict[UUID, Case],
+        owners: dict[UUID, UUID],
     ) -> tuple[Outcome, DeadLetter | None]:
         parsed = message.parsed
         if message.already_dead_lettered:
@@ -129,6 +138,12 @@ class BatchWriter:
             )
         cid = case_id(parsed.application_number)
         try:
+            if owners.get(parsed.event_id, cid) != cid:
+                raise RuleViolation(
+                    "event_id_reused",
+                    parsed.type,
+                    "the event_id belongs to an event of another case",
+                )
             case, outcome = handle(cases.get(cid), parsed)
         except RuleViolation as e:
             log.warning(
@@ -150,6 +165,7 @@ class BatchWriter:
         cases[cid] = case
         if outcome is Outcome.ACCEPTED:
             touched[cid] = case
+            owners[parsed.event_id] = cid
         log.debug(
             outcome.value,
             application_number=parsed.application_number,

@@ -106,6 +106,7 @@ class CaseRecorder(PostgresApplicationRecorder):
         *,
         dead_letters: Sequence[DeadLetter] = (),
         offsets: Sequence[ConsumerOffset] = (),
+        event_ids: Sequence[tuple[UUID, UUID]] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         with (
@@ -124,7 +125,18 @@ class CaseRecorder(PostgresApplicationRecorder):
                     copy.set_types(["uuid", "int8", "text", "bytea"])
                     for e in stored_events:
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
+            if event_ids:  # a reused event_id breaks the primary key: IntegrityError
+                with curs.copy(self._copy_event_ids) as copy:
+                    copy.set_types(["uuid", "uuid"])
+                    for row in event_ids:
+                        copy.write_row(row)
         return None
+
+    @property
+    def _copy_event_ids(self) -> Composed:
+        return SQL("COPY {}.event_ids (event_id, case_id) FROM STDIN (FORMAT BINARY)").format(
+            Identifier(self.datastore.schema)
+        )
 
     @property
     def _copy_statement(self) -> Composed:
@@ -221,6 +233,10 @@ class CaseEvents(Application[UUID]):
             processing_event.events += case.collect_events()
             processing_event.aggregates[case.id] = case
         processing_event.saved_kwargs.update(kwargs)
+        processing_event.saved_kwargs["event_ids"] = [
+            (e.event_id, e.originator_id)  # type: ignore[attr-defined]
+            for e in processing_event.events
+        ]
         recordings = self._record(processing_event)
         self._take_snapshots(processing_event)
         self._notify(recordings)
@@ -289,6 +305,19 @@ class CaseStore:
             self.app.save_cases(cases, dead_letters=dead_letters, offsets=offsets)
         except IntegrityError as e:
             raise ConcurrencyConflict(str(e)) from None
+
+    def event_id_owners(self, event_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+        """event_id -> the case that holds it, for those of ``event_ids`` already stored."""
+        if not event_ids:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT event_id, case_id FROM {}.event_ids WHERE event_id = ANY(%s)").format(
+                    Identifier(self.schema)
+                ),
+                (list(event_ids),),
+            )
+            return {row["event_id"]: row["case_id"] for row in curs.fetchall()}
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         """partition -> next offset to read, as last committed with the events."""

@@ -10,7 +10,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres import accounts_store, auditors_store
-from adapters.postgres.event_store import CaseStore
+from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.rate_limits import RATE_LIMITS_DDL
 from projections.projector import DEAD_LETTERS_DDL as PROJECTION_DEAD_LETTERS_DDL
 from projections.projector import POSITIONS_DDL
@@ -51,6 +51,20 @@ CONSUMER_OFFSETS_DDL = (
 )
 
 
+# Which case each event_id belongs to: an event_id names one event of one case, so
+# the writer rejects its reuse on another case (the primary key settles races).
+EVENT_IDS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.event_ids ("
+    " event_id uuid PRIMARY KEY,"
+    " case_id uuid NOT NULL)"
+)
+_BACKFILL_EVENT_IDS = (
+    "INSERT INTO {schema}.event_ids (event_id, case_id)"
+    " SELECT (convert_from(state, 'UTF8')::jsonb -> 'event_id' ->> '_data_')::uuid,"
+    " originator_id FROM {schema}.{events} ON CONFLICT DO NOTHING"
+)
+
+
 def init_schema(url: str, schema: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -62,7 +76,11 @@ def init_schema(url: str, schema: str) -> None:
             finally:
                 store.close()
             with conn.transaction():
+                had_event_ids = conn.execute(
+                    "SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.event_ids",)
+                ).fetchone()
                 for ddl in (
+                    EVENT_IDS_DDL,
                     DEAD_LETTERS_DDL,
                     CONSUMER_OFFSETS_DDL,
                     POSITIONS_DDL,
@@ -72,6 +90,12 @@ def init_schema(url: str, schema: str) -> None:
                     *auditors_store.DDL,
                 ):
                     conn.execute(SQL(ddl).format(schema=Identifier(schema)))  # type: ignore[arg-type]
+                if not (had_event_ids and had_event_ids[0]):  # a log from before the table
+                    conn.execute(
+                        SQL(_BACKFILL_EVENT_IDS).format(
+                            schema=Identifier(schema), events=Identifier(EVENTS_TABLE)
+                        )
+                    )
                 for projection in all_projections().values():
                     for table in projection.tables:
                         exists = conn.execute(

@@ -291,6 +291,7 @@ class Replay:
 
     cases: dict[str, Case] = field(default_factory=dict)
     accepted: dict[str, list[UUID]] = field(default_factory=dict)
+    owners: dict[UUID, str] = field(default_factory=dict)  # event_id -> its case
     outcomes: list[Outcome] = field(default_factory=list)  # one per non-blank line
     rejected_lines: list[int] = field(default_factory=list)
     lines_read: int = 0
@@ -304,13 +305,17 @@ class Replay:
             command = parse_event(raw)
         except ContractError:
             return self._record(Outcome.REJECTED)
+        number = command.application_number
+        if self.owners.get(command.event_id, number) != number:
+            return self._record(Outcome.REJECTED)  # an event_id names one case's event
         try:
-            case, outcome = handle(self.cases.get(command.application_number), command)
+            case, outcome = handle(self.cases.get(number), command)
         except RuleViolation:
             return self._record(Outcome.REJECTED)
-        self.cases[command.application_number] = case
+        self.cases[number] = case
         if outcome is Outcome.ACCEPTED:
-            self.accepted.setdefault(command.application_number, []).append(command.event_id)
+            self.accepted.setdefault(number, []).append(command.event_id)
+            self.owners[command.event_id] = number
         return self._record(outcome)
 
     def _record(self, outcome: Outcome) -> Outcome:
@@ -626,6 +631,20 @@ def noisy_histories(draw: st.DrawFn, max_cases: int = 8, max_events: int = 16) -
         lines.insert(draw(st.integers(0, len(lines))), raw)
     ending = draw(st.sampled_from((b"", b"\n", b"\r\n")))
     return History(tuple(raw + ending for raw in lines), history.application_numbers)
+
+
+@st.composite
+def reused_id_histories(draw: st.DrawFn) -> History:
+    """A history where a few lines of one case come again, re-addressed to another case:
+    the same event_id on two cases."""
+    history = draw(histories(min_cases=2, max_cases=5, max_events=10))
+    lines = list(history.lines)
+    for _ in range(draw(st.integers(1, 3))):
+        event = json.loads(draw(st.sampled_from(history.lines)))
+        others = [n for n in history.application_numbers if n != event["application_number"]]
+        event["application_number"] = draw(st.sampled_from(others))
+        lines.insert(draw(st.integers(0, len(lines))), json.dumps(event).encode())
+    return History(tuple(lines), history.application_numbers)
 
 
 def commands(lines: Iterable[bytes]) -> list[RecordCaseEvent]:

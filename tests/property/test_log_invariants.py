@@ -34,6 +34,7 @@ from tests.property.strategies import (
     histories,
     noisy_histories,
     replay,
+    reused_id_histories,
     rule_breaking_lines,
     state_of,
     stored_event_ids,
@@ -150,6 +151,24 @@ def test_histories_replay_from_the_store_to_the_in_memory_state(
             assert [event_fields(e) for e in store.stored_events(case.id)] == [
                 event_fields(e) for e in case.pending_events
             ]
+        assert [d["line_number"] for d in dead_letter_rows(store)] == model.rejected_lines
+
+
+@DB
+@given(history=reused_id_histories(), batch_size=batch_sizes)
+def test_an_event_id_names_one_event_of_one_case(
+    database_url: str, history: History, batch_size: int
+) -> None:
+    """Reused on another case, an event_id is rejected (to the dead letters), in any batching."""
+    model = replay(history.lines)
+    with fresh_store(database_url) as store:
+        summary = ingest_lines(list(history.lines), "reused.jsonl", store, batch_size=batch_size)
+
+        assert summary.as_dict() == summary_of(model.outcomes)
+        stored = stored_event_ids(store, history.application_numbers)
+        assert stored == model.accepted
+        every_id = [event_id for ids in stored.values() for event_id in ids]
+        assert len(every_id) == len(set(every_id))
         assert [d["line_number"] for d in dead_letter_rows(store)] == model.rejected_lines
 
 
