@@ -224,7 +224,8 @@ class KafkaCaseConsumer:
                 self._sync(consumer)
             try:
                 polled = consumer.poll(
-                    timeout_ms=self._poll_timeout_ms(), max_records=self.settings.max_poll_records
+                    timeout_ms=self._poll_timeout_ms(consumer),
+                    max_records=self.settings.max_poll_records,
                 )
             except OffsetOutOfRangeError as e:  # a real Kafka's answer to a fetch past the end
                 for tp, offset in _partition_offsets(e):
@@ -247,8 +248,11 @@ class KafkaCaseConsumer:
             self.stats.kafka_errors += 1
             self._hold(consumer, "broker error", e)
 
-    def _poll_timeout_ms(self) -> int:
+    def _poll_timeout_ms(self, consumer: KafkaConsumer) -> int:
         timeout = self.settings.poll_timeout_ms
+        if not consumer.assignment():
+            # Joining: partitions arrive inside a poll, held until synced after it returns.
+            timeout = min(timeout, 100)
         if self._unsynced:
             timeout = min(timeout, max(0, int((self._retry_at - time.monotonic()) * 1000)))
         return timeout

@@ -35,8 +35,8 @@ def save_one(app: Any, raw: bytes | str) -> bool:
     return True
 
 
-def report(events: int, rate: float, base_rate: float) -> None:
-    """The benchmarks' last line."""
+def report(events: int, rate: float, base_rate: float, **extra: float) -> None:
+    """The benchmarks' last line (``extra`` figures after the common ones)."""
     print(
         json.dumps(
             {
@@ -44,6 +44,7 @@ def report(events: int, rate: float, base_rate: float) -> None:
                 "events_per_s": round(rate, 1),
                 "baseline_events_per_s": round(base_rate, 1),
                 "ratio": round(rate / base_rate, 2),
+                **{name: round(value, 1) for name, value in extra.items()},
             }
         )
     )
