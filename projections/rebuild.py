@@ -20,16 +20,11 @@ reports rows that differ, without swapping.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -41,12 +36,11 @@ from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from projections.parallel import Run, case_ranges, runner, worker_count
 from projections.projector import Positioned, Projection, Projector, Replayer, Row
 from projections.tables import Table
 
 log = structlog.get_logger("casetrack.projections")
-
-T = TypeVar("T")
 
 SHADOW = "__next"
 VERIFY = "__verify"
@@ -99,11 +93,11 @@ def rebuild(
 ) -> Report:
     """Rebuild the given projections from one pass over the log, then swap them in together.
 
-    ``workers``: processes replaying case id ranges in parallel; by default one
-    per core for logs of PARALLEL_FROM events or more, else none (in-process).
+    ``workers``: processes replaying case id ranges in parallel (see
+    projections.parallel; by default one per core on large logs).
     """
     head = _head(store)
-    with _runner(_workers(workers, head)) as run:
+    with runner(worker_count(workers, head)) as run:
         report = _replay_into(store, projections, SHADOW, head, run)
         _check(store, projections, SHADOW, report, run)
     shadows = [Projector(store, p, page_size=page_size, suffix=SHADOW) for p in projections]
@@ -118,7 +112,7 @@ def verify(
 ) -> Report:
     """Replay into scratch tables up to the live positions and list the rows that differ."""
     upto = min(Projector(store, p).position() for p in projections)
-    with _runner(_workers(workers, upto)) as run:
+    with runner(worker_count(workers, upto)) as run:
         report = _replay_into(store, projections, VERIFY, upto, run)
     try:
         with store.datastore.transaction(commit=False) as curs:
@@ -131,62 +125,6 @@ def verify(
     finally:
         _drop(store, projections, VERIFY)
     return report
-
-
-# ---------------------------------------------------------------- workers
-
-PARALLEL_FROM = 200_000  # events; below this, starting processes costs more than it saves
-
-
-def _workers(requested: int | None, events: int) -> int:
-    if requested is not None:
-        return max(requested, 1)
-    return min(os.cpu_count() or 1, 8) if events >= PARALLEL_FROM else 1
-
-
-@dataclass
-class _Run:
-    """``run(fn, store, tasks)``: ``fn(store, task)`` for each task, in order, on the
-    pool's processes (each with its own store) or in this process with ``store``."""
-
-    workers: int
-    pool: ProcessPoolExecutor | None = None
-
-    def __call__(
-        self, fn: Callable[[CaseStore, Any], T], store: CaseStore, tasks: Sequence[Any]
-    ) -> list[T]:
-        if self.pool is None:
-            return [fn(store, task) for task in tasks]
-        return list(self.pool.map(partial(_in_worker, fn), tasks))
-
-
-@contextmanager
-def _runner(workers: int) -> Iterator[_Run]:
-    if workers == 1:
-        yield _Run(1)
-        return
-    context = multiprocessing.get_context("spawn")  # no inherited connections or locks
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        yield _Run(workers, pool)
-
-
-def _ranges(parts: int) -> list[tuple[UUID | None, UUID | None]]:
-    """``parts`` contiguous case id ranges covering every id (case ids are uniform uuid5)."""
-    if parts == 1:
-        return [(None, None)]
-    bounds = [UUID(int=i * 2**128 // parts) for i in range(1, parts)]
-    return list(zip([None, *bounds], [*bounds, None], strict=True))
-
-
-_STORES: dict[tuple[str, str], CaseStore] = {}
-
-
-def _in_worker(fn: Callable[[CaseStore, Any], T], task: Any) -> T:
-    """Run ``fn`` in a worker process, on a store kept for the pool's next tasks."""
-    key = (task.url, task.schema)
-    if key not in _STORES:
-        _STORES[key] = CaseStore(*key)
-    return fn(_STORES[key], task)
 
 
 # ---------------------------------------------------------------- replay
@@ -212,7 +150,7 @@ class _Part:
 
 
 def _replay_into(
-    store: CaseStore, projections: Sequence[Projection], suffix: str, upto: int, run: _Run
+    store: CaseStore, projections: Sequence[Projection], suffix: str, upto: int, run: Run
 ) -> Report:
     _drop(store, projections, suffix)
     report = Report([p.name for p in projections], upto)
@@ -233,7 +171,7 @@ def _replay_into(
             )
     tasks = [
         _Task(store.url, store.schema, projections, suffix, upto, first, stop)
-        for first, stop in _ranges(run.workers)
+        for first, stop in case_ranges(run.workers)
     ]
     parts = run(_replay_range, store, tasks)
     replayers = parts[0].replayers
@@ -356,7 +294,7 @@ def _check(
     projections: Sequence[Projection],
     suffix: str,
     report: Report,
-    run: _Run,
+    run: Run,
 ) -> None:
     """The shadow holds exactly the rows the replay produced.
 
@@ -364,7 +302,7 @@ def _check(
     """
     tasks = []
     for table in (t for p in projections for t in p.tables):
-        ranges = _ranges(run.workers) if table.key[0] == "case_id" else [(None, None)]
+        ranges = case_ranges(run.workers) if table.key[0] == "case_id" else [(None, None)]
         tasks += [_CheckTask(store.url, store.schema, table, suffix, a, b) for a, b in ranges]
     found: dict[str, TableCheck] = defaultdict(TableCheck)
     for task, check in zip(tasks, run(_read_back, store, tasks), strict=True):
