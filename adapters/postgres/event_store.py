@@ -312,7 +312,7 @@ class CaseStore:
             return {}
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
-                SQL("SELECT event_id, case_id FROM {}.event_ids WHERE event_id = ANY(%s)").format(
+                SQL("SELECT event_id, case_id FROM {}.event_ids WHERE event_id = ANY(%b)").format(
                     Identifier(self.schema)
                 ),
                 (list(event_ids),),
