@@ -29,6 +29,7 @@ bench: $(STAMP)
 	@$(BIN)/python scripts/bench_ingest.py
 	@$(BIN)/python scripts/bench_projection.py
 	@$(BIN)/python scripts/bench_kafka_ingest.py
+	@$(BIN)/python scripts/bench_api.py
 
 clean:
 	-@$(BIN)/casetrack db stop 2>/dev/null
