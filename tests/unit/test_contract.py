@@ -107,12 +107,8 @@ def test_preferred_language_defaults_to_english() -> None:
 @pytest.mark.parametrize(
     ("event_type", "payload", "field", "value"),
     [
-        (
-            t.DECISION_MADE,
-            {"outcome": "refused", "decided_on": "2024-06-01"},
-            "decided_on",
-            date(2024, 6, 1),
-        ),
+        (t.DECISION_MADE, {"outcome": "refused", "decided_on": "2024-06-01"}, "decided_on",
+         date(2024, 6, 1)),
         (t.COPR_ISSUED, {"issued_on": "2024-07-01"}, "issued_on", date(2024, 7, 1)),
         (t.PASSPORT_REQUESTED, {"due_on": "2024-07-15"}, "due_on", date(2024, 7, 15)),
         ("medical.passed", {"completed_on": "2024-04-01"}, "completed_on", date(2024, 4, 1)),
@@ -169,8 +165,7 @@ def test_a_missing_type_is_an_invalid_field() -> None:
 
 
 @pytest.mark.parametrize(
-    "version",
-    [2, 0, -1, True, False, "1", "v1", [1], {"major": 1}],
+    "version", [2, 0, -1, True, False, "1", "v1", [1], {"major": 1}],
     ids=["2", "0", "-1", "true", "false", "string-1", "v1", "list", "object"],
 )
 def test_a_schema_version_other_than_1_is_unsupported(version: Any) -> None:
@@ -220,22 +215,9 @@ def test_a_null_schema_version_is_refused_and_named() -> None:
         None,
     ],
     ids=[
-        "lowercase",
-        "8-digits",
-        "10-digits",
-        "no-letter",
-        "two-letters",
-        "inner-space",
-        "leading-space",
-        "trailing-space",
-        "newline",
-        "dash",
-        "fullwidth-letter",
-        "sql-or",
-        "sql-drop",
-        "empty",
-        "number",
-        "null",
+        "lowercase", "8-digits", "10-digits", "no-letter", "two-letters", "inner-space",
+        "leading-space", "trailing-space", "newline", "dash", "fullwidth-letter",
+        "sql-or", "sql-drop", "empty", "number", "null",
     ],
 )
 def test_a_bad_application_number_is_an_invalid_field(number: Any) -> None:
@@ -284,9 +266,8 @@ def test_other_bad_envelope_fields_are_named(field: str, value: Any) -> None:
     assert error.field == field
 
 
-@pytest.mark.parametrize(
-    "field", ["event_id", "application_number", "occurred_at", "source", "payload"]
-)
+@pytest.mark.parametrize("field", ["event_id", "application_number", "occurred_at", "source",
+                                   "payload"])
 def test_a_missing_envelope_field_is_named(field: str) -> None:
     error = parse_error(without(envelope(t.ACKNOWLEDGED), field))
 
@@ -343,16 +324,8 @@ def test_a_missing_payload_field_is_named(event_type: str, path: tuple[str, ...]
 
 
 @pytest.mark.parametrize(
-    "event_type",
-    [
-        t.ACKNOWLEDGED,
-        "eligibility.started",
-        "biometrics.completed",
-        t.INTERVIEW_COMPLETED,
-        t.WITHDRAWN,
-        t.DECISION_MADE,
-        t.RECEIVED,
-    ],
+    "event_type", [t.ACKNOWLEDGED, "eligibility.started", "biometrics.completed",
+                   t.INTERVIEW_COMPLETED, t.WITHDRAWN, t.DECISION_MADE, t.RECEIVED],
 )
 def test_an_extra_payload_field_is_unexpected(event_type: str) -> None:
     payload = {**JSON_PAYLOADS[event_type], "note": "call back"}
@@ -390,30 +363,10 @@ def test_a_payload_that_is_not_an_object_is_named(payload: Any) -> None:
 
 @pytest.mark.parametrize(
     "uci",
-    [
-        "1234567",
-        "123456789",
-        "12345678901",
-        "1234-5678",
-        "12 345 678",
-        " 12345678",
-        "ABCDEFGH",
-        "",
-        12345678,
-        None,
-    ],
-    ids=[
-        "7-digits",
-        "9-digits",
-        "11-digits",
-        "dash",
-        "spaces",
-        "leading-space",
-        "letters",
-        "empty",
-        "number",
-        "null",
-    ],
+    ["1234567", "123456789", "12345678901", "1234-5678", "12 345 678", " 12345678", "ABCDEFGH",
+     "", 12345678, None],
+    ids=["7-digits", "9-digits", "11-digits", "dash", "spaces", "leading-space", "letters",
+         "empty", "number", "null"],
 )
 @pytest.mark.parametrize("role", ["principal_applicant", "sponsor"])
 def test_a_bad_uci_is_named(role: str, uci: Any) -> None:
@@ -457,26 +410,19 @@ def test_date_of_birth_yesterday_and_1900_are_fine() -> None:
         (t.RECEIVED, {"category": "parent"}, "payload.category"),
         (t.RECEIVED, {"preferred_language": "de"}, "payload.preferred_language"),
         (t.RECEIVED, {"received_on": "15/01/2024"}, "payload.received_on"),
-        (
-            t.RECEIVED,
-            {"representative": {"name": "Roy", "email": "not-an-email"}},
-            "payload.representative.email",
-        ),
-        (
-            t.RECEIVED,
-            {"representative": {"name": "Roy", "email": "r@roy.example", "membership_id": "r1"}},
-            "payload.representative.membership_id",
-        ),
+        (t.RECEIVED, {"representative": {"name": "Roy", "email": "not-an-email"}},
+         "payload.representative.email"),
+        (t.RECEIVED, {"representative": {"name": "Roy", "email": "r@roy.example",
+                                         "membership_id": "r1"}},
+         "payload.representative.membership_id"),
         (t.DECISION_MADE, {"outcome": "withdrawn"}, "payload.outcome"),
         (t.DOCUMENTS_REQUESTED, {"documents": []}, "payload.documents"),
-        (
-            t.DOCUMENTS_REQUESTED,
-            {"documents": [f"doc_{i}" for i in range(21)]},
-            "payload.documents",
-        ),
+        (t.DOCUMENTS_REQUESTED, {"documents": [f"doc_{i}" for i in range(21)]},
+         "payload.documents"),
         (t.DOCUMENTS_REQUESTED, {"documents": ["Police Certificate"]}, "payload.documents.0"),
         (t.DOCUMENTS_RECEIVED, {"documents": ["ok_doc", "x"]}, "payload.documents.1"),
-        (t.INTERVIEW_SCHEDULED, {"scheduled_for": "2024-05-06T09:00:00"}, "payload.scheduled_for"),
+        (t.INTERVIEW_SCHEDULED, {"scheduled_for": "2024-05-06T09:00:00"},
+         "payload.scheduled_for"),
         (t.CORRESPONDENCE_SENT, {"subject": "   "}, "payload.subject"),
         (t.CORRESPONDENCE_SENT, {"subject": "x" * 201}, "payload.subject"),
         ("biometrics.requested", {"due_on": None}, "payload.due_on"),
@@ -534,12 +480,8 @@ def test_no_error_message_carries_traceback_text(message: Any) -> None:
     # raised from None: no chained exception (with its input) travels with it
     assert error.__cause__ is None
     assert error.__context__ is None or error.__suppress_context__
-    assert error.kind in {
-        "invalid_json",
-        "unknown_type",
-        "unsupported_schema_version",
-        "invalid_field",
-    }
+    assert error.kind in {"invalid_json", "unknown_type", "unsupported_schema_version",
+                          "invalid_field"}
 
 
 # Personal data placed into invalid events must never appear in str(error).
@@ -564,12 +506,8 @@ personal_data = st.builds(PersonalData, names, names, st.emails(), ucis)
 
 def _on_received(pii: PersonalData, **person_fields: Any) -> dict[str, Any]:
     """A received event carrying ``pii`` (valid) in the principal applicant."""
-    fields = {
-        "given_name": pii.given_name,
-        "family_name": pii.family_name,
-        "email": pii.email,
-        "uci": pii.uci,
-    }
+    fields = {"given_name": pii.given_name, "family_name": pii.family_name,
+              "email": pii.email, "uci": pii.uci}
     return received(**{**fields, **person_fields})
 
 
@@ -598,22 +536,12 @@ PLACEMENTS = {
     "email-double-dot": lambda p: _on_received(p, email=p.email + ".."),
     "email-as-name-list": lambda p: _on_received(p, given_name=[p.email, p.given_name]),
     "extra-person-field": lambda p: _on_received(p, nickname=p.given_name, note=p.email),
-    "name-as-category": lambda p: (
-        _on_received(p) | {"payload": {**_on_received(p)["payload"], "category": p.family_name}}
-    ),
-    "name-as-membership-id": lambda p: (
-        _on_received(p)
-        | {
-            "payload": {
-                **_on_received(p)["payload"],
-                "representative": {
-                    "name": p.given_name,
-                    "email": p.email,
-                    "membership_id": f"{p.given_name} {p.family_name}",
-                },
-            }
-        }
-    ),
+    "name-as-category": lambda p: _on_received(p) | {
+        "payload": {**_on_received(p)["payload"], "category": p.family_name}},
+    "name-as-membership-id": lambda p: _on_received(p) | {
+        "payload": {**_on_received(p)["payload"], "representative": {
+            "name": p.given_name, "email": p.email,
+            "membership_id": f"{p.given_name} {p.family_name}"}}},
     "name-as-outcome": lambda p: envelope(t.DECISION_MADE, {"outcome": p.given_name}),
     "name-as-document": lambda p: envelope(
         t.DOCUMENTS_REQUESTED,
@@ -701,9 +629,8 @@ def test_deeply_nested_json_is_invalid_json_not_a_recursion_error() -> None:
     "message",
     [
         pytest.param(envelope(t.ACKNOWLEDGED, occurred_at=1709303400), id="occurred_at"),
-        pytest.param(
-            envelope(t.ACKNOWLEDGED, {"acknowledged_on": 1709251200}), id="acknowledged_on"
-        ),
+        pytest.param(envelope(t.ACKNOWLEDGED, {"acknowledged_on": 1709251200}),
+                     id="acknowledged_on"),
         pytest.param(received(date_of_birth=0), id="date_of_birth"),
         pytest.param(envelope(t.ACKNOWLEDGED, event_id=12345), id="event_id-number"),
     ],
@@ -716,14 +643,9 @@ def test_numbers_are_not_taken_for_dates_timestamps_or_strings(message: dict) ->
 # ---------------------------------------------------------------- regressions
 
 
-@pytest.mark.parametrize(
-    "uci",
-    [
-        "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668",
-        "\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18",
-    ],
-    ids=["arabic-indic", "fullwidth"],
-)
+@pytest.mark.parametrize("uci", ["\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668",
+                                 "\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18"],
+                         ids=["arabic-indic", "fullwidth"])
 def test_uci_refuses_non_ascii_digits(uci: str) -> None:
     error = parse_error(received(uci=uci))
 
