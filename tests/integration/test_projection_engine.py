@@ -188,12 +188,15 @@ class CrashingRebuild(CaseStatusProjection):
         return CrashingReplayer(after=10)
 
 
-def test_interrupted_rebuild_leaves_live_untouched_and_can_restart(store: CaseStore) -> None:
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
+def test_interrupted_rebuild_leaves_live_untouched_and_can_restart(
+    store: CaseStore, workers: int
+) -> None:
     ingest_lines(_lines(casegen.generate(40, seed=6)), "f", store)
     Projector(store, CaseStatusProjection()).catch_up()
     before = _rows(store)
-    with pytest.raises(RuntimeError, match="killed mid-rebuild"):
-        rebuild.rebuild(store, [CrashingRebuild()])
+    with pytest.raises(RuntimeError, match="killed mid-rebuild"):  # raised in a worker too
+        rebuild.rebuild(store, [CrashingRebuild()], workers=workers)
     assert _rows(store) == before
     report = rebuild.rebuild(store, [CaseStatusProjection()])
     assert report.cases == 40
