@@ -18,7 +18,7 @@ from consumers.file_ingest import ingest_lines
 from domain.case import Case
 from projections import case_status, daemon, rebuild
 from projections.case_status_table import CaseStatusProjection, CaseStatusReplayer
-from projections.projector import Positioned, Projector, Row, resume
+from projections.projector import PageCache, Positioned, Projector, Row, resume
 from projections.status import statuses
 from tests.integration.test_ingest import _lines
 
@@ -276,3 +276,37 @@ def test_case_events_decode_for_projection(store: CaseStore) -> None:
     ingest_lines(_lines(casegen.generate(2, seed=1)), "a", store)
     events = [e for i in _expected(store) for e in store.stored_events(i)]
     assert all(isinstance(e, Case.Event) for e in events)
+
+
+class CountingPages(PageCache):
+    hits = 0
+
+    def get(self, key: tuple[int, int, int]) -> list[Positioned] | None:
+        page = super().get(key)
+        self.hits += page is not None
+        return page
+
+
+def test_projectors_sharing_decoded_pages_miss_nothing(store: CaseStore) -> None:
+    """Two projectors share a PageCache while writers keep appending: the second gets
+    pages the first read before later commits, short ones included, and both end
+    exactly at the pure fold of the log."""
+    lines = _lines(casegen.generate(30, seed=50))
+    chunks = [lines[i : i + 7] for i in range(0, len(lines), 7)]
+    with store.datastore.transaction(commit=True) as curs:
+        for statement in CaseStatusProjection.tables[0].create(store.schema, "__b"):
+            curs.execute(statement)
+    pages = CountingPages()
+    first = Projector(store, CaseStatusProjection(), page_size=10, pages=pages)
+    second = Projector(store, CaseStatusProjection(), page_size=10, suffix="__b", pages=pages)
+    for number in range(0, len(chunks) - 1, 2):
+        ingest_lines(chunks[number], f"c{number}", store)
+        first.step()  # may read a short page: all that was committed
+        ingest_lines(chunks[number + 1], f"c{number + 1}", store)
+        second.step()  # the same page from the cache, though more is committed now
+    for projector in (first, second):
+        projector.catch_up()
+    assert pages.hits > len(chunks) // 4
+    expected = _expected(store)
+    for table in ("case_status", "case_status__b"):
+        assert {k: v[0] for k, v in _rows(store, table).items()} == expected
