@@ -1,12 +1,13 @@
 """Runs projections continuously: catch up, then wait for new events.
 
 Projections advance together, a page at a time, so each page is read and
-decoded once for all of them. Writers NOTIFY on every insert; we LISTEN and
-wake, ``settle`` seconds later so that a burst of commits makes a few full pages
-rather than many small ones (each page costs a transaction per projection),
-and also poll every ``poll_interval`` seconds so a lost notification (or a
-listener connection that dropped) never stalls a projection. If the database goes
-away the loop backs off and retries; positions make every retry safe.
+decoded once for all of them. Writers NOTIFY on every insert: we LISTEN, and
+after a notification wait ``settle`` seconds more, so that a burst of commits
+makes a few full pages rather than many small ones (each page costs a
+transaction per projection). We also poll every ``poll_interval`` seconds, so a
+lost notification (or a listener connection that dropped) never stalls a
+projection. If the database goes away the loop backs off and retries;
+positions make every retry safe.
 """
 
 from __future__ import annotations
