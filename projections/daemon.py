@@ -1,11 +1,9 @@
 """Runs projections continuously: catch up, then wait for new events.
 
 Projections advance together, a page at a time, so each page is read and
-decoded once for all of them. Writers NOTIFY on every insert: we LISTEN, and
-after a notification wait ``settle`` seconds more, so that a burst of commits
-makes a few full pages rather than many small ones (each page costs a
-transaction per projection). We also poll every ``poll_interval`` seconds, so a
-lost notification (or a listener connection that dropped) never stalls a
+decoded once for all of them. Writers NOTIFY on every insert; we LISTEN and
+wake at once, and also poll every ``poll_interval`` seconds so a lost
+notification (or a listener connection that dropped) never stalls a
 projection. If the database goes away the loop backs off and retries;
 positions make every retry safe.
 """
@@ -33,7 +31,6 @@ def run(
     *,
     poll_interval: float = 2.0,
     page_size: int = 5000,
-    settle: float = 0.2,
 ) -> None:
     pages = PageCache()
     projectors = [Projector(store, p, page_size=page_size, pages=pages) for p in projections]
@@ -46,8 +43,7 @@ def run(
                     listener = _listen(store.url)
                 _catch_up_together(projectors)
                 backoff = 0.5
-                if _wait(listener, poll_interval, stop):
-                    stop.wait(settle)  # let a burst of commits land: fewer, fuller pages
+                _wait(listener, poll_interval, stop)
             except psycopg.OperationalError as e:
                 log.warning("database unavailable, retrying", error=type(e).__name__, wait=backoff)
                 if listener is not None:
@@ -84,13 +80,12 @@ def _listen(url: str) -> psycopg.Connection[tuple[object, ...]]:
 
 def _wait(
     listener: psycopg.Connection[tuple[object, ...]], seconds: float, stop: threading.Event
-) -> bool:
-    """Return on a notification (True), after ``seconds``, or soon after ``stop`` is set."""
+) -> None:
+    """Return on a notification, after ``seconds``, or soon after ``stop`` is set."""
     deadline = time.monotonic() + seconds
     while not stop.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return False
+            return
         for _ in listener.notifies(timeout=min(remaining, 0.5), stop_after=1):
-            return True
-    return False
+            return

@@ -150,7 +150,7 @@ class Projector:
         self.store = store
         self.projection = projection
         self.page_size = page_size
-        self.pages = pages or PageCache(pages=1)
+        self.pages = pages  # shared with other projectors in this process, if any
         self.schema = store.schema
         self.position_name = projection.name + suffix
         self.tables = names(projection.tables, self.schema, suffix)
@@ -207,11 +207,11 @@ class Projector:
 
     def _page(self, curs: Cursor[DictRow], position: int, upto: int) -> list[Positioned]:
         key = (position, upto, self.page_size)
-        page = self.pages.get(key)
+        page = self.pages.get(key) if self.pages else None
         if page is None:
             curs.execute(self._select, key, binary=True)
             page = [self._positioned(row) for row in curs.fetchall()]
-            if page:
+            if page and self.pages:
                 self.pages.put(key, page)
         return page
 

@@ -91,7 +91,6 @@ def pipeline(
         "CASETRACK_SCHEMA": schema,
         "CASETRACK_LOG_LEVEL": "error",
     }
-    store = CaseStore(url, schema)
     cli = [sys.executable, "-m", "adapters.cli.main"]
     started = time.perf_counter()
     consume = [*cli, "consume", "--bootstrap-servers", servers, "--topic", topic]
@@ -127,6 +126,7 @@ def pipeline(
             w.send_signal(signal.SIGTERM)
         for w in workers:
             w.wait(timeout=30)
+    store = CaseStore(url, schema)
     events = store.recorder.max_notification_id() or 0
     store.close()
     drop_schema(url, schema)

@@ -87,12 +87,7 @@ async def register(
     summary="Set a password with the emailed code: the account becomes active",
 )
 async def verify(body: models.Verification, request: Request, found: Found) -> models.Activated:
-    login = accounts.normalize_login(body.login)
-    await guard(request, found, "verify", login)
-    try:
-        accounts.check_password(body.password, login)
-    except accounts.WeakPassword as e:
-        raise weak_password(e) from None
+    login = await _login_for_new_password(request, found, "verify", body.login, body.password)
     now = found.settings.clock()
     code = await _spend_attempt(found, login, "register", body.code)
     password_hash = await found.passwords.hash(body.password)
@@ -131,12 +126,7 @@ async def password_reset(
 async def password_reset_confirm(
     body: models.ResetConfirmation, request: Request, found: Found
 ) -> models.Activated:
-    login = accounts.normalize_login(body.login)
-    await guard(request, found, "reset", login)
-    try:
-        accounts.check_password(body.password, login)
-    except accounts.WeakPassword as e:
-        raise weak_password(e) from None
+    login = await _login_for_new_password(request, found, "reset", body.login, body.password)
     now = found.settings.clock()
     code = await _spend_attempt(found, login, "reset", body.code)
     existing = await found.accounts.account(login)
@@ -149,6 +139,20 @@ async def password_reset_confirm(
         raise invalid_code()
     await found.accounts.login_succeeded(accounts.bucket_digest("lockout|" + login))
     return models.Activated()
+
+
+async def _login_for_new_password(
+    request: Request, found: Services, action: str, given_login: str, password: str
+) -> str:
+    """The normalised login, once the caller is within ``action``'s rate limits and the
+    new password is strong enough."""
+    login = accounts.normalize_login(given_login)
+    await guard(request, found, action, login)
+    try:
+        accounts.check_password(password, login)
+    except accounts.WeakPassword as e:
+        raise weak_password(e) from None
+    return login
 
 
 async def _spend_attempt(found: Services, login: str, purpose: str, given: str) -> PendingCode:

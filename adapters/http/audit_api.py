@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -28,7 +28,6 @@ from projections import case_status
 
 router = APIRouter(tags=["audit"])
 
-Number = Annotated[str, Path(pattern=r"^[A-Z][0-9]{9}$", description="e.g. F123456789")]
 _ENVELOPE = {
     "originator_id",
     "originator_version",
@@ -51,7 +50,7 @@ _JSON = "application/json"
     summary="Every stored event of a file, or the state as of a version or a time",
 )
 async def events(
-    application_number: Number,
+    application_number: models.NumberInPath,
     request: Request,
     auditor: CurrentAuditor,
     found: Found,

@@ -6,8 +6,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+NumberInPath = Annotated[
+    str, Path(pattern=r"^[A-Z][0-9]{9}$", description="e.g. F123456789")
+]  # an application number in a URL: checked before any query
 ApplicationNumber = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Z][0-9]{9}$"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from adapters.http import models, views
@@ -22,7 +22,6 @@ from adapters.http.services import Found, Services
 
 router = APIRouter(tags=["applications"])
 
-Number = Annotated[str, Path(pattern=r"^[A-Z][0-9]{9}$", description="e.g. F123456789")]
 LangQuery = Annotated[
     models.Lang | None, Query(description="en or fr; default: the account's language")
 ]
@@ -54,7 +53,7 @@ async def applications(account: CurrentAccount, found: Found) -> Response:
     openapi_extra=BEARER_SECURITY,
 )
 async def application(
-    application_number: Number, request: Request, lang: LangQuery = None
+    application_number: models.NumberInPath, request: Request, lang: LangQuery = None
 ) -> Response:
     found: Services = request.app.state.services
     now = found.settings.clock()
@@ -73,7 +72,9 @@ async def application(
     summary="One file's history (the same for every role)",
     openapi_extra=BEARER_SECURITY,
 )
-async def history(application_number: Number, request: Request, lang: LangQuery = None) -> Response:
+async def history(
+    application_number: models.NumberInPath, request: Request, lang: LangQuery = None
+) -> Response:
     found: Services = request.app.state.services
     now = found.settings.clock()
     read = await views.read(found, session_hash_of(request), application_number, lang, now)

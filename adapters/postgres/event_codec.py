@@ -39,10 +39,6 @@ _DECODERS = {
 }
 
 
-def _is_typed(value: Any) -> bool:
-    return type(value) is dict and len(value) == 2 and "_type_" in value
-
-
 class CaseEventMapper(Mapper[UUID]):
     """A Mapper for flat events; no cipher or compressor (none is configured)."""
 
@@ -64,9 +60,11 @@ class CaseEventMapper(Mapper[UUID]):
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         cls = resolve_topic(stored_event.topic)
         state = orjson.loads(stored_event.state)
-        for key in [k for k, v in state.items() if type(v) is dict]:  # few: only typed values
-            if _is_typed(value := state[key]):
-                state[key] = _DECODERS[value["_type_"]](value["_data_"])
+        typed = [
+            (k, v) for k, v in state.items() if type(v) is dict and len(v) == 2 and "_type_" in v
+        ]
+        for key, value in typed:  # a few per event; the other values stay as parsed
+            state[key] = _DECODERS[value["_type_"]](value["_data_"])
         originator_id = stored_event.originator_id
         state["originator_id"] = (
             originator_id if isinstance(originator_id, UUID) else UUID(originator_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+import pytest
 from fastapi.testclient import TestClient
 
 from adapters.http.settings import Limit, Limits
@@ -116,8 +117,18 @@ def test_a_new_code_replaces_the_old_one(
     assert new.status_code == 201
 
 
-def test_an_expired_code_is_refused(
-    client: TestClient, mailbox: Mailbox, files: Files, clock: Clock
+@pytest.mark.parametrize(
+    ("elapsed", "status"),
+    [({"hours": 12, "seconds": 1}, 400), ({"hours": 11, "minutes": 59}, 201)],
+    ids=["expired", "just-inside-12-hours"],
+)
+def test_a_code_is_valid_12_hours(
+    client: TestClient,
+    mailbox: Mailbox,
+    files: Files,
+    clock: Clock,
+    elapsed: dict[str, float],
+    status: int,
 ) -> None:
     number, payload = files.pick(representative=False, applicant_email=True)
     uci = payload["principal_applicant"]["uci"]
@@ -125,26 +136,11 @@ def test_an_expired_code_is_refused(
         "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
     )
     code = mailbox.code()
-    clock.advance(hours=12, seconds=1)
-    late = client.post(
+    clock.advance(**elapsed)
+    answer = client.post(
         "/v1/accounts/verify", json={"login": uci, "code": code, "password": PASSWORD}
     )
-    assert late.status_code == 400
-
-
-def test_a_code_just_inside_12_hours_still_works(
-    client: TestClient, mailbox: Mailbox, files: Files, clock: Clock
-) -> None:
-    number, payload = files.pick(representative=False, applicant_email=True)
-    uci = payload["principal_applicant"]["uci"]
-    client.post(
-        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
-    )
-    clock.advance(hours=11, minutes=59)
-    ok = client.post(
-        "/v1/accounts/verify", json={"login": uci, "code": mailbox.code(), "password": PASSWORD}
-    )
-    assert ok.status_code == 201
+    assert answer.status_code == status
 
 
 def test_an_expired_session_is_refused(
