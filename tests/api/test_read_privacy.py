@@ -1,0 +1,90 @@
+"""What a reader of a file may see: nobody reads a file linked to someone else, a sponsor's
+history holds the overall milestones only, no internal type names or producers' free text
+reach anyone, and validators never let one representation stand in for another."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import Files, Mailbox, applicant_registration, bearer, sign_up
+
+# The overall milestones, the only history a sponsor sees (English titles).
+MILESTONES = {
+    "We received your application",
+    "We sent you an acknowledgement of receipt",
+    "We approved your application",
+    "We refused your application",
+    "Your application was withdrawn",
+}
+MILESTONE_TYPES = {
+    "application.received",
+    "application.acknowledged",
+    "decision.made",
+    "application.withdrawn",
+}
+ENTRY_FIELDS = {"title", "text", "occurred_at", "recorded_at"}
+
+
+def _signed_up(
+    client: TestClient, mailbox: Mailbox, number: str, payload: dict[str, Any], role: str
+) -> str:
+    registration = applicant_registration(number, payload, role)
+    return sign_up(client, mailbox, registration, payload[role]["uci"])
+
+
+def _both(client: TestClient, mailbox: Mailbox, files: Files, **pick: Any) -> tuple[str, str, str]:
+    """A file with its applicant and its sponsor signed in: (number, applicant, sponsor)."""
+    number, payload = files.pick(
+        representative=False, applicant_email=True, sponsor_email=True, **pick
+    )
+    applicant = _signed_up(client, mailbox, number, payload, "principal_applicant")
+    sponsor = _signed_up(client, mailbox, number, payload, "sponsor")
+    return number, applicant, sponsor
+
+
+def _histories(client: TestClient, token: str, number: str, lang: str) -> list[list[Any]]:
+    """The history as the view and as the history route serve it, fast lane and routed."""
+    found = []
+    for suffix, extra in (("", ""), ("/history", ""), ("", "&page=1"), ("/history", "&page=1")):
+        answer = client.get(f"/v1/applications/{number}{suffix}?lang={lang}{extra}",
+                            headers=bearer(token))  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        found.append(answer.json()["history"])
+    return found
+
+
+def test_a_file_linked_to_another_caller_answers_like_a_missing_one(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    a_number, a_payload = files.pick(representative=False, applicant_email=True, acknowledged=True)
+    b_number, b_payload = files.pick(
+        representative=False, applicant_email=True, exclude=(a_number,)
+    )
+    a = _signed_up(client, mailbox, a_number, a_payload, "principal_applicant")
+    b = _signed_up(client, mailbox, b_number, b_payload, "principal_applicant")
+    assert client.get(f"/v1/applications/{a_number}", headers=bearer(a)).status_code == 200
+    for suffix in ("", "/history"):
+        for query in ("", "?page=1"):  # the fast lane and the routes
+            theirs = client.get(f"/v1/applications/{a_number}{suffix}{query}", headers=bearer(b))
+            missing = client.get(f"/v1/applications/Z999999999{suffix}{query}", headers=bearer(b))
+            assert theirs.status_code == missing.status_code == 404, suffix + query
+            assert theirs.json()["type"] == missing.json()["type"] == "/problems/not-found"
+            assert theirs.json()["detail"] == missing.json()["detail"]
+            assert a_number not in theirs.text and "history" not in theirs.json()
+
+
+def test_history_in_another_language_is_another_representation(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, applicant, _ = _both(client, mailbox, files, acknowledged=True, decided=True)
+    for extra in ("", "&page=1"):
+        path = f"/v1/applications/{number}/history"
+        english = client.get(f"{path}?lang=en{extra}", headers=bearer(applicant))
+        tag = english.headers["etag"]
+        french = client.get(
+            f"{path}?lang=fr{extra}", headers={**bearer(applicant), "If-None-Match": tag}
+        )
+        assert french.status_code == 200 and french.headers["etag"] != tag
+        assert french.json()["history"][0]["title"] == "Nous avons reçu votre demande"
