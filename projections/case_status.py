@@ -13,6 +13,8 @@ from typing import Any
 from domain.activities import STATUS_AFTER, Activity, Change
 from domain.case import Case
 from projections import timeline
+from projections.roles import ROLES as ROLES  # re-exported: who may read a view
+from projections.roles import check
 
 SERVICE_STANDARD_DAYS = 365
 View = dict[str, Any]
@@ -31,9 +33,9 @@ VISIBLE = (
 
 # Who sees what (the tracker's help pages): the principal applicant and an
 # authorised representative see everything; the sponsor the overall status
-# (with the history and contact information served beside it). Before the
-# acknowledgement of receipt nobody sees more than the date received.
-ROLES = ("principal_applicant", "sponsor", "representative")
+# (with its own history and the contact information served beside it). Before the
+# acknowledgement of receipt nobody sees more than the date received. The history
+# is filtered the same way (projections.timeline.for_role).
 SPONSOR_FIELDS = (
     "application_number",
     "category",
@@ -146,8 +148,7 @@ def days_elapsed(view: View, today: date) -> int:
 
 def for_role(view: View, role: str) -> View:
     """The part of the view ``role`` may see."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    check(role)
     if view["acknowledged_on"] is None:
         return {key: view[key] for key in BEFORE_AOR_FIELDS}
     if role == "sponsor":

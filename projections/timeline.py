@@ -1,4 +1,4 @@
-"""The dated history the tracker shows: which events appear, and what they say.
+"""The dated history the tracker shows: which events appear, what they say, and to whom.
 
 ``entry(event)`` is pure (no I/O), so the case_history projection and its
 rebuild give the same rows, and case_status can ask ``is_shown`` to decide
@@ -10,30 +10,40 @@ What stays out (internal-only, ``entry`` returns None):
   opening a review is a work-queue step; the activity status ("in progress")
   already shows it, and a history line would only invite questions.
 
+Who sees which lines (``for_role``, the one filter every reader's history goes
+through: the tracker_history projection behind the API, and ``casetrack
+status --role``): the principal applicant and the representative see every
+shown line; the sponsor sees the overall milestones only (received,
+acknowledged, decided, withdrawn), never the applicant's reviews, results,
+requests, due dates, documents or letters. Readers get ``served`` lines:
+title, text and both times, never the internal event type.
+
 What is shown neutrally: the end of the eligibility reviews (``met`` and
 ``not_met``) and the medical result (``passed`` and ``failed``) read the same
-whatever the result. The history is one list for every role (the sponsor sees
-it too), and a result is explained with the decision, in a letter, not by a
-history line that a sponsor could read first.
+whatever the result; a result is explained with the decision, in a letter.
 
 Texts carry codes and dates only, never personal data: the events they are
 built from hold none, except ``application.received`` (parties are not used)
-and ``correspondence.sent``, whose free-text subject is shown with email
-addresses and long digit runs (UCI-like) masked. Dates are ISO (yyyy-mm-dd) in
-both languages; an event without its own date uses the date it occurred.
+and ``correspondence.sent``, whose subject is the producer's free text (it can
+hold names and health data). The subject stays in the log for auditors and
+reaches no reader: the line is one fixed text in each language ("We sent you
+a message"), the letter itself says what it is about. Dates are ISO
+(yyyy-mm-dd) in both languages; an event without its own date uses the date
+it occurred.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
 from string import Formatter
 from typing import Any
 
 from domain import catalogue as t
 from domain.case import Case
+from projections.roles import check
 
 Entry = dict[str, Any]
 
@@ -59,7 +69,7 @@ _RESULTS_FR = "Nous vous communiquerons le résultat avec notre décision."
 
 # Keyed by event type; decision.made by "decision.made.<outcome>".
 # Placeholders: {on} (a date), {due_en}/{due_fr} (" by <date>" or ""),
-# {documents_en}/{documents_fr}, {subject}.
+# {documents_en}/{documents_fr}, {when}.
 TEXTS: dict[str, Text] = {
     t.RECEIVED: Text(
         "We received your application",
@@ -196,8 +206,8 @@ TEXTS: dict[str, Text] = {
     t.CORRESPONDENCE_SENT: Text(
         "We sent you a message",
         "Nous vous avons envoyé un message",
-        "We sent you a message: {subject}",
-        "Nous vous avons envoyé un message : {subject}",
+        "We sent you a message on {on}.",
+        "Nous vous avons envoyé un message le {on}.",
     ),
 }
 # Results are shown neutrally: the same texts whatever the outcome (see above).
@@ -206,6 +216,11 @@ TEXTS["eligibility.not_met"] = TEXTS["eligibility.met"]
 TEXTS["medical.failed"] = TEXTS["medical.passed"]
 
 INTERNAL: frozenset[str] = frozenset({"eligibility.started", "sponsor_eligibility.started"})
+
+# The overall milestones: the only lines a sponsor sees (by event type).
+SPONSOR_SHOWN: frozenset[str] = frozenset(
+    {t.RECEIVED, t.ACKNOWLEDGED, t.DECISION_MADE, t.WITHDRAWN}
+)
 
 DOCUMENT_NAMES: dict[str, tuple[str, str]] = {
     "police_certificate": ("police certificate", "certificat de police"),
@@ -220,9 +235,6 @@ DOCUMENT_NAMES: dict[str, tuple[str, str]] = {
     "imm5669": ("Schedule A (background declaration)", "Annexe A (antécédents)"),
     "sponsor_income_proof": ("proof of the sponsor's income", "preuve du revenu du répondant"),
 }
-
-_EMAIL = re.compile(r"\S+@\S+")
-_DIGITS = re.compile(r"\d{8,}")
 
 
 def text_key(event: Case.Event) -> str | None:
@@ -258,17 +270,29 @@ def entry(event: Case.Event) -> Entry | None:
     }
 
 
+def for_role(entries: Iterable[Entry], role: str) -> list[Entry]:
+    """The lines of ``entries`` (``entry`` dicts or case_history rows) that ``role`` may see."""
+    if check(role) == "sponsor":
+        return [e for e in entries if e["event_type"] in SPONSOR_SHOWN]
+    return list(entries)
+
+
+def served(line: Entry, lang: str) -> Entry:
+    """A line as a reader gets it: title and text in ``lang``, times in UTC, no event type."""
+    return {
+        "title": line[f"title_{lang}"],
+        "text": line[f"text_{lang}"],
+        "occurred_at": _utc(line["occurred_at"]),
+        "recorded_at": _utc(line["recorded_at"]),
+    }
+
+
 def document_names(codes: list[str], lang: str) -> str:
     """Readable names of document codes; unknown codes read as their words."""
     index = 0 if lang == "en" else 1
     return ", ".join(
         DOCUMENT_NAMES[c][index] if c in DOCUMENT_NAMES else c.replace("_", " ") for c in codes
     )
-
-
-def mask(subject: str) -> str:
-    """A free-text subject with email addresses and UCI-like digit runs masked."""
-    return _DIGITS.sub("…", _EMAIL.sub("…", subject))
 
 
 def _values(event: Case.Event, fields: frozenset[str]) -> dict[str, str]:
@@ -284,8 +308,6 @@ def _values(event: Case.Event, fields: frozenset[str]) -> dict[str, str]:
         documents = list(getattr(event, "documents", None) or [])
         values["documents_en"] = document_names(documents, "en")
         values["documents_fr"] = document_names(documents, "fr")
-    if "subject" in fields:
-        values["subject"] = mask(getattr(event, "subject", ""))
     if "when" in fields:
         values["when"] = (
             _moment(event.scheduled_for) if isinstance(event, Case.InterviewScheduled) else ""
@@ -300,6 +322,10 @@ def _event_date(event: Case.Event) -> date:
         if isinstance(value, date):
             return value
     return event.occurred_at.date()
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
 
 
 def _moment(when: datetime) -> str:

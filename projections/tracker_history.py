@@ -1,16 +1,16 @@
-"""The tracker_history table: each case's history as ready-made JSON, per language.
+"""The tracker_history table: each case's history as ready-made JSON, per role and language.
 
 The API serves a file's history with every read; aggregating case_history
 rows into JSON at read time cost PostgreSQL as much as the rest of the read
-(scripts/bench_api.py). This view keeps the JSON array the API sends, in
-English and in French, appending a case's new history lines page by page.
-Entries are the same as case_history's (projections.timeline), times in UTC.
+(scripts/bench_api.py). This view keeps the JSON array the API sends, one row
+per case and role (what ``timeline.for_role`` lets that role see), in English
+and in French, appending a case's new history lines page by page. The read
+joins it on the caller's role, so no reader can get another role's lines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -20,44 +20,45 @@ from psycopg.sql import SQL, Composed
 
 from projections import timeline
 from projections.projector import PerCaseReplayer, Positioned, Row
+from projections.roles import ROLES
 from projections.tables import Table
 
 TABLE = Table(
     name="tracker_history",
     columns=(
         ("case_id", "uuid NOT NULL"),
+        ("role", "text NOT NULL"),
         ("history_en", "text NOT NULL"),
         ("history_fr", "text NOT NULL"),
         ("version", "bigint NOT NULL"),
     ),
-    key=("case_id",),
+    key=("case_id", "role"),
 )
 
+Lines = dict[str, tuple[list[Any], list[Any]]]  # per role: the lines in English and in French
 
-def _lines(events: Iterable[Positioned]) -> dict[Any, tuple[list[Any], list[Any], int]]:
-    """Per case: the new entries in each language and the last version seen."""
-    found: dict[Any, tuple[list[Any], list[Any], int]] = {}
+
+def _lines(events: Iterable[Positioned]) -> dict[Any, tuple[Lines, int]]:
+    """Per case: each role's new lines in each language, and the last version seen."""
+    entries: dict[Any, list[timeline.Entry]] = {}
+    versions: dict[Any, int] = {}
     for p in events:
         entry = timeline.entry(p.event)
-        en, fr, _ = found.get(p.case_id, ([], [], 0))
+        entries.setdefault(p.case_id, [])
         if entry is not None:
-            common = {
-                "event_type": entry["event_type"],
-                "occurred_at": _utc(entry["occurred_at"]),
-                "recorded_at": _utc(entry["recorded_at"]),
-            }
-            en.append({"event_type": common["event_type"], "title": entry["title_en"],
-                       "text": entry["text_en"], "occurred_at": common["occurred_at"],
-                       "recorded_at": common["recorded_at"]})  # fmt: skip
-            fr.append({"event_type": common["event_type"], "title": entry["title_fr"],
-                       "text": entry["text_fr"], "occurred_at": common["occurred_at"],
-                       "recorded_at": common["recorded_at"]})  # fmt: skip
-        found[p.case_id] = (en, fr, p.event.originator_version)
+            entries[p.case_id].append(entry)
+        versions[p.case_id] = p.event.originator_version
+    found = {}
+    for case_id, shown in entries.items():
+        lines: Lines = {}
+        for role in ROLES:
+            mine = timeline.for_role(shown, role)
+            lines[role] = (
+                [timeline.served(e, "en") for e in mine],
+                [timeline.served(e, "fr") for e in mine],
+            )
+        found[case_id] = (lines, versions[case_id])
     return found
-
-
-def _utc(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
 
 
 def _json(entries: list[Any]) -> str:
@@ -66,8 +67,9 @@ def _json(entries: list[Any]) -> str:
 
 class TrackerHistoryReplayer(PerCaseReplayer):
     def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
-        for case_id, (en, fr, version) in _lines(events).items():
-            yield TABLE.name, (case_id, _json(en), _json(fr), version)
+        for case_id, (lines, version) in _lines(events).items():
+            for role, (en, fr) in lines.items():
+                yield TABLE.name, (case_id, role, _json(en), _json(fr), version)
 
 
 class TrackerHistoryProjection:
@@ -84,27 +86,32 @@ class TrackerHistoryProjection:
         table = tables[TABLE.name]
         new = _lines(page)
         curs.execute(
-            SQL("SELECT case_id, history_en, history_fr FROM {} WHERE case_id = ANY(%s)").format(
-                table
-            ),
+            SQL(
+                "SELECT case_id, role, history_en, history_fr FROM {} WHERE case_id = ANY(%s)"
+            ).format(table),
             (list(new),),
         )
-        stored = {r["case_id"]: (r["history_en"], r["history_fr"]) for r in curs.fetchall()}
+        stored = {
+            (r["case_id"], r["role"]): (r["history_en"], r["history_fr"]) for r in curs.fetchall()
+        }
         rows = []
-        for case_id, (en, fr, version) in new.items():
-            old_en, old_fr = stored.get(case_id, ("[]", "[]"))
-            rows.append(
-                (
-                    case_id,
-                    _json(orjson.loads(old_en) + en) if en else old_en,
-                    _json(orjson.loads(old_fr) + fr) if fr else old_fr,
-                    version,
+        for case_id, (lines, version) in new.items():
+            for role, (en, fr) in lines.items():
+                old_en, old_fr = stored.get((case_id, role), ("[]", "[]"))
+                rows.append(
+                    (
+                        case_id,
+                        role,
+                        _json(orjson.loads(old_en) + en) if en else old_en,
+                        _json(orjson.loads(old_fr) + fr) if fr else old_fr,
+                        version,
+                    )
                 )
-            )
         curs.executemany(
             SQL(
-                "INSERT INTO {} (case_id, history_en, history_fr, version) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (case_id) DO UPDATE SET history_en = EXCLUDED.history_en,"
+                "INSERT INTO {} (case_id, role, history_en, history_fr, version)"
+                " VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (case_id, role) DO UPDATE SET history_en = EXCLUDED.history_en,"
                 " history_fr = EXCLUDED.history_fr, version = EXCLUDED.version"
             ).format(table),
             rows,

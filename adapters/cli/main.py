@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -414,7 +414,7 @@ def _note_lag(store: CaseStore) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from projections import case_history_table, case_status, processing_stats_table
+    from projections import case_history_table, case_status, processing_stats_table, timeline
     from projections.case_status_table import read
 
     number = _application_number(args.application_number)
@@ -432,12 +432,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
         history = case_history_table.read(curs, store.schema, numbers.case_id(number))
     shown["history"] = [
-        {
-            key: (value.isoformat() if isinstance(value, datetime) else value)
-            for key, value in entry.items()
-            if key != "case_id"
-        }
-        for entry in history
+        timeline.served(line, args.lang) for line in timeline.for_role(history, args.role)
     ]
     print(json.dumps(shown, indent=2) if args.json else status_text(shown, args.lang))
     return 0

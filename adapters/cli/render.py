@@ -40,6 +40,6 @@ def status_text(view: dict[str, Any], lang: str) -> str:
     if view.get("history"):
         lines += ["", f"{t('label.history')}:"]
         for entry in view["history"]:
-            lines.append(f"  {entry['occurred_at'][:10]}  {entry['title_' + lang]}")
+            lines.append(f"  {entry['occurred_at'][:10]}  {entry['title']}")
     lines += ["", t("label.contact")]
     return "\n".join(lines)

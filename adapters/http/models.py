@@ -120,7 +120,8 @@ class Applications(BaseModel):
 
 
 class HistoryEntry(BaseModel):
-    event_type: str
+    """One dated line, in the caller's language; a sponsor gets the overall milestones only."""
+
     title: str
     text: str
     occurred_at: datetime = Field(description="When it happened")

@@ -66,10 +66,13 @@ async def application(
     "/v1/applications/{application_number}/history",
     response_model=None,
     responses={
-        200: {"model": models.History, "description": "The dated history, oldest first"},
+        200: {
+            "model": models.History,
+            "description": "The dated history the caller's role may see, oldest first",
+        },
         **_READ_RESPONSES,
     },
-    summary="One file's history (the same for every role)",
+    summary="One file's history, filtered by the caller's role",
     openapi_extra=BEARER_SECURITY,
 )
 async def history(

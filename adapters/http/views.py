@@ -82,10 +82,10 @@ async def file_view(
 async def file_history(
     found: Services, read: FileRead, number: str, conditions: Conditions
 ) -> Answer:
-    assert read.view is not None and read.history is not None
+    assert read.view is not None and read.role is not None and read.history is not None
     last_updated = orjson.loads(read.view)["last_updated"]
     last_modified = datetime.fromisoformat(last_updated)
-    tag = caching.etag("history", number, last_updated, read.language)
+    tag = caching.etag("history", number, last_updated, read.role, read.language)
     headers = caching.validators(tag, last_modified, found.settings.cache_max_age)
     if caching.not_modified(
         conditions.if_none_match, conditions.if_modified_since, tag, last_modified

@@ -1,5 +1,6 @@
 """The tracker's reads in one round trip each: session, the caller's link to the file,
-the status view and the history in the caller's language (tracker_history).
+the status view and the history for the caller's role in the caller's language
+(tracker_history keeps one row per role, so the join on the role is the filter).
 
 A poller's request is the hot path (scripts/bench_api.py): one indexed query
 that checks the session, finds the caller's role on the file and returns the
@@ -27,7 +28,7 @@ _READ = (
     " LEFT JOIN {s}.account_links l ON l.account_id = t.account_id"
     " AND l.application_number = %s"
     " LEFT JOIN {s}.case_status v ON v.case_id = l.case_id"
-    " LEFT JOIN {s}.tracker_history h ON h.case_id = l.case_id"
+    " LEFT JOIN {s}.tracker_history h ON h.case_id = l.case_id AND h.role = l.role"
     " WHERE t.token_hash = %s AND t.revoked_at IS NULL AND t.expires_at > %s"
 )
 
@@ -38,7 +39,7 @@ class FileRead:
     language: str
     role: str | None  # None: not the caller's file (or no such file)
     view: str | None  # the case_status view, JSON text
-    history: str | None  # the history entries in ``language``, JSON text
+    history: str | None  # the history entries ``role`` may see in ``language``, JSON text
 
 
 class ReadsStore:

@@ -1,5 +1,5 @@
 """The API's own read models: case_parties and tracker_history agree with the log
-(incremental projection == replay) and tracker_history with case_history."""
+(incremental projection == replay) and tracker_history with case_history, role by role."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import orjson
 from psycopg.sql import SQL, Identifier
 
 from consumers.file_ingest import ingest_lines
-from projections import rebuild
+from projections import rebuild, timeline
 from projections.case_parties import CasePartiesProjection
 from projections.projector import Projector
+from projections.roles import ROLES
 from projections.tracker_history import TrackerHistoryProjection
 from tests.api.conftest import Files
 
@@ -28,28 +29,26 @@ def test_incremental_projection_equals_a_replay(store: Any) -> None:
 
 
 def test_tracker_history_matches_case_history(store: Any, files: Files) -> None:
+    """Each role's row holds that role's lines of case_history, as readers get them."""
     schema = Identifier(store.schema)
     with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL(
-                "SELECT case_id, event_type, title_en, text_fr FROM {}.case_history"
-                " ORDER BY case_id, version"
-            ).format(schema)
-        )
-        expected: dict[Any, list[tuple[str, str, str]]] = {}
+        curs.execute(SQL("SELECT * FROM {}.case_history ORDER BY case_id, version").format(schema))
+        lines: dict[Any, list[dict[str, Any]]] = {}
         for row in curs.fetchall():
-            expected.setdefault(row["case_id"], []).append(
-                (row["event_type"], row["title_en"], row["text_fr"])
-            )
+            lines.setdefault(row["case_id"], []).append(dict(row))
         curs.execute(
-            SQL("SELECT case_id, history_en, history_fr FROM {}.tracker_history").format(schema)
+            SQL("SELECT case_id, role, history_en, history_fr FROM {}.tracker_history").format(
+                schema
+            )
         )
         rows = curs.fetchall()
-    assert len(rows) == len(files.received) == len(expected)
+    assert len(lines) == len(files.received)
+    assert len(rows) == len(ROLES) * len(files.received)
     for row in rows:
-        en, fr = orjson.loads(row["history_en"]), orjson.loads(row["history_fr"])
-        got = [(e["event_type"], e["title"], f["text"]) for e, f in zip(en, fr, strict=True)]
-        assert got == expected[row["case_id"]]
+        mine = timeline.for_role(lines[row["case_id"]], row["role"])
+        for lang in ("en", "fr"):
+            served = [timeline.served(line, lang) for line in mine]
+            assert orjson.loads(row[f"history_{lang}"]) == served
 
 
 def test_case_parties_hold_what_registration_needs(store: Any, files: Files) -> None:

@@ -4,10 +4,16 @@ reach anyone, and validators never let one representation stand in for another."
 
 from __future__ import annotations
 
+import json
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from consumers.file_ingest import ingest_lines
+from projections.projector import Projector
+from projections.registry import select
 from tests.api.conftest import Files, Mailbox, applicant_registration, bearer, sign_up
 
 # The overall milestones, the only history a sponsor sees (English titles).
@@ -44,6 +50,21 @@ def _both(client: TestClient, mailbox: Mailbox, files: Files, **pick: Any) -> tu
     return number, applicant, sponsor
 
 
+def _add_event(store: Any, number: str, event_type: str, payload: dict[str, Any]) -> None:
+    line = {
+        "event_id": str(uuid.uuid4()),
+        "schema_version": 1,
+        "type": event_type,
+        "application_number": number,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "source": "gcms",
+        "payload": payload,
+    }
+    assert ingest_lines([json.dumps(line).encode()], "test-extra", store).accepted == 1
+    for projection in select(None):
+        Projector(store, projection).catch_up()
+
+
 def _histories(client: TestClient, token: str, number: str, lang: str) -> list[list[Any]]:
     """The history as the view and as the history route serve it, fast lane and routed."""
     found = []
@@ -73,6 +94,61 @@ def test_a_file_linked_to_another_caller_answers_like_a_missing_one(
             assert theirs.json()["type"] == missing.json()["type"] == "/problems/not-found"
             assert theirs.json()["detail"] == missing.json()["detail"]
             assert a_number not in theirs.text and "history" not in theirs.json()
+
+
+def test_a_sponsor_sees_the_overall_milestones_only_in_every_history(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, applicant, sponsor = _both(client, mailbox, files, acknowledged=True, decided=True)
+    milestones = len(files.types[number] & MILESTONE_TYPES)
+    for lang in ("en", "fr"):
+        for history in _histories(client, sponsor, number, lang):
+            assert len(history) == milestones, history
+            for entry in history:
+                assert set(entry) == ENTRY_FIELDS
+        for history in _histories(client, applicant, number, lang):
+            assert len(history) > milestones
+            for entry in history:
+                assert set(entry) == ENTRY_FIELDS
+    sponsor_titles = {e["title"] for e in _histories(client, sponsor, number, "en")[0]}
+    assert sponsor_titles <= MILESTONES
+    assert "We received your application" in sponsor_titles
+
+
+def test_no_reader_sees_a_letter_subject_and_a_sponsor_no_letter(
+    client: TestClient, mailbox: Mailbox, files: Files, store: Any
+) -> None:
+    number, applicant, sponsor = _both(client, mailbox, files, acknowledged=True, decided=False)
+    before = len(_histories(client, sponsor, number, "en")[0])
+    subject = "Medical: HIV test result for Quackenbush"
+    _add_event(store, number, "correspondence.sent", {"subject": subject})
+    for lang in ("en", "fr"):
+        for history in _histories(client, applicant, number, lang):
+            assert not any("Quackenbush" in e["title"] + e["text"] for e in history)
+            assert not any("HIV" in e["title"] + e["text"] for e in history)
+        for history in _histories(client, sponsor, number, lang):
+            assert len(history) == before
+    (last,) = _histories(client, applicant, number, "en")[0][-1:]
+    assert last["title"] == "We sent you a message"
+
+
+def test_another_role_revalidating_with_the_first_roles_etag_gets_its_own_answer(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    """Closed files have no estimate, so only the role can tell the representations apart."""
+    number, applicant, sponsor = _both(client, mailbox, files, acknowledged=True, decided=True)
+    for suffix in ("", "/history"):
+        for query in ("", "?page=1"):
+            path = f"/v1/applications/{number}{suffix}{query}"
+            first = client.get(path, headers=bearer(applicant))
+            assert first.status_code == 200
+            tag = first.headers["etag"]
+            mine = client.get(path, headers={**bearer(applicant), "If-None-Match": tag})
+            assert mine.status_code == 304
+            other = client.get(path, headers={**bearer(sponsor), "If-None-Match": tag})
+            assert other.status_code == 200, path
+            assert other.headers["etag"] != tag
+            assert other.json() != first.json()
 
 
 def test_history_in_another_language_is_another_representation(

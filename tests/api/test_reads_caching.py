@@ -64,7 +64,7 @@ def test_if_none_match_gives_304_until_the_file_changes(
         f"/v1/applications/{number}", headers={**bearer(token), "If-None-Match": tag}
     )
     assert changed.status_code == 200 and changed.headers["etag"] != tag
-    assert changed.json()["history"][-1]["event_type"] == "correspondence.sent"
+    assert changed.json()["history"][-1]["title"] == "We sent you a message"
 
 
 def test_if_modified_since_and_history_validators(

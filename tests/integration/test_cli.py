@@ -67,6 +67,25 @@ def test_status_in_both_languages_and_json(cli_env: dict[str, str]) -> None:
     assert "Demande:" in casetrack(cli_env, "status", str(number), "--lang", "fr").stdout
 
 
+def test_status_history_holds_what_the_role_may_see(cli_env: dict[str, str]) -> None:
+    """A sponsor's history is the overall milestones; nobody gets internal type names."""
+    events = _ingested(cli_env)
+    number = next(e["application_number"] for e in events if e["type"] == "decision.made")
+    types = {e["type"] for e in events if e["application_number"] == number}
+    milestones = types & {"application.received", "application.acknowledged", "decision.made"}
+    found = {}
+    for role in ("sponsor", "principal_applicant", "representative"):
+        done = casetrack(cli_env, "status", str(number), "--json", "--role", role)
+        found[role] = json.loads(done.stdout)["history"]
+        for line in found[role]:
+            assert set(line) == {"title", "text", "occurred_at", "recorded_at"}, role
+    assert len(found["sponsor"]) == len(milestones)
+    assert len(found["principal_applicant"]) > len(milestones)
+    assert found["representative"] == found["principal_applicant"]
+    text = casetrack(cli_env, "status", str(number), "--role", "sponsor").stdout
+    assert "We received your application" in text and "medical" not in text.lower()
+
+
 def test_history_and_as_of_version(cli_env: dict[str, str]) -> None:
     events = _ingested(cli_env)
     number = str(events[0]["application_number"])

@@ -184,8 +184,57 @@ def test_no_personal_data_in_any_text() -> None:
     for text in texts:
         for secret in secrets:
             assert secret not in text
-    # A free-text subject is shown, with emails and UCI-like numbers masked.
-    assert any("write to … about …" in text for text in texts)
+    # A producer's free-text subject reaches no reader, masked or not.
+    assert not any("write to" in text or "écrire" in text for text in texts)
+
+
+def test_a_letter_reads_the_same_whatever_its_subject() -> None:
+    lines = [
+        timeline.entry(events_of(cmd(t.CORRESPONDENCE_SENT, subject=subject))[-1])
+        for subject in ("Medical: HIV test result for Quackenbush", "Update on your application")
+    ]
+    assert lines[0] and lines[1]
+    for field in ("title_en", "title_fr", "text_en", "text_fr"):
+        assert lines[0][field] == lines[1][field]
+        assert "Quackenbush" not in lines[0][field] and "HIV" not in lines[0][field]
+
+
+def _every_line() -> list[timeline.Entry]:
+    """The lines of an approved file with every kind of step, and a letter."""
+    events = events_of(t.ACKNOWLEDGED, t.CORRESPONDENCE_SENT, *APPROVED[1:], t.COPR_ISSUED)
+    return [line for line in map(timeline.entry, events) if line is not None]
+
+
+def test_a_sponsor_sees_the_overall_milestones_only() -> None:
+    lines = _every_line()
+    shown = timeline.for_role(lines, "sponsor")
+    assert [line["event_type"] for line in shown] == [
+        t.RECEIVED,
+        t.ACKNOWLEDGED,
+        t.DECISION_MADE,
+    ]
+    hidden = {line["event_type"] for line in lines} - {line["event_type"] for line in shown}
+    assert {"medical.passed", "eligibility.met", t.CORRESPONDENCE_SENT} <= hidden
+
+
+@pytest.mark.parametrize("role", ["principal_applicant", "representative"])
+def test_the_applicant_and_the_representative_see_every_line(role: str) -> None:
+    lines = _every_line()
+    assert timeline.for_role(lines, role) == lines
+
+
+def test_an_unknown_role_sees_nothing() -> None:
+    with pytest.raises(ValueError, match="role must be one of"):
+        timeline.for_role(_every_line(), "auditor")
+
+
+def test_a_served_line_has_no_event_type() -> None:
+    line = _every_line()[0]
+    for lang in ("en", "fr"):
+        served = timeline.served(line, lang)
+        assert set(served) == {"title", "text", "occurred_at", "recorded_at"}
+        assert served["title"] == line[f"title_{lang}"]
+        assert served["occurred_at"].endswith("+00:00")
 
 
 def test_a_history_line_moves_last_updated() -> None:
