@@ -20,7 +20,10 @@ SERVICE_STANDARD_DAYS = 365
 View = dict[str, Any]
 
 # Fields whose change the tracker user can see; only these (and events that add a
-# history line, see projections.timeline) move last_updated.
+# history line, see projections.timeline) move last_updated. A sponsor sees less,
+# so the sponsor's own last update (sponsor_last_updated) moves only with
+# SPONSOR_VISIBLE and the sponsor's history lines: otherwise its time, and the
+# validators built from it, would tell when a medical result or a letter came.
 VISIBLE = (
     "status",
     "outcome",
@@ -30,6 +33,7 @@ VISIBLE = (
     "documents",
     "decided_on",
 )
+SPONSOR_VISIBLE = ("status", "outcome", "decided_on")
 
 # Who sees what (the tracker's help pages): the principal applicant and an
 # authorised representative see everything; the sponsor the overall status
@@ -46,6 +50,7 @@ SPONSOR_FIELDS = (
     "last_updated",
 )
 BEFORE_AOR_FIELDS = ("application_number", "status", "received_on", "last_updated")
+_BOOKKEEPING = ("version", "sponsor_last_updated")  # never shown to a role as such
 
 
 def initial(event: Case.Received) -> View:
@@ -62,6 +67,7 @@ def initial(event: Case.Received) -> View:
         "next_steps": [],
         "documents": {"copr": "not_issued", "copr_issued_on": None},
         "last_updated": event.timestamp.isoformat(),
+        "sponsor_last_updated": event.timestamp.isoformat(),
         "version": event.originator_version,
     }
 
@@ -81,6 +87,8 @@ def evolve(view: View | None, event: Case.Event) -> View:
     new["version"] = event.originator_version
     if timeline.is_shown(event) or any(new[key] != view[key] for key in VISIBLE):
         new["last_updated"] = event.timestamp.isoformat()
+    if timeline.is_shown(event, "sponsor") or any(new[key] != view[key] for key in SPONSOR_VISIBLE):
+        new["sponsor_last_updated"] = event.timestamp.isoformat()
     return new
 
 
@@ -147,13 +155,15 @@ def days_elapsed(view: View, today: date) -> int:
 
 
 def for_role(view: View, role: str) -> View:
-    """The part of the view ``role`` may see."""
+    """The part of the view ``role`` may see (with the sponsor's own last update)."""
     check(role)
-    if view["acknowledged_on"] is None:
-        return {key: view[key] for key in BEFORE_AOR_FIELDS}
+    if view["acknowledged_on"] is not None and role != "sponsor":
+        return {key: value for key, value in view.items() if key not in _BOOKKEEPING}
+    keys = BEFORE_AOR_FIELDS if view["acknowledged_on"] is None else SPONSOR_FIELDS
+    shown = {key: view[key] for key in keys}
     if role == "sponsor":
-        return {key: view[key] for key in SPONSOR_FIELDS}
-    return {key: value for key, value in view.items() if key != "version"}
+        shown["last_updated"] = view["sponsor_last_updated"]
+    return shown
 
 
 def presented(view: View, today: date, role: str | None = None) -> View:

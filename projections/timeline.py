@@ -244,10 +244,11 @@ def text_key(event: Case.Event) -> str | None:
     return None if event.event_type in INTERNAL else event.event_type
 
 
-def is_shown(event: Case.Event) -> bool:
-    """Whether the event adds a line to the history."""
+def is_shown(event: Case.Event, role: str | None = None) -> bool:
+    """Whether the event adds a line to the history (to ``role``'s, when given)."""
     key = text_key(event)
-    return key is not None and key in TEXTS
+    shown = key is not None and key in TEXTS
+    return shown and (role is None or _sees(role, event.event_type))
 
 
 def entry(event: Case.Event) -> Entry | None:
@@ -272,9 +273,12 @@ def entry(event: Case.Event) -> Entry | None:
 
 def for_role(entries: Iterable[Entry], role: str) -> list[Entry]:
     """The lines of ``entries`` (``entry`` dicts or case_history rows) that ``role`` may see."""
-    if check(role) == "sponsor":
-        return [e for e in entries if e["event_type"] in SPONSOR_SHOWN]
-    return list(entries)
+    check(role)
+    return [e for e in entries if _sees(role, e["event_type"])]
+
+
+def _sees(role: str, event_type: str) -> bool:
+    return role != "sponsor" or event_type in SPONSOR_SHOWN
 
 
 def served(line: Entry, lang: str) -> Entry:

@@ -56,7 +56,8 @@ async def file_view(
     view = orjson.loads(read.view)
     today = now.date()
     shown: dict[str, Any] = case_status.presented(view, today, read.role)
-    fingerprint, last_modified = "-", _latest(view["last_updated"], today)
+    last_updated = shown["last_updated"]  # the role's own: a sponsor's moves less often
+    fingerprint, last_modified = "-", _latest(last_updated, today)
     if view["status"] != "closed" and read.role != "sponsor" and "activities" in shown:
         estimate, cached = await found.estimates.get(
             view["category"], date.fromisoformat(view["received_on"]), today, read.language
@@ -64,7 +65,7 @@ async def file_view(
         shown["estimate"] = estimate
         fingerprint, last_modified = cached.fingerprint, max(last_modified, cached.changed_at)
     tag = caching.etag(
-        "view", number, view["last_updated"], read.role, read.language, today.isoformat(),
+        "view", number, last_updated, read.role, read.language, today.isoformat(),
         fingerprint,
     )  # fmt: skip
     headers = caching.validators(tag, last_modified, found.settings.cache_max_age)
@@ -83,7 +84,7 @@ async def file_history(
     found: Services, read: FileRead, number: str, conditions: Conditions
 ) -> Answer:
     assert read.view is not None and read.role is not None and read.history is not None
-    last_updated = orjson.loads(read.view)["last_updated"]
+    last_updated = case_status.for_role(orjson.loads(read.view), read.role)["last_updated"]
     last_modified = datetime.fromisoformat(last_updated)
     tag = caching.etag("history", number, last_updated, read.role, read.language)
     headers = caching.validators(tag, last_modified, found.settings.cache_max_age)

@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from psycopg import AsyncConnection
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
 
 from domain.application_number import case_id
+from projections import case_status
 
 ACCOUNTS_DDL = (
     "CREATE TABLE IF NOT EXISTS {schema}.accounts ("
@@ -170,7 +172,7 @@ class AccountsStore:
             "UPDATE {s}.sessions SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL"
         )
         self._links = q(
-            "SELECT l.application_number, l.role, s.view->>'status', s.view->>'last_updated'"
+            "SELECT l.application_number, l.role, s.view::text"
             " FROM {s}.account_links l LEFT JOIN {s}.case_status s ON s.case_id = l.case_id"
             " WHERE l.account_id = %s ORDER BY l.application_number"
         )
@@ -291,14 +293,22 @@ class AccountsStore:
             await conn.execute(self._revoke, (now, token_hash))
 
     async def links(self, account_id: int) -> list[dict[str, Any]]:
-        """The account's files with their overall status, by application number."""
+        """The account's files with their overall status and last update as each role sees them."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(self._links, (account_id,))
             rows = await cur.fetchall()
-        return [
-            {"application_number": n, "role": role, "status": status, "last_updated": updated}
-            for n, role, status, updated in rows
-        ]
+        found = []
+        for number, role, view in rows:
+            shown = case_status.for_role(orjson.loads(view), role) if view else {}
+            found.append(
+                {
+                    "application_number": number,
+                    "role": role,
+                    "status": shown.get("status"),
+                    "last_updated": shown.get("last_updated"),
+                }
+            )
+        return found
 
     # ------------------------------------------------------------ lockout
 

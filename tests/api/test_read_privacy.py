@@ -164,3 +164,29 @@ def test_history_in_another_language_is_another_representation(
         )
         assert french.status_code == 200 and french.headers["etag"] != tag
         assert french.json()["history"][0]["title"] == "Nous avons reçu votre demande"
+
+
+def test_a_line_only_the_applicant_sees_does_not_move_what_the_sponsor_sees(
+    client: TestClient, mailbox: Mailbox, files: Files, store: Any
+) -> None:
+    """Last updated, Last-Modified and the ETags would tell a sponsor when something
+    happened on the applicant's side (a medical result, a letter)."""
+    number, applicant, sponsor = _both(client, mailbox, files, acknowledged=True, decided=False)
+    paths = (f"/v1/applications/{number}", f"/v1/applications/{number}/history")
+    first = {path: client.get(path, headers=bearer(sponsor)) for path in paths}
+    listed = client.get("/v1/applications", headers=bearer(sponsor)).json()
+    applicant_view = client.get(paths[0], headers=bearer(applicant)).json()
+    _add_event(store, number, "correspondence.sent", {"subject": "Update on your application"})
+    moved = client.get(paths[0], headers=bearer(applicant)).json()
+    assert moved["last_updated"] != applicant_view["last_updated"]
+    for path, answer in first.items():
+        for query in ("", "?page=1"):
+            again = client.get(
+                path + query,
+                headers={**bearer(sponsor), "If-None-Match": answer.headers["etag"]},
+            )
+            assert again.status_code == 304, path + query
+            assert again.headers["last-modified"] == answer.headers["last-modified"]
+    view = client.get(paths[0], headers=bearer(sponsor)).json()
+    assert view["last_updated"] == first[paths[0]].json()["last_updated"]
+    assert client.get("/v1/applications", headers=bearer(sponsor)).json() == listed

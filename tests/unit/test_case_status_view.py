@@ -86,3 +86,21 @@ def test_a_second_passport_request_replaces_the_first() -> None:
         *ready_for_approval_steps(), "decision.made", "passport.requested", "passport.requested"
     )
     assert [s["kind"] for s in view["next_steps"]] == ["passport"]
+
+
+def test_the_sponsor_last_update_moves_only_with_what_the_sponsor_sees() -> None:
+    events = _events(
+        "application.acknowledged",
+        "biometrics.requested",
+        "correspondence.sent",
+        "application.withdrawn",
+    )
+    acknowledged, later, withdrawn = (case_status.fold(events[:n]) for n in (2, 4, 5))
+    assert acknowledged and later and withdrawn
+    sponsor = case_status.for_role(later, "sponsor")
+    assert sponsor["last_updated"] == events[1].timestamp.isoformat()
+    assert sponsor["last_updated"] == case_status.for_role(acknowledged, "sponsor")["last_updated"]
+    applicant = case_status.for_role(later, "principal_applicant")
+    assert applicant["last_updated"] == events[3].timestamp.isoformat() != sponsor["last_updated"]
+    assert "sponsor_last_updated" not in applicant
+    assert case_status.for_role(withdrawn, "sponsor")["last_updated"] == withdrawn["last_updated"]
