@@ -101,6 +101,11 @@ class ConsumerSettings:
         return {
             "bootstrap_servers": self.bootstrap_servers,
             "client_id": "casetrack-dead-letters",
+            # Not idempotent: a broker that restarts without its state (the embedded one
+            # always does) forgets the producer id, and an idempotent producer then fails
+            # every send until it is replaced. Idempotence buys nothing here: publishing is
+            # at least once anyway, and readers drop repeats by dead_letter_id.
+            "enable_idempotence": False,
             "acks": "all",
             "linger_ms": 5,
             "max_block_ms": 10_000,
