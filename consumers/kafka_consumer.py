@@ -356,7 +356,7 @@ class KafkaCaseConsumer:
     def _publish(self) -> None:
         assert self._publisher is not None
         try:
-            self.stats.dead_letters_published += self._publisher.publish_pending()
+            self._publisher.publish_pending()
             self._dlq_due = False
         except KafkaError as e:
             self._dlq_retry_at = time.monotonic() + DLQ_RETRY_SECONDS
@@ -365,6 +365,8 @@ class KafkaCaseConsumer:
                 error=type(e).__name__,
                 retry_in=DLQ_RETRY_SECONDS,
             )
+        finally:  # rows of a failed round that did go count too
+            self.stats.dead_letters_published = self._publisher.published
 
     # ------------------------------------------------------------ positions
 

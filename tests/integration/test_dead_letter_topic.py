@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import simulate
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from adapters.kafka_broker import EmbeddedBroker
-from adapters.postgres.event_store import CaseStore
+from adapters.postgres.event_store import CaseStore, DeadLetter
+from adapters.postgres.schema import init_schema
+from consumers.dead_letter_publisher import DeadLetterPublisher
 from tests.integration.kafka_fixtures import (
     EXTERNAL,
     consuming,
@@ -65,3 +71,61 @@ def test_dead_letters_reach_the_topic_again_after_a_broker_restart(
         assert running.error is None
     after = _dead_letter_ids(store, "TRUE") - before
     assert set(_ids(records)) == after  # the restarted broker's topic holds the new ones
+
+
+def test_a_dead_letter_too_large_for_the_topic_holds_up_no_other(
+    store: CaseStore, kafka: str
+) -> None:
+    """35 dead letters, the 18th over the producer's size limit: each row reaches the topic
+    once, the large one as a pointer (no key, no value) and marked in its row."""
+    topic = unique("events")
+    config = settings(kafka, topic, unique("group"))
+    raws = [f"not json {i}".encode() for i in range(35)]
+    raws[17] = b"x" * 2_000_000  # over max_request_size (1 MiB)
+    store.save(
+        [],
+        dead_letters=[
+            DeadLetter(
+                f"kafka:{topic}:0",
+                i,
+                raw,
+                "invalid_json",
+                "not JSON",
+                topic=topic,
+                partition=0,
+                key=f"key-{i}".encode(),
+            )
+            for i, raw in enumerate(raws)
+        ],
+    )
+    ids = sorted(_dead_letter_ids(store, "TRUE"))
+    large = ids[17]
+    producer = KafkaProducer(**config.producer_config())
+    publisher = DeadLetterPublisher(store, producer, topic, config.dead_letter_topic, batch_size=10)
+    try:
+        for _ in range(3):  # as the consumer retries after a failed round
+            with contextlib.suppress(KafkaError):
+                publisher.publish_pending()
+    finally:
+        producer.close(timeout=5)
+
+    records = read_topic(kafka, config.dead_letter_topic, len(ids))
+    assert sorted(_ids(records)) == ids  # every row, each once
+    by_id = {int(dict(r.headers)["dead_letter_id"]): r for r in records}
+    pointer = by_id.pop(large)
+    assert pointer.value == b"" and pointer.key is None
+    assert "value 2000000 bytes" in dict(pointer.headers)["raw_omitted"].decode()
+    assert all(r.value == raws[ids.index(i)] for i, r in by_id.items())
+    assert count(store, "dead_letters", "published_at IS NULL") == 0
+    assert _dead_letter_ids(store, "publish_error IS NOT NULL") == {large}
+
+
+def test_db_init_adds_publish_error_to_a_dead_letters_table_from_before(
+    database_url: str, schema: str, store: CaseStore
+) -> None:
+    store.save([], dead_letters=[DeadLetter("kafka:t:0", 1, b"{", "invalid_json", "not JSON")])
+    with store.datastore.transaction(commit=True) as curs:  # a schema from an older release
+        curs.execute(f"ALTER TABLE {schema}.dead_letters DROP COLUMN publish_error")
+    init_schema(database_url, schema)
+    init_schema(database_url, schema)  # and again: idempotent
+    assert _dead_letter_ids(store, "publish_error IS NULL") == _dead_letter_ids(store, "TRUE")
