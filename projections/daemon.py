@@ -34,11 +34,14 @@ def open_store(url: str, schema: str, stop: threading.Event) -> CaseStore | None
     """The store, once the database answers and has the schema; None if stopped first.
 
     A store connects as it is made, so a daemon started before its database
-    waits here instead of exiting. A missing schema is not an outage: it raises.
+    waits here instead of exiting. A store that failed to connect leaves its
+    pool open, reconnecting, out of reach: a plain connection tries first. A
+    missing schema is not an outage: it raises.
     """
     backoff = 0.5
     while not stop.is_set():
         try:
+            psycopg.connect(url, connect_timeout=10).close()
             store = CaseStore(url, schema)
         except UNAVAILABLE as e:
             backoff = _unavailable(e, backoff, stop)
