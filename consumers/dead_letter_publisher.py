@@ -7,22 +7,37 @@ run sends them. Delivery to the topic is therefore at least once; the
 ``dead_letter_id`` header lets readers drop repeats. Rows are claimed with
 ``FOR UPDATE SKIP LOCKED``, so consumers of one group never send a row twice
 at the same time.
+
+Each row's send succeeds or fails on its own: the rows the broker took are
+marked even when others failed, so a failure never sends them again. A row too
+large for the topic goes as a pointer (its headers, no key, no value) and its
+``publish_error`` says why; the table keeps the bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
 from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+from kafka.errors import RecordListTooLargeError as RecordListTooLarge
+from kafka.producer.future import FutureRecordMetadata
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import CaseStore
 
 log = structlog.get_logger("casetrack.dead_letters")
 
+# The record itself is too large (for the producer or the broker): sending it again cannot help.
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLarge)
 
-def headers(row: dict[str, Any]) -> list[tuple[str, bytes]]:
+Row = dict[str, Any]
+
+
+def headers(row: Row) -> list[tuple[str, bytes]]:
     """Why and where from: no payload values, only the contract's own error texts."""
     values = {
         "dead_letter_id": row["id"],
@@ -35,6 +50,15 @@ def headers(row: dict[str, Any]) -> list[tuple[str, bytes]]:
         "offset": row["line_number"],
     }
     return [(name, str(value).encode()) for name, value in values.items() if value is not None]
+
+
+def omitted(row: Row, error: KafkaError) -> str:
+    """The pointer's reason: sizes only, never the bytes."""
+    key = len(row["key"]) if row["key"] is not None else 0
+    return (
+        f"{type(error).__name__}: too large for the topic (value {len(row['raw'])} bytes,"
+        f" key {key} bytes); the dead_letters row keeps them"
+    )
 
 
 class DeadLetterPublisher:
@@ -56,6 +80,7 @@ class DeadLetterPublisher:
         self.dlq_topic = dlq_topic
         self.batch_size = batch_size
         self.timeout = timeout
+        self.published = 0  # rows marked published by this publisher, pointers included
         schema = Identifier(store.schema)
         self._claim = SQL(
             "SELECT id, raw, key, error_kind, reason, rule, field, topic, partition, line_number"
@@ -63,14 +88,15 @@ class DeadLetterPublisher:
             " AND origin LIKE 'kafka:%%' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
         ).format(schema)
         self._mark = SQL(
-            "UPDATE {}.dead_letters SET published_at = now() WHERE id = ANY(%s)"
+            "UPDATE {}.dead_letters SET published_at = now(), publish_error = %s WHERE id = %s"
         ).format(schema)
 
     def publish_pending(self) -> int:
         """Send every pending dead letter; return how many were sent.
 
-        Raises the database's or Kafka's error when either is unavailable; the
-        rows of the failed round stay pending.
+        Raises the database's error when it is unavailable, and Kafka's first
+        error of a round after marking the rows that did go: the rest stay
+        pending for the next call.
         """
         sent = 0
         while True:
@@ -79,27 +105,75 @@ class DeadLetterPublisher:
                 rows = curs.fetchall()
                 if not rows:
                     return sent
-                futures = [
-                    self.producer.send(
-                        self.dlq_topic,
-                        key=bytes(row["key"]) if row["key"] is not None else None,
-                        value=bytes(row["raw"]),
-                        headers=headers(row),
-                    )
+                errors = self._send(rows, {})
+                pointers = {
+                    row["id"]: omitted(row, error)
                     for row in rows
-                ]
-                self.producer.flush(self.timeout)
-                for future in futures:
-                    future.get(timeout=self.timeout)  # raises if the broker did not take it
-                curs.execute(self._mark, ([row["id"] for row in rows],))
-            for row in rows:
-                log.debug(
-                    "dead letter published",
-                    topic=row["topic"],
-                    partition=row["partition"],
-                    offset=row["line_number"],
-                    dlq_topic=self.dlq_topic,
-                )
-            sent += len(rows)
+                    if isinstance(error := errors[row["id"]], TOO_LARGE)
+                }
+                if pointers:
+                    errors.update(self._send([r for r in rows if r["id"] in pointers], pointers))
+                done = [row for row in rows if errors[row["id"]] is None]
+                curs.executemany(self._mark, [(pointers.get(r["id"]), r["id"]) for r in done])
+            self._log(done, pointers)
+            sent += len(done)
+            self.published += len(done)
+            failed = [e for e in errors.values() if e is not None]
+            if failed:
+                raise failed[0]
             if len(rows) < self.batch_size:
                 return sent
+
+    def _send(
+        self, rows: Sequence[Row], pointers: Mapping[int, str]
+    ) -> dict[int, KafkaError | None]:
+        """Each row's outcome: None once the broker acknowledged it, else its error.
+
+        Rows in ``pointers`` go without key and value, with the reason as a header.
+        """
+        futures: dict[int, FutureRecordMetadata] = {}
+        errors: dict[int, KafkaError | None] = {}
+        blocked: KafkaError | None = None  # the producer cannot send: each try would block
+        for row in rows:
+            if blocked is not None:
+                errors[row["id"]] = blocked
+                continue
+            reason = pointers.get(row["id"])
+            try:
+                futures[row["id"]] = self.producer.send(
+                    self.dlq_topic,
+                    key=None if reason or row["key"] is None else bytes(row["key"]),
+                    value=b"" if reason else bytes(row["raw"]),
+                    headers=headers(row) + ([("raw_omitted", reason.encode())] if reason else []),
+                )
+            except KafkaError as e:  # checked before sending: too large, or no metadata
+                errors[row["id"]] = e
+                if not isinstance(e, TOO_LARGE):
+                    blocked = e
+        with contextlib.suppress(KafkaError):  # each future tells
+            self.producer.flush(self.timeout)
+        for row_id, future in futures.items():
+            if not future.is_done:
+                errors[row_id] = KafkaTimeoutError("not acknowledged in time")
+            else:
+                errors[row_id] = future.exception if future.failed() else None
+        return errors
+
+    def _log(self, done: Sequence[Row], pointers: Mapping[int, str]) -> None:
+        for row in done:
+            where = {"topic": row["topic"], "partition": row["partition"]}
+            if row["id"] in pointers:
+                log.warning(
+                    "dead letter too large for the dead-letter topic; published a pointer",
+                    dead_letter_id=row["id"],
+                    offset=row["line_number"],
+                    dlq_topic=self.dlq_topic,
+                    **where,
+                )
+            else:
+                log.debug(
+                    "dead letter published",
+                    offset=row["line_number"],
+                    dlq_topic=self.dlq_topic,
+                    **where,
+                )

@@ -101,6 +101,11 @@ class ConsumerSettings:
         return {
             "bootstrap_servers": self.bootstrap_servers,
             "client_id": "casetrack-dead-letters",
+            # Not idempotent: a broker that restarts without its state (the embedded one
+            # always does) forgets the producer id, and an idempotent producer then fails
+            # every send until it is replaced. Idempotence buys nothing here: publishing is
+            # at least once anyway, and readers drop repeats by dead_letter_id.
+            "enable_idempotence": False,
             "acks": "all",
             "linger_ms": 5,
             "max_block_ms": 10_000,
@@ -351,7 +356,7 @@ class KafkaCaseConsumer:
     def _publish(self) -> None:
         assert self._publisher is not None
         try:
-            self.stats.dead_letters_published += self._publisher.publish_pending()
+            self._publisher.publish_pending()
             self._dlq_due = False
         except KafkaError as e:
             self._dlq_retry_at = time.monotonic() + DLQ_RETRY_SECONDS
@@ -360,6 +365,8 @@ class KafkaCaseConsumer:
                 error=type(e).__name__,
                 retry_in=DLQ_RETRY_SECONDS,
             )
+        finally:  # rows of a failed round that did go count too
+            self.stats.dead_letters_published = self._publisher.published
 
     # ------------------------------------------------------------ positions
 

@@ -4,8 +4,9 @@ Projections advance together, a page at a time, so each page is read and
 decoded once for all of them. Writers NOTIFY on every insert; we LISTEN and
 wake at once, and also poll every ``poll_interval`` seconds so a lost
 notification (or a listener connection that dropped) never stalls a
-projection. If the database goes away the loop backs off and retries;
-positions make every retry safe.
+projection. If the database goes away, at start-up or in any phase after
+(catch-up, between pages, waiting on LISTEN), the loop backs off and retries;
+positions, stored with each page's rows, make every retry safe.
 """
 
 from __future__ import annotations
@@ -16,12 +17,45 @@ from collections.abc import Sequence
 
 import psycopg
 import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from projections.projector import PageCache, Projection, Projector
 
 log = structlog.get_logger("casetrack.projections")
+
+# The database is away: the store raises eventsourcing's errors, the listener psycopg's.
+UNAVAILABLE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+MAX_BACKOFF = 30.0
+
+
+def open_store(url: str, schema: str, stop: threading.Event) -> CaseStore | None:
+    """The store, once the database answers and has the schema; None if stopped first.
+
+    A store connects as it is made, so a daemon started before its database
+    waits here instead of exiting. A store that failed to connect leaves its
+    pool open, reconnecting, out of reach: a plain connection tries first. A
+    missing schema is not an outage: it raises.
+    """
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            psycopg.connect(url, connect_timeout=10).close()
+            store = CaseStore(url, schema)
+        except UNAVAILABLE as e:
+            backoff = _unavailable(e, backoff, stop)
+            continue
+        try:
+            store.check_schema()
+            return store
+        except UNAVAILABLE as e:
+            store.close()
+            backoff = _unavailable(e, backoff, stop)
+        except BaseException:
+            store.close()
+            raise
+    return None
 
 
 def run(
@@ -44,16 +78,21 @@ def run(
                 _catch_up_together(projectors)
                 backoff = 0.5
                 _wait(listener, poll_interval, stop)
-            except psycopg.OperationalError as e:
-                log.warning("database unavailable, retrying", error=type(e).__name__, wait=backoff)
+            except UNAVAILABLE as e:
                 if listener is not None:
                     listener.close()
                     listener = None
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = _unavailable(e, backoff, stop)
     finally:
         if listener is not None:
             listener.close()
+
+
+def _unavailable(error: BaseException, backoff: float, stop: threading.Event) -> float:
+    """Log, wait ``backoff`` (or until stopped) and return the next, longer wait."""
+    log.warning("database unavailable, retrying", error=type(error).__name__, wait=backoff)
+    stop.wait(backoff)
+    return min(backoff * 2, MAX_BACKOFF)
 
 
 def _catch_up_together(projectors: Sequence[Projector]) -> None:
@@ -73,7 +112,7 @@ def _catch_up_together(projectors: Sequence[Projector]) -> None:
 
 
 def _listen(url: str) -> psycopg.Connection[tuple[object, ...]]:
-    conn = psycopg.connect(url, autocommit=True)
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
     conn.execute(SQL("LISTEN {}").format(Identifier(EVENTS_TABLE)))
     return conn
 

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -491,20 +491,25 @@ def cmd_project(args: argparse.Namespace) -> int:
     from projections.projector import Projector
 
     projections = _projections(args.names)
-    with _store() as store:
-        if args.once:
+    if args.once:
+        with _store() as store:
             for projection in projections:
                 applied = Projector(store, projection).catch_up()
                 print(f"{projection.name}: applied {applied} events")
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    names = ", ".join(p.name for p in projections)
+    print(f"projecting {names}; Ctrl-C to stop", file=sys.stderr)
+    try:
+        # Waits for the database: a daemon may start before it.
+        opened = daemon.open_store(database_url.database_url(), database_url.schema(), stop)
+        if opened is None:
             return 0
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        names = ", ".join(p.name for p in projections)
-        print(f"projecting {names}; Ctrl-C to stop", file=sys.stderr)
-        try:
+        with closing(opened) as store:
             daemon.run(store, projections, stop, poll_interval=args.poll_interval)
-        except KeyboardInterrupt:
-            stop.set()
+    except KeyboardInterrupt:
+        stop.set()
     return 0
 
 

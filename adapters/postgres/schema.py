@@ -35,9 +35,15 @@ DEAD_LETTERS_DDL = (
     " partition integer,"
     " key bytea,"
     " published_at timestamptz,"
+    " publish_error text,"
     " retried_at timestamptz,"
     " recorded_at timestamptz NOT NULL DEFAULT now(),"
     " UNIQUE NULLS NOT DISTINCT (origin, line_number, raw_sha256))"
+)
+
+# Why the dead-letter topic got a pointer instead of the message (added after the table).
+DEAD_LETTERS_PUBLISH_ERROR = (
+    "ALTER TABLE {schema}.dead_letters ADD COLUMN IF NOT EXISTS publish_error text"
 )
 
 CONSUMER_OFFSETS_DDL = (
@@ -82,6 +88,7 @@ def init_schema(url: str, schema: str) -> None:
                 for ddl in (
                     EVENT_IDS_DDL,
                     DEAD_LETTERS_DDL,
+                    DEAD_LETTERS_PUBLISH_ERROR,
                     CONSUMER_OFFSETS_DDL,
                     POSITIONS_DDL,
                     PROJECTION_DEAD_LETTERS_DDL,
