@@ -7,14 +7,17 @@ session advisory lock so concurrent inits queue instead of racing.
 from __future__ import annotations
 
 import psycopg
+import structlog
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres import accounts_store, auditors_store
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.rate_limits import RATE_LIMITS_DDL
 from projections.projector import DEAD_LETTERS_DDL as PROJECTION_DEAD_LETTERS_DDL
-from projections.projector import POSITIONS_DDL
+from projections.projector import POSITIONS_DDL, Projection
 from projections.registry import all_projections
+
+log = structlog.get_logger(__name__)
 
 _LOCK_KEY = 0x43415345  # "CASE"
 
@@ -104,15 +107,40 @@ def init_schema(url: str, schema: str) -> None:
                         )
                     )
                 for projection in all_projections().values():
-                    for table in projection.tables:
-                        exists = conn.execute(
-                            "SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{table.name}",)
-                        ).fetchone()
-                        if not (exists and exists[0]):
-                            for statement in table.create(schema):
-                                conn.execute(statement)
+                    _create_or_reset_view(conn, schema, projection)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def _create_or_reset_view(
+    conn: psycopg.Connection[tuple[object, ...]], schema: str, projection: Projection
+) -> None:
+    """Create a view's tables; if a release changed their columns, drop them and
+    rewind the view's position, so the projector refills it from the log. Views
+    are derived data: the log is the only thing that must survive a migration."""
+    found: dict[str, tuple[str, ...]] = {}
+    for table in projection.tables:
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (schema, table.name),
+        ).fetchall()
+        if columns:
+            found[table.name] = tuple(str(c[0]) for c in columns)
+    if found and any(found.get(t.name) != t.column_names for t in projection.tables):
+        log.warning("view layout changed: refilling it from the log", projection=projection.name)
+        for table in projection.tables:
+            conn.execute(SQL("DROP TABLE IF EXISTS {}").format(table.ident(schema)))
+        for statement in (
+            "DELETE FROM {}.projection_positions WHERE name = %s",
+            "DELETE FROM {}.projection_dead_letters WHERE projection = %s",
+        ):
+            conn.execute(SQL(statement).format(Identifier(schema)), (projection.name,))
+        found = {}
+    for table in projection.tables:
+        if table.name not in found:
+            for statement in table.create(schema):
+                conn.execute(statement)
 
 
 def drop_schema(url: str, schema: str) -> None:

@@ -310,3 +310,26 @@ def test_projectors_sharing_decoded_pages_miss_nothing(store: CaseStore) -> None
     expected = _expected(store)
     for table in ("case_status", "case_status__b"):
         assert {k: v[0] for k, v in _rows(store, table).items()} == expected
+
+
+def test_db_init_resets_a_view_whose_table_layout_changed(
+    database_url: str, store: CaseStore
+) -> None:
+    """A release that changes a view's columns needs no manual step: `db init`
+    empties that view and rewinds its position, and the projector refills it from
+    the log to the pure fold."""
+    from adapters.postgres.schema import init_schema
+
+    ingest_lines(_lines(casegen.generate(30, seed=5)), "f", store)
+    Projector(store, CaseStatusProjection()).catch_up()
+    with store.datastore.transaction(commit=True) as curs:  # the layout of an older release
+        curs.execute(
+            SQL("ALTER TABLE {}.case_status ADD COLUMN retired text").format(
+                Identifier(store.schema)
+            )
+        )
+    init_schema(database_url, store.schema)
+    assert _rows(store) == {}
+    assert statuses(store, [CaseStatusProjection()])[0].position == 0
+    Projector(store, CaseStatusProjection()).catch_up()
+    assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
