@@ -58,6 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,  # ours is structured and free of personal data
         log_level="warning",
         server_header=False,
+        proxy_headers=False,  # the app believes only CASETRACK_TRUSTED_PROXIES
     )
     return 0
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from adapters.http import accounts_api, audit_api, ops_api, problems, reads_api, sessions_api
 from adapters.http.fast_lane import FastReads
@@ -61,7 +62,9 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(FastReads, routes=reads_api.router.routes)
-    app.add_middleware(Observability, metrics=metrics)  # added last: runs first
+    app.add_middleware(Observability, metrics=metrics)
+    if settings.trusted_proxies:  # outermost: address and scheme settled before anything reads them
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -96,7 +99,9 @@ class _NoMail:
 
 
 def app_from_env() -> FastAPI:
-    """For ``uvicorn --factory adapters.http.app:app_from_env`` (several worker processes)."""
+    """For ``uvicorn --factory --no-proxy-headers adapters.http.app:app_from_env`` (several
+    worker processes). The app reads proxy headers itself (CASETRACK_TRUSTED_PROXIES);
+    without --no-proxy-headers uvicorn would believe X-Forwarded-For from 127.0.0.1."""
     from adapters import logs
 
     logs.configure()

@@ -3,17 +3,22 @@ structured access lines, and no personal data, codes, tokens or passwords anywhe
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from adapters.http.settings import Limits
 from tests.api.conftest import PASSWORD, Files, Mailbox, applicant_registration, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,8 +121,12 @@ def _flow(url: str, mailbox: Mailbox, files: Files) -> set[str]:
     }
 
 
-def test_serve_refuses_bad_settings(cli_env: dict[str, str]) -> None:
-    env = {**cli_env, "CASETRACK_SMTP_TLS": "sometimes"}
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("CASETRACK_SMTP_TLS", "sometimes"), ("CASETRACK_TRUSTED_PROXIES", "127.0.0.1, *")],
+)
+def test_serve_refuses_bad_settings(cli_env: dict[str, str], name: str, value: str) -> None:
+    env = {**cli_env, name: value}
     done = subprocess.run(
         [sys.executable, "-m", "adapters.cli.main", "serve", "--port", str(free_port())],
         env=env,
@@ -126,5 +135,78 @@ def test_serve_refuses_bad_settings(cli_env: dict[str, str]) -> None:
         text=True,
         timeout=60,
     )
-    assert done.returncode == 2 and "CASETRACK_SMTP_TLS" in done.stderr
+    assert done.returncode == 2 and name in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@contextmanager
+def _serving(env: dict[str, str]) -> Iterator[int]:
+    """`casetrack serve` on a free port until the block ends; yields the port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adapters.cli.main", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_until_up(f"http://127.0.0.1:{port}", process)
+        yield port
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+def _register_on_a_new_connection(port: int, n: int, forwarded_for: str | None) -> tuple[int, int]:
+    """One registration (a distinct UCI, so only the address limit can bite) on a fresh
+    TCP connection; returns the status and the connection's source port."""
+    body = {
+        "application_number": "F000000001",
+        "role": "principal_applicant",
+        "family_name": "Tremblay",
+        "uci": f"{10_000_000 + n}",
+        "date_of_birth": "1990-01-01",
+    }
+    headers = {"Content-Type": "application/json", "Connection": "close"}
+    if forwarded_for is not None:
+        headers["X-Forwarded-For"] = forwarded_for
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", "/v1/accounts/register", json.dumps(body), headers)
+        source_port = connection.sock.getsockname()[1]
+        return connection.getresponse().status, source_port
+    finally:
+        connection.close()
+
+
+def _spoofed(n: int) -> str:
+    return f"203.0.113.{n % 250 + 1}"
+
+
+@pytest.mark.parametrize("trusted", ["", "10.9.8.7"], ids=["no-proxy", "another-proxy"])
+def test_address_limit_holds_across_connections_and_spoofed_forwarded_for(
+    cli_env: dict[str, str], trusted: str
+) -> None:
+    """From 127.0.0.1, whatever X-Forwarded-For says, every connection counts against one
+    address unless 127.0.0.1 is a configured trusted proxy."""
+    allowed = Limits().per_address["register"].hits
+    with _serving({**cli_env, "CASETRACK_TRUSTED_PROXIES": trusted}) as port:
+        answers = [
+            _register_on_a_new_connection(port, n, _spoofed(n) if n % 2 else None)
+            for n in range(allowed + 2)
+        ]
+    assert len({source for _, source in answers}) == len(answers), "one connection each"
+    assert [status for status, _ in answers] == [202] * allowed + [429, 429]
+
+
+def test_a_trusted_proxy_forwards_each_clients_address(cli_env: dict[str, str]) -> None:
+    allowed = Limits().per_address["register"].hits
+    with _serving({**cli_env, "CASETRACK_TRUSTED_PROXIES": "127.0.0.1"}) as port:
+        others = [_register_on_a_new_connection(port, n, _spoofed(n)) for n in range(allowed + 2)]
+        one = [
+            _register_on_a_new_connection(port, 1000 + n, "198.51.100.7, 127.0.0.1")
+            for n in range(allowed + 1)
+        ]
+    assert [status for status, _ in others] == [202] * (allowed + 2), "one client each"
+    assert [status for status, _ in one] == [202] * allowed + [429]
