@@ -19,6 +19,7 @@ from adapters.http import accounts_api, audit_api, ops_api, problems, reads_api,
 from adapters.http.fast_lane import FastReads
 from adapters.http.metrics import Metrics
 from adapters.http.observability import Observability
+from adapters.http.request_limits import RequestLimits
 from adapters.http.services import Services
 from adapters.http.settings import Settings
 
@@ -62,6 +63,12 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(FastReads, routes=reads_api.router.routes)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_headers=settings.max_headers,
+        max_header_bytes=settings.max_header_bytes,
+    )
     app.add_middleware(Observability, metrics=metrics)
     if settings.trusted_proxies:  # outermost: address and scheme settled before anything reads them
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))

@@ -28,6 +28,7 @@ _TITLES = {
     406: ("not-acceptable", "Not acceptable"),
     413: ("too-large", "Request too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
+    431: ("headers-too-large", "Request header fields too large"),
     422: ("invalid-request", "The request is not valid"),
     423: ("account-locked", "Too many failed sign-ins"),
     429: ("rate-limited", "Too many requests"),

@@ -78,6 +78,9 @@ class Settings:
     # Peers whose X-Forwarded-For/-Proto we believe (addresses or networks); none by default,
     # so a client cannot pick the address its rate limits are counted against.
     trusted_proxies: tuple[str, ...] = ()
+    max_body_bytes: int = 64 * 1024  # the largest valid body is under 1 KiB
+    max_headers: int = 100
+    max_header_bytes: int = 16 * 1024  # request line and headers together (h11)
 
     @classmethod
     def from_env(cls) -> Settings:

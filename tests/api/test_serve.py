@@ -7,6 +7,7 @@ import http.client
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -210,3 +211,51 @@ def test_a_trusted_proxy_forwards_each_clients_address(cli_env: dict[str, str]) 
         ]
     assert [status for status, _ in others] == [202] * (allowed + 2), "one client each"
     assert [status for status, _ in one] == [202] * allowed + [429]
+
+
+def _exchange(port: int, head: bytes, chunks: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
+    """Send raw bytes on one connection and read the answer until the server closes it
+    (or 10 s pass: a server still waiting for the body answers nothing)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        try:
+            for chunk in chunks:
+                sock.sendall(chunk)
+        except OSError:
+            pass  # the server may refuse before the body is all sent
+        answer = b""
+        try:
+            while data := sock.recv(65536):
+                answer += data
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return answer
+
+
+def _post_head(port: int, *lines: str) -> bytes:
+    return (
+        "POST /v1/sessions HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        + "".join(line + "\r\n" for line in lines)
+        + "\r\n"
+    ).encode()
+
+
+def test_oversized_requests_are_refused_before_they_are_read(cli_env: dict[str, str]) -> None:
+    with _serving(cli_env) as port:
+        declared = _exchange(port, _post_head(port, f"Content-Length: {100 * 2**20}"))
+        piece = b"4000\r\n" + b" " * 0x4000 + b"\r\n"
+        chunked = _exchange(port, _post_head(port, "Transfer-Encoding: chunked"), [piece] * 8)
+        long_header = _exchange(port, _post_head(port, "X-Long: " + "a" * 40_000))
+        many_headers = _exchange(
+            port, _post_head(port, *(f"X-H{n}: 1" for n in range(200)), "Content-Length: 0")
+        )
+        endless_head = _exchange(
+            port, _post_head(port)[:-2], [b"X-More: " + b"a" * 200 + b"\r\n"] * 100
+        )
+    for answer in (declared, chunked):
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:80]
+        assert b"application/problem+json" in answer and b"/problems/too-large" in answer
+    for answer in (long_header, many_headers):
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+    assert endless_head.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 431 ")), "headers never ending"
