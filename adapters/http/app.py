@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # its redirect's Location is built from the Host header
     )
     problems.install(app)
     for router in (
