@@ -352,3 +352,33 @@ def test_no_redirect_is_built_from_the_host_header(client: TestClient) -> None:
         answer = client.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
         assert answer.status_code == 404, path
         assert "location" not in answer.headers and "evil.example" not in answer.text
+
+
+def test_validation_problems_name_the_field_and_never_echo_the_input(client: TestClient) -> None:
+    marker = "zorglub"
+    valid = {
+        "application_number": "F123456789",
+        "role": "representative",
+        "family_name": "Tremblay",
+        "email": "rep@example.com",
+    }
+    bodies = [
+        ("/v1/accounts/register", {**valid, "role": marker}),
+        ("/v1/accounts/register", {**valid, "role": [marker]}),
+        ("/v1/accounts/register", {**valid, "email": f"rep@{marker}\N{PILE OF POO}.example"}),
+        ("/v1/accounts/register", {**valid, "email": f"rep@{marker}_x.example"}),
+        ("/v1/accounts/register", {**valid, marker: "x"}),
+        ("/v1/sessions", {"login": "12345678", "password": "x" * 12, marker: 1}),
+        ("/v1/sessions", {"login": marker, "password": marker * 20}),
+    ]
+    for path, body in bodies:
+        answer = client.post(path, json=body)
+        assert answer.status_code == 422, body
+        assert marker not in answer.text.lower(), answer.text
+        errors = answer.json()["errors"]
+        assert errors and all(e["location"][0] == "body" and e["message"] for e in errors)
+    tag = client.post("/v1/accounts/register", json={**valid, "role": marker}).json()
+    assert tag["errors"][0]["location"] == ["body", "role"]
+    assert "principal_applicant" in tag["errors"][0]["message"], "names what is expected"
+    email = client.post("/v1/accounts/register", json={**valid, "email": "rep@x_y.example"})
+    assert email.json()["errors"][0]["location"] == ["body", "representative", "email"]
