@@ -155,7 +155,7 @@ _FIXED_MESSAGES = {
 }
 
 
-def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+def field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     """Where and what, from pydantic's errors, never the offending input: not in the
     message (an email's reason, a discriminator's tag quote it) nor in the location (an
     unknown field's name is input too)."""
@@ -186,7 +186,7 @@ def install(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         return Problem(
-            422, "Some fields are missing or invalid.", errors=_validation_errors(exc)
+            422, "Some fields are missing or invalid.", errors=field_errors(exc)
         ).response(request)
 
     async def on_http(request: Request, exc: Exception) -> Response:
