@@ -78,6 +78,8 @@ class Settings:
     # Peers whose X-Forwarded-For/-Proto we believe (addresses or networks); none by default,
     # so a client cannot pick the address its rate limits are counted against.
     trusted_proxies: tuple[str, ...] = ()
+    # Bearer token for /metrics; without one, /metrics is not served.
+    metrics_token: str | None = None
     max_body_bytes: int = 64 * 1024  # the largest valid body is under 1 KiB
     max_headers: int = 100
     max_header_bytes: int = 16 * 1024  # request line and headers together (h11)
@@ -94,7 +96,18 @@ class Settings:
             pool_max=int(env.get("CASETRACK_DB_POOL_MAX", "16")),
             read_connections=int(env.get("CASETRACK_READ_CONNECTIONS", "8")),
             trusted_proxies=trusted_proxies(env.get("CASETRACK_TRUSTED_PROXIES", "")),
+            metrics_token=metrics_token(env.get("CASETRACK_METRICS_TOKEN", "")),
         )
+
+
+def metrics_token(text: str) -> str | None:
+    """None (metrics off) when unset; a guessable token is refused."""
+    token = text.strip()
+    if not token:
+        return None
+    if len(token) < 32 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ValueError("CASETRACK_METRICS_TOKEN must be at least 32 printable ASCII characters")
+    return token
 
 
 def trusted_proxies(text: str) -> tuple[str, ...]:

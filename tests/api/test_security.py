@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from adapters.http.settings import Limit, Limits
 from projections.case_status import SPONSOR_FIELDS
 from tests.api.conftest import (
+    METRICS_TOKEN,
     PASSWORD,
     Clock,
     Files,
@@ -230,7 +231,7 @@ def test_rate_limits_per_identifier_and_per_address(
         for n in range(4)
     ]
     assert [a.status_code for a in logins] == [401, 401, 401, 429]
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=bearer(METRICS_TOKEN)).text
     assert 'casetrack_rate_limited_total{action="register"}' in metrics
 
 

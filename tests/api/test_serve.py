@@ -20,7 +20,14 @@ import httpx
 import pytest
 
 from adapters.http.settings import Limits
-from tests.api.conftest import PASSWORD, Files, Mailbox, applicant_registration, free_port
+from tests.api.conftest import (
+    METRICS_TOKEN,
+    PASSWORD,
+    Files,
+    Mailbox,
+    applicant_registration,
+    free_port,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,6 +54,7 @@ def test_serve_end_to_end_logs_no_personal_data(
         "CASETRACK_SMTP_HOST": "127.0.0.1",
         "CASETRACK_SMTP_PORT": str(mailbox.port),
         "CASETRACK_SMTP_TLS": "none",
+        "CASETRACK_METRICS_TOKEN": METRICS_TOKEN,
     }
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log_file:
@@ -108,7 +116,8 @@ def _flow(url: str, mailbox: Mailbox, files: Files) -> set[str]:
         assert again.status_code == 304
         assert http.get("/v1/applications/Z000000000", headers=headers).status_code == 404
         assert http.delete("/v1/sessions/current", headers=headers).status_code == 204
-        metrics = http.get("/metrics").text
+        assert http.get("/metrics").status_code == 401
+        metrics = http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
         assert "casetrack_http_request_duration_seconds_bucket" in metrics
     return {
         person["uci"],
@@ -124,7 +133,11 @@ def _flow(url: str, mailbox: Mailbox, files: Files) -> set[str]:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("CASETRACK_SMTP_TLS", "sometimes"), ("CASETRACK_TRUSTED_PROXIES", "127.0.0.1, *")],
+    [
+        ("CASETRACK_SMTP_TLS", "sometimes"),
+        ("CASETRACK_TRUSTED_PROXIES", "127.0.0.1, *"),
+        ("CASETRACK_METRICS_TOKEN", "short"),
+    ],
 )
 def test_serve_refuses_bad_settings(cli_env: dict[str, str], name: str, value: str) -> None:
     env = {**cli_env, name: value}
