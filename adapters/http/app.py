@@ -107,9 +107,9 @@ class _NoMail:
 
 
 def app_from_env() -> FastAPI:
-    """For ``uvicorn --factory --no-proxy-headers adapters.http.app:app_from_env`` (several
-    worker processes). The app reads proxy headers itself (CASETRACK_TRUSTED_PROXIES);
-    without --no-proxy-headers uvicorn would believe X-Forwarded-For from 127.0.0.1."""
+    """For ``uvicorn --factory --no-proxy-headers --http h11 adapters.http.app:app_from_env``
+    (several worker processes), as ``casetrack serve`` runs it: the app reads proxy headers
+    itself (CASETRACK_TRUSTED_PROXIES), and h11 bounds unfinished request heads."""
     from adapters import logs
 
     logs.configure()
