@@ -50,7 +50,10 @@ class RequestLimits:
             return
         limit = self.max_body_bytes
         for name, value in headers:
-            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+            # h11 has refused malformed lengths already; a huge one would overflow int()
+            if name == b"content-length" and (
+                not value.isdigit() or len(value) > 18 or int(value) > limit
+            ):
                 problem = Problem(413, _TOO_LARGE.format(limit=limit), headers=_CLOSE)
                 await _answer(problem, scope, receive, send)
                 return

@@ -257,6 +257,7 @@ def _post_head(port: int, *lines: str) -> bytes:
 def test_oversized_requests_are_refused_before_they_are_read(cli_env: dict[str, str]) -> None:
     with _serving(cli_env) as port:
         declared = _exchange(port, _post_head(port, f"Content-Length: {100 * 2**20}"))
+        absurd = _exchange(port, _post_head(port, "Content-Length: " + "9" * 30))
         piece = b"4000\r\n" + b" " * 0x4000 + b"\r\n"
         chunked = _exchange(port, _post_head(port, "Transfer-Encoding: chunked"), [piece] * 8)
         long_header = _exchange(port, _post_head(port, "X-Long: " + "a" * 40_000))
@@ -266,7 +267,7 @@ def test_oversized_requests_are_refused_before_they_are_read(cli_env: dict[str, 
         endless_head = _exchange(
             port, _post_head(port)[:-2], [b"X-More: " + b"a" * 200 + b"\r\n"] * 100
         )
-    for answer in (declared, chunked):
+    for answer in (declared, absurd, chunked):
         assert answer.startswith(b"HTTP/1.1 413 "), answer[:80]
         assert b"application/problem+json" in answer and b"/problems/too-large" in answer
     for answer in (long_header, many_headers):
