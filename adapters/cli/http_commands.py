@@ -58,6 +58,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,  # ours is structured and free of personal data
         log_level="warning",
         server_header=False,
+        proxy_headers=False,  # the app believes only CASETRACK_TRUSTED_PROXIES
+        http="h11",  # bounds the request line and headers (httptools does not)
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
     return 0
 

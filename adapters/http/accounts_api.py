@@ -193,8 +193,6 @@ async def _issue_code(
         await run_in_threadpool(settings.mailer.send, email, subject, text)
         log.info("code sent", purpose=purpose, application_number=application_number)
     except MailNotSent as e:
-        found.metrics.mail_failures.inc()
         log.warning("code not sent", purpose=purpose, error=str(e))
     except Exception as e:  # a background task has nobody to answer: log the type only
-        found.metrics.mail_failures.inc()
         log.error("code not issued", purpose=purpose, error=type(e).__name__)

@@ -13,11 +13,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from adapters.http import accounts_api, audit_api, ops_api, problems, reads_api, sessions_api
 from adapters.http.fast_lane import FastReads
 from adapters.http.metrics import Metrics
 from adapters.http.observability import Observability
+from adapters.http.request_limits import RequestLimits
 from adapters.http.services import Services
 from adapters.http.settings import Settings
 
@@ -50,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # its redirect's Location is built from the Host header
     )
     problems.install(app)
     for router in (
@@ -61,7 +64,15 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(FastReads, routes=reads_api.router.routes)
-    app.add_middleware(Observability, metrics=metrics)  # added last: runs first
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_headers=settings.max_headers,
+        max_header_bytes=settings.max_header_bytes,
+    )
+    app.add_middleware(Observability, metrics=metrics)
+    if settings.trusted_proxies:  # outermost: address and scheme settled before anything reads them
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -96,7 +107,9 @@ class _NoMail:
 
 
 def app_from_env() -> FastAPI:
-    """For ``uvicorn --factory adapters.http.app:app_from_env`` (several worker processes)."""
+    """For ``uvicorn --factory --no-proxy-headers --http h11 adapters.http.app:app_from_env``
+    (several worker processes), as ``casetrack serve`` runs it: the app reads proxy headers
+    itself (CASETRACK_TRUSTED_PROXIES), and h11 bounds unfinished request heads."""
     from adapters import logs
 
     logs.configure()

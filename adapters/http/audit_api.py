@@ -1,32 +1,73 @@
 """Auditor reads: every stored event of a file, and its state at a version or a time.
 
 Auditors authenticate with an API key (``casetrack auditors add``). Every
-auditor read, whatever its answer, is written to the audit log (who, what,
-when) before the answer goes out; if the log cannot be written, the read
-fails. Events come from the event store itself, not from projections.
+auditor read, whatever its answer (validation errors included), is written to the
+audit log (who, what, when) before the answer goes out; if the log cannot be
+written, the read fails. Events come from the event store itself, not from
+projections.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from adapters.http import models
 from adapters.http.auth import CurrentAuditor
-from adapters.http.problems import Problem, responses
+from adapters.http.problems import Problem, field_errors, responses
 from adapters.http.services import Found, Services
 from adapters.postgres.auditors_store import Auditor
+from domain import application_number as numbers
 from domain.application_number import case_id
 from domain.case import Case
 from projections import case_status
 
-router = APIRouter(tags=["audit"])
+
+class AuditedRoute(APIRoute):
+    """Audits the answers FastAPI gives before the route runs: a request the auditor's
+    key admits but whose parameters are invalid (422). Routes audit the rest."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        action = self.name.removeprefix("audit_")
+
+        async def audited(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as error:
+                auditor = getattr(request.state, "auditor", None)
+                if auditor is not None:
+                    number = request.path_params.get("application_number")
+                    parameters = {"invalid": field_errors(error)}
+                    found: Services = request.app.state.services
+                    await _log(
+                        found, request, auditor, action,
+                        number if numbers.is_valid(number) else None, parameters, 422,
+                    )  # fmt: skip
+                raise
+
+        return audited
+
+
+router = APIRouter(tags=["audit"], route_class=AuditedRoute)
+
+
+async def _admitted(request: Request, auditor: CurrentAuditor) -> Auditor:
+    """The caller's auditor, kept for AuditedRoute (which runs outside the route)."""
+    request.state.auditor = auditor
+    return auditor
+
+
+Admitted = Annotated[Auditor, Depends(_admitted)]
 
 _ENVELOPE = {
     "originator_id",
@@ -52,7 +93,7 @@ _JSON = "application/json"
 async def events(
     application_number: models.NumberInPath,
     request: Request,
-    auditor: CurrentAuditor,
+    auditor: Admitted,
     found: Found,
     as_of_version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
     as_of: Annotated[
@@ -82,7 +123,7 @@ async def events(
 )
 async def audit_log(
     request: Request,
-    auditor: CurrentAuditor,
+    auditor: Admitted,
     found: Found,
     before: Annotated[int, Query(ge=1, le=2**62)] = 2**62,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

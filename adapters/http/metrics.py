@@ -4,6 +4,10 @@ event log read at scrape time (events stored, dead letters, projection lag).
 Each app has its own registry, so tests and several apps in one process do
 not share counters. The log-derived figures come from the database when
 /metrics is scraped, so they are right whichever process ingests.
+
+No metric may move with what a request matched: a count of account emails (sent
+or failed) would tell whoever reads /metrics which registrations and resets hit a
+real file or login. Mail failures are logged ("code not sent") instead.
 """
 
 from __future__ import annotations
@@ -86,11 +90,6 @@ class Metrics:
             "casetrack_rate_limited",
             "Calls refused by a rate limit",
             ["action"],
-            registry=self.registry,
-        )
-        self.mail_failures = Counter(
-            "casetrack_mail_failures",
-            "Account emails that could not be sent",
             registry=self.registry,
         )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}

@@ -1,15 +1,20 @@
-"""Every request: an id, a latency and status for /metrics, one access-log line, and a
-500 problem (never a traceback) for anything unexpected.
+"""Every request: an id, a latency and status for /metrics, one access-log line, security
+headers on the answer, and a 500 problem (never a traceback) for anything unexpected.
 
 A pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request).
 Access lines hold the method, the route template, the status, the duration,
 the request id and, when valid, the application number; never the raw path,
 the query, the client address or any header, which may carry personal data.
+The request id is always ours: a client's X-Request-ID would let it choose what our
+logs and the audit log record.
+
+Answers are never cached unless the route says how (the file reads' private,
+revalidated views); tokens, accounts and problems get ``no-store``. HSTS goes out
+only over TLS (directly or from a trusted proxy's X-Forwarded-Proto).
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from typing import Any
@@ -22,7 +27,14 @@ from adapters.http.problems import Problem
 from domain import application_number as numbers
 
 access = structlog.get_logger("casetrack.access")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+_SECURITY = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+_NO_STORE = (b"cache-control", b"no-store")
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 class Observability:
@@ -35,7 +47,7 @@ class Observability:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id = secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         response_started = False
@@ -46,10 +58,13 @@ class Observability:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                headers = [*message.get("headers", ()), *_SECURITY]
+                headers.append((b"x-request-id", request_id.encode()))
+                if not any(name == b"cache-control" for name, _ in headers):
+                    headers.append(_NO_STORE)
+                if scope.get("scheme") == "https":
+                    headers.append(_HSTS)
+                message["headers"] = headers
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 answered = time.perf_counter()
             await send(message)
@@ -81,15 +96,6 @@ class Observability:
             access.error("request failed", **fields)
         else:
             access.info("request", **fields)
-
-
-def _request_id(scope: Scope) -> str:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
-            text = value.decode("latin-1")
-            if _REQUEST_ID.fullmatch(text):
-                return text
-    return secrets.token_hex(8)
 
 
 def _route(scope: Scope) -> str:

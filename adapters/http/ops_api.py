@@ -1,11 +1,16 @@
-"""Operations: liveness, readiness (database and projection lag) and Prometheus metrics."""
+"""Operations: liveness, readiness (database and projection lag) and Prometheus metrics.
+
+/metrics shares the API's port, so it answers only the metrics token
+(CASETRACK_METRICS_TOKEN); without one configured it is not served at all.
+"""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from psycopg.sql import SQL, Identifier
 from starlette.responses import Response
 
@@ -51,10 +56,15 @@ async def readyz(found: Found) -> Response:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
-    summary="Prometheus metrics (text format 0.0.4)",
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **responses(401, 404),
+    },
+    summary="Prometheus metrics (text format 0.0.4), for the metrics token only",
+    openapi_extra={"security": [{"HTTPBearer": []}]},
 )
-async def metrics(found: Found) -> Response:
+async def metrics(request: Request, found: Found) -> Response:
+    _check_metrics_token(request, found.settings.metrics_token)
     try:
         snapshot = await _snapshot(found)
     except Exception:
@@ -62,6 +72,18 @@ async def metrics(found: Found) -> Response:
     return Response(
         found.metrics.render(snapshot), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
+
+
+def _check_metrics_token(request: Request, token: str | None) -> None:
+    if token is None:
+        raise Problem(404, "No such resource.")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise Problem(
+            401,
+            "Send the metrics token: Authorization: Bearer <token>.",
+            headers={"WWW-Authenticate": 'Bearer realm="casetrack-metrics"'},
+        )
 
 
 async def _snapshot(found: Services) -> LogSnapshot:

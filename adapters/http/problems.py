@@ -28,6 +28,7 @@ _TITLES = {
     406: ("not-acceptable", "Not acceptable"),
     413: ("too-large", "Request too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
+    431: ("headers-too-large", "Request header fields too large"),
     422: ("invalid-request", "The request is not valid"),
     423: ("account-locked", "Too many failed sign-ins"),
     429: ("rate-limited", "Too many requests"),
@@ -134,14 +135,45 @@ def add_schemas(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
-    """Where and what, from pydantic's errors, without the offending input."""
+# pydantic error types whose message is built from the schema only (limits, patterns,
+# expected values), never from the input; any other type gets a fixed message.
+_SCHEMA_ONLY_MESSAGES = frozenset(
+    {
+        "missing", "string_type", "string_too_short", "string_too_long",
+        "string_pattern_mismatch", "literal_error", "int_type", "int_parsing",
+        "int_from_float", "greater_than", "greater_than_equal", "less_than",
+        "less_than_equal", "bool_type", "bool_parsing", "date_type", "date_parsing",
+        "date_from_datetime_parsing", "date_from_datetime_inexact", "datetime_type",
+        "datetime_parsing", "datetime_from_date_parsing", "timezone_aware", "model_type",
+        "model_attributes_type", "dict_type", "list_type", "float_type", "float_parsing",
+        "union_tag_not_found",
+    }
+)  # fmt: skip
+_FIXED_MESSAGES = {
+    "json_invalid": "the body is not valid JSON",
+    "extra_forbidden": "has a field this endpoint does not take (its name is not repeated)",
+}
+
+
+def field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    """Where and what, from pydantic's errors, never the offending input: not in the
+    message (an email's reason, a discriminator's tag quote it) nor in the location (an
+    unknown field's name is input too)."""
     found = []
     for item in error.errors()[:20]:
+        kind = str(item.get("type", ""))
         location = [part if isinstance(part, int) else str(part) for part in item.get("loc", ())]
-        message = str(item.get("msg", "invalid value"))
-        if item.get("type") == "json_invalid":
-            message = "the body is not valid JSON"
+        ctx = item.get("ctx") or {}
+        if kind == "extra_forbidden":
+            location = location[:-1]
+        if kind.startswith("union_tag_"):
+            location.append(str(ctx.get("discriminator", "")).strip("'"))
+        if kind in _SCHEMA_ONLY_MESSAGES:
+            message = str(item.get("msg", ""))
+        elif kind == "union_tag_invalid":
+            message = f"should be one of {ctx.get('expected_tags', 'the documented values')}"
+        else:
+            message = _FIXED_MESSAGES.get(kind, "not a valid value")
         found.append({"location": location, "message": message[:200]})
     return found
 
@@ -154,7 +186,7 @@ def install(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         return Problem(
-            422, "Some fields are missing or invalid.", errors=_validation_errors(exc)
+            422, "Some fields are missing or invalid.", errors=field_errors(exc)
         ).response(request)
 
     async def on_http(request: Request, exc: Exception) -> Response:

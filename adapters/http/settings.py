@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,14 @@ class Settings:
     pool_min: int = 2
     pool_max: int = 16
     read_connections: int = 8  # the pollers' read has its own (adapters.postgres.lane)
+    # Peers whose X-Forwarded-For/-Proto we believe (addresses or networks); none by default,
+    # so a client cannot pick the address its rate limits are counted against.
+    trusted_proxies: tuple[str, ...] = ()
+    # Bearer token for /metrics; without one, /metrics is not served.
+    metrics_token: str | None = None
+    max_body_bytes: int = 64 * 1024  # the largest valid body is under 1 KiB
+    max_headers: int = 100
+    max_header_bytes: int = 16 * 1024  # request line and headers together (h11)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,4 +95,32 @@ class Settings:
             max_lag_events=int(env.get("CASETRACK_READY_MAX_LAG", "10000")),
             pool_max=int(env.get("CASETRACK_DB_POOL_MAX", "16")),
             read_connections=int(env.get("CASETRACK_READ_CONNECTIONS", "8")),
+            trusted_proxies=trusted_proxies(env.get("CASETRACK_TRUSTED_PROXIES", "")),
+            metrics_token=metrics_token(env.get("CASETRACK_METRICS_TOKEN", "")),
         )
+
+
+def metrics_token(text: str) -> str | None:
+    """None (metrics off) when unset; a guessable token is refused."""
+    token = text.strip()
+    if not token:
+        return None
+    if len(token) < 32 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ValueError("CASETRACK_METRICS_TOKEN must be at least 32 printable ASCII characters")
+    return token
+
+
+def trusted_proxies(text: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks; anything else is refused (a typo must not
+    quietly trust nobody, or everybody)."""
+    found = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(
+                "CASETRACK_TRUSTED_PROXIES must list IP addresses or networks, comma-separated"
+            ) from None
+    return tuple(found)

@@ -29,6 +29,7 @@ from projections.registry import select
 
 FAST_HASHER = HasherCost(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORD = "correct horse battery staple"
+METRICS_TOKEN = "metrics-token-for-tests-0123456789abcdef"
 
 
 class Clock:
@@ -147,18 +148,16 @@ def settings_for(
     database_url: str, schema: str, mailbox: Mailbox | None, clock: Clock, **overrides: Any
 ) -> Settings:
     port = mailbox.port if mailbox else free_port()
-    mailer = SmtpMailer(SmtpSettings(host="127.0.0.1", port=port, timeout=5.0))
-    return Settings(
-        database_url=database_url,
-        schema=schema,
-        mailer=mailer,
-        clock=clock,
-        hasher=FAST_HASHER,
-        pool_min=1,
-        pool_max=4,
-        read_connections=2,
-        **overrides,
-    )
+    defaults: dict[str, Any] = {
+        "mailer": SmtpMailer(SmtpSettings(host="127.0.0.1", port=port, timeout=5.0)),
+        "clock": clock,
+        "hasher": FAST_HASHER,
+        "pool_min": 1,
+        "pool_max": 4,
+        "read_connections": 2,
+        "metrics_token": METRICS_TOKEN,
+    }
+    return Settings(database_url=database_url, schema=schema, **{**defaults, **overrides})
 
 
 @pytest.fixture

@@ -150,3 +150,33 @@ def test_clients_cannot_use_audit_and_auditors_cannot_use_client_reads(
         client.get(f"/v1/audit/applications/{number}/events", headers=bearer(fake)).status_code
         == 401
     )
+
+
+def test_rejected_audit_requests_are_audited_under_our_request_id(
+    cli_env: dict[str, str], client: TestClient, files: Files, database_url: str, schema: str
+) -> None:
+    key = _auditor_key(cli_env, "carol")
+    number, _ = files.pick()
+    chosen = {"X-Request-ID": "client-chosen-id-0001"}
+    paths = [
+        f"/v1/audit/applications/{number}/events?as_of_version=0",
+        f"/v1/audit/applications/{number}/events?as_of=yesterday",
+        "/v1/audit/applications/f12/events",
+        "/v1/audit/log?limit=0",
+    ]
+    answers = [client.get(path, headers={**bearer(key), **chosen}) for path in paths]
+    assert [a.status_code for a in answers] == [422] * 4
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT action, application_number, status, request_id, parameters"
+            f" FROM {schema}.audit_log WHERE auditor_name = 'carol' ORDER BY id"
+        ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("events", number, 422),
+        ("events", number, 422),
+        ("events", None, 422),
+        ("log", None, 422),
+    ]
+    assert [r[3] for r in rows] == [a.headers["x-request-id"] for a in answers]
+    assert rows[0][4]["invalid"][0]["location"] == ["query", "as_of_version"]
+    assert "yesterday" not in str(rows[1][4]) and "f12" not in str(rows[2][4])

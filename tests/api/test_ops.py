@@ -9,8 +9,21 @@ from typing import Any
 import casegen
 from fastapi.testclient import TestClient
 
+from adapters.smtp import SmtpMailer, SmtpSettings
 from consumers.file_ingest import ingest_lines
-from tests.api.conftest import Files
+from tests.api.conftest import (
+    METRICS_TOKEN,
+    Files,
+    applicant_registration,
+    bearer,
+    free_port,
+)
+
+
+def scrape(client: TestClient) -> str:
+    answer = client.get("/metrics", headers=bearer(METRICS_TOKEN))
+    assert answer.status_code == 200
+    return answer.text
 
 
 def test_healthz_and_readyz_when_caught_up(client: TestClient, files: Files) -> None:
@@ -41,7 +54,7 @@ def test_metrics_count_requests_by_route_and_show_the_log(
     client.get("/healthz")
     client.get("/v1/applications/F123456789")  # 401
     client.get("/v1/nowhere")
-    text = client.get("/metrics").text
+    text = scrape(client)
     assert 'casetrack_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
     assert (
         'casetrack_http_requests_total{method="GET",route="/v1/applications/{application_number}",'
@@ -58,9 +71,50 @@ def test_metrics_count_requests_by_route_and_show_the_log(
     assert "F123456789" not in text
 
 
-def test_request_ids_are_echoed_and_problem_instances_name_them(client: TestClient) -> None:
-    answer = client.get("/v1/applications", headers={"X-Request-ID": "abcdef0123456789"})
-    assert answer.headers["x-request-id"] == "abcdef0123456789"
-    assert json.loads(answer.text)["instance"] == "urn:casetrack:request:abcdef0123456789"
-    hostile = client.get("/healthz", headers={"X-Request-ID": "<script>alert(1)</script>"})
-    assert hostile.headers["x-request-id"] != "<script>alert(1)</script>"
+def test_request_ids_are_ours_and_problem_instances_name_them(client: TestClient) -> None:
+    """A client's X-Request-ID is not taken: ids in our logs and audit rows are ours."""
+    chosen = "abcdef0123456789"
+    answers = [client.get("/v1/applications", headers={"X-Request-ID": chosen}) for _ in range(2)]
+    ids = [answer.headers["x-request-id"] for answer in answers]
+    assert chosen not in ids and ids[0] != ids[1]
+    for answer, request_id in zip(answers, ids, strict=True):
+        assert json.loads(answer.text)["instance"] == f"urn:casetrack:request:{request_id}"
+
+
+def test_metrics_need_the_metrics_token(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    for headers in ({}, bearer("x" * len(METRICS_TOKEN)), bearer("cts_" + "A" * 43)):
+        refused = client.get("/metrics", headers=headers)
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "casetrack_" not in refused.text
+    assert "casetrack_http_requests_total" in scrape(client)
+    off = make_client(metrics_token=None)
+    assert off.get("/metrics", headers=bearer(METRICS_TOKEN)).status_code == 404
+
+
+def _without_timings(text: str) -> list[str]:
+    """The metric lines that count things (not times, process figures or creation stamps)."""
+    return [
+        line
+        for line in text.splitlines()
+        if not line.startswith(("#", "process_", "python_", "casetrack_http_request_duration"))
+        and "_created" not in line
+    ]
+
+
+def test_no_metric_tells_whether_a_registration_matched(
+    make_client: Callable[..., TestClient], files: Files
+) -> None:
+    """With the mail server down, a matching registration fails to send its code; nothing
+    an observer of /metrics can see may differ from a registration that matched nothing."""
+    number, payload = files.pick(representative=False, applicant_email=True)
+    matching = applicant_registration(number, payload, "principal_applicant")
+    unmatched = {**matching, "family_name": matching["family_name"] + "x"}
+    seen = []
+    for body in (unmatched, matching):
+        down = SmtpMailer(SmtpSettings(host="127.0.0.1", port=free_port(), timeout=2.0))
+        client = make_client(mailer=down)
+        assert client.post("/v1/accounts/register", json=body).status_code == 202
+        seen.append(_without_timings(scrape(client)))  # background tasks are done by now
+    assert seen[0] == seen[1]

@@ -12,7 +12,14 @@ from fastapi.testclient import TestClient
 from consumers.file_ingest import ingest_lines
 from projections.projector import Projector
 from projections.registry import select
-from tests.api.conftest import Files, Mailbox, applicant_registration, bearer, sign_up
+from tests.api.conftest import (
+    METRICS_TOKEN,
+    Files,
+    Mailbox,
+    applicant_registration,
+    bearer,
+    sign_up,
+)
 
 
 def _signed_in(client: TestClient, mailbox: Mailbox, files: Files) -> tuple[str, str]:
@@ -135,6 +142,6 @@ def test_the_fast_lane_and_the_routes_answer_alike(
     assert fast_404.status_code == routed_404.status_code == 404
     assert fast_404.json().keys() == routed_404.json().keys()
     assert fast_404.json()["detail"] == routed_404.json()["detail"]
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=bearer(METRICS_TOKEN)).text
     assert 'route="/v1/applications/{application_number}",status="200"} 2.0' in metrics
     assert 'route="/v1/applications/{application_number}/history",status="200"} 2.0' in metrics

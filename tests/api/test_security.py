@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from adapters.http.settings import Limit, Limits
 from projections.case_status import SPONSOR_FIELDS
 from tests.api.conftest import (
+    METRICS_TOKEN,
     PASSWORD,
     Clock,
     Files,
@@ -230,7 +231,7 @@ def test_rate_limits_per_identifier_and_per_address(
         for n in range(4)
     ]
     assert [a.status_code for a in logins] == [401, 401, 401, 429]
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=bearer(METRICS_TOKEN)).text
     assert 'casetrack_rate_limited_total{action="register"}' in metrics
 
 
@@ -293,3 +294,92 @@ def test_problem_details_for_unknown_routes_and_methods(client: TestClient) -> N
         "/v1/sessions", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert not_json.status_code == 422 and "Traceback" not in not_json.text
+
+
+_EVERY_ANSWER = {
+    "x-content-type-options": "nosniff",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
+
+
+def test_every_answer_has_security_headers_and_only_file_reads_may_be_cached(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, token = _applicant(client, mailbox, files)
+    uncacheable = [
+        client.post("/v1/sessions", json={"login": "12345678", "password": "x" * 12}),
+        client.post("/v1/accounts/password-reset", json={"login": "12345678"}),
+        client.get("/v1/applications", headers=bearer(token)),
+        client.get("/healthz"),
+        client.get("/v1/nothing-here"),
+        client.post("/v1/sessions", json=[]),
+    ]
+    read = client.get(f"/v1/applications/{number}", headers=bearer(token))
+    history = client.get(f"/v1/applications/{number}/history?lang=en", headers=bearer(token))
+    for answer in [*uncacheable, read, history]:
+        for name, value in _EVERY_ANSWER.items():
+            assert answer.headers.get(name) == value, (answer.url, name)
+        assert "strict-transport-security" not in answer.headers, "plain HTTP: no HSTS"
+    for answer in uncacheable:
+        assert answer.headers["cache-control"] == "no-store", answer.url
+    for answer in (read, history):
+        assert answer.headers["cache-control"].startswith("private"), "revalidated views"
+    signed_in = client.post(
+        "/v1/sessions",
+        json={"login": files.received[number]["principal_applicant"]["uci"], "password": PASSWORD},
+    )
+    assert signed_in.status_code == 201 and signed_in.headers["cache-control"] == "no-store"
+
+
+def test_hsts_over_tls_or_from_a_trusted_tls_proxy_only(
+    make_client: Callable[..., TestClient],
+) -> None:
+    hsts = "max-age=31536000; includeSubDomains"
+    direct = make_client()
+    assert "strict-transport-security" not in direct.get("/healthz").headers
+    forwarded = {"X-Forwarded-Proto": "https"}
+    assert "strict-transport-security" not in direct.get("/healthz", headers=forwarded).headers
+    over_tls = make_client()
+    over_tls.base_url = over_tls.base_url.copy_with(scheme="https")
+    assert over_tls.get("/healthz").headers["strict-transport-security"] == hsts
+    proxied = make_client(trusted_proxies=("testclient",))  # the test client's peer name
+    assert proxied.get("/healthz", headers=forwarded).headers["strict-transport-security"] == hsts
+
+
+def test_no_redirect_is_built_from_the_host_header(client: TestClient) -> None:
+    for path in ("/v1/sessions/", "/healthz/", "/v1/applications/"):
+        answer = client.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+        assert answer.status_code == 404, path
+        assert "location" not in answer.headers and "evil.example" not in answer.text
+
+
+def test_validation_problems_name_the_field_and_never_echo_the_input(client: TestClient) -> None:
+    marker = "zorglub"
+    valid = {
+        "application_number": "F123456789",
+        "role": "representative",
+        "family_name": "Tremblay",
+        "email": "rep@example.com",
+    }
+    bodies = [
+        ("/v1/accounts/register", {**valid, "role": marker}),
+        ("/v1/accounts/register", {**valid, "role": [marker]}),
+        ("/v1/accounts/register", {**valid, "email": f"rep@{marker}\N{PILE OF POO}.example"}),
+        ("/v1/accounts/register", {**valid, "email": f"rep@{marker}_x.example"}),
+        ("/v1/accounts/register", {**valid, marker: "x"}),
+        ("/v1/sessions", {"login": "12345678", "password": "x" * 12, marker: 1}),
+        ("/v1/sessions", {"login": marker, "password": marker * 20}),
+    ]
+    for path, body in bodies:
+        answer = client.post(path, json=body)
+        assert answer.status_code == 422, body
+        assert marker not in answer.text.lower(), answer.text
+        errors = answer.json()["errors"]
+        assert errors and all(e["location"][0] == "body" and e["message"] for e in errors)
+    tag = client.post("/v1/accounts/register", json={**valid, "role": marker}).json()
+    assert tag["errors"][0]["location"] == ["body", "role"]
+    assert "principal_applicant" in tag["errors"][0]["message"], "names what is expected"
+    email = client.post("/v1/accounts/register", json={**valid, "email": "rep@x_y.example"})
+    assert email.json()["errors"][0]["location"] == ["body", "representative", "email"]
