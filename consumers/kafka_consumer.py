@@ -19,7 +19,6 @@ dead-letter check turn whatever was stored before into no-ops.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,6 +36,7 @@ from kafka.structs import OffsetAndMetadata
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import CaseStore, ConcurrencyConflict, ConsumerOffset
+from consumers.backoff import Backoff
 from consumers.batch import BatchWriter, Message
 from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.file_ingest import Summary, parse_line
@@ -128,20 +128,6 @@ class ConsumeStats(Summary):
         return asdict(self)
 
 
-class _Backoff:
-    def __init__(self, initial: float, maximum: float) -> None:
-        self.initial, self.maximum = initial, maximum
-        self.delay = initial
-
-    def next(self) -> float:
-        delay = self.delay * random.uniform(0.8, 1.2)
-        self.delay = min(self.delay * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self.delay = self.initial
-
-
 class KafkaCaseConsumer:
     """Consumes one topic as a member of a consumer group until ``run``'s stop event is set.
 
@@ -167,7 +153,7 @@ class KafkaCaseConsumer:
         self._positions: dict[TopicPartition, int] = {}  # next offset, as stored
         self._unsynced: set[TopicPartition] = set()  # position not yet read from the store
         self._suspect: dict[TopicPartition, int] = {}  # polls seeing high watermark < position
-        self._backoff = _Backoff(settings.backoff_initial, settings.backoff_max)
+        self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
         self._retry_at = 0.0
         self._dlq_due = True  # rows left unpublished by an earlier run
         self._dlq_retry_at = 0.0
@@ -199,7 +185,7 @@ class KafkaCaseConsumer:
 
     def _connect(self, stop: threading.Event) -> tuple[KafkaConsumer, KafkaProducer] | None:
         """Both clients, once the broker answers; None if stopped first."""
-        backoff = _Backoff(self.settings.backoff_initial, self.settings.backoff_max)
+        backoff = Backoff(self.settings.backoff_initial, self.settings.backoff_max)
         while not stop.is_set():
             try:
                 consumer = KafkaConsumer(**self.settings.consumer_config())
@@ -209,7 +195,7 @@ class KafkaCaseConsumer:
                     consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
                     raise
             except KafkaError as e:
-                delay = backoff.next()
+                delay = backoff.failed()
                 log.warning(
                     "broker unavailable; retrying",
                     error=type(e).__name__,
@@ -289,6 +275,7 @@ class KafkaCaseConsumer:
             self._positions[tp] = next_offset
             commits[tp] = OffsetAndMetadata(next_offset, "", -1)
         if commits:
+            self._backoff.succeeded()  # only a stored batch shows the store and broker are back
             self._commit_to_kafka(consumer, commits)
 
     def _write_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> int:
@@ -407,12 +394,11 @@ class KafkaCaseConsumer:
             )
         consumer.resume(*held)
         self._unsynced -= held
-        self._backoff.reset()
 
     def _hold(self, consumer: KafkaConsumer, what: str, error: Exception) -> None:
         """Nothing of the failed batch was committed: hold every partition until the
         store gives their positions again, after a growing pause."""
-        delay = self._backoff.next()
+        delay = self._backoff.failed()
         log.warning(
             f"{what}; offsets stay put, retrying",
             error=type(error).__name__,
