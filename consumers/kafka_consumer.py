@@ -11,6 +11,9 @@ Poison messages become dead letters in that transaction and are then sent to
 the dead-letter topic (an outbox, see dead_letter_publisher), so they never
 hold a partition up.
 
+A batch that cannot be decoded (corrupt, unknown codec) becomes one dead
+letter holding its raw bytes, and the offset moves past it (record_batches).
+
 A stored offset beyond the log end means the topic was recreated or the broker
 lost its data. The policy (docs/kafka.md): log it as an error, move the stored
 offset back to the log start and re-read; event_id deduplication and the
@@ -40,6 +43,7 @@ from consumers.backoff import Backoff
 from consumers.batch import BatchWriter, Message
 from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.file_ingest import Summary, parse_line
+from consumers.record_batches import DECODE_ERRORS, RawBatch, find_undecodable, require_codecs
 from domain.commands import Outcome, RecordCaseEvent
 
 log = structlog.get_logger("casetrack.kafka")
@@ -119,6 +123,7 @@ class ConsumeStats(Summary):
     kafka_errors: int = 0
     beyond_end: int = 0
     dead_letters_published: int = 0
+    undecodable_batches: int = 0
 
     def add_all(self, outcomes: Iterable[Outcome]) -> None:
         for outcome in outcomes:
@@ -126,6 +131,14 @@ class ConsumeStats(Summary):
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+class _Reconnect(Exception):
+    """This KafkaConsumer must not poll again: close it, pause, connect anew."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__(pause)
+        self.pause = pause
 
 
 class KafkaCaseConsumer:
@@ -167,20 +180,34 @@ class KafkaCaseConsumer:
 
     def run(self, stop: threading.Event) -> ConsumeStats:
         """Consume until ``stop`` is set, then finish the batch, commit, leave the group."""
+        require_codecs()
         s = self.settings
-        clients = self._connect(stop)
-        if clients is None:
-            return self.stats
-        consumer, producer = clients
-        self._consumer = consumer
-        self._publisher = DeadLetterPublisher(self.store, producer, s.topic, s.dead_letter_topic)
-        log.info("consuming", topic=s.topic, group=s.group, dlq_topic=s.dead_letter_topic)
-        try:
-            consumer.subscribe([s.topic], listener=_Rebalance(self))
-            while not stop.is_set():
-                self._step(consumer)
-        finally:
-            self._close(consumer, producer)
+        while not stop.is_set():
+            clients = self._connect(stop)
+            if clients is None:
+                break
+            consumer, producer = clients
+            self._consumer = consumer
+            self._publisher = DeadLetterPublisher(
+                self.store, producer, s.topic, s.dead_letter_topic
+            )
+            log.info("consuming", topic=s.topic, group=s.group, dlq_topic=s.dead_letter_topic)
+            pause = None
+            try:
+                consumer.subscribe([s.topic], listener=_Rebalance(self))
+                while not stop.is_set():
+                    self._step(consumer)
+            except _Reconnect as e:
+                pause = e.pause
+            finally:
+                self._close(consumer, producer)
+            if pause is None:
+                break
+            self._positions.clear()  # the next member's assignment places them again
+            self._unsynced.clear()
+            self._suspect.clear()
+            stop.wait(pause)
+        log.info("stopped", topic=s.topic, group=s.group, **self.stats.as_dict())
         return self.stats
 
     def _connect(self, stop: threading.Event) -> tuple[KafkaConsumer, KafkaProducer] | None:
@@ -222,6 +249,12 @@ class KafkaCaseConsumer:
                     if tp in self._positions:
                         self._out_of_range(consumer, tp, self._positions[tp])
                 return
+            except KafkaError as e:
+                if isinstance(e, DECODE_ERRORS):
+                    self._unreadable(consumer, e)
+                raise
+            except Exception as e:  # a codec library's own error, raised through poll
+                self._unreadable(consumer, e)
             if polled:
                 self._write(consumer, polled)
             self._check_log_ends(consumer, polled)
@@ -347,6 +380,73 @@ class KafkaCaseConsumer:
                 error=type(e).__name__,
                 retry_in=DLQ_RETRY_SECONDS,
             )
+
+    def _unreadable(self, consumer: KafkaConsumer, error: Exception) -> None:
+        """poll failed inside a record batch: dead-letter the batch, then reconnect.
+
+        Never returns: polling this KafkaConsumer again would spin (record_batches).
+        """
+        self.stats.kafka_errors += 1
+        found = None
+        try:
+            positions = self._held_positions(consumer)
+            found = find_undecodable(
+                self.settings.bootstrap_servers, positions, BOOTSTRAP_TIMEOUT_MS
+            )
+            if found is not None:
+                self._dead_letter_batch(found)
+                raise _Reconnect(0.0)
+        except (KafkaError, *RETRY_LATER) as e:
+            log.warning("undecodable batch not recorded yet", error=type(e).__name__)
+        delay = self._backoff.failed()
+        log.error(
+            "could not read the records polled; reconnecting",
+            error=type(error).__name__,
+            retry_in=round(delay, 2),
+        )
+        raise _Reconnect(delay)
+
+    def _held_positions(self, consumer: KafkaConsumer) -> dict[TopicPartition, int]:
+        """Where each partition poll was reading stands (the stored offset, or the log
+        start), leaving out those known to be at their log end: nothing there to decode."""
+        tps = [tp for tp in consumer.assignment() if tp not in self._unsynced]
+        unplaced = [tp for tp in tps if tp not in self._positions]
+        starts = consumer.beginning_offsets(unplaced) if unplaced else {}
+        positions = {tp: self._positions.get(tp, starts.get(tp, 0)) for tp in tps}
+        return {
+            tp: offset
+            for tp, offset in positions.items()
+            if (highwater := consumer.highwater(tp)) is None or highwater > offset
+        }
+
+    def _dead_letter_batch(self, found: RawBatch) -> None:
+        """The batch as one dead letter, in one transaction with the offset after it."""
+        s, tp = self.settings, found.partition
+        origin = f"kafka:{tp.topic}:{tp.partition}"
+        judged = self.store.dead_lettered(origin, [(found.offset, found.raw)])
+        message = Message(
+            origin,
+            found.offset,
+            found.raw,
+            found.error,
+            already_dead_lettered=found.offset in judged,
+            topic=tp.topic,
+            partition=tp.partition,
+        )
+        offset = ConsumerOffset(s.group, tp.topic, tp.partition, found.next_offset)
+        self.stats.add_all(self.writer.write([message], offsets=[offset]))
+        self.stats.undecodable_batches += 1
+        self._dlq_due = True
+        self._backoff.succeeded()
+        log.error(
+            "undecodable record batch dead-lettered and skipped",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=found.offset,
+            next_offset=found.next_offset,
+            codec=found.codec,
+            reason=str(found.error),
+        )
 
     # ------------------------------------------------------------ positions
 
@@ -485,9 +585,6 @@ class KafkaCaseConsumer:
         # Leaving the group hands the partitions to the other members at once.
         consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
         producer.close(timeout=5)
-        log.info(
-            "stopped", topic=self.settings.topic, group=self.settings.group, **self.stats.as_dict()
-        )
 
 
 class _Rebalance(ConsumerRebalanceListener):
