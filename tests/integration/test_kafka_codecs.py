@@ -1,9 +1,8 @@
-"""Record batches as producers compress them, and batches no codec can read."""
+"""Record batches of every codec, batches no codec can read, and SIGTERM in those states."""
 
 from __future__ import annotations
 
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -14,9 +13,8 @@ import simulate
 from kafka import KafkaProducer, TopicPartition
 from kafka.net.compat import KafkaNetClient
 from kafka.protocol.producer import ProduceRequest
-from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
-from kafka.record.util import calc_crc32c
 
+from adapters.kafka_broker import free_port
 from adapters.postgres.event_store import CaseStore
 from tests.integration.kafka_fixtures import (
     consuming,
@@ -31,6 +29,7 @@ from tests.integration.kafka_fixtures import (
     unique,
     wait_until,
 )
+from tests.record_batches import BROKEN, CRC_AT, broken_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 CASETRACK = [sys.executable, "-m", "adapters.cli.main"]
@@ -62,43 +61,6 @@ def test_batches_of_every_codec_are_stored_exactly_once(
 # ------------------------------------------------------------ undecodable batches
 
 
-def _gzip_batch(values: list[bytes]) -> bytearray:
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=DefaultRecordBatchBuilder.CODEC_GZIP,
-        is_transactional=False,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 20,
-    )
-    for delta, value in enumerate(values):
-        builder.append(delta, timestamp=None, key=None, value=value, headers=[])
-    batch = bytearray(builder.build())
-    assert DefaultRecordBatch(bytes(batch)).compression_type == builder.CODEC_GZIP
-    return batch
-
-
-def _broken(values: list[bytes], how: str) -> bytes:
-    """A batch as a faulty producer could send it; the embedded broker stores it as it is."""
-    batch = _gzip_batch(values)
-    header = DefaultRecordBatch.HEADER_STRUCT.size
-    if how == "corrupt-gzip":  # compressed bytes damaged before the checksum was computed
-        batch[header + (len(batch) - header) // 2] ^= 0x55
-        struct.pack_into(">I", batch, CRC_AT, calc_crc32c(bytes(batch[CRC_AT + 4 :])))
-    elif how == "lz4-flag":  # says lz4, holds gzip
-        attributes = struct.unpack_from(">h", batch, CRC_AT + 4)[0]
-        attributes = (attributes & ~0x07) | DefaultRecordBatchBuilder.CODEC_LZ4
-        struct.pack_into(">h", batch, CRC_AT + 4, attributes)
-        struct.pack_into(">I", batch, CRC_AT, calc_crc32c(bytes(batch[CRC_AT + 4 :])))
-    else:  # "checksum": damaged after it
-        batch[-3] ^= 0x55
-    return bytes(batch)
-
-
-CRC_AT = 17  # base offset (8), length (4), leader epoch (4), magic (1)
-
-
 def _produce_raw(bootstrap: str, topic: str, partition: int, batch: bytes) -> None:
     """A ProduceRequest carrying ``batch`` as it is (a producer would build its own)."""
     client = KafkaNetClient(bootstrap_servers=bootstrap, client_id="raw-producer")
@@ -124,32 +86,34 @@ def _produce_raw(bootstrap: str, topic: str, partition: int, batch: bytes) -> No
         client.close()
 
 
-def _undecodable_topic(kafka: str, how: str) -> tuple[str, list[str], bytes, int, int]:
-    """One partition: good messages, a broken batch of valid events, good messages.
+def _undecodable_topic(kafka: str, how: str) -> tuple[str, list[str], bytes, int, dict[int, int]]:
+    """Two partitions of good messages; in partition 1, between them, a broken batch of
+    valid events.
 
-    Returns the topic, the good lines, the broken batch, its offset and the log end.
+    Returns the topic, the good lines, the broken batch, its offset and the log ends.
     """
-    topic = new_topic(kafka, partitions=1)
+    topic = new_topic(kafka, partitions=2)
     good = simulate.feed(12, seed=23, duplicate_share=0.0, poison_share=0.0)
     hidden = simulate.feed(4, seed=24, duplicate_share=0.0, poison_share=0.0)  # other cases
     half = len(good) // 2
-    at = simulate.publish(good[:half], kafka, topic)[0]
-    batch = _broken([line.encode() for line in hidden], how)
-    _produce_raw(kafka, topic, 0, batch)
-    end = simulate.publish(good[half:], kafka, topic)[0]
-    assert end == at + len(hidden) + len(good) - half
-    return topic, good, batch, at, end
+    before = simulate.publish(good[:half], kafka, topic)
+    batch = broken_batch([line.encode() for line in hidden], how)
+    _produce_raw(kafka, topic, 1, batch)
+    after = simulate.publish(good[half:], kafka, topic)
+    assert set(before) == set(after) == {0, 1}, "both partitions must carry good messages"
+    assert after[1] - before[1] > len(hidden)
+    return topic, good, batch, before[1], after
 
 
-@pytest.mark.parametrize("how", ["corrupt-gzip", "lz4-flag", "checksum"])
+@pytest.mark.parametrize("how", BROKEN)
 def test_an_undecodable_batch_is_one_dead_letter_and_the_partition_flows_on(
     database_url: str, schema: str, store: CaseStore, kafka: str, how: str
 ) -> None:
-    topic, good, batch, at, end = _undecodable_topic(kafka, how)
+    topic, good, batch, at, ends = _undecodable_topic(kafka, how)
     group = unique("group")
     started = time.monotonic()
     with consuming(database_url, schema, settings(kafka, topic, group)) as running:
-        wait_until(lambda: store.stored_offsets(group, topic) == {0: end}, 30, "past the batch")
+        wait_until(lambda: store.stored_offsets(group, topic) == ends, 30, "past the batch")
         wait_until(lambda: count(store, "dead_letters", "published_at IS NULL") == 0, 10, "DLQ")
         assert time.monotonic() - started < 30
     assert running.stats.undecodable_batches == 1
@@ -157,7 +121,7 @@ def test_an_undecodable_batch_is_one_dead_letter_and_the_partition_flows_on(
     got, reference = snapshot(store), file_reference(database_url, good)
     assert got["events"] == reference["events"] and got["views"] == reference["views"]
     [(origin, offset, kind, _rule, _field, raw)] = got["dead"]
-    assert (origin, offset, kind) == (f"kafka:{topic}:0", at, "undecodable_batch")
+    assert (origin, offset, kind) == (f"kafka:{topic}:1", at, "undecodable_batch")
     assert raw[CRC_AT:] == batch[CRC_AT:]  # as produced; the broker set the base offset
     [letter] = read_topic(kafka, f"{topic}.dlq", 1)
     assert letter.value == raw
@@ -167,7 +131,7 @@ def test_an_undecodable_batch_is_one_dead_letter_and_the_partition_flows_on(
 def test_casetrack_consume_skips_an_undecodable_batch_and_stops_on_sigterm(
     store: CaseStore, kafka: str, cli_env: dict[str, str]
 ) -> None:
-    topic, _good, _batch, _at, end = _undecodable_topic(kafka, "corrupt-gzip")
+    topic, _good, _batch, _at, ends = _undecodable_topic(kafka, "corrupt-gzip")
     group = unique("group")
     args = [*CASETRACK, "consume", "--bootstrap-servers", kafka, "--topic", topic]
     args += ["--group", group, "--session-timeout-ms", "3000", "--max-poll-interval-ms", "6000"]
@@ -181,7 +145,7 @@ def test_casetrack_consume_skips_an_undecodable_batch_and_stops_on_sigterm(
     )
     try:
         wait_until(
-            lambda: store.stored_offsets(group, topic) == {0: end} or proc.poll() is not None,
+            lambda: store.stored_offsets(group, topic) == ends or proc.poll() is not None,
             30,
             "past the batch",
         )
@@ -196,3 +160,29 @@ def test_casetrack_consume_skips_an_undecodable_batch_and_stops_on_sigterm(
             proc.kill()
             proc.communicate()
     assert b"undecodable record batch dead-lettered and skipped" in stderr
+
+
+def test_casetrack_consume_stops_on_sigterm_while_the_broker_is_away(
+    store: CaseStore, cli_env: dict[str, str]
+) -> None:
+    nowhere = f"127.0.0.1:{free_port()}"
+    proc = subprocess.Popen(
+        [*CASETRACK, "consume", "--bootstrap-servers", nowhere, "--topic", unique("events")],
+        env=cli_env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(2)  # into the connect retries
+        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=15)
+        assert proc.returncode == 0, stderr.decode()[-2000:]
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
