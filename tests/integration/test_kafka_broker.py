@@ -26,6 +26,23 @@ def test_start_fails_clearly_when_another_process_holds_the_port() -> None:
         assert not broker.running
 
 
+def test_module_exits_1_when_the_port_is_taken() -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = str(other.getsockname()[1])
+        done = subprocess.run(
+            [sys.executable, "-m", "adapters.kafka_broker", "--port", port],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+        )
+    assert done.returncode == 1
+    assert b"listening" not in done.stdout
+    assert b"in use" in done.stderr
+
+
 def _ignore_sigint() -> None:
     """What a non-interactive shell does to a command started with ``&``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
