@@ -186,3 +186,23 @@ def test_casetrack_consume_stops_on_sigterm_while_the_broker_is_away(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_casetrack_consume_refuses_to_start_without_a_codec_library(
+    store: CaseStore, cli_env: dict[str, str]
+) -> None:
+    without_zstd = (
+        "import sys; sys.modules['zstandard'] = None;"
+        " from adapters.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", without_zstd, "consume", "--bootstrap-servers", "127.0.0.1:1"],
+        env=cli_env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "casetrack: compression libraries missing for zstd" in done.stderr.decode()
+    assert b"consuming" not in done.stderr  # refused before it began
