@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -73,6 +73,9 @@ class EmbeddedBroker:
         """Start the broker and return once it accepts connections."""
         if self.running:
             return self
+        # Checked first: any listener answers the readiness probe below, and Tansu
+        # exits on a taken port only after that probe may have succeeded.
+        _check_free(self.host, self.port)
         url = f"tcp://{self.host}:{self.port}"
         # Open while the broker runs; closed by stop(). Without a path, kept for errors only.
         if self.log_path is not None:
@@ -94,12 +97,15 @@ class EmbeddedBroker:
                 raise BrokerError(f"broker exited on start: {output}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
+                    pass
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise BrokerError(f"broker not listening on {url} after {timeout}s") from None
                 time.sleep(0.02)
+                continue
+            if self._process.poll() is None:
+                return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the broker; its data is gone.
@@ -150,6 +156,15 @@ class EmbeddedBroker:
         self.stop()
 
 
+def _check_free(host: str, port: int) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise BrokerError(f"port {port} on {host} is in use by another process") from e
+
+
 def _prepare_child() -> None:
     """In the broker process, before exec (Linux): SIGINT stops it even when the parent
     ignores SIGINT, and it is killed when the thread that started it ends, even by SIGKILL,
@@ -165,12 +180,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9092)
     parser.add_argument("--host", default=HOST)
     args = parser.parse_args(argv)
-    with EmbeddedBroker(args.port, args.host) as broker:
-        print(f"broker listening on {broker.bootstrap_servers} (memory storage); Ctrl-C to stop")
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-            while broker.running:
-                time.sleep(0.5)
+    # An event, not KeyboardInterrupt: a shell starts a background job with SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        broker = EmbeddedBroker(args.port, args.host).start()
+    except BrokerError as e:
+        print(f"broker not started: {e}", file=sys.stderr)
+        return 1
+    try:
+        print(
+            f"broker listening on {broker.bootstrap_servers} (memory storage); Ctrl-C to stop",
+            flush=True,
+        )
+        while broker.running and not stop.wait(0.5):
+            pass
+    finally:
+        broker.stop()
+    if not stop.is_set():
+        print("broker exited on its own", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,6 +11,9 @@ Poison messages become dead letters in that transaction and are then sent to
 the dead-letter topic (an outbox, see dead_letter_publisher), so they never
 hold a partition up.
 
+A batch that cannot be decoded (corrupt, unknown codec) becomes one dead
+letter holding its raw bytes, and the offset moves past it (record_batches).
+
 A stored offset beyond the log end means the topic was recreated or the broker
 lost its data. The policy (docs/kafka.md): log it as an error, move the stored
 offset back to the log start and re-read; event_id deduplication and the
@@ -19,7 +22,6 @@ dead-letter check turn whatever was stored before into no-ops.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,9 +39,11 @@ from kafka.structs import OffsetAndMetadata
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import CaseStore, ConcurrencyConflict, ConsumerOffset
+from consumers.backoff import Backoff
 from consumers.batch import BatchWriter, Message
 from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.file_ingest import Summary, parse_line
+from consumers.record_batches import DECODE_ERRORS, RawBatch, find_undecodable, require_codecs
 from domain.commands import Outcome, RecordCaseEvent
 
 log = structlog.get_logger("casetrack.kafka")
@@ -124,6 +128,7 @@ class ConsumeStats(Summary):
     kafka_errors: int = 0
     beyond_end: int = 0
     dead_letters_published: int = 0
+    undecodable_batches: int = 0
 
     def add_all(self, outcomes: Iterable[Outcome]) -> None:
         for outcome in outcomes:
@@ -133,18 +138,12 @@ class ConsumeStats(Summary):
         return asdict(self)
 
 
-class _Backoff:
-    def __init__(self, initial: float, maximum: float) -> None:
-        self.initial, self.maximum = initial, maximum
-        self.delay = initial
+class _Reconnect(Exception):
+    """This KafkaConsumer must not poll again: close it, pause, connect anew."""
 
-    def next(self) -> float:
-        delay = self.delay * random.uniform(0.8, 1.2)
-        self.delay = min(self.delay * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self.delay = self.initial
+    def __init__(self, pause: float) -> None:
+        super().__init__(pause)
+        self.pause = pause
 
 
 class KafkaCaseConsumer:
@@ -172,7 +171,7 @@ class KafkaCaseConsumer:
         self._positions: dict[TopicPartition, int] = {}  # next offset, as stored
         self._unsynced: set[TopicPartition] = set()  # position not yet read from the store
         self._suspect: dict[TopicPartition, int] = {}  # polls seeing high watermark < position
-        self._backoff = _Backoff(settings.backoff_initial, settings.backoff_max)
+        self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
         self._retry_at = 0.0
         self._dlq_due = True  # rows left unpublished by an earlier run
         self._dlq_retry_at = 0.0
@@ -186,25 +185,39 @@ class KafkaCaseConsumer:
 
     def run(self, stop: threading.Event) -> ConsumeStats:
         """Consume until ``stop`` is set, then finish the batch, commit, leave the group."""
+        require_codecs()
         s = self.settings
-        clients = self._connect(stop)
-        if clients is None:
-            return self.stats
-        consumer, producer = clients
-        self._consumer = consumer
-        self._publisher = DeadLetterPublisher(self.store, producer, s.topic, s.dead_letter_topic)
-        log.info("consuming", topic=s.topic, group=s.group, dlq_topic=s.dead_letter_topic)
-        try:
-            consumer.subscribe([s.topic], listener=_Rebalance(self))
-            while not stop.is_set():
-                self._step(consumer)
-        finally:
-            self._close(consumer, producer)
+        while not stop.is_set():
+            clients = self._connect(stop)
+            if clients is None:
+                break
+            consumer, producer = clients
+            self._consumer = consumer
+            self._publisher = DeadLetterPublisher(
+                self.store, producer, s.topic, s.dead_letter_topic
+            )
+            log.info("consuming", topic=s.topic, group=s.group, dlq_topic=s.dead_letter_topic)
+            pause = None
+            try:
+                consumer.subscribe([s.topic], listener=_Rebalance(self))
+                while not stop.is_set():
+                    self._step(consumer)
+            except _Reconnect as e:
+                pause = e.pause
+            finally:
+                self._close(consumer, producer)
+            if pause is None:
+                break
+            self._positions.clear()  # the next member's assignment places them again
+            self._unsynced.clear()
+            self._suspect.clear()
+            stop.wait(pause)
+        log.info("stopped", topic=s.topic, group=s.group, **self.stats.as_dict())
         return self.stats
 
     def _connect(self, stop: threading.Event) -> tuple[KafkaConsumer, KafkaProducer] | None:
         """Both clients, once the broker answers; None if stopped first."""
-        backoff = _Backoff(self.settings.backoff_initial, self.settings.backoff_max)
+        backoff = Backoff(self.settings.backoff_initial, self.settings.backoff_max)
         while not stop.is_set():
             try:
                 consumer = KafkaConsumer(**self.settings.consumer_config())
@@ -214,7 +227,7 @@ class KafkaCaseConsumer:
                     consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
                     raise
             except KafkaError as e:
-                delay = backoff.next()
+                delay = backoff.failed()
                 log.warning(
                     "broker unavailable; retrying",
                     error=type(e).__name__,
@@ -241,6 +254,12 @@ class KafkaCaseConsumer:
                     if tp in self._positions:
                         self._out_of_range(consumer, tp, self._positions[tp])
                 return
+            except KafkaError as e:
+                if isinstance(e, DECODE_ERRORS):
+                    self._unreadable(consumer, e)
+                raise
+            except Exception as e:  # a codec library's own error, raised through poll
+                self._unreadable(consumer, e)
             if polled:
                 self._write(consumer, polled)
             self._check_log_ends(consumer, polled)
@@ -294,6 +313,7 @@ class KafkaCaseConsumer:
             self._positions[tp] = next_offset
             commits[tp] = OffsetAndMetadata(next_offset, "", -1)
         if commits:
+            self._backoff.succeeded()  # only a stored batch shows the store and broker are back
             self._commit_to_kafka(consumer, commits)
 
     def _write_batch(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> int:
@@ -368,6 +388,73 @@ class KafkaCaseConsumer:
         finally:  # rows of a failed round that did go count too
             self.stats.dead_letters_published = self._publisher.published
 
+    def _unreadable(self, consumer: KafkaConsumer, error: Exception) -> None:
+        """poll failed inside a record batch: dead-letter the batch, then reconnect.
+
+        Never returns: polling this KafkaConsumer again would spin (record_batches).
+        """
+        self.stats.kafka_errors += 1
+        found = None
+        try:
+            positions = self._held_positions(consumer)
+            found = find_undecodable(
+                self.settings.bootstrap_servers, positions, BOOTSTRAP_TIMEOUT_MS
+            )
+            if found is not None:
+                self._dead_letter_batch(found)
+                raise _Reconnect(0.0)
+        except (KafkaError, *RETRY_LATER) as e:
+            log.warning("undecodable batch not recorded yet", error=type(e).__name__)
+        delay = self._backoff.failed()
+        log.error(
+            "could not read the records polled; reconnecting",
+            error=type(error).__name__,
+            retry_in=round(delay, 2),
+        )
+        raise _Reconnect(delay)
+
+    def _held_positions(self, consumer: KafkaConsumer) -> dict[TopicPartition, int]:
+        """Where each partition poll was reading stands (the stored offset, or the log
+        start), leaving out those known to be at their log end: nothing there to decode."""
+        tps = [tp for tp in consumer.assignment() if tp not in self._unsynced]
+        unplaced = [tp for tp in tps if tp not in self._positions]
+        starts = consumer.beginning_offsets(unplaced) if unplaced else {}
+        positions = {tp: self._positions.get(tp, starts.get(tp, 0)) for tp in tps}
+        return {
+            tp: offset
+            for tp, offset in positions.items()
+            if (highwater := consumer.highwater(tp)) is None or highwater > offset
+        }
+
+    def _dead_letter_batch(self, found: RawBatch) -> None:
+        """The batch as one dead letter, in one transaction with the offset after it."""
+        s, tp = self.settings, found.partition
+        origin = f"kafka:{tp.topic}:{tp.partition}"
+        judged = self.store.dead_lettered(origin, [(found.offset, found.raw)])
+        message = Message(
+            origin,
+            found.offset,
+            found.raw,
+            found.error,
+            already_dead_lettered=found.offset in judged,
+            topic=tp.topic,
+            partition=tp.partition,
+        )
+        offset = ConsumerOffset(s.group, tp.topic, tp.partition, found.next_offset)
+        self.stats.add_all(self.writer.write([message], offsets=[offset]))
+        self.stats.undecodable_batches += 1
+        self._dlq_due = True
+        self._backoff.succeeded()
+        log.error(
+            "undecodable record batch dead-lettered and skipped",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=found.offset,
+            next_offset=found.next_offset,
+            codec=found.codec,
+            reason=str(found.error),
+        )
+
     # ------------------------------------------------------------ positions
 
     def _assigned(self, assigned: set[TopicPartition]) -> None:
@@ -414,12 +501,11 @@ class KafkaCaseConsumer:
             )
         consumer.resume(*held)
         self._unsynced -= held
-        self._backoff.reset()
 
     def _hold(self, consumer: KafkaConsumer, what: str, error: Exception) -> None:
         """Nothing of the failed batch was committed: hold every partition until the
         store gives their positions again, after a growing pause."""
-        delay = self._backoff.next()
+        delay = self._backoff.failed()
         log.warning(
             f"{what}; offsets stay put, retrying",
             error=type(error).__name__,
@@ -506,9 +592,6 @@ class KafkaCaseConsumer:
         # Leaving the group hands the partitions to the other members at once.
         consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
         producer.close(timeout=5)
-        log.info(
-            "stopped", topic=self.settings.topic, group=self.settings.group, **self.stats.as_dict()
-        )
 
 
 class _Rebalance(ConsumerRebalanceListener):

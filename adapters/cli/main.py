@@ -238,6 +238,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     import threading
 
     from consumers.kafka_consumer import ConsumerSettings, KafkaCaseConsumer, lag_report
+    from consumers.record_batches import CodecsMissing, require_codecs
 
     if args.max_poll_records < 1:
         raise UsageError("--max-poll-records must be at least 1")
@@ -265,6 +266,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
             else:
                 _print_lag(report)
             return 0
+        try:
+            require_codecs()
+        except CodecsMissing as e:
+            print(f"casetrack: {e}", file=sys.stderr)
+            return 1
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
