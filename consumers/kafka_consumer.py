@@ -11,10 +11,11 @@ Poison messages become dead letters in that transaction and are then sent to
 the dead-letter topic (an outbox, see dead_letter_publisher), so they never
 hold a partition up.
 
-A stored offset beyond the log end means the topic was recreated or the broker
-lost its data. The policy (docs/kafka.md): log it as an error, move the stored
-offset back to the log start and re-read; event_id deduplication and the
-dead-letter check turn whatever was stored before into no-ops.
+A stored offset that belongs to a lost log (the topic id changed: the topic was
+recreated or the broker lost its data, see log_identity) or lies beyond the log
+end has one policy (docs/kafka.md): log it as an error, move the stored offset
+back to the log start and re-read; event_id deduplication and the dead-letter
+check turn whatever was stored before into no-ops.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import structlog
@@ -40,6 +42,7 @@ from adapters.postgres.event_store import CaseStore, ConcurrencyConflict, Consum
 from consumers.batch import BatchWriter, Message
 from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.file_ingest import Summary, parse_line
+from consumers.log_identity import MetadataPending, broker_topic_id, replaced
 from domain.commands import Outcome, RecordCaseEvent
 
 log = structlog.get_logger("casetrack.kafka")
@@ -55,6 +58,7 @@ RETRY_LATER: tuple[type[Exception], ...] = (
 DLQ_RETRY_SECONDS = 5.0
 CLOSE_TIMEOUT_MS = 5_000
 BOOTSTRAP_TIMEOUT_MS = 5_000
+METADATA_WAIT = 0.1  # seconds between looks for fresh metadata before placing partitions
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class ConsumeStats(Summary):
     database_errors: int = 0
     kafka_errors: int = 0
     beyond_end: int = 0
+    log_replaced: int = 0  # partitions whose stored offset belonged to a lost log
     dead_letters_published: int = 0
 
     def add_all(self, outcomes: Iterable[Outcome]) -> None:
@@ -167,6 +172,7 @@ class KafkaCaseConsumer:
         self._positions: dict[TopicPartition, int] = {}  # next offset, as stored
         self._unsynced: set[TopicPartition] = set()  # position not yet read from the store
         self._suspect: dict[TopicPartition, int] = {}  # polls seeing high watermark < position
+        self._log_ids: dict[TopicPartition, UUID | None] = {}  # the log a position is in
         self._backoff = _Backoff(settings.backoff_initial, settings.backoff_max)
         self._retry_at = 0.0
         self._dlq_due = True  # rows left unpublished by an earlier run
@@ -264,11 +270,17 @@ class KafkaCaseConsumer:
     ) -> None:
         s = self.settings
         stored = self.store.stored_offsets(s.group, s.topic)
+        try:
+            log_id: UUID | MetadataPending | None = broker_topic_id(consumer, s.topic)
+        except MetadataPending as e:
+            log_id = e
         commits: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp, records in polled.items():
             if tp in self._unsynced:
                 continue  # its position is not settled yet: these records come again
             floor = stored.get(tp.partition)
+            if not self._same_log(consumer, tp, records[0].offset, floor, log_id):
+                continue
             fresh = [r for r in records if floor is None or r.offset >= floor]
             if len(fresh) < len(records):
                 # Another member stored these first (it had the partition before us).
@@ -312,7 +324,12 @@ class KafkaCaseConsumer:
         next_offset = records[-1].offset + 1
         with structlog.contextvars.bound_contextvars(topic=tp.topic, partition=tp.partition):
             outcomes = self.writer.write(
-                messages, offsets=[ConsumerOffset(s.group, tp.topic, tp.partition, next_offset)]
+                messages,
+                offsets=[
+                    ConsumerOffset(
+                        s.group, tp.topic, tp.partition, next_offset, self._log_ids.get(tp)
+                    )
+                ],
             )
         self.stats.batches += 1
         self.stats.add_all(outcomes)
@@ -382,32 +399,114 @@ class KafkaCaseConsumer:
             self._positions.pop(tp, None)
             self._unsynced.discard(tp)
             self._suspect.pop(tp, None)
+            self._log_ids.pop(tp, None)
 
     def _sync(self, consumer: KafkaConsumer) -> None:
-        """Seek held partitions to their stored offsets (the log start if none) and resume."""
+        """Seek held partitions to their stored offsets (the log start if none) and resume.
+
+        A stored offset of a lost log (another topic id) is rewound to the log start first.
+        """
         held = self._unsynced & consumer.assignment()
         self._unsynced &= held
         if not held:
             return
-        stored = self.store.stored_offsets(self.settings.group, self.settings.topic)
+        group, topic = self.settings.group, self.settings.topic
+        try:
+            log_id = broker_topic_id(consumer, topic)
+        except MetadataPending:
+            self._retry_at = time.monotonic() + METADATA_WAIT
+            return
+        stored = self.store.stored_offsets(group, topic)
+        stored_ids = self.store.stored_topic_ids(group, topic)
+        synced: set[TopicPartition] = set()
         for tp in sorted(held):
             offset = stored.get(tp.partition)
+            stored_id = stored_ids.get(tp.partition)
+            self._suspect.pop(tp, None)
+            if offset is not None and replaced(stored_id, log_id):
+                if self._rewind_replaced(consumer, tp, offset, stored_id, log_id):
+                    synced.add(tp)
+                continue
             if offset is None:
                 consumer.seek_to_beginning(tp)
                 self._positions.pop(tp, None)
             else:
                 consumer.seek(tp, offset)
                 self._positions[tp] = offset
-            self._suspect.pop(tp, None)
+            self._log_ids[tp] = stored_id or log_id
+            synced.add(tp)
             log.info(
                 "resuming at stored offset",
                 topic=tp.topic,
                 partition=tp.partition,
                 offset=offset if offset is not None else "log start",
             )
-        consumer.resume(*held)
-        self._unsynced -= held
+        if synced:
+            consumer.resume(*synced)
+        self._unsynced -= synced
         self._backoff.reset()
+
+    def _same_log(
+        self,
+        consumer: KafkaConsumer,
+        tp: TopicPartition,
+        fetched_at: int,
+        stored: int | None,
+        log_id: UUID | MetadataPending | None,
+    ) -> bool:
+        """Whether records fetched for ``tp`` may be written: their log is the position's.
+
+        Until the client has metadata from after its last lost connection, the
+        records are fetched again later; from a replaced log, nothing is written
+        and the partition is re-read from the log start.
+        """
+        expected = self._log_ids.get(tp)
+        if isinstance(log_id, MetadataPending) or (log_id is None and expected is not None):
+            consumer.seek(tp, fetched_at)
+            return False
+        if replaced(expected, log_id):
+            self._rewind_replaced(consumer, tp, stored, expected, log_id)
+            return False
+        self._log_ids[tp] = expected or log_id
+        return True
+
+    def _rewind_replaced(
+        self,
+        consumer: KafkaConsumer,
+        tp: TopicPartition,
+        stored: int | None,
+        stored_id: UUID | None,
+        log_id: UUID | None,
+    ) -> bool:
+        """The policy for a stored offset of a lost log: say so loudly, re-read from the start.
+
+        False when another member moved the offset meanwhile: the partition waits
+        for its position from the store again.
+        """
+        self.stats.log_replaced += 1
+        start = consumer.beginning_offsets([tp])[tp]
+        log.error(
+            "LOG REPLACED: the topic id changed, so the stored offset belongs to a log the"
+            " broker no longer has (topic recreated or broker data lost); re-reading from"
+            " the log start (stored events are no-ops)",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=stored,
+            log_start=start,
+            stored_topic_id=str(stored_id),
+            topic_id=str(log_id),
+        )
+        if stored is not None:
+            rewound = ConsumerOffset(self.settings.group, tp.topic, tp.partition, start, log_id)
+            if not self.store.rewind_offset(rewound, expected=stored):
+                consumer.pause(tp)
+                self._unsynced.add(tp)
+                self._positions.pop(tp, None)
+                return False
+        consumer.seek(tp, start)
+        self._positions[tp] = start
+        self._log_ids[tp] = log_id
+        return True
 
     def _hold(self, consumer: KafkaConsumer, what: str, error: Exception) -> None:
         """Nothing of the failed batch was committed: hold every partition until the
