@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from uuid import UUID, uuid4
+
 import pytest
 import simulate
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore, ConsumerOffset
+from adapters.postgres.schema import init_schema
 from consumers.batch import BatchWriter, Message
 from consumers.file_ingest import parse_line
 from tests.integration.kafka_fixtures import count
@@ -14,8 +17,8 @@ from tests.integration.kafka_fixtures import count
 GROUP, TOPIC = "group", "events"
 
 
-def _offset(partition: int, next_offset: int) -> ConsumerOffset:
-    return ConsumerOffset(GROUP, TOPIC, partition, next_offset)
+def _offset(partition: int, next_offset: int, topic_id: UUID | None = None) -> ConsumerOffset:
+    return ConsumerOffset(GROUP, TOPIC, partition, next_offset, topic_id)
 
 
 def test_a_lower_offset_saved_after_a_higher_one_leaves_it_alone(store: CaseStore) -> None:
@@ -60,3 +63,40 @@ def test_a_batch_whose_events_fail_to_insert_leaves_the_offset_where_it_was(
 
     assert store.stored_offsets(GROUP, TOPIC) == {0: 5}
     assert count(store, EVENTS_TABLE) == 0
+
+
+def test_a_batch_read_from_another_log_leaves_the_offset_alone(store: CaseStore) -> None:
+    """A member that has not noticed the topic was replaced cannot move the new log's offset."""
+    old, new = uuid4(), uuid4()
+    store.save([], offsets=[_offset(0, 10, new)])
+    store.save([], offsets=[_offset(0, 500, old)])
+    assert store.stored_offsets(GROUP, TOPIC) == {0: 10}
+    assert store.stored_topic_ids(GROUP, TOPIC) == {0: new}
+    store.save([], offsets=[_offset(0, 12, new)])
+    assert store.stored_offsets(GROUP, TOPIC) == {0: 12}
+
+
+def test_db_init_adds_the_topic_id_to_offsets_stored_before_it(
+    database_url: str, store: CaseStore
+) -> None:
+    """An older schema gains the column; its offsets adopt the first topic id stored with them."""
+    with store.datastore.transaction(commit=True) as curs:
+        curs.execute(
+            SQL("ALTER TABLE {}.consumer_offsets DROP COLUMN topic_id").format(
+                Identifier(store.schema)
+            )
+        )
+        curs.execute(
+            SQL(
+                "INSERT INTO {}.consumer_offsets (group_id, topic, partition, next_offset)"
+                " VALUES (%s, %s, 0, 30)"
+            ).format(Identifier(store.schema)),
+            (GROUP, TOPIC),
+        )
+    init_schema(database_url, store.schema)
+    init_schema(database_url, store.schema)
+    assert store.stored_topic_ids(GROUP, TOPIC) == {0: None}
+    first = uuid4()
+    store.save([], offsets=[_offset(0, 31, first)])
+    assert store.stored_offsets(GROUP, TOPIC) == {0: 31}
+    assert store.stored_topic_ids(GROUP, TOPIC) == {0: first}
