@@ -42,7 +42,7 @@ from adapters.postgres.event_store import CaseStore, ConcurrencyConflict, Consum
 from consumers.batch import BatchWriter, Message
 from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.file_ingest import Summary, parse_line
-from consumers.log_identity import MetadataPending, broker_topic_id, replaced
+from consumers.log_identity import MetadataPending, broker_topic_id, listed_topic_id, replaced
 from domain.commands import Outcome, RecordCaseEvent
 
 log = structlog.get_logger("casetrack.kafka")
@@ -640,6 +640,8 @@ class PartitionLag:
     log_end: int
     stored: int | None  # next offset in PostgreSQL: the truth
     committed: int | None  # Kafka's committed offset: informational
+    stored_topic_id: str | None = None  # the log the stored offset was read from
+    log_replaced: bool = False  # the broker's topic id is another: the stored offset is stale
 
     @property
     def lag(self) -> int:
@@ -653,6 +655,7 @@ class LagReport:
     group: str
     partitions: list[PartitionLag] = field(default_factory=list)
     unpublished_dead_letters: int = 0
+    topic_id: str | None = None  # the broker's, None without topic ids
 
     @property
     def total(self) -> int:
@@ -662,6 +665,7 @@ class LagReport:
         return {
             "topic": self.topic,
             "group": self.group,
+            "topic_id": self.topic_id,
             "total_lag": self.total,
             "unpublished_dead_letters": self.unpublished_dead_letters,
             "partitions": [{**asdict(p), "lag": p.lag} for p in self.partitions],
@@ -673,7 +677,10 @@ def lag_report(store: CaseStore, settings: ConsumerSettings, timeout: float = 5.
 
     The log end is the listed end offset, confirmed by the high watermark of a
     fetch from there: some brokers list the start of their last record batch.
-    Nothing joins the group, so a running consumer is not disturbed.
+    A stored offset read from another topic id than the broker's is flagged
+    ``log_replaced``: the consumer re-reads that partition from its start when it
+    next gets it (docs/kafka.md). Nothing joins the group, so a running consumer
+    is not disturbed.
     """
     consumer = KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -686,6 +693,7 @@ def lag_report(store: CaseStore, settings: ConsumerSettings, timeout: float = 5.
     )
     try:
         numbers = consumer.partitions_for_topic(settings.topic) or set()
+        log_id = listed_topic_id(consumer, settings.topic)
         tps = [TopicPartition(settings.topic, n) for n in sorted(numbers)]
         if not tps:
             return LagReport(settings.topic, settings.group)
@@ -696,6 +704,7 @@ def lag_report(store: CaseStore, settings: ConsumerSettings, timeout: float = 5.
     finally:
         consumer.close(autocommit=False)
     stored = store.stored_offsets(settings.group, settings.topic)
+    stored_ids = store.stored_topic_ids(settings.group, settings.topic)
     with store.datastore.transaction(commit=False) as curs:
         curs.execute(
             SQL(
@@ -710,12 +719,23 @@ def lag_report(store: CaseStore, settings: ConsumerSettings, timeout: float = 5.
         settings.group,
         [
             PartitionLag(
-                tp.partition, starts[tp], ends[tp], stored.get(tp.partition), committed[tp]
+                tp.partition,
+                starts[tp],
+                ends[tp],
+                stored.get(tp.partition),
+                committed[tp],
+                _text(stored_ids.get(tp.partition)),
+                tp.partition in stored and replaced(stored_ids.get(tp.partition), log_id),
             )
             for tp in tps
         ],
         int(row["n"]) if row else 0,
+        _text(log_id),
     )
+
+
+def _text(topic_id: UUID | None) -> str | None:
+    return None if topic_id is None else str(topic_id)
 
 
 def _confirmed_ends(

@@ -27,10 +27,14 @@ class MetadataPending(Exception):
 
 def broker_topic_id(consumer: KafkaConsumer, topic: str) -> UUID | None:
     """The topic's id in fresh metadata; None from a broker without topic ids."""
-    cluster = consumer._cluster  # kafka-python keeps no public handle on its metadata
-    if cluster.need_update:
+    if consumer._cluster.need_update:
         raise MetadataPending(topic)
-    found = cluster.topic_id(topic)
+    return listed_topic_id(consumer, topic)
+
+
+def listed_topic_id(consumer: KafkaConsumer, topic: str) -> UUID | None:
+    """The topic's id in the client's metadata as it stands: for a client that just read it."""
+    found = consumer._cluster.topic_id(topic)  # kafka-python has no public handle on it
     return found if isinstance(found, UUID) and found.int != 0 else None  # zero: no id
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from structlog.testing import capture_logs
 
 from adapters.kafka_broker import EmbeddedBroker
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
-from consumers.kafka_consumer import ConsumerSettings
+from consumers.kafka_consumer import ConsumerSettings, lag_report
 from tests.integration.kafka_fixtures import (
     EXTERNAL,
     RunningConsumer,
@@ -247,6 +248,9 @@ def test_a_broker_refilled_past_the_stored_offsets_is_read_from_its_start(
             second = simulate.publish(after, broker.bootstrap_servers, topic)
             assert all(second[p] > first[p] for p in first), "the new log must be longer"
             if not consumer_running:
+                report = lag_report(store, config)
+                assert [p.partition for p in report.partitions if p.log_replaced] == sorted(first)
+                assert json.loads(json.dumps(report.as_dict()))["topic_id"] == report.topic_id
                 running = RunningConsumer(CaseStore(database_url, schema), config).start()
             wait_until(lambda: store.stored_offsets(group, topic) == second, 60, "second feed")
             running.stop()
