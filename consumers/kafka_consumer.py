@@ -106,6 +106,9 @@ class ConsumerSettings:
             "bootstrap_servers": self.bootstrap_servers,
             "client_id": "casetrack-dead-letters",
             "acks": "all",
+            # Delivery is at least once anyway (dead_letter_id drops repeats), and an
+            # idempotent producer never sends again to a broker that lost its state.
+            "enable_idempotence": False,
             "linger_ms": 5,
             "max_block_ms": 10_000,
             "request_timeout_ms": 10_000,

@@ -265,6 +265,27 @@ def test_a_broker_refilled_past_the_stored_offsets_is_read_from_its_start(
     assert replaced and all(e["log_level"] == "error" for e in replaced)
 
 
+@pytest.mark.skipif(bool(EXTERNAL), reason="restarts the embedded broker")
+def test_dead_letters_reach_their_topic_after_a_broker_restart(
+    database_url: str, schema: str, store: CaseStore
+) -> None:
+    """The dead-letter producer outlives a broker that lost its state, and the run ends cleanly."""
+    topic, group = unique("events"), unique("group")
+    good = simulate.feed(2, seed=22, duplicate_share=0.0, poison_share=0.0)
+    with EmbeddedBroker() as broker:
+        config = settings(broker.bootstrap_servers, topic, group)
+        with consuming(database_url, schema, config) as running:
+            simulate.publish(
+                [good[0], simulate.poison("not_json", seed=1)], broker.bootstrap_servers, topic
+            )
+            wait_until(lambda: running.stats.dead_letters_published == 1, 30, "first dead letter")
+            broker.restart()
+            simulate.publish([simulate.poison("not_json", seed=2)], broker.bootstrap_servers, topic)
+            wait_until(lambda: running.stats.dead_letters_published == 2, 30, "second dead letter")
+        assert running.error is None
+    assert count(store, "dead_letters", "published_at IS NULL") == 0
+
+
 @dataclass(frozen=True)
 class _WithoutTopicIds(ConsumerSettings):
     """A consumer speaking Kafka 2.7's protocol: metadata before topic ids (Metadata v9)."""
