@@ -14,10 +14,11 @@ hold a partition up.
 A batch that cannot be decoded (corrupt, unknown codec) becomes one dead
 letter holding its raw bytes, and the offset moves past it (record_batches).
 
-A stored offset beyond the log end means the topic was recreated or the broker
-lost its data. The policy (docs/kafka.md): log it as an error, move the stored
-offset back to the log start and re-read; event_id deduplication and the
-dead-letter check turn whatever was stored before into no-ops.
+A stored offset that belongs to a lost log (the topic id changed: the topic was
+recreated or the broker lost its data, see log_identity) or lies beyond the log
+end has one policy (docs/kafka.md): log it as an error, move the stored offset
+back to the log start and re-read; event_id deduplication and the dead-letter
+check turn whatever was stored before into no-ops.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import structlog
@@ -43,6 +45,7 @@ from consumers.backoff import Backoff
 from consumers.batch import BatchWriter, Message
 from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.file_ingest import Summary, parse_line
+from consumers.log_identity import MetadataPending, broker_topic_id, listed_topic_id, replaced
 from consumers.record_batches import DECODE_ERRORS, RawBatch, find_undecodable, require_codecs
 from domain.commands import Outcome, RecordCaseEvent
 
@@ -59,6 +62,7 @@ RETRY_LATER: tuple[type[Exception], ...] = (
 DLQ_RETRY_SECONDS = 5.0
 CLOSE_TIMEOUT_MS = 5_000
 BOOTSTRAP_TIMEOUT_MS = 5_000
+METADATA_WAIT = 0.1  # seconds between looks for fresh metadata before placing partitions
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class ConsumeStats(Summary):
     database_errors: int = 0
     kafka_errors: int = 0
     beyond_end: int = 0
+    log_replaced: int = 0  # partitions whose stored offset belonged to a lost log
     dead_letters_published: int = 0
     undecodable_batches: int = 0
 
@@ -171,6 +176,7 @@ class KafkaCaseConsumer:
         self._positions: dict[TopicPartition, int] = {}  # next offset, as stored
         self._unsynced: set[TopicPartition] = set()  # position not yet read from the store
         self._suspect: dict[TopicPartition, int] = {}  # polls seeing high watermark < position
+        self._log_ids: dict[TopicPartition, UUID | None] = {}  # the log a position is in
         self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
         self._retry_at = 0.0
         self._dlq_due = True  # rows left unpublished by an earlier run
@@ -288,11 +294,17 @@ class KafkaCaseConsumer:
     ) -> None:
         s = self.settings
         stored = self.store.stored_offsets(s.group, s.topic)
+        try:
+            log_id: UUID | MetadataPending | None = broker_topic_id(consumer, s.topic)
+        except MetadataPending as e:
+            log_id = e
         commits: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp, records in polled.items():
             if tp in self._unsynced:
                 continue  # its position is not settled yet: these records come again
             floor = stored.get(tp.partition)
+            if not self._same_log(consumer, tp, records[0].offset, floor, log_id):
+                continue
             fresh = [r for r in records if floor is None or r.offset >= floor]
             if len(fresh) < len(records):
                 # Another member stored these first (it had the partition before us).
@@ -337,7 +349,12 @@ class KafkaCaseConsumer:
         next_offset = records[-1].offset + 1
         with structlog.contextvars.bound_contextvars(topic=tp.topic, partition=tp.partition):
             outcomes = self.writer.write(
-                messages, offsets=[ConsumerOffset(s.group, tp.topic, tp.partition, next_offset)]
+                messages,
+                offsets=[
+                    ConsumerOffset(
+                        s.group, tp.topic, tp.partition, next_offset, self._log_ids.get(tp)
+                    )
+                ],
             )
         self.stats.batches += 1
         self.stats.add_all(outcomes)
@@ -476,31 +493,113 @@ class KafkaCaseConsumer:
             self._positions.pop(tp, None)
             self._unsynced.discard(tp)
             self._suspect.pop(tp, None)
+            self._log_ids.pop(tp, None)
 
     def _sync(self, consumer: KafkaConsumer) -> None:
-        """Seek held partitions to their stored offsets (the log start if none) and resume."""
+        """Seek held partitions to their stored offsets (the log start if none) and resume.
+
+        A stored offset of a lost log (another topic id) is rewound to the log start first.
+        """
         held = self._unsynced & consumer.assignment()
         self._unsynced &= held
         if not held:
             return
-        stored = self.store.stored_offsets(self.settings.group, self.settings.topic)
+        group, topic = self.settings.group, self.settings.topic
+        try:
+            log_id = broker_topic_id(consumer, topic)
+        except MetadataPending:
+            self._retry_at = time.monotonic() + METADATA_WAIT
+            return
+        stored = self.store.stored_offsets(group, topic)
+        stored_ids = self.store.stored_topic_ids(group, topic)
+        synced: set[TopicPartition] = set()
         for tp in sorted(held):
             offset = stored.get(tp.partition)
+            stored_id = stored_ids.get(tp.partition)
+            self._suspect.pop(tp, None)
+            if offset is not None and replaced(stored_id, log_id):
+                if self._rewind_replaced(consumer, tp, offset, stored_id, log_id):
+                    synced.add(tp)
+                continue
             if offset is None:
                 consumer.seek_to_beginning(tp)
                 self._positions.pop(tp, None)
             else:
                 consumer.seek(tp, offset)
                 self._positions[tp] = offset
-            self._suspect.pop(tp, None)
+            self._log_ids[tp] = stored_id or log_id
+            synced.add(tp)
             log.info(
                 "resuming at stored offset",
                 topic=tp.topic,
                 partition=tp.partition,
                 offset=offset if offset is not None else "log start",
             )
-        consumer.resume(*held)
-        self._unsynced -= held
+        if synced:
+            consumer.resume(*synced)
+        self._unsynced -= synced
+
+    def _same_log(
+        self,
+        consumer: KafkaConsumer,
+        tp: TopicPartition,
+        fetched_at: int,
+        stored: int | None,
+        log_id: UUID | MetadataPending | None,
+    ) -> bool:
+        """Whether records fetched for ``tp`` may be written: their log is the position's.
+
+        Until the client has metadata from after its last lost connection, the
+        records are fetched again later; from a replaced log, nothing is written
+        and the partition is re-read from the log start.
+        """
+        expected = self._log_ids.get(tp)
+        if isinstance(log_id, MetadataPending) or (log_id is None and expected is not None):
+            consumer.seek(tp, fetched_at)
+            return False
+        if replaced(expected, log_id):
+            self._rewind_replaced(consumer, tp, stored, expected, log_id)
+            return False
+        self._log_ids[tp] = expected or log_id
+        return True
+
+    def _rewind_replaced(
+        self,
+        consumer: KafkaConsumer,
+        tp: TopicPartition,
+        stored: int | None,
+        stored_id: UUID | None,
+        log_id: UUID | None,
+    ) -> bool:
+        """The policy for a stored offset of a lost log: say so loudly, re-read from the start.
+
+        False when another member moved the offset meanwhile: the partition waits
+        for its position from the store again.
+        """
+        self.stats.log_replaced += 1
+        start = consumer.beginning_offsets([tp])[tp]
+        log.error(
+            "LOG REPLACED: the topic id changed, so the stored offset belongs to a log the"
+            " broker no longer has (topic recreated or broker data lost); re-reading from"
+            " the log start (stored events are no-ops)",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=stored,
+            log_start=start,
+            stored_topic_id=str(stored_id),
+            topic_id=str(log_id),
+        )
+        if stored is not None:
+            rewound = ConsumerOffset(self.settings.group, tp.topic, tp.partition, start, log_id)
+            if not self.store.rewind_offset(rewound, expected=stored):
+                consumer.pause(tp)
+                self._unsynced.add(tp)
+                self._positions.pop(tp, None)
+                return False
+        consumer.seek(tp, start)
+        self._positions[tp] = start
+        self._log_ids[tp] = log_id
+        return True
 
     def _hold(self, consumer: KafkaConsumer, what: str, error: Exception) -> None:
         """Nothing of the failed batch was committed: hold every partition until the
@@ -631,6 +730,8 @@ class PartitionLag:
     log_end: int
     stored: int | None  # next offset in PostgreSQL: the truth
     committed: int | None  # Kafka's committed offset: informational
+    stored_topic_id: str | None = None  # the log the stored offset was read from
+    log_replaced: bool = False  # the broker's topic id is another: the stored offset is stale
 
     @property
     def lag(self) -> int:
@@ -644,6 +745,7 @@ class LagReport:
     group: str
     partitions: list[PartitionLag] = field(default_factory=list)
     unpublished_dead_letters: int = 0
+    topic_id: str | None = None  # the broker's, None without topic ids
 
     @property
     def total(self) -> int:
@@ -653,6 +755,7 @@ class LagReport:
         return {
             "topic": self.topic,
             "group": self.group,
+            "topic_id": self.topic_id,
             "total_lag": self.total,
             "unpublished_dead_letters": self.unpublished_dead_letters,
             "partitions": [{**asdict(p), "lag": p.lag} for p in self.partitions],
@@ -664,7 +767,10 @@ def lag_report(store: CaseStore, settings: ConsumerSettings, timeout: float = 5.
 
     The log end is the listed end offset, confirmed by the high watermark of a
     fetch from there: some brokers list the start of their last record batch.
-    Nothing joins the group, so a running consumer is not disturbed.
+    A stored offset read from another topic id than the broker's is flagged
+    ``log_replaced``: the consumer re-reads that partition from its start when it
+    next gets it (docs/kafka.md). Nothing joins the group, so a running consumer
+    is not disturbed.
     """
     consumer = KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -677,6 +783,7 @@ def lag_report(store: CaseStore, settings: ConsumerSettings, timeout: float = 5.
     )
     try:
         numbers = consumer.partitions_for_topic(settings.topic) or set()
+        log_id = listed_topic_id(consumer, settings.topic)
         tps = [TopicPartition(settings.topic, n) for n in sorted(numbers)]
         if not tps:
             return LagReport(settings.topic, settings.group)
@@ -687,6 +794,7 @@ def lag_report(store: CaseStore, settings: ConsumerSettings, timeout: float = 5.
     finally:
         consumer.close(autocommit=False)
     stored = store.stored_offsets(settings.group, settings.topic)
+    stored_ids = store.stored_topic_ids(settings.group, settings.topic)
     with store.datastore.transaction(commit=False) as curs:
         curs.execute(
             SQL(
@@ -701,12 +809,23 @@ def lag_report(store: CaseStore, settings: ConsumerSettings, timeout: float = 5.
         settings.group,
         [
             PartitionLag(
-                tp.partition, starts[tp], ends[tp], stored.get(tp.partition), committed[tp]
+                tp.partition,
+                starts[tp],
+                ends[tp],
+                stored.get(tp.partition),
+                committed[tp],
+                _text(stored_ids.get(tp.partition)),
+                tp.partition in stored and replaced(stored_ids.get(tp.partition), log_id),
             )
             for tp in tps
         ],
         int(row["n"]) if row else 0,
+        _text(log_id),
     )
+
+
+def _text(topic_id: UUID | None) -> str | None:
+    return None if topic_id is None else str(topic_id)
 
 
 def _confirmed_ends(

@@ -296,7 +296,11 @@ def _print_lag(report: LagReport) -> None:
     for p in report.partitions:
         stored = "-" if p.stored is None else str(p.stored)
         committed = "-" if p.committed is None else str(p.committed)
-        note = "  BEYOND LOG END" if p.lag < 0 else ""
+        note = ""
+        if p.log_replaced:
+            note = "  LOG REPLACED: stored offset is of a lost log; re-read from the start"
+        elif p.lag < 0:
+            note = "  BEYOND LOG END"
         print(
             f"{p.partition:>9} {p.log_start:>10} {p.log_end:>10} {stored:>10} {committed:>10}"
             f" {p.lag:>8}{note}"

@@ -70,12 +70,17 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class ConsumerOffset:
-    """The next offset to read for a consumer group's partition, stored with the events."""
+    """The next offset to read for a consumer group's partition, stored with the events.
+
+    ``topic_id`` names the log the offset belongs to (consumers/log_identity.py);
+    None from a broker without topic ids.
+    """
 
     group: str
     topic: str
     partition: int
     next_offset: int
+    topic_id: UUID | None = None
 
 
 class DateAsISO(Transcoding):
@@ -146,15 +151,23 @@ class CaseRecorder(PostgresApplicationRecorder):
         ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
 
     def _store_offsets(self, curs: Cursor[DictRow], offsets: Sequence[ConsumerOffset]) -> None:
-        """Never move an offset backwards: a zombie consumer's late batch is a no-op."""
+        """Never move an offset backwards: a zombie consumer's late batch is a no-op.
+
+        Nor across logs: a batch read from another topic id than the stored one (a
+        member that has not noticed the topic was replaced) leaves the offset alone.
+        """
         curs.executemany(
             SQL(
-                "INSERT INTO {}.consumer_offsets (group_id, topic, partition, next_offset)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (group_id, topic, partition) DO UPDATE"
+                "INSERT INTO {}.consumer_offsets (group_id, topic, partition, next_offset,"
+                " topic_id) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (group_id, topic, partition) DO UPDATE"
                 " SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset),"
+                " topic_id = COALESCE(consumer_offsets.topic_id, EXCLUDED.topic_id),"
                 " updated_at = now()"
+                " WHERE consumer_offsets.topic_id IS NULL OR EXCLUDED.topic_id IS NULL"
+                " OR consumer_offsets.topic_id = EXCLUDED.topic_id"
             ).format(Identifier(self.datastore.schema)),
-            [(o.group, o.topic, o.partition, o.next_offset) for o in offsets],
+            [(o.group, o.topic, o.partition, o.next_offset, o.topic_id) for o in offsets],
         )
 
     def _insert_dead_letters(
@@ -331,19 +344,40 @@ class CaseStore:
             )
             return {row["partition"]: row["next_offset"] for row in curs.fetchall()}
 
+    def stored_topic_ids(self, group: str, topic: str) -> dict[int, UUID | None]:
+        """partition -> the topic id of the log its stored offset was read from."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT partition, topic_id FROM {}.consumer_offsets"
+                    " WHERE group_id = %s AND topic = %s"
+                ).format(Identifier(self.schema)),
+                (group, topic),
+            )
+            return {row["partition"]: row["topic_id"] for row in curs.fetchall()}
+
     def rewind_offset(self, offset: ConsumerOffset, expected: int) -> bool:
         """Set a partition's offset back to ``offset.next_offset`` if it still is ``expected``.
 
-        The one move backwards: the topic was recreated, so the stored offset lies
-        beyond its end (docs/kafka.md). False when another consumer moved it first.
+        The one move backwards: the topic was replaced, so the stored offset belongs to
+        a lost log (docs/kafka.md); ``offset.topic_id``, when given, names the new one.
+        False when another consumer moved it first.
         """
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL(
-                    "UPDATE {}.consumer_offsets SET next_offset = %s, updated_at = now()"
+                    "UPDATE {}.consumer_offsets SET next_offset = %s,"
+                    " topic_id = COALESCE(%s, topic_id), updated_at = now()"
                     " WHERE group_id = %s AND topic = %s AND partition = %s AND next_offset = %s"
                 ).format(Identifier(self.schema)),
-                (offset.next_offset, offset.group, offset.topic, offset.partition, expected),
+                (
+                    offset.next_offset,
+                    offset.topic_id,
+                    offset.group,
+                    offset.topic,
+                    offset.partition,
+                    expected,
+                ),
             )
             return curs.rowcount == 1
 

@@ -56,7 +56,12 @@ CONSUMER_OFFSETS_DDL = (
     " partition integer NOT NULL,"
     " next_offset bigint NOT NULL,"
     " updated_at timestamptz NOT NULL DEFAULT now(),"
+    " topic_id uuid,"
     " PRIMARY KEY (group_id, topic, partition))"
+)
+# Offsets stored before topic ids were kept: the consumer adopts the broker's on first use.
+CONSUMER_OFFSETS_TOPIC_ID = (
+    "ALTER TABLE {schema}.consumer_offsets ADD COLUMN IF NOT EXISTS topic_id uuid"
 )
 
 
@@ -93,6 +98,7 @@ def init_schema(url: str, schema: str) -> None:
                     DEAD_LETTERS_DDL,
                     DEAD_LETTERS_PUBLISH_ERROR,
                     CONSUMER_OFFSETS_DDL,
+                    CONSUMER_OFFSETS_TOPIC_ID,
                     POSITIONS_DDL,
                     PROJECTION_DEAD_LETTERS_DDL,
                     *accounts_store.DDL,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,11 @@ import pytest
 import simulate
 from eventsourcing.persistence import OperationalError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from structlog.testing import capture_logs
 
 from adapters.kafka_broker import EmbeddedBroker
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from consumers.kafka_consumer import ConsumerSettings, lag_report
 from tests.integration.kafka_fixtures import (
     EXTERNAL,
     RunningConsumer,
@@ -179,20 +183,25 @@ def test_failed_batches_are_read_again_from_the_stored_offsets(
 
 
 @pytest.mark.skipif(bool(EXTERNAL), reason="restarts the embedded broker")
+@pytest.mark.parametrize("topic_ids", [True, False], ids=["topic-ids", "no-topic-ids"])
 def test_broker_restart_with_offsets_beyond_the_new_log_end(
-    database_url: str, schema: str, store: CaseStore
+    database_url: str, schema: str, store: CaseStore, topic_ids: bool
 ) -> None:
     """A restarted memory broker has empty topics: stored offsets point past the end.
 
-    The consumer reconnects, notices, re-reads from the log start and stores the new messages.
+    The consumer reconnects, notices (by the new topic id, or without topic ids by the
+    log end), re-reads from the log start and stores the new messages.
     """
     topic, group = unique("events"), unique("group")
     before = simulate.feed(80, seed=17, duplicate_share=0.0, poison_share=0.0)
     after = simulate.feed(8, seed=18, duplicate_share=0.0, poison_share=0.0)
     with EmbeddedBroker() as broker:
         config = settings(broker.bootstrap_servers, topic, group)
+        if not topic_ids:
+            config = _WithoutTopicIds(**asdict(config))
+        # Published first: a client of the old protocol joins without the topic otherwise.
+        first = simulate.publish(before, broker.bootstrap_servers, topic)
         with consuming(database_url, schema, config) as running:
-            first = simulate.publish(before, broker.bootstrap_servers, topic)
             wait_until(lambda: store.stored_offsets(group, topic) == first, 60, "first feed")
 
             broker.restart()
@@ -206,10 +215,83 @@ def test_broker_restart_with_offsets_beyond_the_new_log_end(
                 60,
                 "the second feed",
             )
-        assert running.stats.beyond_end >= len(second)
+        caught = running.stats.log_replaced if topic_ids else running.stats.beyond_end
+        assert caught >= len(second)
         assert running.error is None
     stored = store.stored_offsets(group, topic)
     assert {p: stored[p] for p in second} == second  # rewound, then moved on from the start
+
+
+@pytest.mark.skipif(bool(EXTERNAL), reason="restarts the embedded broker")
+@pytest.mark.parametrize("consumer_running", [False, True], ids=["restarted", "running"])
+def test_a_broker_refilled_past_the_stored_offsets_is_read_from_its_start(
+    database_url: str, schema: str, store: CaseStore, consumer_running: bool
+) -> None:
+    """A broker back empty and refilled beyond the stored offsets before the consumer looks.
+
+    The offsets look valid, but they belong to the lost log: the consumer must notice
+    that the topic is another one (its topic id), say so, and read the new log from
+    its start, so that nothing of it is skipped and every case gets its events in order.
+    """
+    topic, group = unique("events"), unique("group")
+    before = simulate.feed(20, seed=19, duplicate_share=0.0, poison_share=0.0)
+    after = simulate.feed(60, seed=20, duplicate_share=0.0, poison_share=0.0)
+    with EmbeddedBroker() as broker, capture_logs() as logs:
+        config = settings(broker.bootstrap_servers, topic, group)
+        running = RunningConsumer(CaseStore(database_url, schema), config).start()
+        try:
+            first = simulate.publish(before, broker.bootstrap_servers, topic)
+            wait_until(lambda: store.stored_offsets(group, topic) == first, 60, "first feed")
+            if not consumer_running:
+                running.stop()
+            broker.restart()
+            second = simulate.publish(after, broker.bootstrap_servers, topic)
+            assert all(second[p] > first[p] for p in first), "the new log must be longer"
+            if not consumer_running:
+                report = lag_report(store, config)
+                assert [p.partition for p in report.partitions if p.log_replaced] == sorted(first)
+                assert json.loads(json.dumps(report.as_dict()))["topic_id"] == report.topic_id
+                running = RunningConsumer(CaseStore(database_url, schema), config).start()
+            wait_until(lambda: store.stored_offsets(group, topic) == second, 60, "second feed")
+            running.stop()
+        finally:
+            running.stop_event.set()
+            running.thread.join(30)
+            running.consumer.store.close()
+    project(store)
+    assert snapshot(store, origins=False) == file_reference(database_url, before + after)
+    assert running.stats.log_replaced >= 1
+    replaced = [e for e in logs if e["event"].startswith("LOG REPLACED")]
+    assert replaced and all(e["log_level"] == "error" for e in replaced)
+
+
+@pytest.mark.skipif(bool(EXTERNAL), reason="restarts the embedded broker")
+def test_dead_letters_reach_their_topic_after_a_broker_restart(
+    database_url: str, schema: str, store: CaseStore
+) -> None:
+    """The dead-letter producer outlives a broker that lost its state, and the run ends cleanly."""
+    topic, group = unique("events"), unique("group")
+    good = simulate.feed(2, seed=22, duplicate_share=0.0, poison_share=0.0)
+    with EmbeddedBroker() as broker:
+        config = settings(broker.bootstrap_servers, topic, group)
+        with consuming(database_url, schema, config) as running:
+            simulate.publish(
+                [good[0], simulate.poison("not_json", seed=1)], broker.bootstrap_servers, topic
+            )
+            wait_until(lambda: running.stats.dead_letters_published == 1, 30, "first dead letter")
+            broker.restart()
+            simulate.publish([simulate.poison("not_json", seed=2)], broker.bootstrap_servers, topic)
+            wait_until(lambda: running.stats.dead_letters_published == 2, 30, "second dead letter")
+        assert running.error is None
+    assert count(store, "dead_letters", "published_at IS NULL") == 0
+
+
+@dataclass(frozen=True)
+class _WithoutTopicIds(ConsumerSettings):
+    """A consumer speaking Kafka 2.7's protocol: metadata before topic ids (Metadata v9)."""
+
+    def consumer_config(self) -> dict[str, Any]:
+        return {**super().consumer_config(), "api_version": (2, 7)}
 
 
 def _covers(stored: dict[int, int], ends: dict[int, int]) -> bool:
