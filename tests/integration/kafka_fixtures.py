@@ -201,7 +201,10 @@ def snapshot(store: CaseStore, *, origins: bool = True) -> dict[str, Any]:
             SQL("SELECT application_number, view FROM {}.case_status ORDER BY 1").format(schema)
         )
         views = [
-            (r["application_number"], {k: v for k, v in r["view"].items() if k != "last_updated"})
+            (
+                r["application_number"],
+                {k: v for k, v in r["view"].items() if not k.endswith("last_updated")},
+            )
             for r in curs.fetchall()
         ]
     case_ids = sorted({case_id for case_id, *_ in events})

@@ -45,7 +45,10 @@ def _snapshot(store: CaseStore) -> dict[str, Any]:
             ).format(Identifier(store.schema))
         )
         views = [
-            (r["application_number"], {k: v for k, v in r["view"].items() if k != "last_updated"})
+            (
+                r["application_number"],
+                {k: v for k, v in r["view"].items() if not k.endswith("last_updated")},
+            )
             for r in curs.fetchall()
         ]
     ids = {case_id: [e for e in store.stored_events(case_id)] for case_id, *_ in events}
