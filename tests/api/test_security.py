@@ -293,3 +293,16 @@ def test_problem_details_for_unknown_routes_and_methods(client: TestClient) -> N
         "/v1/sessions", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert not_json.status_code == 422 and "Traceback" not in not_json.text
+
+
+def test_control_characters_in_an_email_login_are_a_clear_422(client: TestClient) -> None:
+    for login in ("a\x00b@example.com", "rep@exa\x00mple.com", "a\x1fb@example.com"):
+        for path, body in (
+            ("/v1/sessions", {"login": login, "password": "x" * 12}),
+            ("/v1/accounts/password-reset", {"login": login}),
+            ("/v1/accounts/verify", {"login": login, "code": "12345678", "password": PASSWORD}),
+        ):
+            answer = client.post(path, json=body)
+            assert answer.status_code == 422, (path, answer.status_code)
+            assert answer.json()["errors"][0]["location"][-1] == "login"
+            assert "\x00" not in answer.text and "example.com" not in answer.text
