@@ -10,6 +10,7 @@ compare exactly; emails without regard to case.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import unicodedata
@@ -178,9 +179,10 @@ def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def bucket_digest(value: str) -> bytes:
-    """Rate-limit and lockout keys are stored hashed: identifiers are personal data."""
-    return hashlib.sha256(b"casetrack-bucket\x00" + value.encode()).digest()
+def bucket_digest(key: bytes, value: str) -> bytes:
+    """Rate-limit and lockout keys are stored as an HMAC under the server secret:
+    identifiers are personal data, and a bare hash of a UCI is found by trying them all."""
+    return hmac.new(key, value.encode(), hashlib.sha256).digest()
 
 
 # ---------------------------------------------------------------- passwords

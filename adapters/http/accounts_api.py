@@ -137,7 +137,9 @@ async def password_reset_confirm(
         login, existing[0].account_id, code, password_hash, now
     ):
         raise invalid_code()
-    await found.accounts.login_succeeded(accounts.bucket_digest("lockout|" + login))
+    await found.accounts.login_succeeded(
+        accounts.bucket_digest(found.settings.secret_key, "lockout|" + login)
+    )
     return models.Activated()
 
 

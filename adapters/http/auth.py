@@ -107,7 +107,7 @@ async def guard(request: Request, found: Services, action: str, identifier: str)
         ("address", address, limits.per_address[action]),
         ("identifier", identifier, limits.per_identifier[action]),
     ):
-        bucket = bucket_digest(f"{action}|{kind}|{value}")
+        bucket = bucket_digest(found.settings.secret_key, f"{action}|{kind}|{value}")
         waits.append(await found.rates.hit(bucket, limit.hits, limit.per_seconds, now))
     if max(waits) > 0:
         found.metrics.rate_limited(action)

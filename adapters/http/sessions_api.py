@@ -43,7 +43,7 @@ async def sign_in(body: models.Credentials, request: Request, found: Found) -> m
     login = accounts.normalize_login(body.login)
     await guard(request, found, "login", login)
     now = settings.clock()
-    key = accounts.bucket_digest("lockout|" + login)
+    key = accounts.bucket_digest(settings.secret_key, "lockout|" + login)
     until = await found.accounts.locked_until(key, now)
     if until is not None:
         raise locked(until, now)

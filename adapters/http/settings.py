@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from adapters import database_url
+from adapters.server_secret import server_secret
 from adapters.smtp import Mailer, SmtpMailer, SmtpSettings
 
 Clock = Callable[[], datetime]
@@ -64,6 +66,8 @@ class Settings:
     schema: str
     mailer: Mailer
     clock: Clock = utc_now
+    # Keys the rate-limit and lockout buckets (HMAC); from_env shares one across processes.
+    secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     limits: Limits = field(default_factory=Limits)
     hasher: HasherCost = field(default_factory=HasherCost)
     session_ttl: timedelta = timedelta(hours=8)
@@ -82,6 +86,7 @@ class Settings:
             database_url=database_url.database_url(),
             schema=database_url.schema(),
             mailer=SmtpMailer(SmtpSettings.from_env()),
+            secret_key=server_secret(),
             session_ttl=timedelta(minutes=int(env.get("CASETRACK_SESSION_MINUTES", "480"))),
             max_lag_events=int(env.get("CASETRACK_READY_MAX_LAG", "10000")),
             pool_max=int(env.get("CASETRACK_DB_POOL_MAX", "16")),

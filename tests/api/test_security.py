@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 
 from adapters.http.settings import Limit, Limits
 from projections.case_status import SPONSOR_FIELDS
@@ -306,3 +308,18 @@ def test_control_characters_in_an_email_login_are_a_clear_422(client: TestClient
             assert answer.status_code == 422, (path, answer.status_code)
             assert answer.json()["errors"][0]["location"][-1] == "login"
             assert "\x00" not in answer.text and "example.com" not in answer.text
+
+
+def test_rate_limit_buckets_are_keyed_with_the_server_secret(
+    make_client: Callable[..., TestClient], database_url: str, schema: str
+) -> None:
+    """Two servers with different secrets count the same login in different buckets: a
+    stolen rate_limits table cannot be matched against guessed logins without the secret."""
+    body = {"login": "12345678", "password": "x" * 12}
+    for key in (b"1" * 32, b"2" * 32):
+        assert make_client(secret_key=key).post("/v1/sessions", json=body).status_code == 401
+    with psycopg.connect(database_url) as conn:
+        hits = conn.execute(
+            sql.SQL("SELECT hits FROM {}.rate_limits").format(sql.Identifier(schema))
+        ).fetchall()
+    assert hits and all(h == (1,) for h in hits)
