@@ -14,11 +14,11 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.concurrency import run_in_threadpool
 
 from adapters.http import models
-from adapters.http.auth import guard
+from adapters.http.auth import CurrentAccount, guard
 from adapters.http.problems import Problem, responses
 from adapters.http.services import Found, Services
 from adapters.mail_texts import code_message
-from adapters.postgres.accounts_store import PendingCode
+from adapters.postgres.accounts_store import AccountExists, PendingCode
 from adapters.smtp import MailNotSent
 from domain import accounts
 from projections import case_parties
@@ -39,6 +39,16 @@ def invalid_code() -> Problem:
         "The code is wrong, expired, already used or tried too many times; request a new one.",
         slug="invalid-code",
         title="The code is not valid",
+    )
+
+
+def account_exists() -> Problem:
+    return Problem(
+        409,
+        "An account already uses this login; its password and email stay as they are. Sign in"
+        " and add the file with this code (POST /v1/accounts/link), or reset the password.",
+        slug="account-exists",
+        title="The account already exists",
     )
 
 
@@ -83,8 +93,8 @@ async def register(
     "/v1/accounts/verify",
     status_code=201,
     response_model=models.Activated,
-    responses=responses(400, 422, 429),
-    summary="Set a password with the emailed code: the account becomes active",
+    responses=responses(400, 409, 422, 429),
+    summary="Create the account with the emailed code and a password",
 )
 async def verify(body: models.Verification, request: Request, found: Found) -> models.Activated:
     login = await _login_for_new_password(request, found, "verify", body.login, body.password)
@@ -92,9 +102,31 @@ async def verify(body: models.Verification, request: Request, found: Found) -> m
     code = await _spend_attempt(found, login, "register", body.code)
     password_hash = await found.passwords.hash(body.password)
     kind = "representative" if code.role == "representative" else "client"
-    if await found.accounts.activate(login, kind, code, password_hash, now) is None:
-        raise invalid_code()
+    try:
+        if await found.accounts.activate(login, kind, code, password_hash, now) is None:
+            raise invalid_code()
+    except AccountExists:
+        raise account_exists() from None
     return models.Activated()
+
+
+@router.post(
+    "/v1/accounts/link",
+    status_code=201,
+    response_model=models.Linked,
+    responses=responses(400, 401, 403, 422, 429),
+    summary="Add another file to the signed-in account with that file's emailed code",
+)
+async def link(
+    body: models.LinkRequest, request: Request, account: CurrentAccount, found: Found
+) -> models.Linked:
+    """Only a session of the account plus the file's code links a file: a code alone (which
+    may have gone to a representative) never opens the person's other files."""
+    await guard(request, found, "verify", account.login)
+    code = await _spend_attempt(found, account.login, "register", body.code)
+    if not await found.accounts.link(account, code, found.settings.clock()):
+        raise invalid_code()
+    return models.Linked(application_number=code.application_number or "", role=code.role)  # type: ignore[arg-type]
 
 
 @router.post(

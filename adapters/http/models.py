@@ -88,6 +88,10 @@ class Credentials(_In):
     password: Password
 
 
+class LinkRequest(_In):
+    code: Code
+
+
 class ResetRequest(_In):
     login: Login
 
@@ -105,6 +109,11 @@ class Accepted(BaseModel):
 
 class Activated(BaseModel):
     status: Literal["active"] = "active"
+
+
+class Linked(BaseModel):
+    application_number: str
+    role: Literal["principal_applicant", "sponsor", "representative"]
 
 
 class SessionToken(BaseModel):

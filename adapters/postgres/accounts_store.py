@@ -81,6 +81,10 @@ DDL = (
 )
 
 
+class AccountExists(Exception):
+    """An account already uses the login: registration never replaces its credentials."""
+
+
 @dataclass(frozen=True)
 class Account:
     account_id: int
@@ -134,12 +138,10 @@ class AccountsStore:
         self._use_code = q(
             "DELETE FROM {s}.account_codes WHERE login = %s AND purpose = %s AND code_hash = %s"
         )
-        self._upsert_account = q(
-            "INSERT INTO {s}.accounts AS a (login, kind, email, language, password_hash,"
+        self._new_account = q(
+            "INSERT INTO {s}.accounts (login, kind, email, language, password_hash,"
             " created_at, password_changed_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (login) DO UPDATE SET email = EXCLUDED.email,"
-            " language = EXCLUDED.language, password_hash = EXCLUDED.password_hash,"
-            " password_changed_at = EXCLUDED.password_changed_at RETURNING account_id"
+            " ON CONFLICT (login) DO NOTHING RETURNING account_id"
         )
         self._link = q(
             "INSERT INTO {s}.account_links (account_id, application_number, case_id, role,"
@@ -225,26 +227,39 @@ class AccountsStore:
         password_hash: str,
         now: datetime,
     ) -> int | None:
-        """Use the code once and create (or update) the account with its file, atomically.
+        """Use the code once and create the account with its file, atomically.
 
-        None when another request used the code first.
+        None when another request used the code first. An existing account is never
+        changed: AccountExists, and the code stays for ``link`` from a session.
         """
         async with self.pool.connection() as conn, conn.transaction():
             if not await self._take_code(conn, login, "register", code.code_hash):
                 return None
             cur = await conn.execute(
-                self._upsert_account,
+                self._new_account,
                 (login, kind, code.email, code.language, password_hash, now, now),
             )
             row = await cur.fetchone()
-            assert row is not None
+            if row is None:
+                raise AccountExists  # rolls the transaction back: the code is not used
             account_id = int(row[0])
-            number = code.application_number or ""
-            await conn.execute(
-                self._link,
-                (account_id, number, case_id(number), code.role, now),
-            )
+            await self._add_link(conn, account_id, code, now)
         return account_id
+
+    async def link(self, account: Account, code: PendingCode, now: datetime) -> bool:
+        """Use a registration code of the account's own login to add its file; False when
+        another request used the code first."""
+        async with self.pool.connection() as conn, conn.transaction():
+            if not await self._take_code(conn, account.login, "register", code.code_hash):
+                return False
+            await self._add_link(conn, account.account_id, code, now)
+        return True
+
+    async def _add_link(
+        self, conn: AsyncConnection[Any], account_id: int, code: PendingCode, now: datetime
+    ) -> None:
+        number = code.application_number or ""
+        await conn.execute(self._link, (account_id, number, case_id(number), code.role, now))
 
     async def reset_password(
         self, login: str, account_id: int, code: PendingCode, password_hash: str, now: datetime

@@ -96,10 +96,17 @@ def test_sponsor_account_and_a_second_file_on_the_same_account(
     token = sign_up(client, mailbox, applicant_registration(number, payload, "sponsor"), uci)
     (message,) = mailbox.wait(1)
     assert message["To"] == payload["sponsor"]["email"]
-    # Registering again (here: the same file) keeps one account and one link.
-    sign_up(client, mailbox, applicant_registration(number, payload, "sponsor"), uci)
+    # Registering again (here: the same file) changes nothing; the code links from a session.
+    client.post("/v1/accounts/register", json=applicant_registration(number, payload, "sponsor"))
+    mailbox.wait(2)
+    code = mailbox.code()
+    again = {"login": uci, "code": code, "password": "another passphrase entirely"}
+    assert client.post("/v1/accounts/verify", json=again).status_code == 409
+    linked = client.post("/v1/accounts/link", json={"code": code}, headers=bearer(token))
+    assert linked.status_code == 201
     listed = client.get("/v1/applications", headers=bearer(token)).json()["applications"]
     assert [a["application_number"] for a in listed] == [number]
+    sign_in(client, uci)
 
 
 def test_logout_revokes_the_token(client: TestClient, mailbox: Mailbox, files: Files) -> None:
