@@ -14,7 +14,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.concurrency import run_in_threadpool
 
 from adapters.http import models
-from adapters.http.auth import CurrentAccount, guard
+from adapters.http.auth import CurrentAccount, guard, sign_in_bucket
 from adapters.http.problems import Problem, responses
 from adapters.http.services import Found, Services
 from adapters.mail_texts import code_message
@@ -158,7 +158,9 @@ async def password_reset(
 async def password_reset_confirm(
     body: models.ResetConfirmation, request: Request, found: Found
 ) -> models.Activated:
-    login = await _login_for_new_password(request, found, "reset", body.login, body.password)
+    login = await _login_for_new_password(
+        request, found, "reset-confirm", body.login, body.password
+    )
     now = found.settings.clock()
     code = await _spend_attempt(found, login, "reset", body.code)
     existing = await found.accounts.account(login)
@@ -169,9 +171,7 @@ async def password_reset_confirm(
         login, existing[0].account_id, code, password_hash, now
     ):
         raise invalid_code()
-    await found.accounts.login_succeeded(
-        accounts.bucket_digest(found.settings.secret_key, "lockout|" + login)
-    )
+    await found.accounts.sign_in_succeeded(sign_in_bucket(request, found, login))
     return models.Activated()
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from adapters import database_url
 from adapters.server_secret import server_secret
 from adapters.smtp import Mailer, SmtpMailer, SmtpSettings
+from domain.backoff import Backoff
 
 Clock = Callable[[], datetime]
 
@@ -28,7 +29,12 @@ class Limit:
 
 @dataclass(frozen=True)
 class Limits:
-    """Per client address and per identifier (the login), for each guarded action."""
+    """Per client address, and per login from one address, for each guarded action.
+
+    No limit counts a login from every address together: that would hand anyone who
+    knows a login a way to lock its owner out. Sign-in guesses also wait longer and
+    longer per login and address (``sign_in``), and their count fades.
+    """
 
     per_address: dict[str, Limit] = field(
         default_factory=lambda: {
@@ -36,18 +42,19 @@ class Limits:
             "verify": Limit(30, 900),
             "login": Limit(60, 900),
             "reset": Limit(30, 3600),
+            "reset-confirm": Limit(30, 900),
         }
     )
-    per_identifier: dict[str, Limit] = field(
+    per_login_address: dict[str, Limit] = field(
         default_factory=lambda: {
             "register": Limit(5, 3600),
             "verify": Limit(10, 900),
             "login": Limit(20, 900),
             "reset": Limit(5, 3600),
+            "reset-confirm": Limit(10, 900),
         }
     )
-    lockout_failures: int = 5
-    lockout: timedelta = timedelta(minutes=15)
+    sign_in: Backoff = field(default_factory=Backoff)
 
 
 @dataclass(frozen=True)

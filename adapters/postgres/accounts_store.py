@@ -1,15 +1,16 @@
-"""Tracker accounts in PostgreSQL: pending codes, accounts, their files, sessions, lockouts.
+"""Tracker accounts in PostgreSQL: pending codes, accounts, their files, sessions, sign-in backoff.
 
 Times come from the caller's clock (never ``now()``), so expiry is testable
 without sleeping. Codes, passwords and session tokens are stored hashed;
-lockout keys are hashes of the login. Logins and emails are personal data:
-they are stored, never logged.
+sign-in backoff buckets are HMACs of the login and client address. Logins and
+emails are personal data: they are stored, never logged.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +19,9 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
 
 from domain.application_number import case_id
+from domain.backoff import Backoff
+
+_SWEEP_ONE_IN = 500  # attempts that also delete day-old quiet buckets
 
 ACCOUNTS_DDL = (
     "CREATE TABLE IF NOT EXISTS {schema}.accounts ("
@@ -64,20 +68,23 @@ SESSIONS_DDL = (
 SESSIONS_INDEX_DDL = (
     "CREATE INDEX IF NOT EXISTS sessions_account_ix ON {schema}.sessions (account_id)"
 )
-LOGIN_FAILURES_DDL = (
-    "CREATE TABLE IF NOT EXISTS {schema}.login_failures ("
-    " login_hash bytea PRIMARY KEY,"
-    " failures integer NOT NULL,"
-    " locked_until timestamptz,"
-    " updated_at timestamptz NOT NULL)"
+# One row per (login, client address) bucket: a fading score of sign-in attempts.
+SIGN_IN_BACKOFF_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.sign_in_backoff ("
+    " bucket bytea PRIMARY KEY,"
+    " score double precision NOT NULL,"
+    " updated_at timestamptz NOT NULL,"
+    " blocked_until timestamptz NOT NULL)"
 )
+DROP_LOGIN_FAILURES_DDL = "DROP TABLE IF EXISTS {schema}.login_failures"  # per-login lockouts
 DDL = (
     ACCOUNTS_DDL,
     ACCOUNT_LINKS_DDL,
     ACCOUNT_CODES_DDL,
     SESSIONS_DDL,
     SESSIONS_INDEX_DDL,
-    LOGIN_FAILURES_DDL,
+    SIGN_IN_BACKOFF_DDL,
+    DROP_LOGIN_FAILURES_DDL,
 )
 
 
@@ -176,19 +183,22 @@ class AccountsStore:
             " FROM {s}.account_links l LEFT JOIN {s}.case_status s ON s.case_id = l.case_id"
             " WHERE l.account_id = %s ORDER BY l.application_number"
         )
-        self._locked_until = q(
-            "SELECT locked_until FROM {s}.login_failures"
-            " WHERE login_hash = %s AND locked_until > %s"
+        self._backoff_row = q(
+            "INSERT INTO {s}.sign_in_backoff (bucket, score, updated_at, blocked_until)"
+            " VALUES (%s, 0, %s, %s) ON CONFLICT (bucket) DO NOTHING"
         )
-        self._failure = q(
-            "INSERT INTO {s}.login_failures AS f (login_hash, failures, locked_until, updated_at)"
-            " VALUES (%(h)s, 1, CASE WHEN 1 >= %(max)s THEN %(until)s END, %(now)s)"
-            " ON CONFLICT (login_hash) DO UPDATE SET"
-            " failures = CASE WHEN f.failures + 1 >= %(max)s THEN 0 ELSE f.failures + 1 END,"
-            " locked_until = CASE WHEN f.failures + 1 >= %(max)s THEN %(until)s"
-            " ELSE f.locked_until END, updated_at = %(now)s RETURNING locked_until"
+        self._backoff_lock = q(
+            "SELECT score, updated_at, blocked_until FROM {s}.sign_in_backoff"
+            " WHERE bucket = %s FOR UPDATE"
         )
-        self._clear_failures = q("DELETE FROM {s}.login_failures WHERE login_hash = %s")
+        self._backoff_set = q(
+            "UPDATE {s}.sign_in_backoff SET score = %s, updated_at = %s, blocked_until = %s"
+            " WHERE bucket = %s"
+        )
+        self._backoff_clear = q("DELETE FROM {s}.sign_in_backoff WHERE bucket = %s")
+        self._backoff_sweep = q(
+            "DELETE FROM {s}.sign_in_backoff WHERE updated_at < %s AND blocked_until < %s"
+        )
 
     # ------------------------------------------------------------ codes
 
@@ -315,27 +325,29 @@ class AccountsStore:
             for n, role, status, updated in rows
         ]
 
-    # ------------------------------------------------------------ lockout
+    # ------------------------------------------------------------ sign-in backoff
 
-    async def locked_until(self, login_hash: bytes, now: datetime) -> datetime | None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(self._locked_until, (login_hash, now))
-            row = await cur.fetchone()
-        return row[0] if row else None
-
-    async def login_failed(
-        self, login_hash: bytes, now: datetime, max_failures: int, lock_until: datetime
+    async def sign_in_attempt(
+        self, bucket: bytes, now: datetime, policy: Backoff
     ) -> datetime | None:
-        """Count a failure; returns the lock's end when this failure locks the login."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                self._failure,
-                {"h": login_hash, "max": max_failures, "until": lock_until, "now": now},
-            )
+        """Count an attempt before its password is checked (so parallel guesses are all
+        counted), or refuse it: returns the end of the wait when the bucket must wait."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(self._backoff_row, (bucket, now, now))
+            cur = await conn.execute(self._backoff_lock, (bucket,))
             row = await cur.fetchone()
-        until = row[0] if row else None
-        return until if until is not None and until > now else None
+            assert row is not None
+            score, updated_at, blocked_until = row
+            if blocked_until > now:
+                return blocked_until
+            score = policy.decayed(score, now - updated_at) + 1
+            until = now + policy.wait_after(score)
+            await conn.execute(self._backoff_set, (score, now, until, bucket))
+            if secrets.randbelow(_SWEEP_ONE_IN) == 0:
+                await conn.execute(self._backoff_sweep, (now - timedelta(days=1), now))
+        return None
 
-    async def login_succeeded(self, login_hash: bytes) -> None:
+    async def sign_in_succeeded(self, bucket: bytes) -> None:
+        """The owner got in from there: forget that bucket's attempts."""
         async with self.pool.connection() as conn:
-            await conn.execute(self._clear_failures, (login_hash,))
+            await conn.execute(self._backoff_clear, (bucket,))

@@ -20,7 +20,6 @@ from tests.api.conftest import (
     Mailbox,
     applicant_registration,
     bearer,
-    sign_in,
     sign_up,
 )
 
@@ -192,31 +191,12 @@ def test_reset_and_sign_in_answers_do_not_tell_which_logins_exist(
     assert wrong[0].status_code == 401
 
 
-def test_repeated_failed_sign_ins_lock_the_login_with_retry_after(
-    client: TestClient, mailbox: Mailbox, files: Files, clock: Clock
-) -> None:
-    number, payload = files.pick(representative=False, applicant_email=True)
-    uci = payload["principal_applicant"]["uci"]
-    sign_up(client, mailbox, applicant_registration(number, payload, "principal_applicant"), uci)
-    statuses = [
-        client.post("/v1/sessions", json={"login": uci, "password": "wrong password!!"}).status_code
-        for _ in range(5)
-    ]
-    assert statuses == [401, 401, 401, 401, 423]
-    locked = client.post("/v1/sessions", json={"login": uci, "password": PASSWORD})
-    assert locked.status_code == 423
-    assert locked.json()["type"] == "/problems/account-locked"
-    assert 0 < int(locked.headers["retry-after"]) <= 900
-    clock.advance(minutes=15, seconds=1)
-    sign_in(client, uci)
-
-
-def test_rate_limits_per_identifier_and_per_address(
+def test_rate_limits_per_login_and_address_and_per_address(
     make_client: Callable[..., TestClient], files: Files
 ) -> None:
     tight = replace(
         Limits(),
-        per_identifier={**Limits().per_identifier, "register": Limit(2, 3600)},
+        per_login_address={**Limits().per_login_address, "register": Limit(2, 3600)},
         per_address={**Limits().per_address, "login": Limit(3, 60)},
     )
     client = make_client(limits=tight)
