@@ -3,7 +3,9 @@ sessions, lockout, rate limits, enumeration and hostile identifiers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import psycopg
@@ -11,9 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
 
+from adapters.http.passwords import Passwords
 from adapters.http.settings import Limit, Limits
+from domain.accounts import CODE_MAX_ATTEMPTS
 from projections.case_status import SPONSOR_FIELDS
 from tests.api.conftest import (
+    FAST_HASHER,
     PASSWORD,
     Clock,
     Files,
@@ -303,3 +308,51 @@ def test_rate_limit_buckets_are_keyed_with_the_server_secret(
             sql.SQL("SELECT hits FROM {}.rate_limits").format(sql.Identifier(schema))
         ).fetchall()
     assert hits and all(h == (1,) for h in hits)
+
+
+class _CountingPasswords(Passwords):
+    """The real hasher, counting the codes actually checked (and slowed a little, so
+    parallel requests overlap as they would under load)."""
+
+    def __init__(self) -> None:
+        super().__init__(FAST_HASHER)
+        self.checked = 0
+
+    async def verify(self, hashed: str | None, secret: str) -> bool:
+        if hashed is not None:
+            self.checked += 1
+        await asyncio.sleep(0.05)
+        return await super().verify(hashed, secret)
+
+
+def test_parallel_code_guesses_are_counted_before_the_check(
+    make_client: Callable[..., TestClient], mailbox: Mailbox, files: Files
+) -> None:
+    roomy = replace(
+        Limits(),
+        per_address={**Limits().per_address, "verify": Limit(100, 900)},
+        per_login_address={**Limits().per_login_address, "verify": Limit(100, 900)},
+    )
+    client = make_client(limits=roomy)
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    client.post(
+        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
+    )
+    code = mailbox.code()
+    counting = _CountingPasswords()
+    client.app.state.services.passwords = counting  # type: ignore[attr-defined]
+    wrong = [f"{(int(code) + n) % 10**8:08d}" for n in range(1, 13)]
+
+    def guess(value: str) -> int:
+        body = {"login": uci, "code": value, "password": PASSWORD}
+        return client.post("/v1/accounts/verify", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=len(wrong)) as pool:
+        statuses = list(pool.map(guess, wrong))
+    assert statuses == [400] * len(wrong)
+    assert counting.checked <= CODE_MAX_ATTEMPTS, f"{counting.checked} guesses were checked"
+    right = client.post(
+        "/v1/accounts/verify", json={"login": uci, "code": code, "password": PASSWORD}
+    )
+    assert right.status_code == 400, "the code is spent"
