@@ -1,20 +1,23 @@
 """Registration, verification and password reset, as the real tracker works.
 
 Registration and reset requests always answer 202 with the same body, and
-their slow work (hashing the code, storing it, sending mail) happens after
-the answer, so neither the body nor the timing tells whether a file or an
-account exists. Codes get a fixed number of attempts, counted before the
-check so concurrent guesses cannot exceed it.
+all their work past the rate limits (reading the file's parties, matching,
+hashing and storing the code, sending mail) goes to the outbox's workers, so
+neither the body, the request's timing nor the next request's on the same
+connection tells whether a file or an account exists. Codes get a fixed
+number of attempts, counted before the check so concurrent guesses cannot
+exceed it.
 """
 
 from __future__ import annotations
 
 import structlog
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from adapters.http import models
 from adapters.http.auth import CurrentAccount, guard, sign_in_bucket
+from adapters.http.outbox import Job
 from adapters.http.problems import Problem, responses
 from adapters.http.services import Found, Services
 from adapters.mail_texts import code_message
@@ -60,15 +63,10 @@ def weak_password(error: accounts.WeakPassword) -> Problem:
     "/v1/accounts/register",
     status_code=202,
     response_model=models.Accepted,
-    responses=responses(400, 422, 429),
+    responses=responses(400, 422, 429, 503),
     summary="Ask for a verification code",
 )
-async def register(
-    body: models.Registration,
-    request: Request,
-    background: BackgroundTasks,
-    found: Found,
-) -> models.Accepted:
+async def register(body: models.Registration, request: Request, found: Found) -> models.Accepted:
     registration = accounts.Registration(
         role=body.role,
         family_name=body.family_name,
@@ -78,14 +76,7 @@ async def register(
         membership_id=getattr(body, "membership_id", None),
     )
     await guard(request, found, "register", registration.login)
-    async with found.pool.connection() as conn, conn.cursor() as curs:
-        parties = await case_parties.read(curs, found.settings.schema, body.application_number)
-    delivery = accounts.delivery(registration, parties)
-    if delivery is not None:
-        background.add_task(
-            _issue_code, found, "register", delivery.login, delivery.email, delivery.language,
-            body.application_number, delivery.role,
-        )  # fmt: skip
+    _enqueue(found, lambda: _match_and_issue(found, registration, body.application_number))
     return models.Accepted(detail=_REGISTER_ANSWER)
 
 
@@ -133,18 +124,15 @@ async def link(
     "/v1/accounts/password-reset",
     status_code=202,
     response_model=models.Accepted,
-    responses=responses(400, 422, 429),
+    responses=responses(400, 422, 429, 503),
     summary="Ask for a password reset code",
 )
 async def password_reset(
-    body: models.ResetRequest,
-    request: Request,
-    background: BackgroundTasks,
-    found: Found,
+    body: models.ResetRequest, request: Request, found: Found
 ) -> models.Accepted:
     login = accounts.normalize_login(body.login)
     await guard(request, found, "reset", login)
-    background.add_task(_issue_reset, found, login)
+    _enqueue(found, lambda: _issue_reset(found, login))
     return models.Accepted(detail=_RESET_ANSWER)
 
 
@@ -197,6 +185,28 @@ async def _spend_attempt(found: Services, login: str, purpose: str, given: str) 
     return code
 
 
+def _enqueue(found: Services, job: Job) -> None:
+    """Hand the slow work to the outbox: the request does the same whatever matched."""
+    if not found.outbox.submit(job):
+        raise Problem(
+            503, "Too many requests are waiting; try again in a minute.",
+            headers={"Retry-After": "60"},
+        )  # fmt: skip
+
+
+async def _match_and_issue(
+    found: Services, registration: accounts.Registration, application_number: str
+) -> None:
+    async with found.pool.connection() as conn, conn.cursor() as curs:
+        parties = await case_parties.read(curs, found.settings.schema, application_number)
+    delivery = accounts.delivery(registration, parties)
+    if delivery is not None:
+        await _issue_code(
+            found, "register", delivery.login, delivery.email, delivery.language,
+            application_number, delivery.role,
+        )  # fmt: skip
+
+
 async def _issue_reset(found: Services, login: str) -> None:
     existing = await found.accounts.account(login)
     if existing is not None:
@@ -213,7 +223,7 @@ async def _issue_code(
     application_number: str | None = None,
     role: str | None = None,
 ) -> None:
-    """Store a fresh code (replacing the old one) and mail it; runs after the answer."""
+    """Store a fresh code (replacing the old one) and mail it; runs in the outbox."""
     settings = found.settings
     now = settings.clock()
     code = accounts.new_code()

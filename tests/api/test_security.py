@@ -94,6 +94,7 @@ def test_brute_forcing_a_code_locks_it(client: TestClient, mailbox: Mailbox, fil
     client.post(
         "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
     )
+    mailbox.wait(2)
     fresh = mailbox.code()
     ok = client.post(
         "/v1/accounts/verify", json={"login": uci, "code": fresh, "password": PASSWORD}
