@@ -18,42 +18,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from zxcvbn import zxcvbn
+
 ROLES = ("principal_applicant", "sponsor", "representative")
 CODE_DIGITS = 8
 CODE_TTL = timedelta(hours=12)
 CODE_MAX_ATTEMPTS = 5
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
+_MIN_SCORE = 3  # zxcvbn: at least 10^8 guesses
 
 SESSION_PREFIX = "cts_"
 AUDITOR_PREFIX = "cta_"
 _TOKEN = re.compile(r"(cts|cta)_[A-Za-z0-9_-]{43}")
 UCI = re.compile(r"[0-9]{8}|[0-9]{10}")
 CODE = re.compile(f"[0-9]{{{CODE_DIGITS}}}")
-
-# The most common passwords of at least 12 characters in public breach lists.
-_COMMON = frozenset(
-    {
-        "123456789012",
-        "1234567890123",
-        "qwertyuiopas",
-        "password1234",
-        "password12345",
-        "password123456",
-        "passwordpassword",
-        "iloveyou1234",
-        "qwerty123456",
-        "1q2w3e4r5t6y",
-        "abcdefghijkl",
-        "letmein12345",
-        "welcome12345",
-        "administrator",
-        "motdepasse123",
-        "111111111111",
-        "000000000000",
-        "aaaaaaaaaaaa",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -152,6 +131,14 @@ def _matches(registration: Registration, party: FileParty) -> bool:
     )
 
 
+def family_name_on_file(party: FileParty) -> str:
+    """The party's family name (a representative's file holds one name: its last word)."""
+    if party.role == "representative":
+        words = (party.name or "").split()
+        return words[-1] if words else ""
+    return party.family_name or ""
+
+
 def _family_name_of(family_name: str, full_name: str) -> bool:
     """A representative's file holds one name: the family name must be its last word(s)."""
     family, full = normalize_name(family_name), normalize_name(full_name)
@@ -192,18 +179,43 @@ class WeakPassword(ValueError):
     """The password does not meet the policy; the message says which rule, never the value."""
 
 
-def check_password(password: str, login: str = "", family_name: str = "") -> None:
-    """At least 12 characters (at most 128), 5 distinct, not common, not the login or name."""
+def check_password(password: str, login: str = "", names: Sequence[str] = ()) -> None:
+    """12 to 128 characters, 5 different, not containing the login or a family name on
+    file, and hard to guess.
+
+    "Hard to guess" is zxcvbn's estimate (its lists of common passwords, words,
+    names, keyboard patterns, dates and repeats): at least 10^8 guesses (score 3).
+    """
+    _check_length(password)
+    check_names(password, (login, *names))
+    _check_strength(password)
+
+
+def check_shape(password: str, login: str = "") -> None:
+    """Every rule but the names on file (those wait until the caller has shown a code)."""
+    check_password(password, login)
+
+
+def _check_length(password: str) -> None:
     if len(password) < PASSWORD_MIN:
         raise WeakPassword(f"the password must have at least {PASSWORD_MIN} characters")
     if len(password) > PASSWORD_MAX:
         raise WeakPassword(f"the password must have at most {PASSWORD_MAX} characters")
     if len(set(password)) < 5:
         raise WeakPassword("the password must use at least 5 different characters")
-    folded = password.casefold()
-    if folded in _COMMON:
-        raise WeakPassword("the password is too common")
+
+
+def _check_strength(password: str) -> None:
+    # user_inputs stays empty: zxcvbn keeps them in a module global, shared by threads.
+    if zxcvbn(password, max_length=PASSWORD_MAX)["score"] < _MIN_SCORE:
+        raise WeakPassword("the password is too common or too easy to guess")
+
+
+def check_names(password: str, names: Sequence[str]) -> None:
+    """Not containing the login or a family name on file (only after the caller has shown
+    a valid code: the answer would otherwise confirm a guessed name)."""
     compact = normalize_name(password).replace(" ", "")
-    for personal in (login, family_name):
-        if len(personal) >= 3 and normalize_name(personal).replace(" ", "") in compact:
+    for personal in names:
+        folded = normalize_name(personal).replace(" ", "")
+        if len(folded) >= 3 and folded in compact:
             raise WeakPassword("the password must not contain your login or name")

@@ -91,6 +91,13 @@ async def verify(body: models.Verification, request: Request, found: Found) -> m
     login = await _login_for_new_password(request, found, "verify", body.login, body.password)
     now = found.settings.clock()
     code = await _spend_attempt(found, login, "register", body.code)
+    async with found.pool.connection() as conn, conn.cursor() as curs:
+        parties = await case_parties.read(
+            curs, found.settings.schema, code.application_number or ""
+        )
+    _check_names(
+        body.password, [accounts.family_name_on_file(p) for p in parties if p.role == code.role]
+    )
     password_hash = await found.passwords.hash(body.password)
     kind = "representative" if code.role == "representative" else "client"
     try:
@@ -154,6 +161,7 @@ async def password_reset_confirm(
     existing = await found.accounts.account(login)
     if existing is None:
         raise invalid_code()
+    _check_names(body.password, await found.accounts.family_names(existing[0].account_id))
     password_hash = await found.passwords.hash(body.password)
     if not await found.accounts.reset_password(
         login, existing[0].account_id, code, password_hash, now
@@ -167,14 +175,23 @@ async def _login_for_new_password(
     request: Request, found: Services, action: str, given_login: str, password: str
 ) -> str:
     """The normalised login, once the caller is within ``action``'s rate limits and the
-    new password is strong enough."""
+    new password is strong enough (all but the names on file: see _check_names)."""
     login = accounts.normalize_login(given_login)
     await guard(request, found, action, login)
     try:
-        accounts.check_password(password, login)
+        await run_in_threadpool(accounts.check_shape, password, login)  # zxcvbn: milliseconds
     except accounts.WeakPassword as e:
         raise weak_password(e) from None
     return login
+
+
+def _check_names(password: str, names: list[str]) -> None:
+    """The family names on the caller's files: only checked once the code is right, or a
+    refusal would confirm a guessed name."""
+    try:
+        accounts.check_names(password, names)
+    except accounts.WeakPassword as e:
+        raise weak_password(e) from None
 
 
 async def _spend_attempt(found: Services, login: str, purpose: str, given: str) -> PendingCode:

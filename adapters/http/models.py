@@ -41,8 +41,8 @@ NewPassword = Annotated[
     str,
     StringConstraints(min_length=12, max_length=128),
     Field(
-        description="At least 12 characters, 5 of them different; not a common password,"
-        " not containing the login"
+        description="At least 12 characters, 5 of them different; not containing the login or"
+        " the family name on file; hard to guess (zxcvbn score 3: at least 10^8 guesses)"
     ),
 ]
 Lang = Literal["en", "fr"]

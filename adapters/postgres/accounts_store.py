@@ -18,6 +18,7 @@ from psycopg import AsyncConnection
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
 
+from domain.accounts import FileParty, family_name_on_file
 from domain.application_number import case_id
 from domain.backoff import Backoff
 
@@ -183,6 +184,12 @@ class AccountsStore:
             " FROM {s}.account_links l LEFT JOIN {s}.case_status s ON s.case_id = l.case_id"
             " WHERE l.account_id = %s ORDER BY l.application_number"
         )
+        self._names = q(
+            "SELECT p.role, p.preferred_language, p.uci, p.family_name, p.date_of_birth,"
+            " p.email, p.name, p.membership_id FROM {s}.account_links l"
+            " JOIN {s}.case_parties p ON p.case_id = l.case_id AND p.role = l.role"
+            " WHERE l.account_id = %s"
+        )
         self._backoff_row = q(
             "INSERT INTO {s}.sign_in_backoff (bucket, score, updated_at, blocked_until)"
             " VALUES (%s, 0, %s, %s) ON CONFLICT (bucket) DO NOTHING"
@@ -324,6 +331,13 @@ class AccountsStore:
             {"application_number": n, "role": role, "status": status, "last_updated": updated}
             for n, role, status, updated in rows
         ]
+
+    async def family_names(self, account_id: int) -> list[str]:
+        """The family names on the account's files (for the password policy)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._names, (account_id,))
+            rows = await cur.fetchall()
+        return [family_name_on_file(FileParty(*row)) for row in rows]
 
     # ------------------------------------------------------------ sign-in backoff
 
