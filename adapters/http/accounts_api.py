@@ -243,6 +243,13 @@ async def _issue_code(
     """Store a fresh code (replacing the old one) and mail it; runs in the outbox."""
     settings = found.settings
     now = settings.clock()
+    budget = settings.limits.mails_per_login
+    key = f"mail|{purpose}|{login}|{application_number or ''}"  # per file: see register
+    bucket = accounts.bucket_digest(settings.secret_key, key)
+    if await found.rates.hit(bucket, budget.hits, budget.per_seconds, now):
+        found.metrics.rate_limited(f"{purpose}-mail")
+        log.info("code not sent: mail limit", purpose=purpose)
+        return  # the latest code sent is still valid
     code = accounts.new_code()
     try:
         await found.accounts.put_code(

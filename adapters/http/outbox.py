@@ -20,7 +20,9 @@ Job = Callable[[], Awaitable[None]]
 
 
 class Outbox:
-    def __init__(self, workers: int = 2, capacity: int = 1000) -> None:
+    def __init__(self, workers: int = 1, capacity: int = 1000) -> None:
+        """One worker by default: codes for one login are then stored and mailed in the
+        order asked, so the last mail received always holds the code that works."""
         self._workers = workers
         self._capacity = capacity
         self._queue: asyncio.Queue[Job] | None = None

@@ -105,3 +105,16 @@ def test_reset_requests_from_elsewhere_do_not_block_the_owners_reset(
     ]
     assert flooded[-1] == 429
     assert home.post("/v1/accounts/password-reset", json={"login": uci}).status_code == 202
+
+
+def test_requests_from_many_addresses_cannot_flood_a_mailbox(
+    make_client: Callable[..., TestClient], mailbox: Mailbox, files: Files
+) -> None:
+    uci, _ = _owner(make_client, mailbox, files)
+    for n in range(3):
+        sender = make_client(address=f"203.0.113.{n + 1}", secret_key=KEY)
+        for _ in range(3):
+            asked = sender.post("/v1/accounts/password-reset", json={"login": uci})
+            assert asked.status_code == 202
+    sent = mailbox.wait(1 + 9, timeout=2.0)
+    assert len(sent) == 1 + 5, "5 reset codes an hour per login, whoever asks"
