@@ -195,11 +195,16 @@ def _check_names(password: str, names: list[str]) -> None:
 
 
 async def _spend_attempt(found: Services, login: str, purpose: str, given: str) -> PendingCode:
+    """The live code (of any of the login's files) that ``given`` matches, each having
+    counted the attempt first; no live code still costs one hash, like a wrong one."""
     now = found.settings.clock()
-    code = await found.accounts.spend_attempt(login, purpose, accounts.CODE_MAX_ATTEMPTS, now)
-    if not await found.passwords.verify(code.code_hash if code else None, given) or code is None:
-        raise invalid_code()
-    return code
+    codes = await found.accounts.spend_attempt(login, purpose, accounts.CODE_MAX_ATTEMPTS, now)
+    if not codes:
+        await found.passwords.verify(None, given)
+    for code in codes:
+        if await found.passwords.verify(code.code_hash, given):
+            return code
+    raise invalid_code()
 
 
 def _enqueue(found: Services, job: Job) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
 
@@ -51,12 +51,26 @@ ACCOUNT_CODES_DDL = (
     " code_hash text NOT NULL,"
     " email text NOT NULL,"
     " language text NOT NULL,"
-    " application_number text,"
+    " application_number text NOT NULL DEFAULT '',"
     " role text,"
     " attempts integer NOT NULL DEFAULT 0,"
     " expires_at timestamptz NOT NULL,"
     " created_at timestamptz NOT NULL,"
-    " PRIMARY KEY (login, purpose))"
+    " PRIMARY KEY (login, purpose, application_number))"
+)
+# Codes were one per (login, purpose): a code for one file replaced the person's code for
+# another. Each file gets its own ('' for reset codes). Safe to run again: see migrate.
+ACCOUNT_CODES_PER_FILE = (
+    "UPDATE {schema}.account_codes SET application_number = '' WHERE application_number IS NULL",
+    "ALTER TABLE {schema}.account_codes ALTER COLUMN application_number SET DEFAULT '',"
+    " ALTER COLUMN application_number SET NOT NULL,"
+    " DROP CONSTRAINT account_codes_pkey,"
+    " ADD PRIMARY KEY (login, purpose, application_number)",
+)
+_CODES_PER_LOGIN = (
+    "SELECT is_nullable = 'YES' FROM information_schema.columns"
+    " WHERE table_schema = %s AND table_name = 'account_codes'"
+    " AND column_name = 'application_number'"
 )
 SESSIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS {schema}.sessions ("
@@ -87,6 +101,14 @@ DDL = (
     SIGN_IN_BACKOFF_DDL,
     DROP_LOGIN_FAILURES_DDL,
 )
+
+
+def migrate(conn: Connection[Any], schema: str) -> None:
+    """Bring an older schema's tables to this version (inside db init's transaction)."""
+    row = conn.execute(_CODES_PER_LOGIN, (schema,)).fetchone()
+    if row and row[0]:
+        for statement in ACCOUNT_CODES_PER_FILE:
+            conn.execute(SQL(statement).format(schema=Identifier(schema)))  # type: ignore[arg-type]
 
 
 class AccountExists(Exception):
@@ -133,9 +155,9 @@ class AccountsStore:
             "INSERT INTO {s}.account_codes AS c (login, purpose, code_hash, email, language,"
             " application_number, role, attempts, expires_at, created_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s)"
-            " ON CONFLICT (login, purpose) DO UPDATE SET code_hash = EXCLUDED.code_hash,"
-            " email = EXCLUDED.email, language = EXCLUDED.language,"
-            " application_number = EXCLUDED.application_number, role = EXCLUDED.role,"
+            " ON CONFLICT (login, purpose, application_number) DO UPDATE SET"
+            " code_hash = EXCLUDED.code_hash, email = EXCLUDED.email,"
+            " language = EXCLUDED.language, role = EXCLUDED.role,"
             " attempts = 0, expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at"
         )
         self._spend_attempt = q(
@@ -221,20 +243,22 @@ class AccountsStore:
         application_number: str | None = None,
         role: str | None = None,
     ) -> None:
-        """Store a code; it replaces any earlier code for the same login and purpose."""
+        """Store a code; it replaces any earlier code for the same login, purpose and file."""
         async with self.pool.connection() as conn:
-            values = (login, purpose, code_hash, email, language, application_number, role)
+            number = application_number or ""
+            values = (login, purpose, code_hash, email, language, number, role)
             await conn.execute(self._put_code, (*values, expires_at, now))
 
     async def spend_attempt(
         self, login: str, purpose: str, max_attempts: int, now: datetime
-    ) -> PendingCode | None:
-        """Count one attempt against a live code first, so racing guesses cannot exceed the
-        limit; None when there is no live code (unknown, expired or out of attempts)."""
+    ) -> list[PendingCode]:
+        """Count one attempt against each live code of the login (one per file) first, so
+        racing guesses cannot exceed the limit; empty when there is none (unknown, expired
+        or out of attempts)."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(self._spend_attempt, (login, purpose, max_attempts, now))
-            row = await cur.fetchone()
-        return PendingCode(*row) if row else None
+            rows = await cur.fetchall()
+        return [PendingCode(*row) for row in rows]
 
     async def activate(
         self,

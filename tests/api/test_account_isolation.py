@@ -133,3 +133,30 @@ def test_a_code_issued_for_another_login_links_nothing(
         "/v1/accounts/verify", json={"login": sponsor, "code": sponsors_code, "password": PASSWORD}
     )
     assert created.status_code == 201, "the sponsor's code still works for the sponsor"
+
+
+def test_a_code_for_one_file_does_not_replace_the_persons_code_for_another(
+    client: TestClient, mailbox: Mailbox, files: Files, store: Any
+) -> None:
+    first, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    second = second_file(store, payload, "Q000000003")
+    client.post(
+        "/v1/accounts/register", json=applicant_registration(first, payload, "principal_applicant")
+    )
+    own_code = mailbox.code()
+    client.post(
+        "/v1/accounts/register",
+        json=applicant_registration("Q000000003", second, "principal_applicant"),
+    )
+    assert mailbox.wait(2)[-1]["To"] == REPRESENTATIVE["email"]
+    relayed_code = mailbox.code()
+    created = client.post(
+        "/v1/accounts/verify", json={"login": uci, "code": own_code, "password": PASSWORD}
+    )
+    assert created.status_code == 201, created.text
+    owner = sign_in(client, uci)
+    assert _files(client, owner) == [first]
+    linked = client.post("/v1/accounts/link", json={"code": relayed_code}, headers=bearer(owner))
+    assert linked.status_code == 201
+    assert _files(client, owner) == sorted([first, "Q000000003"])
