@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from zxcvbn import zxcvbn
-
 ROLES = ("principal_applicant", "sponsor", "representative")
 CODE_DIGITS = 8
 CODE_TTL = timedelta(hours=12)
@@ -206,6 +204,10 @@ def _check_length(password: str) -> None:
 
 
 def _check_strength(password: str) -> None:
+    # Imported here: its word lists cost every process that reads FileParty ~40 ms and
+    # memory, and only the API's password routes need them.
+    from zxcvbn import zxcvbn
+
     # user_inputs stays empty: zxcvbn keeps them in a module global, shared by threads.
     if zxcvbn(password, max_length=PASSWORD_MAX)["score"] < _MIN_SCORE:
         raise WeakPassword("the password is too common or too easy to guess")
