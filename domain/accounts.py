@@ -21,7 +21,10 @@ from datetime import date, timedelta
 ROLES = ("principal_applicant", "sponsor", "representative")
 CODE_DIGITS = 8
 CODE_TTL = timedelta(hours=12)
-CODE_MAX_ATTEMPTS = 5
+# A code's guesses in all, from everywhere: 25 in 10^8. Each address gets 5 before it
+# must wait (adapters.http.settings.Limits.code_guesses), so one guesser cannot use them
+# all up and void the owner's code.
+CODE_MAX_ATTEMPTS = 25
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
 _MIN_SCORE = 3  # zxcvbn: at least 10^8 guesses

@@ -2,8 +2,8 @@
 
 A guess costs more the more guesses came before it from the same place, and
 an honest user's old typos are forgotten: each attempt adds 1 to a score that
-halves every ``half_life``; past ``free`` attempts the next one must wait
-``base`` doubled per extra attempt, up to ``cap``. Nothing ever locks: once the
+halves every ``half_life``; after ``free`` attempts the next one must wait
+``base``, doubled per further attempt, up to ``cap``. Nothing ever locks: once the
 wait is over a guess is checked again.
 """
 
@@ -26,10 +26,11 @@ class Backoff:
         return score * 0.5 ** (seconds / self.half_life.total_seconds())
 
     def wait_after(self, score: float) -> timedelta:
-        """How long the next attempt must wait once the score is ``score``."""
+        """How long the next attempt must wait once the score is ``score``: nothing while
+        fewer than ``free`` attempts count, then ``base``, doubling per attempt."""
         extra = score - self.free
-        if extra <= 0:
+        if extra < 0:
             return timedelta(0)
         cap = self.cap.total_seconds()
-        exponent = min(extra - 1, 64.0)  # 2**64 seconds is far past any cap
+        exponent = min(extra, 64.0)  # 2**64 seconds is far past any cap
         return timedelta(seconds=min(cap, self.base.total_seconds() * 2.0**exponent))

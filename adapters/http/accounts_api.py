@@ -11,14 +11,16 @@ exceed it.
 
 from __future__ import annotations
 
+import math
+
 import structlog
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from adapters.http import models
-from adapters.http.auth import CurrentAccount, guard, sign_in_bucket
+from adapters.http.auth import CurrentAccount, backoff_bucket, guard
 from adapters.http.outbox import Job
-from adapters.http.problems import Problem, responses
+from adapters.http.problems import Problem, rate_limited, responses
 from adapters.http.services import Found, Services
 from adapters.mail_texts import code_message
 from adapters.postgres.accounts_store import AccountExists, PendingCode
@@ -90,7 +92,7 @@ async def register(body: models.Registration, request: Request, found: Found) ->
 async def verify(body: models.Verification, request: Request, found: Found) -> models.Activated:
     login = await _login_for_new_password(request, found, "verify", body.login, body.password)
     now = found.settings.clock()
-    code = await _spend_attempt(found, login, "register", body.code)
+    code = await _spend_attempt(request, found, login, "register", body.code)
     async with found.pool.connection() as conn, conn.cursor() as curs:
         parties = await case_parties.read(
             curs, found.settings.schema, code.application_number or ""
@@ -121,7 +123,7 @@ async def link(
     """Only a session of the account plus the file's code links a file: a code alone (which
     may have gone to a representative) never opens the person's other files."""
     await guard(request, found, "verify", account.login)
-    code = await _spend_attempt(found, account.login, "register", body.code)
+    code = await _spend_attempt(request, found, account.login, "register", body.code)
     if not await found.accounts.link(account, code, found.settings.clock()):
         raise invalid_code()
     return models.Linked(application_number=code.application_number or "", role=code.role)  # type: ignore[arg-type]
@@ -157,7 +159,7 @@ async def password_reset_confirm(
         request, found, "reset-confirm", body.login, body.password
     )
     now = found.settings.clock()
-    code = await _spend_attempt(found, login, "reset", body.code)
+    code = await _spend_attempt(request, found, login, "reset", body.code)
     existing = await found.accounts.account(login)
     if existing is None:
         raise invalid_code()
@@ -167,7 +169,7 @@ async def password_reset_confirm(
         login, existing[0].account_id, code, password_hash, now
     ):
         raise invalid_code()
-    await found.accounts.sign_in_succeeded(sign_in_bucket(request, found, login))
+    await found.accounts.forget(backoff_bucket(request, found, "sign-in", login))
     return models.Activated()
 
 
@@ -194,15 +196,27 @@ def _check_names(password: str, names: list[str]) -> None:
         raise weak_password(e) from None
 
 
-async def _spend_attempt(found: Services, login: str, purpose: str, given: str) -> PendingCode:
-    """The live code (of any of the login's files) that ``given`` matches, each having
-    counted the attempt first; no live code still costs one hash, like a wrong one."""
+async def _spend_attempt(
+    request: Request, found: Services, login: str, purpose: str, given: str
+) -> PendingCode:
+    """The live code (of any of the login's files) that ``given`` matches.
+
+    The guess counts first against this address's backoff (past 5, it waits), then
+    against each live code's total: both before the check, so parallel guesses cannot
+    exceed either. No live code still costs one hash, like a wrong one.
+    """
     now = found.settings.clock()
+    bucket = backoff_bucket(request, found, f"code-{purpose}", login)
+    until = await found.accounts.attempt(bucket, now, found.settings.limits.code_guesses)
+    if until is not None:
+        found.metrics.rate_limited(f"{purpose}-code")
+        raise rate_limited(max(1, math.ceil((until - now).total_seconds())))
     codes = await found.accounts.spend_attempt(login, purpose, accounts.CODE_MAX_ATTEMPTS, now)
     if not codes:
         await found.passwords.verify(None, given)
     for code in codes:
         if await found.passwords.verify(code.code_hash, given):
+            await found.accounts.forget(bucket)
             return code
     raise invalid_code()
 

@@ -101,9 +101,11 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def sign_in_bucket(request: Request, found: Services, login: str) -> bytes:
-    """The sign-in backoff's bucket: this login from this client address."""
-    return bucket_digest(found.settings.secret_key, f"sign-in|{login}|{client_address(request)}")
+def backoff_bucket(request: Request, found: Services, kind: str, login: str) -> bytes:
+    """A backoff bucket: guesses of ``kind`` (sign-in, a code's purpose) at this login from
+    this client address."""
+    value = f"{kind}|{login}|{client_address(request)}"
+    return bucket_digest(found.settings.secret_key, f"backoff|{value}")
 
 
 async def guard(request: Request, found: Services, action: str, login: str) -> None:

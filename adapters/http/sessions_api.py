@@ -15,7 +15,7 @@ import math
 from fastapi import APIRouter, Request, Response
 
 from adapters.http import models
-from adapters.http.auth import CurrentAccount, SessionHash, guard, sign_in_bucket
+from adapters.http.auth import CurrentAccount, SessionHash, backoff_bucket, guard
 from adapters.http.problems import Problem, rate_limited, responses
 from adapters.http.services import Found
 from domain import accounts
@@ -35,8 +35,8 @@ async def sign_in(body: models.Credentials, request: Request, found: Found) -> m
     login = accounts.normalize_login(body.login)
     await guard(request, found, "login", login)
     now = settings.clock()
-    bucket = sign_in_bucket(request, found, login)
-    until = await found.accounts.sign_in_attempt(bucket, now, settings.limits.sign_in)
+    bucket = backoff_bucket(request, found, "sign-in", login)
+    until = await found.accounts.attempt(bucket, now, settings.limits.sign_in)
     if until is not None:
         found.metrics.rate_limited("login")
         raise rate_limited(max(1, math.ceil((until - now).total_seconds())))
@@ -47,7 +47,7 @@ async def sign_in(body: models.Credentials, request: Request, found: Found) -> m
             title="Sign-in failed",
         )  # fmt: skip
     assert existing is not None
-    await found.accounts.sign_in_succeeded(bucket)
+    await found.accounts.forget(bucket)
     token = accounts.new_token(accounts.SESSION_PREFIX)
     expires_at = now + settings.session_ttl
     await found.accounts.new_session(

@@ -55,6 +55,9 @@ class Limits:
         }
     )
     sign_in: Backoff = field(default_factory=Backoff)
+    # Code guesses per login, purpose and address: a guesser elsewhere never kills the
+    # owner's code (each code also has a total, domain.accounts.CODE_MAX_ATTEMPTS).
+    code_guesses: Backoff = field(default_factory=Backoff)
     # Codes mailed per login and purpose, whoever asks: no flooding a mailbox from many
     # addresses. The owner is not locked out: every code sent went to their own address.
     mails_per_login: Limit = field(default_factory=lambda: Limit(5, 3600))

@@ -1,8 +1,8 @@
-"""Tracker accounts in PostgreSQL: pending codes, accounts, their files, sessions, sign-in backoff.
+"""Tracker accounts in PostgreSQL: pending codes, accounts, their files, sessions, backoff.
 
 Times come from the caller's clock (never ``now()``), so expiry is testable
 without sleeping. Codes, passwords and session tokens are stored hashed;
-sign-in backoff buckets are HMACs of the login and client address. Logins and
+backoff buckets are HMACs of the login and client address. Logins and
 emails are personal data: they are stored, never logged.
 """
 
@@ -83,9 +83,10 @@ SESSIONS_DDL = (
 SESSIONS_INDEX_DDL = (
     "CREATE INDEX IF NOT EXISTS sessions_account_ix ON {schema}.sessions (account_id)"
 )
-# One row per (login, client address) bucket: a fading score of sign-in attempts.
-SIGN_IN_BACKOFF_DDL = (
-    "CREATE TABLE IF NOT EXISTS {schema}.sign_in_backoff ("
+# One row per bucket (a login, an action and a client address): a fading score of
+# attempts at a password or a code, and until when the next must wait.
+BACKOFF_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.backoff ("
     " bucket bytea PRIMARY KEY,"
     " score double precision NOT NULL,"
     " updated_at timestamptz NOT NULL,"
@@ -98,7 +99,7 @@ DDL = (
     ACCOUNT_CODES_DDL,
     SESSIONS_DDL,
     SESSIONS_INDEX_DDL,
-    SIGN_IN_BACKOFF_DDL,
+    BACKOFF_DDL,
     DROP_LOGIN_FAILURES_DDL,
 )
 
@@ -213,20 +214,19 @@ class AccountsStore:
             " WHERE l.account_id = %s"
         )
         self._backoff_row = q(
-            "INSERT INTO {s}.sign_in_backoff (bucket, score, updated_at, blocked_until)"
+            "INSERT INTO {s}.backoff (bucket, score, updated_at, blocked_until)"
             " VALUES (%s, 0, %s, %s) ON CONFLICT (bucket) DO NOTHING"
         )
         self._backoff_lock = q(
-            "SELECT score, updated_at, blocked_until FROM {s}.sign_in_backoff"
-            " WHERE bucket = %s FOR UPDATE"
+            "SELECT score, updated_at, blocked_until FROM {s}.backoff WHERE bucket = %s FOR UPDATE"
         )
         self._backoff_set = q(
-            "UPDATE {s}.sign_in_backoff SET score = %s, updated_at = %s, blocked_until = %s"
+            "UPDATE {s}.backoff SET score = %s, updated_at = %s, blocked_until = %s"
             " WHERE bucket = %s"
         )
-        self._backoff_clear = q("DELETE FROM {s}.sign_in_backoff WHERE bucket = %s")
+        self._backoff_clear = q("DELETE FROM {s}.backoff WHERE bucket = %s")
         self._backoff_sweep = q(
-            "DELETE FROM {s}.sign_in_backoff WHERE updated_at < %s AND blocked_until < %s"
+            "DELETE FROM {s}.backoff WHERE updated_at < %s AND blocked_until < %s"
         )
 
     # ------------------------------------------------------------ codes
@@ -363,13 +363,11 @@ class AccountsStore:
             rows = await cur.fetchall()
         return [family_name_on_file(FileParty(*row)) for row in rows]
 
-    # ------------------------------------------------------------ sign-in backoff
+    # ------------------------------------------------------------ backoff
 
-    async def sign_in_attempt(
-        self, bucket: bytes, now: datetime, policy: Backoff
-    ) -> datetime | None:
-        """Count an attempt before its password is checked (so parallel guesses are all
-        counted), or refuse it: returns the end of the wait when the bucket must wait."""
+    async def attempt(self, bucket: bytes, now: datetime, policy: Backoff) -> datetime | None:
+        """Count an attempt before its password or code is checked (so parallel guesses are
+        all counted), or refuse it: returns the end of the wait when the bucket must wait."""
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(self._backoff_row, (bucket, now, now))
             cur = await conn.execute(self._backoff_lock, (bucket,))
@@ -385,7 +383,7 @@ class AccountsStore:
                 await conn.execute(self._backoff_sweep, (now - timedelta(days=1), now))
         return None
 
-    async def sign_in_succeeded(self, bucket: bytes) -> None:
+    async def forget(self, bucket: bytes) -> None:
         """The owner got in from there: forget that bucket's attempts."""
         async with self.pool.connection() as conn:
             await conn.execute(self._backoff_clear, (bucket,))

@@ -97,6 +97,7 @@ def running(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             per_address={k: Limit(10_000, 60) for k in Limits().per_address},
             per_login_address={k: Limit(10_000, 60) for k in Limits().per_login_address},
             sign_in=Backoff(free=10_000),
+            code_guesses=Backoff(free=10_000),
         )
         mailbox = Mailbox(sink.handler, sink_port)
         app = create_app(settings_for(database_url, schema, mailbox, Clock(), limits=roomy))

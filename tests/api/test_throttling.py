@@ -118,3 +118,25 @@ def test_requests_from_many_addresses_cannot_flood_a_mailbox(
             assert asked.status_code == 202
     sent = mailbox.wait(1 + 9, timeout=2.0)
     assert len(sent) == 1 + 5, "5 reset codes an hour per login, whoever asks"
+
+
+def test_wrong_codes_from_elsewhere_do_not_kill_the_owners_code(
+    make_client: Callable[..., TestClient], mailbox: Mailbox, files: Files
+) -> None:
+    uci, home = _owner(make_client, mailbox, files)
+    assert home.post("/v1/accounts/password-reset", json={"login": uci}).status_code == 202
+    mailbox.wait(2)
+    code = mailbox.code()
+    wrong = f"{(int(code) + 1) % 10**8:08d}"
+    attacker = make_client(address="203.0.113.9", secret_key=KEY)
+    body = {"login": uci, "code": wrong, "password": "an attacker's passphrase here"}
+    statuses = [
+        attacker.post("/v1/accounts/password-reset/confirm", json=body).status_code
+        for _ in range(8)
+    ]
+    assert statuses[:5] == [400] * 5 and statuses[-1] == 429
+    done = home.post(
+        "/v1/accounts/password-reset/confirm",
+        json={"login": uci, "code": code, "password": "an entirely different one"},
+    )
+    assert done.status_code == 200, done.text

@@ -20,7 +20,7 @@ def test_waits_grow_with_the_score_and_never_pass_the_cap(a: float, b: float) ->
     assert POLICY.wait_after(low) <= POLICY.wait_after(high) <= POLICY.cap
 
 
-@given(st.floats(min_value=0, max_value=POLICY.free))
+@given(st.floats(min_value=0, max_value=POLICY.free, exclude_max=True))
 def test_the_first_attempts_are_free(score: float) -> None:
     assert POLICY.wait_after(score) == timedelta(0)
 
@@ -35,4 +35,5 @@ def test_scores_fade_and_never_grow_alone(score: float, t1: float, t2: float) ->
 
 @given(st.floats(min_value=0, max_value=1000))
 def test_a_day_forgets_any_realistic_burst(score: float) -> None:
+    assert POLICY.wait_after(POLICY.free) == POLICY.base
     assert POLICY.wait_after(POLICY.decayed(score, timedelta(days=1))) == timedelta(0)
