@@ -38,6 +38,8 @@ class StalledSmtp:
             self.connected.set()
 
     def release(self) -> None:
+        if self.released.is_set():
+            return
         self.released.set()
         for conn in self._held:
             conn.close()
@@ -57,6 +59,7 @@ def client(database_url: str, schema: str, stalled: StalledSmtp) -> Iterator[Tes
     app = create_app(settings_for(database_url, schema, mailbox, Clock()))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
+        stalled.release()  # the queued mail then fails at once, not at its timeout
 
 
 def test_a_match_holds_up_neither_its_answer_nor_the_next_request(
