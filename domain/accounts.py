@@ -10,6 +10,7 @@ compare exactly; emails without regard to case.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import unicodedata
@@ -20,39 +21,19 @@ from datetime import date, timedelta
 ROLES = ("principal_applicant", "sponsor", "representative")
 CODE_DIGITS = 8
 CODE_TTL = timedelta(hours=12)
-CODE_MAX_ATTEMPTS = 5
+# A code's guesses in all, from everywhere: 25 in 10^8. Each address gets 5 before it
+# must wait (adapters.http.settings.Limits.code_guesses), so one guesser cannot use them
+# all up and void the owner's code.
+CODE_MAX_ATTEMPTS = 25
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
+_MIN_SCORE = 3  # zxcvbn: at least 10^8 guesses
 
 SESSION_PREFIX = "cts_"
 AUDITOR_PREFIX = "cta_"
 _TOKEN = re.compile(r"(cts|cta)_[A-Za-z0-9_-]{43}")
 UCI = re.compile(r"[0-9]{8}|[0-9]{10}")
 CODE = re.compile(f"[0-9]{{{CODE_DIGITS}}}")
-
-# The most common passwords of at least 12 characters in public breach lists.
-_COMMON = frozenset(
-    {
-        "123456789012",
-        "1234567890123",
-        "qwertyuiopas",
-        "password1234",
-        "password12345",
-        "password123456",
-        "passwordpassword",
-        "iloveyou1234",
-        "qwerty123456",
-        "1q2w3e4r5t6y",
-        "abcdefghijkl",
-        "letmein12345",
-        "welcome12345",
-        "administrator",
-        "motdepasse123",
-        "111111111111",
-        "000000000000",
-        "aaaaaaaaaaaa",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -151,6 +132,14 @@ def _matches(registration: Registration, party: FileParty) -> bool:
     )
 
 
+def family_name_on_file(party: FileParty) -> str:
+    """The party's family name (a representative's file holds one name: its last word)."""
+    if party.role == "representative":
+        words = (party.name or "").split()
+        return words[-1] if words else ""
+    return party.family_name or ""
+
+
 def _family_name_of(family_name: str, full_name: str) -> bool:
     """A representative's file holds one name: the family name must be its last word(s)."""
     family, full = normalize_name(family_name), normalize_name(full_name)
@@ -178,9 +167,10 @@ def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def bucket_digest(value: str) -> bytes:
-    """Rate-limit and lockout keys are stored hashed: identifiers are personal data."""
-    return hashlib.sha256(b"casetrack-bucket\x00" + value.encode()).digest()
+def bucket_digest(key: bytes, value: str) -> bytes:
+    """Rate-limit and lockout keys are stored as an HMAC under the server secret:
+    identifiers are personal data, and a bare hash of a UCI is found by trying them all."""
+    return hmac.new(key, value.encode(), hashlib.sha256).digest()
 
 
 # ---------------------------------------------------------------- passwords
@@ -190,18 +180,47 @@ class WeakPassword(ValueError):
     """The password does not meet the policy; the message says which rule, never the value."""
 
 
-def check_password(password: str, login: str = "", family_name: str = "") -> None:
-    """At least 12 characters (at most 128), 5 distinct, not common, not the login or name."""
+def check_password(password: str, login: str = "", names: Sequence[str] = ()) -> None:
+    """12 to 128 characters, 5 different, not containing the login or a family name on
+    file, and hard to guess.
+
+    "Hard to guess" is zxcvbn's estimate (its lists of common passwords, words,
+    names, keyboard patterns, dates and repeats): at least 10^8 guesses (score 3).
+    """
+    _check_length(password)
+    check_names(password, (login, *names))
+    _check_strength(password)
+
+
+def check_shape(password: str, login: str = "") -> None:
+    """Every rule but the names on file (those wait until the caller has shown a code)."""
+    check_password(password, login)
+
+
+def _check_length(password: str) -> None:
     if len(password) < PASSWORD_MIN:
         raise WeakPassword(f"the password must have at least {PASSWORD_MIN} characters")
     if len(password) > PASSWORD_MAX:
         raise WeakPassword(f"the password must have at most {PASSWORD_MAX} characters")
     if len(set(password)) < 5:
         raise WeakPassword("the password must use at least 5 different characters")
-    folded = password.casefold()
-    if folded in _COMMON:
-        raise WeakPassword("the password is too common")
+
+
+def _check_strength(password: str) -> None:
+    # Imported here: its word lists cost every process that reads FileParty ~40 ms and
+    # memory, and only the API's password routes need them.
+    from zxcvbn import zxcvbn
+
+    # user_inputs stays empty: zxcvbn keeps them in a module global, shared by threads.
+    if zxcvbn(password, max_length=PASSWORD_MAX)["score"] < _MIN_SCORE:
+        raise WeakPassword("the password is too common or too easy to guess")
+
+
+def check_names(password: str, names: Sequence[str]) -> None:
+    """Not containing the login or a family name on file (only after the caller has shown
+    a valid code: the answer would otherwise confirm a guessed name)."""
     compact = normalize_name(password).replace(" ", "")
-    for personal in (login, family_name):
-        if len(personal) >= 3 and normalize_name(personal).replace(" ", "") in compact:
+    for personal in names:
+        folded = normalize_name(personal).replace(" ", "")
+        if len(folded) >= 3 and folded in compact:
             raise WeakPassword("the password must not contain your login or name")

@@ -1,24 +1,29 @@
 """Registration, verification and password reset, as the real tracker works.
 
 Registration and reset requests always answer 202 with the same body, and
-their slow work (hashing the code, storing it, sending mail) happens after
-the answer, so neither the body nor the timing tells whether a file or an
-account exists. Codes get a fixed number of attempts, counted before the
-check so concurrent guesses cannot exceed it.
+all their work past the rate limits (reading the file's parties, matching,
+hashing and storing the code, sending mail) goes to the outbox's workers, so
+neither the body, the request's timing nor the next request's on the same
+connection tells whether a file or an account exists. Codes get a fixed
+number of attempts, counted before the check so concurrent guesses cannot
+exceed it.
 """
 
 from __future__ import annotations
 
+import math
+
 import structlog
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from adapters.http import models
-from adapters.http.auth import guard
-from adapters.http.problems import Problem, responses
+from adapters.http.auth import CurrentAccount, backoff_bucket, guard
+from adapters.http.outbox import Job
+from adapters.http.problems import Problem, rate_limited, responses
 from adapters.http.services import Found, Services
 from adapters.mail_texts import code_message
-from adapters.postgres.accounts_store import PendingCode
+from adapters.postgres.accounts_store import AccountExists, PendingCode
 from adapters.smtp import MailNotSent
 from domain import accounts
 from projections import case_parties
@@ -42,6 +47,16 @@ def invalid_code() -> Problem:
     )
 
 
+def account_exists() -> Problem:
+    return Problem(
+        409,
+        "An account already uses this login; its password and email stay as they are. Sign in"
+        " and add the file with this code (POST /v1/accounts/link), or reset the password.",
+        slug="account-exists",
+        title="The account already exists",
+    )
+
+
 def weak_password(error: accounts.WeakPassword) -> Problem:
     return Problem(422, str(error), slug="weak-password", title="The password is too weak")
 
@@ -50,15 +65,10 @@ def weak_password(error: accounts.WeakPassword) -> Problem:
     "/v1/accounts/register",
     status_code=202,
     response_model=models.Accepted,
-    responses=responses(400, 422, 429),
+    responses=responses(400, 422, 429, 503),
     summary="Ask for a verification code",
 )
-async def register(
-    body: models.Registration,
-    request: Request,
-    background: BackgroundTasks,
-    found: Found,
-) -> models.Accepted:
+async def register(body: models.Registration, request: Request, found: Found) -> models.Accepted:
     registration = accounts.Registration(
         role=body.role,
         family_name=body.family_name,
@@ -68,14 +78,7 @@ async def register(
         membership_id=getattr(body, "membership_id", None),
     )
     await guard(request, found, "register", registration.login)
-    async with found.pool.connection() as conn, conn.cursor() as curs:
-        parties = await case_parties.read(curs, found.settings.schema, body.application_number)
-    delivery = accounts.delivery(registration, parties)
-    if delivery is not None:
-        background.add_task(
-            _issue_code, found, "register", delivery.login, delivery.email, delivery.language,
-            body.application_number, delivery.role,
-        )  # fmt: skip
+    _enqueue(found, lambda: _match_and_issue(found, registration, body.application_number))
     return models.Accepted(detail=_REGISTER_ANSWER)
 
 
@@ -83,36 +86,62 @@ async def register(
     "/v1/accounts/verify",
     status_code=201,
     response_model=models.Activated,
-    responses=responses(400, 422, 429),
-    summary="Set a password with the emailed code: the account becomes active",
+    responses=responses(400, 409, 422, 429),
+    summary="Create the account with the emailed code and a password",
 )
 async def verify(body: models.Verification, request: Request, found: Found) -> models.Activated:
     login = await _login_for_new_password(request, found, "verify", body.login, body.password)
     now = found.settings.clock()
-    code = await _spend_attempt(found, login, "register", body.code)
+    code = await _spend_attempt(request, found, login, "register", body.code)
+    async with found.pool.connection() as conn, conn.cursor() as curs:
+        parties = await case_parties.read(
+            curs, found.settings.schema, code.application_number or ""
+        )
+    _check_names(
+        body.password, [accounts.family_name_on_file(p) for p in parties if p.role == code.role]
+    )
     password_hash = await found.passwords.hash(body.password)
     kind = "representative" if code.role == "representative" else "client"
-    if await found.accounts.activate(login, kind, code, password_hash, now) is None:
-        raise invalid_code()
+    try:
+        if await found.accounts.activate(login, kind, code, password_hash, now) is None:
+            raise invalid_code()
+    except AccountExists:
+        raise account_exists() from None
     return models.Activated()
+
+
+@router.post(
+    "/v1/accounts/link",
+    status_code=201,
+    response_model=models.Linked,
+    responses=responses(400, 401, 403, 422, 429),
+    summary="Add another file to the signed-in account with that file's emailed code",
+)
+async def link(
+    body: models.LinkRequest, request: Request, account: CurrentAccount, found: Found
+) -> models.Linked:
+    """Only a session of the account plus the file's code links a file: a code alone (which
+    may have gone to a representative) never opens the person's other files."""
+    await guard(request, found, "verify", account.login)
+    code = await _spend_attempt(request, found, account.login, "register", body.code)
+    if not await found.accounts.link(account, code, found.settings.clock()):
+        raise invalid_code()
+    return models.Linked(application_number=code.application_number or "", role=code.role)  # type: ignore[arg-type]
 
 
 @router.post(
     "/v1/accounts/password-reset",
     status_code=202,
     response_model=models.Accepted,
-    responses=responses(400, 422, 429),
+    responses=responses(400, 422, 429, 503),
     summary="Ask for a password reset code",
 )
 async def password_reset(
-    body: models.ResetRequest,
-    request: Request,
-    background: BackgroundTasks,
-    found: Found,
+    body: models.ResetRequest, request: Request, found: Found
 ) -> models.Accepted:
     login = accounts.normalize_login(body.login)
     await guard(request, found, "reset", login)
-    background.add_task(_issue_reset, found, login)
+    _enqueue(found, lambda: _issue_reset(found, login))
     return models.Accepted(detail=_RESET_ANSWER)
 
 
@@ -126,18 +155,21 @@ async def password_reset(
 async def password_reset_confirm(
     body: models.ResetConfirmation, request: Request, found: Found
 ) -> models.Activated:
-    login = await _login_for_new_password(request, found, "reset", body.login, body.password)
+    login = await _login_for_new_password(
+        request, found, "reset-confirm", body.login, body.password
+    )
     now = found.settings.clock()
-    code = await _spend_attempt(found, login, "reset", body.code)
+    code = await _spend_attempt(request, found, login, "reset", body.code)
     existing = await found.accounts.account(login)
     if existing is None:
         raise invalid_code()
+    _check_names(body.password, await found.accounts.family_names(existing[0].account_id))
     password_hash = await found.passwords.hash(body.password)
     if not await found.accounts.reset_password(
         login, existing[0].account_id, code, password_hash, now
     ):
         raise invalid_code()
-    await found.accounts.login_succeeded(accounts.bucket_digest("lockout|" + login))
+    await found.accounts.forget(backoff_bucket(request, found, "sign-in", login))
     return models.Activated()
 
 
@@ -145,22 +177,70 @@ async def _login_for_new_password(
     request: Request, found: Services, action: str, given_login: str, password: str
 ) -> str:
     """The normalised login, once the caller is within ``action``'s rate limits and the
-    new password is strong enough."""
+    new password is strong enough (all but the names on file: see _check_names)."""
     login = accounts.normalize_login(given_login)
     await guard(request, found, action, login)
     try:
-        accounts.check_password(password, login)
+        await run_in_threadpool(accounts.check_shape, password, login)  # zxcvbn: milliseconds
     except accounts.WeakPassword as e:
         raise weak_password(e) from None
     return login
 
 
-async def _spend_attempt(found: Services, login: str, purpose: str, given: str) -> PendingCode:
+def _check_names(password: str, names: list[str]) -> None:
+    """The family names on the caller's files: only checked once the code is right, or a
+    refusal would confirm a guessed name."""
+    try:
+        accounts.check_names(password, names)
+    except accounts.WeakPassword as e:
+        raise weak_password(e) from None
+
+
+async def _spend_attempt(
+    request: Request, found: Services, login: str, purpose: str, given: str
+) -> PendingCode:
+    """The live code (of any of the login's files) that ``given`` matches.
+
+    The guess counts first against this address's backoff (past 5, it waits), then
+    against each live code's total: both before the check, so parallel guesses cannot
+    exceed either. No live code still costs one hash, like a wrong one.
+    """
     now = found.settings.clock()
-    code = await found.accounts.spend_attempt(login, purpose, accounts.CODE_MAX_ATTEMPTS, now)
-    if not await found.passwords.verify(code.code_hash if code else None, given) or code is None:
-        raise invalid_code()
-    return code
+    bucket = backoff_bucket(request, found, f"code-{purpose}", login)
+    until = await found.accounts.attempt(bucket, now, found.settings.limits.code_guesses)
+    if until is not None:
+        found.metrics.rate_limited(f"{purpose}-code")
+        raise rate_limited(max(1, math.ceil((until - now).total_seconds())))
+    codes = await found.accounts.spend_attempt(login, purpose, accounts.CODE_MAX_ATTEMPTS, now)
+    if not codes:
+        await found.passwords.verify(None, given)
+    for code in codes:
+        if await found.passwords.verify(code.code_hash, given):
+            await found.accounts.forget(bucket)
+            return code
+    raise invalid_code()
+
+
+def _enqueue(found: Services, job: Job) -> None:
+    """Hand the slow work to the outbox: the request does the same whatever matched."""
+    if not found.outbox.submit(job):
+        raise Problem(
+            503, "Too many requests are waiting; try again in a minute.",
+            headers={"Retry-After": "60"},
+        )  # fmt: skip
+
+
+async def _match_and_issue(
+    found: Services, registration: accounts.Registration, application_number: str
+) -> None:
+    async with found.pool.connection() as conn, conn.cursor() as curs:
+        parties = await case_parties.read(curs, found.settings.schema, application_number)
+    delivery = accounts.delivery(registration, parties)
+    if delivery is not None:
+        await _issue_code(
+            found, "register", delivery.login, delivery.email, delivery.language,
+            application_number, delivery.role,
+        )  # fmt: skip
 
 
 async def _issue_reset(found: Services, login: str) -> None:
@@ -179,9 +259,16 @@ async def _issue_code(
     application_number: str | None = None,
     role: str | None = None,
 ) -> None:
-    """Store a fresh code (replacing the old one) and mail it; runs after the answer."""
+    """Store a fresh code (replacing the old one) and mail it; runs in the outbox."""
     settings = found.settings
     now = settings.clock()
+    budget = settings.limits.mails_per_login
+    key = f"mail|{purpose}|{login}|{application_number or ''}"  # per file: see register
+    bucket = accounts.bucket_digest(settings.secret_key, key)
+    if await found.rates.hit(bucket, budget.hits, budget.per_seconds, now):
+        found.metrics.rate_limited(f"{purpose}-mail")
+        log.info("code not sent: mail limit", purpose=purpose)
+        return  # the latest code sent is still valid
     code = accounts.new_code()
     try:
         await found.accounts.put_code(

@@ -97,17 +97,29 @@ def _wrong_kind(credentials: HTTPAuthorizationCredentials | None) -> Problem | N
     return None
 
 
-async def guard(request: Request, found: Services, action: str, identifier: str) -> None:
-    """Count the call against the client address's and the identifier's limits."""
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def backoff_bucket(request: Request, found: Services, kind: str, login: str) -> bytes:
+    """A backoff bucket: guesses of ``kind`` (sign-in, a code's purpose) at this login from
+    this client address."""
+    value = f"{kind}|{login}|{client_address(request)}"
+    return bucket_digest(found.settings.secret_key, f"backoff|{value}")
+
+
+async def guard(request: Request, found: Services, action: str, login: str) -> None:
+    """Count the call against the client address's limit and the login's limit from that
+    address (never the login's alone: anyone could exhaust that and lock the owner out)."""
     limits = found.settings.limits
     now = found.settings.clock()
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)
     waits = []
     for kind, value, limit in (
         ("address", address, limits.per_address[action]),
-        ("identifier", identifier, limits.per_identifier[action]),
+        ("login-address", f"{login}|{address}", limits.per_login_address[action]),
     ):
-        bucket = bucket_digest(f"{action}|{kind}|{value}")
+        bucket = bucket_digest(found.settings.secret_key, f"{action}|{kind}|{value}")
         waits.append(await found.rates.hit(bucket, limit.hits, limit.per_seconds, now))
     if max(waits) > 0:
         found.metrics.rate_limited(action)

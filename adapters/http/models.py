@@ -22,11 +22,15 @@ Uci = Annotated[
     StringConstraints(pattern=r"^([0-9]{8}|[0-9]{10})$"),
     Field(description="Unique client identifier: 8 or 10 digits"),
 ]
-FamilyName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# No control characters (NUL above all: PostgreSQL text cannot hold it).
+FamilyName = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{1,100}$")]
 MembershipId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9-]{3,20}$")]
 Login = Annotated[
     str,
-    StringConstraints(pattern=r"^([0-9]{8}|[0-9]{10}|[^@\s]{1,64}@[^@\s]{1,189})$", max_length=254),
+    StringConstraints(
+        pattern=r"^([0-9]{8}|[0-9]{10}|[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,189})$",
+        max_length=254,
+    ),
     Field(description="A UCI (applicants and sponsors) or an email (representatives)"),
 ]
 Code = Annotated[
@@ -37,8 +41,8 @@ NewPassword = Annotated[
     str,
     StringConstraints(min_length=12, max_length=128),
     Field(
-        description="At least 12 characters, 5 of them different; not a common password,"
-        " not containing the login"
+        description="At least 12 characters, 5 of them different; not containing the login or"
+        " the family name on file; hard to guess (zxcvbn score 3: at least 10^8 guesses)"
     ),
 ]
 Lang = Literal["en", "fr"]
@@ -84,6 +88,10 @@ class Credentials(_In):
     password: Password
 
 
+class LinkRequest(_In):
+    code: Code
+
+
 class ResetRequest(_In):
     login: Login
 
@@ -101,6 +109,11 @@ class Accepted(BaseModel):
 
 class Activated(BaseModel):
     status: Literal["active"] = "active"
+
+
+class Linked(BaseModel):
+    application_number: str
+    role: Literal["principal_applicant", "sponsor", "representative"]
 
 
 class SessionToken(BaseModel):

@@ -30,7 +30,6 @@ _TITLES = {
     415: ("unsupported-media-type", "Unsupported media type"),
     431: ("headers-too-large", "Request header fields too large"),
     422: ("invalid-request", "The request is not valid"),
-    423: ("account-locked", "Too many failed sign-ins"),
     429: ("rate-limited", "Too many requests"),
     500: ("internal-error", "Internal error"),
     503: ("unavailable", "Service unavailable"),

@@ -1,4 +1,4 @@
-"""What the routes share for the app's lifetime: pools, stores, caches, the mailer."""
+"""What the routes share for the app's lifetime: pools, stores, caches, the mail outbox."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from adapters.http.estimates import Estimates
 from adapters.http.metrics import Metrics
+from adapters.http.outbox import Outbox
 from adapters.http.passwords import Passwords
 from adapters.http.settings import Settings
 from adapters.postgres.accounts_store import AccountsStore
@@ -34,6 +35,7 @@ class Services:
     passwords: Passwords
     estimates: Estimates
     metrics: Metrics
+    outbox: Outbox
 
     @classmethod
     def create(cls, settings: Settings, metrics: Metrics) -> Services:
@@ -61,12 +63,15 @@ class Services:
             passwords=Passwords(settings.hasher),
             estimates=Estimates(case_store, settings.clock, settings.estimate_ttl_seconds),
             metrics=metrics,
+            outbox=Outbox(),
         )
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
+        self.outbox.start()
 
     async def close(self) -> None:
+        await self.outbox.stop()  # queued codes go out while the pool is still open
         await self.lane.close()
         await self.pool.close()
         self.case_store.close()

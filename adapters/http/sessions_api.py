@@ -1,41 +1,33 @@
-"""Sign in (a session token) and sign out, with lockout after repeated failures.
+"""Sign in (a session token) and sign out; guesses from one place wait longer and longer.
 
-Failures are counted per login whether or not an account uses it, and an
-unknown login still costs a password verification, so neither the answers
-nor their timing reveal which logins exist.
+Each attempt is counted for its login and client address before the password is
+checked, so parallel guesses are all counted; past a few, the next attempt from
+there must wait (429 with Retry-After), twice as long each time, and the count
+fades. Nothing locks a login for everyone: a guesser elsewhere never keeps the
+owner out. An unknown login counts and costs a password verification like any
+other, so neither the answers nor their timing reveal which logins exist.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 
 from adapters.http import models
-from adapters.http.auth import CurrentAccount, SessionHash, guard
-from adapters.http.problems import Problem, responses
+from adapters.http.auth import CurrentAccount, SessionHash, backoff_bucket, guard
+from adapters.http.problems import Problem, rate_limited, responses
 from adapters.http.services import Found
 from domain import accounts
 
 router = APIRouter(tags=["sessions"])
 
 
-def locked(until: datetime, now: datetime) -> Problem:
-    seconds = max(1, math.ceil((until - now).total_seconds()))
-    return Problem(
-        423,
-        f"Too many failed sign-ins for this login; try again in {seconds} seconds"
-        " or reset your password.",
-        headers={"Retry-After": str(seconds)},
-    )
-
-
 @router.post(
     "/v1/sessions",
     status_code=201,
     response_model=models.SessionToken,
-    responses=responses(400, 401, 422, 423, 429),
+    responses=responses(400, 401, 422, 429),
     summary="Sign in with a UCI (or a representative's email) and password",
 )
 async def sign_in(body: models.Credentials, request: Request, found: Found) -> models.SessionToken:
@@ -43,24 +35,19 @@ async def sign_in(body: models.Credentials, request: Request, found: Found) -> m
     login = accounts.normalize_login(body.login)
     await guard(request, found, "login", login)
     now = settings.clock()
-    key = accounts.bucket_digest("lockout|" + login)
-    until = await found.accounts.locked_until(key, now)
+    bucket = backoff_bucket(request, found, "sign-in", login)
+    until = await found.accounts.attempt(bucket, now, settings.limits.sign_in)
     if until is not None:
-        raise locked(until, now)
+        found.metrics.rate_limited("login")
+        raise rate_limited(max(1, math.ceil((until - now).total_seconds())))
     existing = await found.accounts.account(login)
     if not await found.passwords.verify(existing[1] if existing else None, body.password):
-        limits = settings.limits
-        until = await found.accounts.login_failed(
-            key, now, limits.lockout_failures, now + limits.lockout
-        )
-        if until is not None:
-            raise locked(until, now)
         raise Problem(
             401, "The login or the password is wrong.", slug="invalid-credentials",
             title="Sign-in failed",
         )  # fmt: skip
     assert existing is not None
-    await found.accounts.login_succeeded(key)
+    await found.accounts.forget(bucket)
     token = accounts.new_token(accounts.SESSION_PREFIX)
     expires_at = now + settings.session_ttl
     await found.accounts.new_session(

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from adapters import database_url
+from adapters.server_secret import server_secret
 from adapters.smtp import Mailer, SmtpMailer, SmtpSettings
+from domain.backoff import Backoff
 
 Clock = Callable[[], datetime]
 
@@ -27,7 +30,12 @@ class Limit:
 
 @dataclass(frozen=True)
 class Limits:
-    """Per client address and per identifier (the login), for each guarded action."""
+    """Per client address, and per login from one address, for each guarded action.
+
+    No limit counts a login from every address together: that would hand anyone who
+    knows a login a way to lock its owner out. Sign-in guesses also wait longer and
+    longer per login and address (``sign_in``), and their count fades.
+    """
 
     per_address: dict[str, Limit] = field(
         default_factory=lambda: {
@@ -35,18 +43,25 @@ class Limits:
             "verify": Limit(30, 900),
             "login": Limit(60, 900),
             "reset": Limit(30, 3600),
+            "reset-confirm": Limit(30, 900),
         }
     )
-    per_identifier: dict[str, Limit] = field(
+    per_login_address: dict[str, Limit] = field(
         default_factory=lambda: {
             "register": Limit(5, 3600),
             "verify": Limit(10, 900),
             "login": Limit(20, 900),
             "reset": Limit(5, 3600),
+            "reset-confirm": Limit(10, 900),
         }
     )
-    lockout_failures: int = 5
-    lockout: timedelta = timedelta(minutes=15)
+    sign_in: Backoff = field(default_factory=Backoff)
+    # Code guesses per login, purpose and address: a guesser elsewhere never kills the
+    # owner's code (each code also has a total, domain.accounts.CODE_MAX_ATTEMPTS).
+    code_guesses: Backoff = field(default_factory=Backoff)
+    # Codes mailed per login and purpose, whoever asks: no flooding a mailbox from many
+    # addresses. The owner is not locked out: every code sent went to their own address.
+    mails_per_login: Limit = field(default_factory=lambda: Limit(5, 3600))
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,8 @@ class Settings:
     schema: str
     mailer: Mailer
     clock: Clock = utc_now
+    # Keys the rate-limit and lockout buckets (HMAC); from_env shares one across processes.
+    secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     limits: Limits = field(default_factory=Limits)
     hasher: HasherCost = field(default_factory=HasherCost)
     session_ttl: timedelta = timedelta(hours=8)
@@ -91,6 +108,7 @@ class Settings:
             database_url=database_url.database_url(),
             schema=database_url.schema(),
             mailer=SmtpMailer(SmtpSettings.from_env()),
+            secret_key=server_secret(),
             session_ttl=timedelta(minutes=int(env.get("CASETRACK_SESSION_MINUTES", "480"))),
             max_lag_events=int(env.get("CASETRACK_READY_MAX_LAG", "10000")),
             pool_max=int(env.get("CASETRACK_DB_POOL_MAX", "16")),

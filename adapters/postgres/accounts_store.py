@@ -1,25 +1,30 @@
-"""Tracker accounts in PostgreSQL: pending codes, accounts, their files, sessions, lockouts.
+"""Tracker accounts in PostgreSQL: pending codes, accounts, their files, sessions, backoff.
 
 Times come from the caller's clock (never ``now()``), so expiry is testable
 without sleeping. Codes, passwords and session tokens are stored hashed;
-lockout keys are hashes of the login. Logins and emails are personal data:
-they are stored, never logged.
+backoff buckets are HMACs of the login and client address. Logins and
+emails are personal data: they are stored, never logged.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import orjson
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
 
+from domain.accounts import FileParty, family_name_on_file
 from domain.application_number import case_id
+from domain.backoff import Backoff
 from projections import case_status
+
+_SWEEP_ONE_IN = 500  # attempts that also delete day-old quiet buckets
 
 ACCOUNTS_DDL = (
     "CREATE TABLE IF NOT EXISTS {schema}.accounts ("
@@ -48,12 +53,26 @@ ACCOUNT_CODES_DDL = (
     " code_hash text NOT NULL,"
     " email text NOT NULL,"
     " language text NOT NULL,"
-    " application_number text,"
+    " application_number text NOT NULL DEFAULT '',"
     " role text,"
     " attempts integer NOT NULL DEFAULT 0,"
     " expires_at timestamptz NOT NULL,"
     " created_at timestamptz NOT NULL,"
-    " PRIMARY KEY (login, purpose))"
+    " PRIMARY KEY (login, purpose, application_number))"
+)
+# Codes were one per (login, purpose): a code for one file replaced the person's code for
+# another. Each file gets its own ('' for reset codes). Safe to run again: see migrate.
+ACCOUNT_CODES_PER_FILE = (
+    "UPDATE {schema}.account_codes SET application_number = '' WHERE application_number IS NULL",
+    "ALTER TABLE {schema}.account_codes ALTER COLUMN application_number SET DEFAULT '',"
+    " ALTER COLUMN application_number SET NOT NULL,"
+    " DROP CONSTRAINT account_codes_pkey,"
+    " ADD PRIMARY KEY (login, purpose, application_number)",
+)
+_CODES_PER_LOGIN = (
+    "SELECT is_nullable = 'YES' FROM information_schema.columns"
+    " WHERE table_schema = %s AND table_name = 'account_codes'"
+    " AND column_name = 'application_number'"
 )
 SESSIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS {schema}.sessions ("
@@ -66,21 +85,37 @@ SESSIONS_DDL = (
 SESSIONS_INDEX_DDL = (
     "CREATE INDEX IF NOT EXISTS sessions_account_ix ON {schema}.sessions (account_id)"
 )
-LOGIN_FAILURES_DDL = (
-    "CREATE TABLE IF NOT EXISTS {schema}.login_failures ("
-    " login_hash bytea PRIMARY KEY,"
-    " failures integer NOT NULL,"
-    " locked_until timestamptz,"
-    " updated_at timestamptz NOT NULL)"
+# One row per bucket (a login, an action and a client address): a fading score of
+# attempts at a password or a code, and until when the next must wait.
+BACKOFF_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.backoff ("
+    " bucket bytea PRIMARY KEY,"
+    " score double precision NOT NULL,"
+    " updated_at timestamptz NOT NULL,"
+    " blocked_until timestamptz NOT NULL)"
 )
+DROP_LOGIN_FAILURES_DDL = "DROP TABLE IF EXISTS {schema}.login_failures"  # per-login lockouts
 DDL = (
     ACCOUNTS_DDL,
     ACCOUNT_LINKS_DDL,
     ACCOUNT_CODES_DDL,
     SESSIONS_DDL,
     SESSIONS_INDEX_DDL,
-    LOGIN_FAILURES_DDL,
+    BACKOFF_DDL,
+    DROP_LOGIN_FAILURES_DDL,
 )
+
+
+def migrate(conn: Connection[Any], schema: str) -> None:
+    """Bring an older schema's tables to this version (inside db init's transaction)."""
+    row = conn.execute(_CODES_PER_LOGIN, (schema,)).fetchone()
+    if row and row[0]:
+        for statement in ACCOUNT_CODES_PER_FILE:
+            conn.execute(SQL(statement).format(schema=Identifier(schema)))  # type: ignore[arg-type]
+
+
+class AccountExists(Exception):
+    """An account already uses the login: registration never replaces its credentials."""
 
 
 @dataclass(frozen=True)
@@ -123,9 +158,9 @@ class AccountsStore:
             "INSERT INTO {s}.account_codes AS c (login, purpose, code_hash, email, language,"
             " application_number, role, attempts, expires_at, created_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s)"
-            " ON CONFLICT (login, purpose) DO UPDATE SET code_hash = EXCLUDED.code_hash,"
-            " email = EXCLUDED.email, language = EXCLUDED.language,"
-            " application_number = EXCLUDED.application_number, role = EXCLUDED.role,"
+            " ON CONFLICT (login, purpose, application_number) DO UPDATE SET"
+            " code_hash = EXCLUDED.code_hash, email = EXCLUDED.email,"
+            " language = EXCLUDED.language, role = EXCLUDED.role,"
             " attempts = 0, expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at"
         )
         self._spend_attempt = q(
@@ -136,12 +171,10 @@ class AccountsStore:
         self._use_code = q(
             "DELETE FROM {s}.account_codes WHERE login = %s AND purpose = %s AND code_hash = %s"
         )
-        self._upsert_account = q(
-            "INSERT INTO {s}.accounts AS a (login, kind, email, language, password_hash,"
+        self._new_account = q(
+            "INSERT INTO {s}.accounts (login, kind, email, language, password_hash,"
             " created_at, password_changed_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (login) DO UPDATE SET email = EXCLUDED.email,"
-            " language = EXCLUDED.language, password_hash = EXCLUDED.password_hash,"
-            " password_changed_at = EXCLUDED.password_changed_at RETURNING account_id"
+            " ON CONFLICT (login) DO NOTHING RETURNING account_id"
         )
         self._link = q(
             "INSERT INTO {s}.account_links (account_id, application_number, case_id, role,"
@@ -176,19 +209,27 @@ class AccountsStore:
             " FROM {s}.account_links l LEFT JOIN {s}.case_status s ON s.case_id = l.case_id"
             " WHERE l.account_id = %s ORDER BY l.application_number"
         )
-        self._locked_until = q(
-            "SELECT locked_until FROM {s}.login_failures"
-            " WHERE login_hash = %s AND locked_until > %s"
+        self._names = q(
+            "SELECT p.role, p.preferred_language, p.uci, p.family_name, p.date_of_birth,"
+            " p.email, p.name, p.membership_id FROM {s}.account_links l"
+            " JOIN {s}.case_parties p ON p.case_id = l.case_id AND p.role = l.role"
+            " WHERE l.account_id = %s"
         )
-        self._failure = q(
-            "INSERT INTO {s}.login_failures AS f (login_hash, failures, locked_until, updated_at)"
-            " VALUES (%(h)s, 1, CASE WHEN 1 >= %(max)s THEN %(until)s END, %(now)s)"
-            " ON CONFLICT (login_hash) DO UPDATE SET"
-            " failures = CASE WHEN f.failures + 1 >= %(max)s THEN 0 ELSE f.failures + 1 END,"
-            " locked_until = CASE WHEN f.failures + 1 >= %(max)s THEN %(until)s"
-            " ELSE f.locked_until END, updated_at = %(now)s RETURNING locked_until"
+        self._backoff_row = q(
+            "INSERT INTO {s}.backoff (bucket, score, updated_at, blocked_until)"
+            " VALUES (%s, 0, %s, %s) ON CONFLICT (bucket) DO NOTHING"
         )
-        self._clear_failures = q("DELETE FROM {s}.login_failures WHERE login_hash = %s")
+        self._backoff_lock = q(
+            "SELECT score, updated_at, blocked_until FROM {s}.backoff WHERE bucket = %s FOR UPDATE"
+        )
+        self._backoff_set = q(
+            "UPDATE {s}.backoff SET score = %s, updated_at = %s, blocked_until = %s"
+            " WHERE bucket = %s"
+        )
+        self._backoff_clear = q("DELETE FROM {s}.backoff WHERE bucket = %s")
+        self._backoff_sweep = q(
+            "DELETE FROM {s}.backoff WHERE updated_at < %s AND blocked_until < %s"
+        )
 
     # ------------------------------------------------------------ codes
 
@@ -204,20 +245,22 @@ class AccountsStore:
         application_number: str | None = None,
         role: str | None = None,
     ) -> None:
-        """Store a code; it replaces any earlier code for the same login and purpose."""
+        """Store a code; it replaces any earlier code for the same login, purpose and file."""
         async with self.pool.connection() as conn:
-            values = (login, purpose, code_hash, email, language, application_number, role)
+            number = application_number or ""
+            values = (login, purpose, code_hash, email, language, number, role)
             await conn.execute(self._put_code, (*values, expires_at, now))
 
     async def spend_attempt(
         self, login: str, purpose: str, max_attempts: int, now: datetime
-    ) -> PendingCode | None:
-        """Count one attempt against a live code first, so racing guesses cannot exceed the
-        limit; None when there is no live code (unknown, expired or out of attempts)."""
+    ) -> list[PendingCode]:
+        """Count one attempt against each live code of the login (one per file) first, so
+        racing guesses cannot exceed the limit; empty when there is none (unknown, expired
+        or out of attempts)."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(self._spend_attempt, (login, purpose, max_attempts, now))
-            row = await cur.fetchone()
-        return PendingCode(*row) if row else None
+            rows = await cur.fetchall()
+        return [PendingCode(*row) for row in rows]
 
     async def activate(
         self,
@@ -227,26 +270,39 @@ class AccountsStore:
         password_hash: str,
         now: datetime,
     ) -> int | None:
-        """Use the code once and create (or update) the account with its file, atomically.
+        """Use the code once and create the account with its file, atomically.
 
-        None when another request used the code first.
+        None when another request used the code first. An existing account is never
+        changed: AccountExists, and the code stays for ``link`` from a session.
         """
         async with self.pool.connection() as conn, conn.transaction():
             if not await self._take_code(conn, login, "register", code.code_hash):
                 return None
             cur = await conn.execute(
-                self._upsert_account,
+                self._new_account,
                 (login, kind, code.email, code.language, password_hash, now, now),
             )
             row = await cur.fetchone()
-            assert row is not None
+            if row is None:
+                raise AccountExists  # rolls the transaction back: the code is not used
             account_id = int(row[0])
-            number = code.application_number or ""
-            await conn.execute(
-                self._link,
-                (account_id, number, case_id(number), code.role, now),
-            )
+            await self._add_link(conn, account_id, code, now)
         return account_id
+
+    async def link(self, account: Account, code: PendingCode, now: datetime) -> bool:
+        """Use a registration code of the account's own login to add its file; False when
+        another request used the code first."""
+        async with self.pool.connection() as conn, conn.transaction():
+            if not await self._take_code(conn, account.login, "register", code.code_hash):
+                return False
+            await self._add_link(conn, account.account_id, code, now)
+        return True
+
+    async def _add_link(
+        self, conn: AsyncConnection[Any], account_id: int, code: PendingCode, now: datetime
+    ) -> None:
+        number = code.application_number or ""
+        await conn.execute(self._link, (account_id, number, case_id(number), code.role, now))
 
     async def reset_password(
         self, login: str, account_id: int, code: PendingCode, password_hash: str, now: datetime
@@ -310,27 +366,34 @@ class AccountsStore:
             )
         return found
 
-    # ------------------------------------------------------------ lockout
-
-    async def locked_until(self, login_hash: bytes, now: datetime) -> datetime | None:
+    async def family_names(self, account_id: int) -> list[str]:
+        """The family names on the account's files (for the password policy)."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(self._locked_until, (login_hash, now))
+            cur = await conn.execute(self._names, (account_id,))
+            rows = await cur.fetchall()
+        return [family_name_on_file(FileParty(*row)) for row in rows]
+
+    # ------------------------------------------------------------ backoff
+
+    async def attempt(self, bucket: bytes, now: datetime, policy: Backoff) -> datetime | None:
+        """Count an attempt before its password or code is checked (so parallel guesses are
+        all counted), or refuse it: returns the end of the wait when the bucket must wait."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(self._backoff_row, (bucket, now, now))
+            cur = await conn.execute(self._backoff_lock, (bucket,))
             row = await cur.fetchone()
-        return row[0] if row else None
+            assert row is not None
+            score, updated_at, blocked_until = row
+            if blocked_until > now:
+                return blocked_until
+            score = policy.decayed(score, now - updated_at) + 1
+            until = now + policy.wait_after(score)
+            await conn.execute(self._backoff_set, (score, now, until, bucket))
+            if secrets.randbelow(_SWEEP_ONE_IN) == 0:
+                await conn.execute(self._backoff_sweep, (now - timedelta(days=1), now))
+        return None
 
-    async def login_failed(
-        self, login_hash: bytes, now: datetime, max_failures: int, lock_until: datetime
-    ) -> datetime | None:
-        """Count a failure; returns the lock's end when this failure locks the login."""
+    async def forget(self, bucket: bytes) -> None:
+        """The owner got in from there: forget that bucket's attempts."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                self._failure,
-                {"h": login_hash, "max": max_failures, "until": lock_until, "now": now},
-            )
-            row = await cur.fetchone()
-        until = row[0] if row else None
-        return until if until is not None and until > now else None
-
-    async def login_succeeded(self, login_hash: bytes) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(self._clear_failures, (login_hash,))
+            await conn.execute(self._backoff_clear, (bucket,))

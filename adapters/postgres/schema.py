@@ -106,6 +106,7 @@ def init_schema(url: str, schema: str) -> None:
                     *auditors_store.DDL,
                 ):
                     conn.execute(SQL(ddl).format(schema=Identifier(schema)))  # type: ignore[arg-type]
+                accounts_store.migrate(conn, schema)
                 if not (had_event_ids and had_event_ids[0]):  # a log from before the table
                     conn.execute(
                         SQL(_BACKFILL_EVENT_IDS).format(

@@ -166,9 +166,11 @@ def make_client(
 ) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
-    def make(**overrides: Any) -> TestClient:
+    def make(address: str = "testclient", **overrides: Any) -> TestClient:
+        """A client calling from ``address``; pass one ``secret_key`` to clients that must
+        share rate-limit buckets (each app draws its own otherwise)."""
         app = create_app(settings_for(database_url, schema, mailbox, clock, **overrides))
-        client = TestClient(app, raise_server_exceptions=False)
+        client = TestClient(app, raise_server_exceptions=False, client=(address, 50000))
         client.__enter__()
         clients.append(client)
         return client

@@ -96,10 +96,17 @@ def test_sponsor_account_and_a_second_file_on_the_same_account(
     token = sign_up(client, mailbox, applicant_registration(number, payload, "sponsor"), uci)
     (message,) = mailbox.wait(1)
     assert message["To"] == payload["sponsor"]["email"]
-    # Registering again (here: the same file) keeps one account and one link.
-    sign_up(client, mailbox, applicant_registration(number, payload, "sponsor"), uci)
+    # Registering again (here: the same file) changes nothing; the code links from a session.
+    client.post("/v1/accounts/register", json=applicant_registration(number, payload, "sponsor"))
+    mailbox.wait(2)
+    code = mailbox.code()
+    again = {"login": uci, "code": code, "password": "another passphrase entirely"}
+    assert client.post("/v1/accounts/verify", json=again).status_code == 409
+    linked = client.post("/v1/accounts/link", json={"code": code}, headers=bearer(token))
+    assert linked.status_code == 201
     listed = client.get("/v1/applications", headers=bearer(token)).json()["applications"]
     assert [a["application_number"] for a in listed] == [number]
+    sign_in(client, uci)
 
 
 def test_logout_revokes_the_token(client: TestClient, mailbox: Mailbox, files: Files) -> None:
@@ -162,3 +169,36 @@ def test_weak_password_is_refused_with_the_rule_and_the_code_survives(
     assert short.status_code == 422 and short.json()["errors"][0]["location"][-1] == "password"
     ok = client.post("/v1/accounts/verify", json={"login": uci, "code": code, "password": PASSWORD})
     assert ok.status_code == 201
+
+
+def test_new_passwords_refuse_common_ones_and_the_family_name_on_file(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    number, payload = files.pick(representative=False, applicant_email=True)
+    person = payload["principal_applicant"]
+    uci, family = person["uci"], person["family_name"]
+    client.post(
+        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
+    )
+    code = mailbox.code()
+    refused = [
+        ("qwerty123456789", "too common"),
+        ("football12345", "too common"),
+        (f"{family.upper()} forever and ever", "login or name"),
+    ]
+    for password, rule in refused:
+        weak = client.post(
+            "/v1/accounts/verify", json={"login": uci, "code": code, "password": password}
+        )
+        assert weak.status_code == 422, (rule, weak.text)
+        assert weak.json()["type"] == "/problems/weak-password"
+        assert rule in weak.json()["detail"] and family not in weak.text
+    ok = client.post("/v1/accounts/verify", json={"login": uci, "code": code, "password": PASSWORD})
+    assert ok.status_code == 201
+    client.post("/v1/accounts/password-reset", json={"login": uci})
+    mailbox.wait(2)
+    reset = client.post(
+        "/v1/accounts/password-reset/confirm",
+        json={"login": uci, "code": mailbox.code(), "password": f"new {family} passphrase"},
+    )
+    assert reset.status_code == 422 and "login or name" in reset.json()["detail"]

@@ -31,6 +31,7 @@ from adapters.postgres.event_store import CaseStore
 from adapters.postgres.schema import drop_schema, init_schema
 from adapters.smtp_sink import start as start_sink
 from domain.accounts import SESSION_PREFIX, new_token, token_digest
+from domain.backoff import Backoff
 from tests.api.conftest import Clock, Mailbox, free_port, load_files, settings_for
 
 EXAMPLES = 15
@@ -94,7 +95,9 @@ def running(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         roomy = replace(
             Limits(),
             per_address={k: Limit(10_000, 60) for k in Limits().per_address},
-            per_identifier={k: Limit(10_000, 60) for k in Limits().per_identifier},
+            per_login_address={k: Limit(10_000, 60) for k in Limits().per_login_address},
+            sign_in=Backoff(free=10_000),
+            code_guesses=Backoff(free=10_000),
         )
         mailbox = Mailbox(sink.handler, sink_port)
         app = create_app(settings_for(database_url, schema, mailbox, Clock(), limits=roomy))

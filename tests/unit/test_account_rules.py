@@ -114,15 +114,23 @@ def test_codes_tokens_and_logins() -> None:
         ("x" * 129, "at most 128"),
         ("abababababab", "5 different"),
         ("Password1234", "too common"),
+        ("qwerty123456789", "too common"),
+        ("football12345", "too common"),
+        ("trustno1trustno1", "too common"),
         ("my uci 1234567890 is secret", "login or name"),
         ("I am Dela Cruz forever", "login or name"),
     ],
 )
 def test_weak_passwords_are_refused_with_the_rule(password: str, rule: str) -> None:
     with pytest.raises(accounts.WeakPassword, match=rule) as caught:
-        accounts.check_password(password, "1234567890", "Dela Cruz")
+        accounts.check_password(password, "1234567890", ("Dela Cruz",))
     assert password not in str(caught.value)
 
 
 def test_a_reasonable_passphrase_passes() -> None:
-    accounts.check_password("correct horse battery staple", "1234567890", "Dela Cruz")
+    accounts.check_password("correct horse battery staple", "1234567890", ("Dela Cruz",))
+
+
+def test_the_family_name_on_file_is_the_persons_or_a_representatives_last_word() -> None:
+    assert accounts.family_name_on_file(SPONSOR) == "Dela Cruz"
+    assert accounts.family_name_on_file(REPRESENTATIVE) == "Pelletier"
