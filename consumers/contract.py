@@ -24,6 +24,7 @@ from pydantic import (
     create_model,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from domain import catalogue as t
 from domain.commands import RecordCaseEvent
@@ -61,7 +62,16 @@ class InvalidField(ContractError):
 
 # ---------------------------------------------------------------- building blocks
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# C0 controls (NUL among them, which PostgreSQL text refuses), DEL and C1 controls.
+# Format characters (Unicode Cf, e.g. the zero-width non-joiner) stay allowed:
+# some scripts need them in names.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]+$"}),
+]
 DocumentCode = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$"),
@@ -76,6 +86,17 @@ Uci = Annotated[
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        """Every string field of every model, now or later declared (list items too):
+        a control character stored in the log would break whatever reads it later,
+        a view or a mail. Runs after trimming, which removes edge whitespace only."""
+        strings = value if isinstance(value, list) else (value,)
+        if any(isinstance(s, str) and CONTROL_CHARACTERS.search(s) for s in strings):
+            raise PydanticCustomError("control_character", "must not contain control characters")
+        return value
 
 
 class Person(_Model):
