@@ -8,17 +8,23 @@ apply a page twice. The recorder's table lock makes insert order equal
 commit order, so reading "after my position" never passes over a gap that
 fills in later.
 
-A page whose handler fails is re-applied event by event to find the culprit,
-which goes to ``projection_dead_letters``; the projection's ``on_error``
-policy then skips it or halts the projection at it (shown in status).
+A page whose handler fails is re-applied event by event to find the culprit.
+An error that comes from the event (anything the handler raises, a value the
+database refuses: DataError, IntegrityError) dead-letters that event in
+``projection_dead_letters`` and the projection goes on: one bad event never
+stops a view. An error of the database itself halts the projection at the
+event (shown in status, /readyz and metrics; ``casetrack projections resume``
+after the repair): a lost connection is retried, and a missing table or
+privilege is no reason to dead-letter every event that follows.
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 from uuid import UUID
 
 import psycopg
@@ -36,6 +42,25 @@ log = structlog.get_logger("casetrack.projections")
 
 
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
+_FROM_THE_EVENT = (psycopg.DataError, psycopg.IntegrityError)
+
+
+def from_the_event(error: Exception) -> bool:
+    """Whether ``error`` comes from the event applied (dead-letter it and go on), not
+    from the database (a lost connection, a missing table: halt or retry)."""
+    return not isinstance(error, psycopg.Error) or isinstance(error, _FROM_THE_EVENT)
+
+
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def error_text(error: Exception) -> str:
+    """What to store of an error: its type and first line, without control characters
+    (a handler's message may quote the bad value). For database errors only the
+    primary message: PostgreSQL's DETAIL and CONTEXT quote the data."""
+    diag = error.diag.message_primary if isinstance(error, psycopg.Error) else None
+    text = f"{type(error).__name__}: {diag or error}"
+    return _UNSTORABLE.sub("?", text)[:500]
 
 
 @dataclass(frozen=True)
@@ -80,7 +105,6 @@ class PerCaseReplayer:
 class Projection(Protocol):
     name: str
     tables: tuple[Table, ...]
-    on_error: Literal["skip", "halt"]
 
     def apply(
         self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
@@ -188,7 +212,7 @@ class Projector:
                 return applied
             last = self._apply(curs, page)
             self._set_position(curs, last)
-            applied += len(page)
+            applied += sum(1 for item in page if item.position <= last)  # less if it halted
             pages += 1
         return applied
 
@@ -243,44 +267,25 @@ class Projector:
             except _UNAVAILABLE:
                 raise
             except Exception as e:
-                self._dead_letter(curs, item, e)
-                if self.projection.on_error == "halt":
+                if not from_the_event(e):
                     self._halt(curs, item, e)
                     return item.position - 1
+                dead_letter(curs, self.schema, self.position_name, item, e)
         return page[-1].position
 
-    def _dead_letter(self, curs: Cursor[DictRow], item: Positioned, error: Exception) -> None:
-        text = f"{type(error).__name__}: {error}"[:500]
+    def _halt(self, curs: Cursor[DictRow], item: Positioned, error: Exception) -> None:
         log.error(
-            "projection handler failed",
+            "projection halted",
             projection=self.position_name,
             position=item.position,
-            event_type=item.event.event_type,
             error=type(error).__name__,
         )
         curs.execute(
             SQL(
-                "INSERT INTO {}.projection_dead_letters"
-                " (projection, position, case_id, event_type, error) VALUES (%s, %s, %s, %s, %s)"
-                " ON CONFLICT (projection, position) DO UPDATE SET error = EXCLUDED.error,"
-                " recorded_at = now()"
+                "UPDATE {}.projection_positions SET halted_at = %s, last_error = %s,"
+                " last_error_at = now() WHERE name = %s"
             ).format(Identifier(self.schema)),
-            (self.position_name, item.position, item.case_id, item.event.event_type, text),
-        )
-        curs.execute(
-            SQL(
-                "UPDATE {}.projection_positions SET last_error = %s, last_error_at = now()"
-                " WHERE name = %s"
-            ).format(Identifier(self.schema)),
-            (text, self.position_name),
-        )
-
-    def _halt(self, curs: Cursor[DictRow], item: Positioned, error: Exception) -> None:
-        curs.execute(
-            SQL("UPDATE {}.projection_positions SET halted_at = %s WHERE name = %s").format(
-                Identifier(self.schema)
-            ),
-            (item.position, self.position_name),
+            (item.position, error_text(error), self.position_name),
         )
 
     def lock_position(self, curs: Cursor[DictRow]) -> tuple[int, bool]:
@@ -310,6 +315,42 @@ class Projector:
             ).format(Identifier(self.schema)),
             (position, self.position_name),
         )
+
+
+def dead_letter(
+    curs: Cursor[DictRow], schema: str, projection: str, item: Positioned, error: Exception
+) -> None:
+    """Record that ``projection`` skipped the event at ``item`` because of ``error``."""
+    text = error_text(error)
+    log.error(
+        "projection handler failed",
+        projection=projection,
+        position=item.position,
+        event_type=item.event.event_type,
+        error=type(error).__name__,
+    )
+    curs.execute(
+        SQL(
+            "INSERT INTO {}.projection_dead_letters"
+            " (projection, position, case_id, event_type, error) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (projection, position) DO UPDATE SET error = EXCLUDED.error,"
+            " recorded_at = now()"
+        ).format(Identifier(schema)),
+        (
+            projection,
+            item.position,
+            item.case_id,
+            _UNSTORABLE.sub("?", item.event.event_type),
+            text,
+        ),
+    )
+    curs.execute(
+        SQL(
+            "UPDATE {}.projection_positions SET last_error = %s, last_error_at = now()"
+            " WHERE name = %s"
+        ).format(Identifier(schema)),
+        (text, projection),
+    )
 
 
 def resume(store: CaseStore, name: str) -> None:

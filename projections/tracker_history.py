@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from psycopg import Cursor
@@ -73,7 +73,6 @@ class TrackerHistoryReplayer(PerCaseReplayer):
 class TrackerHistoryProjection:
     name = "tracker_history"
     tables = (TABLE,)
-    on_error: Literal["skip", "halt"] = "halt"
 
     def replayer(self) -> TrackerHistoryReplayer:
         return TrackerHistoryReplayer()

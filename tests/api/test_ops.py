@@ -10,7 +10,10 @@ import casegen
 from fastapi.testclient import TestClient
 
 from consumers.file_ingest import ingest_lines
+from projections.projector import Projector
+from projections.registry import all_projections
 from tests.api.conftest import Files
+from tests.integration.test_projection_engine import _store_bypassing_the_contract
 
 
 def test_healthz_and_readyz_when_caught_up(client: TestClient, files: Files) -> None:
@@ -64,3 +67,17 @@ def test_request_ids_are_echoed_and_problem_instances_name_them(client: TestClie
     assert json.loads(answer.text)["instance"] == "urn:casetrack:request:abcdef0123456789"
     hostile = client.get("/healthz", headers={"X-Request-ID": "<script>alert(1)</script>"})
     assert hostile.headers["x-request-id"] != "<script>alert(1)</script>"
+
+
+def test_a_bad_stored_event_leaves_readyz_ready_and_shows_in_the_metrics(
+    client: TestClient, store: Any
+) -> None:
+    _store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    ingest_lines((line.encode() for line in casegen.generate(3, seed=8)), "later", store)
+    for projection in all_projections().values():
+        Projector(store, projection).catch_up()
+
+    assert client.get("/readyz").status_code == 200
+    text = client.get("/metrics").text
+    assert 'casetrack_projection_dead_letters_total{projection="case_parties"} 1.0' in text
+    assert 'casetrack_projection_halted{projection="case_parties"} 0.0' in text

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import casegen
 import pytest
@@ -15,12 +17,15 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.file_ingest import ingest_lines
-from domain.case import Case
+from domain import catalogue as t
+from domain.case import Case, handle
 from projections import case_status, daemon, rebuild
 from projections.case_status_table import CaseStatusProjection, CaseStatusReplayer
 from projections.projector import PageCache, Positioned, Projector, Row, resume
+from projections.registry import all_projections
 from projections.status import statuses
 from tests.integration.test_ingest import _lines
+from tests.unit.builders import cmd, person
 
 
 def _rows(store: CaseStore, table: str = "case_status") -> dict[Any, Any]:
@@ -45,12 +50,21 @@ def _expected(store: CaseStore) -> dict[Any, Any]:
     return {i: case_status.fold(store.stored_events(i)) for i in ids}
 
 
-class FailingOn(CaseStatusProjection):
-    """case_status whose handler raises on one kind of event."""
-
-    def __init__(self, event_type: str, on_error: Literal["skip", "halt"]) -> None:
+class FailingReplayer(CaseStatusReplayer):
+    def __init__(self, event_type: str) -> None:
         self.event_type = event_type
-        self.on_error = on_error
+
+    def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
+        if any(p.event.event_type == self.event_type for p in events):
+            raise ValueError("handler bug")
+        return super().case(events)
+
+
+class FailingOn(CaseStatusProjection):
+    """case_status whose handler and replayer raise on one kind of event."""
+
+    def __init__(self, event_type: str) -> None:
+        self.event_type = event_type
 
     def apply(
         self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
@@ -59,40 +73,60 @@ class FailingOn(CaseStatusProjection):
             raise ValueError("handler bug")
         super().apply(curs, tables, page)
 
+    def replayer(self) -> CaseStatusReplayer:
+        return FailingReplayer(self.event_type)
 
-@pytest.mark.parametrize("policy", ["skip", "halt"])
-def test_a_failing_handler_goes_to_dead_letters_and_obeys_its_policy(
-    store: CaseStore, policy: Literal["skip", "halt"]
-) -> None:
-    ingest_lines(_lines(casegen.generate(30, seed=2)), "f", store)
-    failing = FailingOn("medical.passed", policy)
-    Projector(store, failing, page_size=50).catch_up()
 
+def _dead_letters(store: CaseStore) -> list[tuple[str, int, str, str]]:
     with store.datastore.transaction(commit=False) as curs:
         curs.execute(
             SQL(
-                "SELECT position, event_type, error FROM {}.projection_dead_letters"
-                " ORDER BY position"
+                "SELECT projection, position, event_type, error FROM {}.projection_dead_letters"
+                " ORDER BY projection, position"
             ).format(Identifier(store.schema))
         )
-        dead = curs.fetchall()
-    assert dead and all(d["event_type"] == "medical.passed" for d in dead)
-    assert all("ValueError: handler bug" in d["error"] for d in dead)
+        return [(d["projection"], d["position"], d["event_type"], d["error"]) for d in curs]
+
+
+def test_a_failing_handler_dead_letters_each_failing_event_and_goes_on(store: CaseStore) -> None:
+    ingest_lines(_lines(casegen.generate(30, seed=2)), "f", store)
+    failing = FailingOn("medical.passed")
+    Projector(store, failing, page_size=50).catch_up()
+
+    dead = _dead_letters(store)
+    assert len(dead) > 1
+    assert all(d[0] == "case_status" and d[2] == "medical.passed" for d in dead)
+    assert all("ValueError: handler bug" in d[3] for d in dead)
     (status,) = statuses(store, [failing])
     assert status.last_error and "handler bug" in status.last_error
-    if policy == "halt":
-        assert len(dead) == 1
-        assert status.halted_at == dead[0]["position"]
-        assert status.position == dead[0]["position"] - 1
-        # Fixed handler: resume carries on from the failed event, nothing skipped.
-        resume(store, "case_status")
-        Projector(store, CaseStatusProjection()).catch_up()
-        assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
-    else:
-        assert len(dead) > 1
-        assert status.halted_at is None and status.lag_events == 0
-        # Everything else was applied: only cases with a skipped event differ.
-        assert status.position == status.head
+    assert status.halted_at is None and status.lag_events == 0
+    assert status.dead_letters == len(dead)
+    # A rebuild skips the same events: the same rows, the same dead letters.
+    live = _rows(store)
+    rebuild.rebuild(store, [failing])
+    assert _rows(store) == live
+    assert _dead_letters(store) == dead
+
+
+def test_an_infrastructure_fault_halts_without_dead_letters_and_resume_carries_on(
+    store: CaseStore,
+) -> None:
+    ingest_lines(_lines(casegen.generate(5, seed=3)), "f", store)
+    table = CaseStatusProjection.tables[0]
+    with store.datastore.transaction(commit=True) as curs:
+        curs.execute(SQL("DROP TABLE {}").format(table.ident(store.schema)))
+
+    assert Projector(store, CaseStatusProjection()).catch_up() == 0
+
+    (status,) = statuses(store, [CaseStatusProjection()])
+    assert (status.halted_at, status.position, status.dead_letters) == (1, 0, 0)
+    assert status.last_error and "UndefinedTable" in status.last_error
+    with store.datastore.transaction(commit=True) as curs:
+        for statement in table.create(store.schema):
+            curs.execute(statement)
+    resume(store, "case_status")
+    Projector(store, CaseStatusProjection()).catch_up()
+    assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
 
 
 def test_no_event_is_missed_while_writers_append(database_url: str, schema: str) -> None:
@@ -172,20 +206,29 @@ def test_live_mode_wakes_on_notify_and_polls_when_notifications_are_lost(
     assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
 
 
+class Killed(BaseException):
+    """The rebuilding process dies: a BaseException, like the KeyboardInterrupt or
+    SystemExit that end a real process (an Exception would be a failing event)."""
+
+
 class CrashingReplayer(CaseStatusReplayer):
-    def __init__(self, after: int) -> None:
-        self.left = after
+    def __init__(self, projection: CrashingRebuild) -> None:
+        self.projection = projection
 
     def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
-        self.left -= 1
-        if self.left < 0:
-            raise RuntimeError("killed mid-rebuild")
+        self.projection.left -= 1
+        if self.projection.left < 0:
+            raise Killed("killed mid-rebuild")
         return super().case(events)
 
 
 class CrashingRebuild(CaseStatusProjection):
+    """Dies after folding 10 cases (in each process that folds)."""
+
+    left = 10
+
     def replayer(self) -> CaseStatusReplayer:
-        return CrashingReplayer(after=10)
+        return CrashingReplayer(self)
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
@@ -195,7 +238,7 @@ def test_interrupted_rebuild_leaves_live_untouched_and_can_restart(
     ingest_lines(_lines(casegen.generate(40, seed=6)), "f", store)
     Projector(store, CaseStatusProjection()).catch_up()
     before = _rows(store)
-    with pytest.raises(RuntimeError, match="killed mid-rebuild"):  # raised in a worker too
+    with pytest.raises(Killed, match="killed mid-rebuild"):  # raised in a worker too
         rebuild.rebuild(store, [CrashingRebuild()], workers=workers)
     assert _rows(store) == before
     report = rebuild.rebuild(store, [CaseStatusProjection()])
@@ -310,3 +353,80 @@ def test_projectors_sharing_decoded_pages_miss_nothing(store: CaseStore) -> None
     expected = _expected(store)
     for table in ("case_status", "case_status__b"):
         assert {k: v[0] for k, v in _rows(store, table).items()} == expected
+
+
+# ---------------------------------------------------------------- a bad stored event
+
+
+def _store_bypassing_the_contract(store: CaseStore, application_number: str, **party: Any) -> None:
+    """An application.received written straight through the store, as an older contract,
+    a bug or a manual repair could have: nothing checked it on the way in."""
+    command = cmd(t.RECEIVED, principal_applicant=person(**party))
+    case, _ = handle(None, dataclasses.replace(command, application_number=application_number))
+    store.save([case])
+
+
+def _registered(store: CaseStore) -> set[str]:
+    """Application numbers that case_parties holds, i.e. files one can register for."""
+    with store.datastore.transaction(commit=False) as curs:
+        curs.execute(
+            SQL("SELECT DISTINCT application_number FROM {}.case_parties").format(
+                Identifier(store.schema)
+            )
+        )
+        return {r["application_number"] for r in curs}
+
+
+def _received(lines: list[bytes]) -> set[str]:
+    return {
+        json.loads(line)["application_number"]
+        for line in lines
+        if json.loads(line)["type"] == t.RECEIVED
+    }
+
+
+def test_a_nul_in_a_stored_event_is_dead_lettered_and_every_later_file_registers(
+    store: CaseStore,
+) -> None:
+    _store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    earlier = _lines(casegen.generate(4, seed=3))
+    ingest_lines(earlier, "earlier", store)
+    projections = list(all_projections().values())
+    for projection in projections:
+        Projector(store, projection, page_size=7).catch_up()
+    later = _lines(casegen.generate(3, seed=4))
+    ingest_lines(later, "later", store)
+    for projection in projections:
+        Projector(store, projection, page_size=7).catch_up()
+
+    assert _registered(store) == _received(earlier) | _received(later)
+    found = {s.name: s for s in statuses(store, projections)}
+    assert all(s.halted_at is None and s.lag_events == 0 for s in found.values())
+    parties = found["case_parties"]
+    assert parties.dead_letters == 1
+    assert parties.last_error and "NUL" in parties.last_error
+    assert ("case_parties", 1, t.RECEIVED) in {d[:3] for d in _dead_letters(store)}
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
+def test_a_rebuild_dead_letters_a_nul_in_a_stored_event_and_keeps_every_other_file(
+    store: CaseStore, workers: int
+) -> None:
+    lines = _lines(casegen.generate(6, seed=5))
+    ingest_lines(lines[:20], "a", store)
+    _store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    ingest_lines(lines[20:], "b", store)
+    projections = list(all_projections().values())
+    for projection in projections:
+        Projector(store, projection).catch_up()
+    live_dead = _dead_letters(store)
+
+    report = rebuild.rebuild(store, projections, workers=workers)
+
+    assert report.cases == 7
+    assert _registered(store) == _received(lines)
+    assert _dead_letters(store) == live_dead  # the same events, under the live names
+    found = {s.name: s for s in statuses(store, projections)}
+    assert found["case_parties"].dead_letters == 1
+    assert all(s.halted_at is None and s.lag_events == 0 for s in found.values())
+    assert rebuild.verify(store, projections).ok

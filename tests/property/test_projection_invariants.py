@@ -38,7 +38,7 @@ class Crash(BaseException):
 
     A BaseException, like the KeyboardInterrupt or SystemExit that end a real
     process: the engine treats an ordinary Exception from a handler as a
-    failing event (dead letter, skip or halt), which is not what is simulated here.
+    failing event (dead letter, go on), which is not what is simulated here.
     """
 
 
@@ -49,7 +49,6 @@ class CrashingProjection:
         self.inner = CaseStatusProjection()
         self.name = self.inner.name
         self.tables = self.inner.tables
-        self.on_error = self.inner.on_error
         self.crashes = crashes
         self.calls = calls  # a shared counter: one element
 
