@@ -315,6 +315,43 @@ def test_rebuild_check_catches_rows_the_replay_did_not_produce(
     assert _rows(store) == before
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        "view = jsonb_set(view, '{category}', '\"tampered\"')",
+        "application_number = 'F999999999'",
+        "position = position + 1",
+    ],
+    ids=["view", "application_number", "position"],
+)
+def test_rebuild_check_catches_a_row_changed_while_the_count_stays(
+    store: CaseStore, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    ingest_lines(_lines(casegen.generate(10, seed=10)), "a", store)
+    Projector(store, CaseStatusProjection()).catch_up()
+    before = _rows(store)
+    real_check = rebuild._check
+
+    def change_then_check(
+        store_: CaseStore, projection: Any, suffix: str, report: Any, run: Any
+    ) -> None:
+        shadow = SQL("{}.{}").format(Identifier(store_.schema), Identifier("case_status" + suffix))
+        with store_.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "UPDATE {} SET {} WHERE case_id ="
+                    " (SELECT case_id FROM {} ORDER BY case_id LIMIT 1)"
+                ).format(shadow, SQL(change), shadow)  # type: ignore[arg-type]  # our literal
+            )
+            assert curs.rowcount == 1
+        real_check(store_, projection, suffix, report, run)
+
+    monkeypatch.setattr(rebuild, "_check", change_then_check)
+    with pytest.raises(rebuild.RebuildCheckFailed, match=r"case_status__next: 10 rows .* 10 "):
+        rebuild.rebuild(store, [CaseStatusProjection()])
+    assert _rows(store) == before
+
+
 def test_case_events_decode_for_projection(store: CaseStore) -> None:
     ingest_lines(_lines(casegen.generate(2, seed=1)), "a", store)
     events = [e for i in _expected(store) for e in store.stored_events(i)]
