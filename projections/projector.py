@@ -10,7 +10,8 @@ fills in later.
 
 A page whose handler fails is re-applied event by event to find the culprit.
 An error that comes from the event (anything the handler raises, a value the
-database refuses: DataError, IntegrityError) dead-letters that event in
+database refuses: DataError, IntegrityError; a stored event that does not even
+decode) dead-letters that event in
 ``projection_dead_letters`` and the projection goes on: one bad event never
 stops a view. An error of the database itself halts the projection at the
 event (shown in status, /readyz and metrics; ``casetrack projections resume``
@@ -70,6 +71,27 @@ class Positioned:
     position: int
     case_id: UUID
     event: Case.Event
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A stored event that does not decode (a corrupt row, a class since removed):
+    every projection dead-letters it and goes on."""
+
+    position: int
+    case_id: UUID
+    topic: str
+    error: Exception
+
+
+def decode(
+    store: CaseStore, position: int, case_id: UUID, version: int, topic: str, state: bytes
+) -> Positioned | Undecodable:
+    try:
+        event = store.app.mapper.to_domain_event(StoredEvent(case_id, version, topic, state))
+    except Exception as e:
+        return Undecodable(position, case_id, topic, e)
+    return Positioned(position, case_id, event)  # type: ignore[arg-type]
 
 
 class Replayer(Protocol):
@@ -229,38 +251,44 @@ class Projector:
 
     # ---------------------------------------------------------------- internals
 
-    def _page(self, curs: Cursor[DictRow], position: int, upto: int) -> list[Positioned]:
+    def _page(
+        self, curs: Cursor[DictRow], position: int, upto: int
+    ) -> list[Positioned | Undecodable]:
         key = (position, upto, self.page_size)
         page = self.pages.get(key) if self.pages else None
         if page is None:
             curs.execute(self._select, key, binary=True)
-            page = [self._positioned(row) for row in curs.fetchall()]
+            page = [
+                decode(
+                    self.store,
+                    row["notification_id"],
+                    row["originator_id"],
+                    row["originator_version"],
+                    row["topic"],
+                    bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
             if page and self.pages:
                 self.pages.put(key, page)
         return page
 
-    def _positioned(self, row: DictRow) -> Positioned:
-        event = self.store.app.mapper.to_domain_event(
-            StoredEvent(
-                originator_id=row["originator_id"],
-                originator_version=row["originator_version"],
-                topic=row["topic"],
-                state=bytes(row["state"]),
-            )
-        )
-        return Positioned(row["notification_id"], row["originator_id"], event)  # type: ignore[arg-type]
-
-    def _apply(self, curs: Cursor[DictRow], page: list[Positioned]) -> int:
+    def _apply(self, curs: Cursor[DictRow], page: list[Positioned | Undecodable]) -> int:
         """Apply the page; on failure find the culprit. Returns the new position."""
-        try:
-            with curs.connection.transaction():  # a savepoint
-                self.projection.apply(curs, self.tables, page)
-            return page[-1].position
-        except _UNAVAILABLE:
-            raise  # the database, not the handler: retry the page later
-        except Exception:
-            log.warning("page failed, retrying event by event", projection=self.position_name)
+        decoded = [item for item in page if isinstance(item, Positioned)]
+        if len(decoded) == len(page):
+            try:
+                with curs.connection.transaction():  # a savepoint
+                    self.projection.apply(curs, self.tables, decoded)
+                return page[-1].position
+            except _UNAVAILABLE:
+                raise  # the database, not the handler: retry the page later
+            except Exception:
+                log.warning("page failed, retrying event by event", projection=self.position_name)
         for item in page:
+            if isinstance(item, Undecodable):
+                dead_letter(curs, self.schema, self.position_name, item, item.error)
+                continue
             try:
                 with curs.connection.transaction():
                     self.projection.apply(curs, self.tables, [item])
@@ -318,15 +346,22 @@ class Projector:
 
 
 def dead_letter(
-    curs: Cursor[DictRow], schema: str, projection: str, item: Positioned, error: Exception
+    curs: Cursor[DictRow],
+    schema: str,
+    projection: str,
+    item: Positioned | Undecodable,
+    error: Exception,
 ) -> None:
     """Record that ``projection`` skipped the event at ``item`` because of ``error``."""
     text = error_text(error)
+    event_type = _UNSTORABLE.sub(
+        "?", item.event.event_type if isinstance(item, Positioned) else f"undecodable {item.topic}"
+    )
     log.error(
         "projection handler failed",
         projection=projection,
         position=item.position,
-        event_type=item.event.event_type,
+        event_type=event_type,
         error=type(error).__name__,
     )
     curs.execute(
@@ -340,7 +375,7 @@ def dead_letter(
             projection,
             item.position,
             item.case_id,
-            _UNSTORABLE.sub("?", item.event.event_type),
+            event_type,
             text,
         ),
     )

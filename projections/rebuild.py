@@ -18,6 +18,7 @@ a replayer of its own, merged into the others only once the case's rows are
 stored. A case whose fold raises, or whose rows the database refuses, is folded
 again event by event; the events that fail are dead-lettered under the shadow's
 name and left out, as the live projector leaves them out, and the rest is kept.
+A stored event that does not decode is dead-lettered for every projection.
 The swap hands the shadow's dead letters to the live projection.
 
 ``verify`` replays into ``<table>__verify`` up to the live position and
@@ -36,7 +37,6 @@ from uuid import UUID
 
 import orjson
 import structlog
-from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
@@ -50,7 +50,9 @@ from projections.projector import (
     Projector,
     Replayer,
     Row,
+    Undecodable,
     dead_letter,
+    decode,
     from_the_event,
 )
 from projections.tables import Table
@@ -244,11 +246,16 @@ class _Writer:
         self.checks = checks
         self.replayers = replayers
         self.folds: list[_Fold] = []
+        self.undecodable: list[Undecodable] = []
         self.loose: list[tuple[str, Row]] = []
         self.buffered = 0
 
-    def case(self, events: Sequence[Positioned]) -> None:
-        """Fold one case for every projection."""
+    def case(self, stored: Sequence[Positioned | Undecodable]) -> None:
+        """Fold one case for every projection, without the events that do not decode."""
+        events = [e for e in stored if isinstance(e, Positioned)]
+        self.undecodable += [e for e in stored if isinstance(e, Undecodable)]
+        if not events:
+            return
         for number, projection in enumerate(self.projections):
             replayer = projection.replayer()
             try:
@@ -266,6 +273,10 @@ class _Writer:
             self.buffered += 1
 
     def flush(self, curs: Cursor[DictRow]) -> None:
+        for item in self.undecodable:
+            for projection in self.projections:
+                dead_letter(curs, self.schema, projection.name + self.suffix, item, item.error)
+        self.undecodable.clear()
         folds, self.folds = self.folds, []
         whole = [f for f in folds if f.rows is not None]
         rows = [row for f in whole for row in f.rows or ()]
@@ -352,9 +363,8 @@ def _replay_range(store: CaseStore, task: _Task) -> _Part:
 
 def _cases(
     store: CaseStore, upto: int, first: UUID | None = None, stop: UUID | None = None
-) -> Iterator[list[Positioned]]:
+) -> Iterator[list[Positioned | Undecodable]]:
     """Every case's events up to ``upto`` (ids in [first, stop)), case by case, in version order."""
-    to_domain_event = store.app.mapper.to_domain_event
     where = [SQL("notification_id <= %s")]
     params: list[Any] = [upto]
     if first is not None:
@@ -374,13 +384,12 @@ def _cases(
     ):
         cursor.itersize = 10_000
         cursor.execute(query, params, binary=True)
-        current: list[Positioned] = []
+        current: list[Positioned | Undecodable] = []
         for position, case_id, version, topic, state in cursor:
             if current and current[0].case_id != case_id:
                 yield current
                 current = []
-            event = to_domain_event(StoredEvent(case_id, version, topic, state))
-            current.append(Positioned(position, case_id, event))  # type: ignore[arg-type]
+            current.append(decode(store, position, case_id, version, topic, state))
         if current:
             yield current
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import casegen
 import pytest
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -18,6 +20,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.file_ingest import ingest_lines
 from domain import catalogue as t
+from domain.application_number import case_id
 from domain.case import Case, handle
 from projections import case_status, daemon, rebuild
 from projections.case_status_table import CaseStatusProjection, CaseStatusReplayer
@@ -467,3 +470,36 @@ def test_a_rebuild_dead_letters_a_nul_in_a_stored_event_and_keeps_every_other_fi
     assert found["case_parties"].dead_letters == 1
     assert all(s.halted_at is None and s.lag_events == 0 for s in found.values())
     assert rebuild.verify(store, projections).ok
+
+
+def _store_undecodable(store: CaseStore, application_number: str) -> None:
+    """A row no event class can read (a corrupt state), written through the recorder."""
+    store.recorder.insert_events(
+        [StoredEvent(case_id(application_number), 1, get_topic(Case.Received), b"{not json")]
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
+def test_a_stored_event_that_does_not_decode_is_dead_lettered_by_every_view_live_and_rebuilt(
+    store: CaseStore, workers: int
+) -> None:
+    lines = _lines(casegen.generate(4, seed=12))
+    ingest_lines(lines[:10], "a", store)
+    _store_undecodable(store, "F000000002")
+    ingest_lines(lines[10:], "b", store)
+    projections = list(all_projections().values())
+    Projector(store, projections[0]).catch_up(upto=10)
+    (waiting,) = statuses(store, projections[:1])  # the next event to apply does not decode
+    assert (waiting.position, waiting.lag_events) == (10, waiting.head - 10)
+
+    for projection in projections:
+        Projector(store, projection, page_size=5).catch_up()
+    live = _dead_letters(store)
+    rebuild.rebuild(store, projections, workers=workers)
+
+    assert _registered(store) == _received(lines)
+    found = statuses(store, projections)
+    assert all(s.halted_at is None and s.lag_events == 0 for s in found)
+    assert all(s.dead_letters == 1 for s in found)
+    assert {d[:2] for d in live} == {(p.name, 11) for p in projections}
+    assert _dead_letters(store) == live
