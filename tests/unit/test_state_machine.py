@@ -7,7 +7,7 @@ it is rejected (asserting the rule's name and that the case did not change).
 
 from __future__ import annotations
 
-from datetime import date, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -453,6 +453,53 @@ def test_a_redelivered_application_received_with_another_party_is_a_conflict() -
 
     assert raised.value.rule == "conflicting_redelivery"
     assert case.sponsor is not None and case.sponsor.family_name == "Lambert"
+
+
+def _other(value):
+    """A different value of the same shape (the domain trusts the contract's formats)."""
+    if isinstance(value, datetime):
+        return value + timedelta(minutes=1)
+    if isinstance(value, date):
+        return value + timedelta(days=1)
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, list):
+        return [*value, "other_document"]
+    if isinstance(value, dict):
+        return {key: _other(item) for key, item in value.items()}
+    return date(2020, 1, 1)  # None: an optional field now sent
+
+
+# Every payload field of every accepted row: a redelivery that changes it alone.
+PAYLOAD_FIELDS = [
+    pytest.param(steps, command, field, id=f"{param.id}:{field}")
+    for param in ACCEPTED
+    for steps, command, _ in [param.values]
+    for field in command.payload
+]
+
+
+@pytest.mark.parametrize(("steps", "command", "field"), PAYLOAD_FIELDS)
+def test_every_payload_field_is_compared_on_redelivery(steps, command, field) -> None:
+    case = given(*steps, command)
+    changed = {**command.payload, field: _other(command.payload[field])}
+
+    with pytest.raises(RuleViolation) as raised:
+        handle(case, redelivered(command, payload=changed))
+
+    assert raised.value.rule == "conflicting_redelivery"
+
+
+@pytest.mark.parametrize("field", list(cmd(t.RECEIVED).payload))
+def test_every_field_of_application_received_is_compared_on_redelivery(field) -> None:
+    received = cmd(t.RECEIVED)
+    case = apply(None, received)
+    changed = {**received.payload, field: _other(received.payload[field])}
+
+    with pytest.raises(RuleViolation) as raised:
+        handle(case, redelivered(received, payload=changed))
+
+    assert raised.value.rule == "conflicting_redelivery"
 
 
 def test_the_same_instant_at_another_offset_is_the_same_event() -> None:
