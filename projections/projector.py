@@ -10,13 +10,13 @@ fills in later.
 
 A page whose handler fails is re-applied event by event to find the culprit.
 An error that comes from the event (anything the handler raises, a value the
-database refuses: DataError, IntegrityError; a stored event that does not even
-decode) dead-letters that event in
-``projection_dead_letters`` and the projection goes on: one bad event never
-stops a view. An error of the database itself halts the projection at the
-event (shown in status, /readyz and metrics; ``casetrack projections resume``
-after the repair): a lost connection is retried, and a missing table or
-privilege is no reason to dead-letter every event that follows.
+database refuses: DataError, IntegrityError; a stored event that does not
+even decode) dead-letters that event in ``projection_dead_letters`` and the
+projection goes on: one bad event never stops a view. Any other database
+error halts the projection at the event (shown in status, /readyz and
+metrics; ``casetrack projections resume`` after the repair): a missing table
+or privilege is no reason to dead-letter every event that follows. A lost
+connection is neither: the page is retried.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def error_text(error: Exception) -> str:
-    """What to store of an error: its type and first line, without control characters
+    """What to store of an error: its type and message, without control characters
     (a handler's message may quote the bad value). For database errors only the
     primary message: PostgreSQL's DETAIL and CONTEXT quote the data."""
     diag = error.diag.message_primary if isinstance(error, psycopg.Error) else None
