@@ -13,7 +13,7 @@ from consumers.file_ingest import ingest_lines
 from projections.projector import Projector
 from projections.registry import all_projections
 from tests.api.conftest import Files
-from tests.integration.test_projection_engine import _store_bypassing_the_contract
+from tests.integration.stored_events import store_bypassing_the_contract
 
 
 def test_healthz_and_readyz_when_caught_up(client: TestClient, files: Files) -> None:
@@ -72,7 +72,7 @@ def test_request_ids_are_echoed_and_problem_instances_name_them(client: TestClie
 def test_a_bad_stored_event_leaves_readyz_ready_and_shows_in_the_metrics(
     client: TestClient, store: Any
 ) -> None:
-    _store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
     ingest_lines((line.encode() for line in casegen.generate(3, seed=8)), "later", store)
     for projection in all_projections().values():
         Projector(store, projection).catch_up()

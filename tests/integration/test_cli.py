@@ -11,7 +11,7 @@ from pathlib import Path
 import casegen
 
 from adapters.postgres.event_store import CaseStore
-from tests.integration.test_projection_engine import _store_bypassing_the_contract
+from tests.integration.stored_events import store_bypassing_the_contract
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,7 +137,7 @@ def test_logs_carry_no_personal_data(cli_env: dict[str, str]) -> None:
 def test_a_bad_stored_event_neither_halts_projection_nor_breaks_a_rebuild(
     cli_env: dict[str, str], store: CaseStore
 ) -> None:
-    _store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
     lines = casegen.generate(3, seed=5)
     assert casetrack(cli_env, "ingest", "-", stdin="\n".join(lines).encode()).returncode == 0
 

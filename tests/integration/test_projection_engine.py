@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import time
@@ -11,8 +10,6 @@ from typing import Any
 
 import casegen
 import pytest
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -20,15 +17,14 @@ from psycopg.sql import SQL, Composed, Identifier
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.file_ingest import ingest_lines
 from domain import catalogue as t
-from domain.application_number import case_id
-from domain.case import Case, handle
+from domain.case import Case
 from projections import case_status, daemon, rebuild
 from projections.case_status_table import CaseStatusProjection, CaseStatusReplayer
 from projections.projector import PageCache, Positioned, Projector, Row, resume
 from projections.registry import all_projections
 from projections.status import statuses
+from tests.integration.stored_events import store_bypassing_the_contract, store_undecodable
 from tests.integration.test_ingest import _lines
-from tests.unit.builders import cmd, person
 
 
 def _rows(store: CaseStore, table: str = "case_status") -> dict[Any, Any]:
@@ -398,14 +394,6 @@ def test_projectors_sharing_decoded_pages_miss_nothing(store: CaseStore) -> None
 # ---------------------------------------------------------------- a bad stored event
 
 
-def _store_bypassing_the_contract(store: CaseStore, application_number: str, **party: Any) -> None:
-    """An application.received written straight through the store, as an older contract,
-    a bug or a manual repair could have: nothing checked it on the way in."""
-    command = cmd(t.RECEIVED, principal_applicant=person(**party))
-    case, _ = handle(None, dataclasses.replace(command, application_number=application_number))
-    store.save([case])
-
-
 def _registered(store: CaseStore) -> set[str]:
     """Application numbers that case_parties holds, i.e. files one can register for."""
     with store.datastore.transaction(commit=False) as curs:
@@ -428,7 +416,7 @@ def _received(lines: list[bytes]) -> set[str]:
 def test_a_nul_in_a_stored_event_is_dead_lettered_and_every_later_file_registers(
     store: CaseStore,
 ) -> None:
-    _store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
     earlier = _lines(casegen.generate(4, seed=3))
     ingest_lines(earlier, "earlier", store)
     projections = list(all_projections().values())
@@ -454,7 +442,7 @@ def test_a_rebuild_dead_letters_a_nul_in_a_stored_event_and_keeps_every_other_fi
 ) -> None:
     lines = _lines(casegen.generate(6, seed=5))
     ingest_lines(lines[:20], "a", store)
-    _store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
     ingest_lines(lines[20:], "b", store)
     projections = list(all_projections().values())
     for projection in projections:
@@ -472,20 +460,13 @@ def test_a_rebuild_dead_letters_a_nul_in_a_stored_event_and_keeps_every_other_fi
     assert rebuild.verify(store, projections).ok
 
 
-def _store_undecodable(store: CaseStore, application_number: str) -> None:
-    """A row no event class can read (a corrupt state), written through the recorder."""
-    store.recorder.insert_events(
-        [StoredEvent(case_id(application_number), 1, get_topic(Case.Received), b"{not json")]
-    )
-
-
 @pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
 def test_a_stored_event_that_does_not_decode_is_dead_lettered_by_every_view_live_and_rebuilt(
     store: CaseStore, workers: int
 ) -> None:
     lines = _lines(casegen.generate(4, seed=12))
     ingest_lines(lines[:10], "a", store)
-    _store_undecodable(store, "F000000002")
+    store_undecodable(store, "F000000002")
     ingest_lines(lines[10:], "b", store)
     projections = list(all_projections().values())
     Projector(store, projections[0]).catch_up(upto=10)
