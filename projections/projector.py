@@ -25,6 +25,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
@@ -56,12 +57,20 @@ _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def error_text(error: Exception) -> str:
-    """What to store of an error: its type and message, without control characters
-    (a handler's message may quote the bad value). For database errors only the
-    primary message: PostgreSQL's DETAIL and CONTEXT quote the data."""
-    diag = error.diag.message_primary if isinstance(error, psycopg.Error) else None
-    text = f"{type(error).__name__}: {diag or error}"
-    return _UNSTORABLE.sub("?", text)[:500]
+    """What to store and show of an error: its kind and where it arose, never its
+    message, which may quote the event's data (a name, a date of birth). A database
+    error is named by its SQLSTATE; psycopg's own client-side texts are fixed ones."""
+    if isinstance(error, psycopg.Error):
+        if error.sqlstate:
+            return f"{type(error).__name__} (SQLSTATE {error.sqlstate})"
+        return _UNSTORABLE.sub("?", f"{type(error).__name__}: {error}")[:500]
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return type(error).__name__
+    code = tb.tb_frame.f_code
+    return f"{type(error).__name__} in {code.co_qualname} ({Path(code.co_filename).name})"
 
 
 @dataclass(frozen=True)

@@ -49,13 +49,16 @@ def _expected(store: CaseStore) -> dict[Any, Any]:
     return {i: case_status.fold(store.stored_events(i)) for i in ids}
 
 
+QUOTED = "handler bug on Lambert, born 1990-06-01"  # what a handler's message may quote
+
+
 class FailingReplayer(CaseStatusReplayer):
     def __init__(self, event_type: str) -> None:
         self.event_type = event_type
 
     def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
         if any(p.event.event_type == self.event_type for p in events):
-            raise ValueError("handler bug")
+            raise ValueError(QUOTED)
         return super().case(events)
 
 
@@ -69,7 +72,7 @@ class FailingOn(CaseStatusProjection):
         self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
     ) -> None:
         if any(p.event.event_type == self.event_type for p in page):
-            raise ValueError("handler bug")
+            raise ValueError(QUOTED)
         super().apply(curs, tables, page)
 
     def replayer(self) -> CaseStatusReplayer:
@@ -95,16 +98,18 @@ def test_a_failing_handler_dead_letters_each_failing_event_and_goes_on(store: Ca
     dead = _dead_letters(store)
     assert len(dead) > 1
     assert all(d[0] == "case_status" and d[2] == "medical.passed" for d in dead)
-    assert all("ValueError: handler bug" in d[3] for d in dead)
+    # The kind of error and where it arose, never its message: it may quote the data.
+    assert all(d[3] == "ValueError in FailingOn.apply (test_projection_engine.py)" for d in dead)
     (status,) = statuses(store, [failing])
-    assert status.last_error and "handler bug" in status.last_error
+    assert status.last_error == dead[-1][3]
     assert status.halted_at is None and status.lag_events == 0
     assert status.dead_letters == len(dead)
     # A rebuild skips the same events: the same rows, the same dead letters.
     live = _rows(store)
     rebuild.rebuild(store, [failing])
     assert _rows(store) == live
-    assert _dead_letters(store) == dead
+    assert [d[:3] for d in _dead_letters(store)] == [d[:3] for d in dead]
+    assert "Lambert" not in str(_dead_letters(store))
 
 
 def test_an_infrastructure_fault_halts_without_dead_letters_and_resume_carries_on(
