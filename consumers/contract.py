@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -24,6 +25,7 @@ from pydantic import (
     create_model,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from domain import catalogue as t
 from domain.commands import RecordCaseEvent
@@ -61,7 +63,29 @@ class InvalidField(ContractError):
 
 # ---------------------------------------------------------------- building blocks
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# C0 controls (NUL among them, which PostgreSQL text refuses), DEL and C1 controls.
+# Format characters (Unicode Cf, e.g. the zero-width non-joiner) stay allowed:
+# some scripts need them in names.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_characters(value: str) -> str:
+    """Free text is the one kind of string whose format does not already exclude them;
+    one stored in the log would break whatever reads it later, a view or a mail."""
+    if CONTROL_CHARACTERS.search(value):
+        raise PydanticCustomError("control_character", "must not contain control characters")
+    return value
+
+
+# Every other string of the contract has a pattern, an enumeration or the email
+# format, none of which admits a control character (tests/unit/test_contract.py
+# tries one in every string of every type).
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_no_control_characters),
+    Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]+$"}),
+]
 DocumentCode = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$"),

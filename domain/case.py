@@ -2,17 +2,25 @@
 
 Every event keeps the producer's envelope (event_id, type, source,
 occurred_at); the library's ``timestamp`` is when casetrack recorded it.
+The case remembers a fingerprint of each event it holds, by event_id, to tell
+a redelivery of that event (a duplicate) from another event under the same
+event_id (a conflict, rejected: the original stays).
 Event classes carry ``class_version``; bump it and add ``upcast_vN_vN+1``
 when a field changes, so old stored events still load.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.domain import Aggregate
 
 from domain import catalogue as t
@@ -74,7 +82,7 @@ class Case(Aggregate):
         self.outcome: str | None = None  # approved, refused or withdrawn
         self.copr_issued_on: date | None = None
         self.passport_requested_on: date | None = None
-        self.event_ids: set[UUID] = set()
+        self.event_ids: dict[UUID, bytes] = {}  # event_id -> fingerprint of its event
 
     class Event(Aggregate.Event):
         """Base of every case event: the producer's envelope, kept verbatim."""
@@ -86,8 +94,12 @@ class Case(Aggregate):
 
         def apply(self, aggregate: Aggregate) -> None:
             assert isinstance(aggregate, Case)
-            aggregate.event_ids.add(self.event_id)
+            aggregate.event_ids[self.event_id] = self.fingerprint()
             self.apply_to_case(aggregate)
+
+        def fingerprint(self) -> bytes:
+            fields = {name: getattr(self, name) for name in _fields_of(type(self))}
+            return fingerprint(self.event_type, self.source, self.occurred_at, fields)
 
         def apply_to_case(self, case: Case) -> None:
             """Evolve the case's state; events that only add to history do nothing."""
@@ -210,23 +222,22 @@ class Case(Aggregate):
             raise rules.RuleViolation(
                 "case_not_received", command.type, "no application.received for this case"
             )
-        p = command.payload
+        event_class, fields = _event_for(command)
         return cls._create(
-            cls.Received,
-            id=case_id(command.application_number),
-            **_envelope(command),
-            application_number=command.application_number,
-            category=p["category"],
-            received_on=p["received_on"],
-            principal_applicant=_party(p["principal_applicant"]),
-            sponsor=_party(p["sponsor"]),
-            representative=p.get("representative"),
-            preferred_language=p["preferred_language"],
+            event_class, id=case_id(command.application_number), **_envelope(command), **fields
         )
 
     def record(self, command: RecordCaseEvent) -> Outcome:
-        """Append the event if the rules allow it; a seen event_id is a no-op."""
-        if command.event_id in self.event_ids:
+        """Append the event if the rules allow it; a redelivery of an event the case
+        holds is a no-op, another event under its event_id a conflict."""
+        held = self.event_ids.get(command.event_id)
+        if held is not None:
+            if held != _fingerprint(command):
+                raise rules.RuleViolation(
+                    "conflicting_redelivery",
+                    command.type,
+                    "the case holds another event under this event_id; the original is kept",
+                )
             return Outcome.DUPLICATE
         if command.type == t.RECEIVED:
             raise rules.RuleViolation(
@@ -260,8 +271,43 @@ def _party(data: dict[str, Any]) -> dict[str, Any]:
     return party
 
 
+def fingerprint(
+    event_type: str, source: str, occurred_at: datetime, fields: Mapping[str, Any]
+) -> bytes:
+    """What a redelivery must repeat to be a duplicate (docs/events.md, Idempotency):
+    the event as casetrack records it, by value. Timestamps count as instants, so
+    the same moment written with another offset is the same event."""
+    values = {k: v.astimezone(UTC) if isinstance(v, datetime) else v for k, v in fields.items()}
+    canonical = orjson.dumps(
+        [event_type, source, occurred_at.astimezone(UTC), values], option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def _fingerprint(command: RecordCaseEvent) -> bytes:
+    """The fingerprint of the event ``command`` would record."""
+    _, fields = _event_for(command)
+    return fingerprint(command.type, command.source, command.occurred_at, fields)
+
+
+@cache
+def _fields_of(event_class: type[Case.Event]) -> tuple[str, ...]:
+    """The fields an event class adds to the envelope (its own annotations)."""
+    return tuple(inspect.get_annotations(event_class))
+
+
 def _event_for(command: RecordCaseEvent) -> tuple[type[Case.Event], dict[str, Any]]:
     p = command.payload
+    if command.type == t.RECEIVED:
+        return Case.Received, {
+            "application_number": command.application_number,
+            "category": p["category"],
+            "received_on": p["received_on"],
+            "principal_applicant": _party(p["principal_applicant"]),
+            "sponsor": _party(p["sponsor"]),
+            "representative": p.get("representative"),
+            "preferred_language": p["preferred_language"],
+        }
     activity_change = split_activity_type(command.type)
     if activity_change is not None:
         activity, change = activity_change

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from psycopg import Cursor
@@ -59,7 +59,6 @@ class CaseHistoryReplayer(PerCaseReplayer):
 class CaseHistoryProjection:
     name = "case_history"
     tables = (TABLE,)
-    on_error: Literal["skip", "halt"] = "skip"
 
     def replayer(self) -> CaseHistoryReplayer:
         return CaseHistoryReplayer()

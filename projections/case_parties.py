@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import AsyncCursor, Cursor
 from psycopg.rows import DictRow
@@ -88,7 +88,6 @@ class CasePartiesReplayer(PerCaseReplayer):
 class CasePartiesProjection:
     name = "case_parties"
     tables = (TABLE,)
-    on_error: Literal["skip", "halt"] = "halt"
 
     def replayer(self) -> CasePartiesReplayer:
         return CasePartiesReplayer()

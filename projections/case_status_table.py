@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -42,7 +42,6 @@ class CaseStatusReplayer(PerCaseReplayer):
 class CaseStatusProjection:
     name = "case_status"
     tables = (TABLE,)
-    on_error: Literal["skip", "halt"] = "halt"
 
     def replayer(self) -> CaseStatusReplayer:
         return CaseStatusReplayer()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from psycopg import Cursor
@@ -98,7 +98,6 @@ def _upsert(table: Table, ident: Composed, add: tuple[str, ...], replace: tuple[
 class ProcessingStatsProjection:
     name = "processing_stats"
     tables = (MONTHLY, DURATIONS, CASES)
-    on_error: Literal["skip", "halt"] = "skip"
 
     def replayer(self) -> ProcessingStatsReplayer:
         return ProcessingStatsReplayer()

@@ -8,17 +8,25 @@ apply a page twice. The recorder's table lock makes insert order equal
 commit order, so reading "after my position" never passes over a gap that
 fills in later.
 
-A page whose handler fails is re-applied event by event to find the culprit,
-which goes to ``projection_dead_letters``; the projection's ``on_error``
-policy then skips it or halts the projection at it (shown in status).
+A page whose handler fails is re-applied event by event to find the culprit.
+An error that comes from the event (anything the handler raises, a value the
+database refuses: DataError, IntegrityError; a stored event that does not
+even decode) dead-letters that event in ``projection_dead_letters`` and the
+projection goes on: one bad event never stops a view. Any other database
+error halts the projection at the event (shown in status, /readyz and
+metrics; ``casetrack projections resume`` after the repair): a missing table
+or privilege is no reason to dead-letter every event that follows. A lost
+connection is neither: the page is retried.
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import Protocol
 from uuid import UUID
 
 import psycopg
@@ -36,6 +44,33 @@ log = structlog.get_logger("casetrack.projections")
 
 
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
+_FROM_THE_EVENT = (psycopg.DataError, psycopg.IntegrityError)
+
+
+def from_the_event(error: Exception) -> bool:
+    """Whether ``error`` comes from the event applied (dead-letter it and go on), not
+    from the database (a lost connection, a missing table: halt or retry)."""
+    return not isinstance(error, psycopg.Error) or isinstance(error, _FROM_THE_EVENT)
+
+
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def error_text(error: Exception) -> str:
+    """What to store and show of an error: its kind and where it arose, never its
+    message, which may quote the event's data (a name, a date of birth). A database
+    error is named by its SQLSTATE; psycopg's own client-side texts are fixed ones."""
+    if isinstance(error, psycopg.Error):
+        if error.sqlstate:
+            return f"{type(error).__name__} (SQLSTATE {error.sqlstate})"
+        return _UNSTORABLE.sub("?", f"{type(error).__name__}: {error}")[:500]
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return type(error).__name__
+    code = tb.tb_frame.f_code
+    return f"{type(error).__name__} in {code.co_qualname} ({Path(code.co_filename).name})"
 
 
 @dataclass(frozen=True)
@@ -45,6 +80,27 @@ class Positioned:
     position: int
     case_id: UUID
     event: Case.Event
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A stored event that does not decode (a corrupt row, a class since removed):
+    every projection dead-letters it and goes on."""
+
+    position: int
+    case_id: UUID
+    topic: str
+    error: Exception
+
+
+def decode(
+    store: CaseStore, position: int, case_id: UUID, version: int, topic: str, state: bytes
+) -> Positioned | Undecodable:
+    try:
+        event = store.app.mapper.to_domain_event(StoredEvent(case_id, version, topic, state))
+    except Exception as e:
+        return Undecodable(position, case_id, topic, e)
+    return Positioned(position, case_id, event)  # type: ignore[arg-type]
 
 
 class Replayer(Protocol):
@@ -80,7 +136,6 @@ class PerCaseReplayer:
 class Projection(Protocol):
     name: str
     tables: tuple[Table, ...]
-    on_error: Literal["skip", "halt"]
 
     def apply(
         self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
@@ -188,7 +243,7 @@ class Projector:
                 return applied
             last = self._apply(curs, page)
             self._set_position(curs, last)
-            applied += len(page)
+            applied += sum(1 for item in page if item.position <= last)  # less if it halted
             pages += 1
         return applied
 
@@ -205,82 +260,69 @@ class Projector:
 
     # ---------------------------------------------------------------- internals
 
-    def _page(self, curs: Cursor[DictRow], position: int, upto: int) -> list[Positioned]:
+    def _page(
+        self, curs: Cursor[DictRow], position: int, upto: int
+    ) -> list[Positioned | Undecodable]:
         key = (position, upto, self.page_size)
         page = self.pages.get(key) if self.pages else None
         if page is None:
             curs.execute(self._select, key, binary=True)
-            page = [self._positioned(row) for row in curs.fetchall()]
+            page = [
+                decode(
+                    self.store,
+                    row["notification_id"],
+                    row["originator_id"],
+                    row["originator_version"],
+                    row["topic"],
+                    bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
             if page and self.pages:
                 self.pages.put(key, page)
         return page
 
-    def _positioned(self, row: DictRow) -> Positioned:
-        event = self.store.app.mapper.to_domain_event(
-            StoredEvent(
-                originator_id=row["originator_id"],
-                originator_version=row["originator_version"],
-                topic=row["topic"],
-                state=bytes(row["state"]),
-            )
-        )
-        return Positioned(row["notification_id"], row["originator_id"], event)  # type: ignore[arg-type]
-
-    def _apply(self, curs: Cursor[DictRow], page: list[Positioned]) -> int:
+    def _apply(self, curs: Cursor[DictRow], page: list[Positioned | Undecodable]) -> int:
         """Apply the page; on failure find the culprit. Returns the new position."""
-        try:
-            with curs.connection.transaction():  # a savepoint
-                self.projection.apply(curs, self.tables, page)
-            return page[-1].position
-        except _UNAVAILABLE:
-            raise  # the database, not the handler: retry the page later
-        except Exception:
-            log.warning("page failed, retrying event by event", projection=self.position_name)
+        decoded = [item for item in page if isinstance(item, Positioned)]
+        if len(decoded) == len(page):
+            try:
+                with curs.connection.transaction():  # a savepoint
+                    self.projection.apply(curs, self.tables, decoded)
+                return page[-1].position
+            except _UNAVAILABLE:
+                raise  # the database, not the handler: retry the page later
+            except Exception:
+                log.warning("page failed, retrying event by event", projection=self.position_name)
         for item in page:
+            if isinstance(item, Undecodable):
+                dead_letter(curs, self.schema, self.position_name, item, item.error)
+                continue
             try:
                 with curs.connection.transaction():
                     self.projection.apply(curs, self.tables, [item])
             except _UNAVAILABLE:
                 raise
             except Exception as e:
-                self._dead_letter(curs, item, e)
-                if self.projection.on_error == "halt":
+                if not from_the_event(e):
                     self._halt(curs, item, e)
                     return item.position - 1
+                dead_letter(curs, self.schema, self.position_name, item, e)
         return page[-1].position
 
-    def _dead_letter(self, curs: Cursor[DictRow], item: Positioned, error: Exception) -> None:
-        text = f"{type(error).__name__}: {error}"[:500]
+    def _halt(self, curs: Cursor[DictRow], item: Positioned, error: Exception) -> None:
         log.error(
-            "projection handler failed",
+            "projection halted",
             projection=self.position_name,
             position=item.position,
-            event_type=item.event.event_type,
             error=type(error).__name__,
         )
         curs.execute(
             SQL(
-                "INSERT INTO {}.projection_dead_letters"
-                " (projection, position, case_id, event_type, error) VALUES (%s, %s, %s, %s, %s)"
-                " ON CONFLICT (projection, position) DO UPDATE SET error = EXCLUDED.error,"
-                " recorded_at = now()"
+                "UPDATE {}.projection_positions SET halted_at = %s, last_error = %s,"
+                " last_error_at = now() WHERE name = %s"
             ).format(Identifier(self.schema)),
-            (self.position_name, item.position, item.case_id, item.event.event_type, text),
-        )
-        curs.execute(
-            SQL(
-                "UPDATE {}.projection_positions SET last_error = %s, last_error_at = now()"
-                " WHERE name = %s"
-            ).format(Identifier(self.schema)),
-            (text, self.position_name),
-        )
-
-    def _halt(self, curs: Cursor[DictRow], item: Positioned, error: Exception) -> None:
-        curs.execute(
-            SQL("UPDATE {}.projection_positions SET halted_at = %s WHERE name = %s").format(
-                Identifier(self.schema)
-            ),
-            (item.position, self.position_name),
+            (item.position, error_text(error), self.position_name),
         )
 
     def lock_position(self, curs: Cursor[DictRow]) -> tuple[int, bool]:
@@ -310,6 +352,49 @@ class Projector:
             ).format(Identifier(self.schema)),
             (position, self.position_name),
         )
+
+
+def dead_letter(
+    curs: Cursor[DictRow],
+    schema: str,
+    projection: str,
+    item: Positioned | Undecodable,
+    error: Exception,
+) -> None:
+    """Record that ``projection`` skipped the event at ``item`` because of ``error``."""
+    text = error_text(error)
+    event_type = _UNSTORABLE.sub(
+        "?", item.event.event_type if isinstance(item, Positioned) else f"undecodable {item.topic}"
+    )
+    log.error(
+        "projection handler failed",
+        projection=projection,
+        position=item.position,
+        event_type=event_type,
+        error=type(error).__name__,
+    )
+    curs.execute(
+        SQL(
+            "INSERT INTO {}.projection_dead_letters"
+            " (projection, position, case_id, event_type, error) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (projection, position) DO UPDATE SET error = EXCLUDED.error,"
+            " recorded_at = now()"
+        ).format(Identifier(schema)),
+        (
+            projection,
+            item.position,
+            item.case_id,
+            event_type,
+            text,
+        ),
+    )
+    curs.execute(
+        SQL(
+            "UPDATE {}.projection_positions SET last_error = %s, last_error_at = now()"
+            " WHERE name = %s"
+        ).format(Identifier(schema)),
+        (text, projection),
+    )
 
 
 def resume(store: CaseStore, name: str) -> None:

@@ -13,6 +13,14 @@ applies the last events, renames the tables and moves the position. An
 interrupted rebuild leaves the live tables untouched; running it again starts
 afresh.
 
+A bad stored event never stops a rebuild: each projection folds each case with
+a replayer of its own, merged into the others only once the case's rows are
+stored. A case whose fold raises, or whose rows the database refuses, is folded
+again event by event; the events that fail are dead-lettered under the shadow's
+name and left out, as the live projector leaves them out, and the rest is kept.
+A stored event that does not decode is dead-lettered for every projection.
+The swap hands the shadow's dead letters to the live projection.
+
 ``verify`` replays into ``<table>__verify`` up to the live position and
 reports rows that differ, without swapping.
 """
@@ -29,7 +37,6 @@ from uuid import UUID
 
 import orjson
 import structlog
-from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
@@ -37,7 +44,17 @@ from psycopg.types.json import Jsonb
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from projections.parallel import Run, case_ranges, runner, worker_count
-from projections.projector import Positioned, Projection, Projector, Replayer, Row
+from projections.projector import (
+    Positioned,
+    Projection,
+    Projector,
+    Replayer,
+    Row,
+    Undecodable,
+    dead_letter,
+    decode,
+    from_the_event,
+)
 from projections.tables import Table
 
 log = structlog.get_logger("casetrack.projections")
@@ -183,7 +200,7 @@ def _replay_into(
         if part is not parts[0]:
             for mine, theirs in zip(replayers, part.replayers, strict=True):
                 mine.absorb(theirs)
-    writer = _Writer(store, tables, suffix, report.tables)
+    writer = _Writer(store, projections, suffix, report.tables, replayers)
     with store.datastore.transaction(commit=True) as curs:
         for replayer in replayers:
             writer.emit(replayer.finish())
@@ -194,31 +211,135 @@ def _replay_into(
     return report
 
 
+class _Probe(Exception):
+    """Rolls back the savepoint of rows written only to see whether they can be stored."""
+
+
+@dataclass
+class _Fold:
+    """One projection's rows for one case, from a replayer of its own (None: it raised)."""
+
+    projection: int
+    events: Sequence[Positioned]
+    replayer: Replayer
+    rows: list[tuple[str, Row]] | None
+
+
 class _Writer:
-    """Buffers rows per table, counts them into their checks, and bulk-copies them."""
+    """Buffers folded cases, bulk-copies their rows, counts them into their checks and
+    merges their replayers; salvages, event by event, a case that cannot be stored."""
 
     def __init__(
-        self, store: CaseStore, tables: Sequence[Table], suffix: str, checks: dict[str, TableCheck]
+        self,
+        store: CaseStore,
+        projections: Sequence[Projection],
+        suffix: str,
+        checks: dict[str, TableCheck],
+        replayers: Sequence[Replayer],
     ) -> None:
-        self.copy = {t.name: t.copy_statement(store.schema, suffix) for t in tables}
+        self.schema = store.schema
+        self.projections = projections
+        self.suffix = suffix
+        self.copy = {
+            t.name: t.copy_statement(store.schema, suffix) for p in projections for t in p.tables
+        }
         self.checks = checks
-        self.buffers: dict[str, list[Row]] = defaultdict(list)
+        self.replayers = replayers
+        self.folds: list[_Fold] = []
+        self.undecodable: list[Undecodable] = []
+        self.loose: list[tuple[str, Row]] = []
         self.buffered = 0
 
+    def case(self, stored: Sequence[Positioned | Undecodable]) -> None:
+        """Fold one case for every projection, without the events that do not decode."""
+        events = [e for e in stored if isinstance(e, Positioned)]
+        self.undecodable += [e for e in stored if isinstance(e, Undecodable)]
+        if not events:
+            return
+        for number, projection in enumerate(self.projections):
+            replayer = projection.replayer()
+            try:
+                rows: list[tuple[str, Row]] | None = list(replayer.case(events))
+            except Exception:
+                rows = None  # salvaged at the flush
+            self.folds.append(_Fold(number, events, replayer, rows))
+            self.buffered += len(rows or ())
+
     def emit(self, rows: Iterable[tuple[str, Row]]) -> None:
+        """Rows of no single case (aggregates, after the last case)."""
         for table_name, row in rows:
-            self.buffers[table_name].append(row)
+            self.loose.append((table_name, row))
             self.checks[table_name].add(row)
             self.buffered += 1
 
     def flush(self, curs: Cursor[DictRow]) -> None:
-        for table_name, rows in self.buffers.items():
-            if rows:
-                with curs.copy(self.copy[table_name]) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                rows.clear()
+        for item in self.undecodable:
+            for projection in self.projections:
+                dead_letter(curs, self.schema, projection.name + self.suffix, item, item.error)
+        self.undecodable.clear()
+        folds, self.folds = self.folds, []
+        whole = [f for f in folds if f.rows is not None]
+        rows = [row for f in whole for row in f.rows or ()]
+        if self._store(curs, rows + self.loose, keep=True) is not None:
+            if self.loose:
+                raise RebuildCheckFailed("the database refused rows that aggregate many cases")
+            for fold in whole:  # one at a time, to find those that cannot be stored
+                if self._store(curs, fold.rows or [], keep=True) is not None:
+                    fold.rows = None
+        for fold in folds:
+            if fold.rows is None:
+                self._salvage(curs, fold)
+            for table_name, row in fold.rows or ():
+                self.checks[table_name].add(row)
+            self.replayers[fold.projection].absorb(fold.replayer)
+        self.loose.clear()
         self.buffered = 0
+
+    def _salvage(self, curs: Cursor[DictRow], fold: _Fold) -> None:
+        """Fold the case again event by event; dead-letter each event whose fold
+        raises or whose rows cannot be stored, and store the fold of the others."""
+        projection = self.projections[fold.projection]
+        kept: list[Positioned] = []
+        for item in fold.events:
+            try:
+                rows = list(projection.replayer().case([*kept, item]))
+            except Exception as e:
+                error: Exception | None = e
+            else:
+                error = self._store(curs, rows, keep=False)
+            if error is None:
+                kept.append(item)
+            else:
+                dead_letter(curs, self.schema, projection.name + self.suffix, item, error)
+        fold.replayer = projection.replayer()
+        fold.rows = list(fold.replayer.case(kept)) if kept else []
+        error = self._store(curs, fold.rows, keep=True)
+        if error is not None:  # the same rows were stored a moment ago
+            raise error
+
+    def _store(
+        self, curs: Cursor[DictRow], rows: Sequence[tuple[str, Row]], keep: bool
+    ) -> Exception | None:
+        """Copy ``rows`` in a savepoint (rolled back unless ``keep``); the error of an
+        event's data, None if they could be stored. A database fault raises."""
+        by_table: dict[str, list[Row]] = defaultdict(list)
+        for table_name, row in rows:
+            by_table[table_name].append(row)
+        try:
+            with curs.connection.transaction():
+                for table_name, table_rows in by_table.items():
+                    with curs.copy(self.copy[table_name]) as copy:
+                        for row in table_rows:
+                            copy.write_row(row)
+                if not keep:
+                    raise _Probe
+        except _Probe:
+            pass
+        except Exception as e:
+            if not from_the_event(e):
+                raise
+            return e
+        return None
 
 
 def _replay_range(store: CaseStore, task: _Task) -> _Part:
@@ -226,14 +347,13 @@ def _replay_range(store: CaseStore, task: _Task) -> _Part:
     tables = [t for p in task.projections for t in p.tables]
     part = _Part(0, 0, {t.name: TableCheck() for t in tables}, [])
     part.replayers = [p.replayer() for p in task.projections]
-    writer = _Writer(store, tables, task.suffix, part.tables)
+    writer = _Writer(store, task.projections, task.suffix, part.tables, part.replayers)
     with store.datastore.transaction(commit=True) as curs:
         flushed_at = time.monotonic()
         for events in _cases(store, task.upto, task.first, task.stop):
             part.cases += 1
             part.events += len(events)
-            for replayer in part.replayers:
-                writer.emit(replayer.case(events))
+            writer.case(events)
             if writer.buffered >= _FLUSH_ROWS or time.monotonic() - flushed_at > _FLUSH_SECONDS:
                 writer.flush(curs)
                 flushed_at = time.monotonic()
@@ -243,9 +363,8 @@ def _replay_range(store: CaseStore, task: _Task) -> _Part:
 
 def _cases(
     store: CaseStore, upto: int, first: UUID | None = None, stop: UUID | None = None
-) -> Iterator[list[Positioned]]:
+) -> Iterator[list[Positioned | Undecodable]]:
     """Every case's events up to ``upto`` (ids in [first, stop)), case by case, in version order."""
-    to_domain_event = store.app.mapper.to_domain_event
     where = [SQL("notification_id <= %s")]
     params: list[Any] = [upto]
     if first is not None:
@@ -265,13 +384,12 @@ def _cases(
     ):
         cursor.itersize = 10_000
         cursor.execute(query, params, binary=True)
-        current: list[Positioned] = []
+        current: list[Positioned | Undecodable] = []
         for position, case_id, version, topic, state in cursor:
             if current and current[0].case_id != case_id:
                 yield current
                 current = []
-            event = to_domain_event(StoredEvent(case_id, version, topic, state))
-            current.append(Positioned(position, case_id, event))  # type: ignore[arg-type]
+            current.append(decode(store, position, case_id, version, topic, state))
         if current:
             yield current
 
@@ -355,7 +473,7 @@ def _swap(store: CaseStore, shadows: Sequence[Projector]) -> None:
             position, halted = shadow.lock_position(curs)
             if halted:
                 raise RebuildCheckFailed(
-                    f"{projection.name}: the rebuild halted on a failing event at position"
+                    f"{projection.name}: the rebuild halted on a database error at position"
                     f" {position + 1}; see `casetrack projections status`"
                 )
             for table in projection.tables:
@@ -370,12 +488,27 @@ def _swap(store: CaseStore, shadows: Sequence[Projector]) -> None:
                     )
                 )
                 curs.execute(SQL("DROP TABLE IF EXISTS {}.{}").format(Identifier(schema), old))
+            # The rebuilt view's dead letters and last error replace the old view's.
+            curs.execute(
+                SQL("DELETE FROM {}.projection_dead_letters WHERE projection = %s").format(
+                    Identifier(schema)
+                ),
+                (projection.name,),
+            )
             curs.execute(
                 SQL(
-                    "UPDATE {}.projection_positions SET position = %s, halted_at = NULL,"
-                    " last_error = NULL, last_error_at = NULL, updated_at = now() WHERE name = %s"
+                    "UPDATE {}.projection_dead_letters SET projection = %s WHERE projection = %s"
                 ).format(Identifier(schema)),
-                (position, projection.name),
+                (projection.name, projection.name + SHADOW),
+            )
+            curs.execute(
+                SQL(
+                    "UPDATE {s}.projection_positions p SET position = %s, halted_at = NULL,"
+                    " last_error = n.last_error, last_error_at = n.last_error_at,"
+                    " updated_at = now() FROM {s}.projection_positions n"
+                    " WHERE p.name = %s AND n.name = %s"
+                ).format(s=Identifier(schema)),
+                (position, projection.name, projection.name + SHADOW),
             )
             curs.execute(
                 SQL("DELETE FROM {}.projection_positions WHERE name = %s").format(
@@ -409,12 +542,14 @@ def _drop(store: CaseStore, projections: Sequence[Projection], suffix: str) -> N
                 curs.execute(
                     SQL("DROP TABLE IF EXISTS {}").format(table.ident(store.schema, suffix))
                 )
-            curs.execute(
-                SQL("DELETE FROM {}.projection_positions WHERE name = %s").format(
-                    Identifier(store.schema)
-                ),
-                (projection.name + suffix,),
-            )
+            for table_name in ("projection_positions", "projection_dead_letters"):
+                column = "name" if table_name == "projection_positions" else "projection"
+                curs.execute(
+                    SQL("DELETE FROM {}.{} WHERE {} = %s").format(
+                        Identifier(store.schema), Identifier(table_name), Identifier(column)
+                    ),
+                    (projection.name + suffix,),
+                )
 
 
 def _head(store: CaseStore) -> int:

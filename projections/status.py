@@ -6,11 +6,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
-from projections.projector import Projection
+from projections.projector import Positioned, Projection, decode
 
 
 @dataclass(frozen=True)
@@ -58,23 +57,23 @@ def statuses(store: CaseStore, projections: list[Projection]) -> list[Projection
             lag = int(curs.fetchone()["n"])  # type: ignore[index]
             curs.execute(
                 SQL(
-                    "SELECT originator_id, originator_version, topic, state FROM {}"
-                    " WHERE notification_id > %s ORDER BY notification_id LIMIT 1"
+                    "SELECT notification_id, originator_id, originator_version, topic, state"
+                    " FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT 1"
                 ).format(events),
                 (position,),
             )
             oldest = curs.fetchone()
             lag_seconds = 0.0
-            if oldest is not None:
-                event = store.app.mapper.to_domain_event(
-                    StoredEvent(
-                        oldest["originator_id"],
-                        oldest["originator_version"],
-                        oldest["topic"],
-                        bytes(oldest["state"]),
-                    )
-                )
-                recorded: datetime = event.timestamp  # type: ignore[attr-defined]
+            found = oldest and decode(
+                store,
+                oldest["notification_id"],
+                oldest["originator_id"],
+                oldest["originator_version"],
+                oldest["topic"],
+                bytes(oldest["state"]),
+            )
+            if isinstance(found, Positioned):  # one that does not decode has no timestamp
+                recorded: datetime = found.event.timestamp
                 lag_seconds = max((datetime.now(UTC) - recorded).total_seconds(), 0.0)
             curs.execute(
                 SQL(

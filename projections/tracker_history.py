@@ -11,7 +11,7 @@ joins it on the caller's role, so no reader can get another role's lines.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from psycopg import Cursor
@@ -75,7 +75,6 @@ class TrackerHistoryReplayer(PerCaseReplayer):
 class TrackerHistoryProjection:
     name = "tracker_history"
     tables = (TABLE,)
-    on_error: Literal["skip", "halt"] = "halt"
 
     def replayer(self) -> TrackerHistoryReplayer:
         return TrackerHistoryReplayer()

@@ -114,6 +114,8 @@ class CaseRecorder(PostgresApplicationRecorder):
         event_ids: Sequence[tuple[UUID, UUID]] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        """Returns the events' notification ids, in the order of ``stored_events``."""
+        notification_ids: list[int] = []
         with (
             self.datastore.get_connection() as conn,
             conn.transaction(),
@@ -130,12 +132,29 @@ class CaseRecorder(PostgresApplicationRecorder):
                     copy.set_types(["uuid", "int8", "text", "bytea"])
                     for e in stored_events:
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
+                # COPY returns nothing: read the ids back by key (the primary key's index).
+                curs.execute(
+                    self._select_notification_ids,
+                    (
+                        [e.originator_id for e in stored_events],
+                        [e.originator_version for e in stored_events],
+                    ),
+                )
+                notification_ids = [row["notification_id"] for row in curs.fetchall()]
             if event_ids:  # a reused event_id breaks the primary key: IntegrityError
                 with curs.copy(self._copy_event_ids) as copy:
                     copy.set_types(["uuid", "uuid"])
                     for row in event_ids:
                         copy.write_row(row)
-        return None
+        return notification_ids
+
+    @property
+    def _select_notification_ids(self) -> Composed:
+        return SQL(
+            "SELECT e.notification_id FROM unnest(%s::uuid[], %s::int8[]) WITH ORDINALITY"
+            " AS k(originator_id, originator_version, n) JOIN {}.{} e"
+            " USING (originator_id, originator_version) ORDER BY k.n"
+        ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
 
     @property
     def _copy_event_ids(self) -> Composed:

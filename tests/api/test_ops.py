@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 
 from adapters.smtp import SmtpMailer, SmtpSettings
 from consumers.file_ingest import ingest_lines
+from projections.projector import Projector
+from projections.registry import all_projections
 from tests.api.conftest import (
     METRICS_TOKEN,
     Files,
@@ -18,6 +20,7 @@ from tests.api.conftest import (
     bearer,
     free_port,
 )
+from tests.integration.stored_events import store_bypassing_the_contract
 
 
 def scrape(client: TestClient) -> str:
@@ -118,3 +121,17 @@ def test_no_metric_tells_whether_a_registration_matched(
         assert client.post("/v1/accounts/register", json=body).status_code == 202
         seen.append(_without_timings(scrape(client)))  # background tasks are done by now
     assert seen[0] == seen[1]
+
+
+def test_a_bad_stored_event_leaves_readyz_ready_and_shows_in_the_metrics(
+    client: TestClient, store: Any
+) -> None:
+    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    ingest_lines((line.encode() for line in casegen.generate(3, seed=8)), "later", store)
+    for projection in all_projections().values():
+        Projector(store, projection).catch_up()
+
+    assert client.get("/readyz").status_code == 200
+    text = client.get("/metrics").text
+    assert 'casetrack_projection_dead_letters_total{projection="case_parties"} 1.0' in text
+    assert 'casetrack_projection_halted{projection="case_parties"} 0.0' in text

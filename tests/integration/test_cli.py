@@ -10,6 +10,9 @@ from pathlib import Path
 
 import casegen
 
+from adapters.postgres.event_store import CaseStore
+from tests.integration.stored_events import store_bypassing_the_contract
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -148,3 +151,20 @@ def test_logs_carry_no_personal_data(cli_env: dict[str, str]) -> None:
     for value in secrets_seen:
         pattern = r"(?<![\w@.-])" + re.escape(value) + r"(?![\w@-])"
         assert not re.search(pattern, done.stderr), "personal data in logs"
+
+
+def test_a_bad_stored_event_neither_halts_projection_nor_breaks_a_rebuild(
+    cli_env: dict[str, str], store: CaseStore
+) -> None:
+    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    lines = casegen.generate(3, seed=5)
+    assert casetrack(cli_env, "ingest", "-", stdin="\n".join(lines).encode()).returncode == 0
+
+    assert casetrack(cli_env, "project", "--once").returncode == 0
+    rebuilt = casetrack(cli_env, "projections", "rebuild", "case_parties")
+    status = casetrack(cli_env, "projections", "status")
+
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "Traceback" not in rebuilt.stderr
+    (parties,) = [line for line in status.stdout.splitlines() if line.startswith("case_parties")]
+    assert "HALTED" not in parties and "1 dead letters" in parties

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 import casegen
@@ -88,3 +89,39 @@ def test_two_writers_racing_with_one_event_id_store_it_once(
     assert store.load([case_id(str(first["application_number"]))]) == {}
     (letter,) = dead_letter_rows(store)
     assert letter["rule"] == "event_id_reused"
+
+
+def test_a_redelivery_with_other_content_is_dead_lettered_and_the_original_kept(
+    store: CaseStore,
+) -> None:
+    """Judged against the stored event, decoded: a fresh writer holds no cached case."""
+    events = [json.loads(line) for line in casegen.generate(1, seed=31)]
+    lines = [json.dumps(e).encode() for e in events]
+    ingest_lines(lines, "first", store)
+    number = str(events[0]["application_number"])
+    stored = store.stored_events(case_id(number))
+    received = events[0]
+    occurred_at = datetime.fromisoformat(str(received["occurred_at"]))
+    same_instant = occurred_at.astimezone(timezone(timedelta(hours=5))).isoformat()
+    assert same_instant != received["occurred_at"]
+    redeliveries = [
+        {**received, "occurred_at": same_instant},  # the same event in another form
+        {**received, "payload": {**received["payload"], "category": "dependent_child"}},
+        {**received, "type": "application.withdrawn", "payload": {}},
+        {**events[-1], "source": "another-system"},
+    ]
+
+    outcomes = [
+        BatchWriter(store).write([_message(event, line)])[0]
+        for line, event in enumerate(redeliveries, start=1)
+    ]
+
+    assert outcomes == [Outcome.DUPLICATE, Outcome.REJECTED, Outcome.REJECTED, Outcome.REJECTED]
+    assert [e.event_id for e in store.stored_events(case_id(number))] == [
+        e.event_id for e in stored
+    ]
+    letters = dead_letter_rows(store)
+    assert [letter["rule"] for letter in letters] == ["conflicting_redelivery"] * 3
+    assert [letter["event_id"] for letter in letters] == [
+        UUID(str(e["event_id"])) for e in redeliveries[1:]
+    ]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import casegen
 import pytest
@@ -15,11 +16,14 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.file_ingest import ingest_lines
+from domain import catalogue as t
 from domain.case import Case
 from projections import case_status, daemon, rebuild
 from projections.case_status_table import CaseStatusProjection, CaseStatusReplayer
 from projections.projector import PageCache, Positioned, Projector, Row, resume
+from projections.registry import all_projections
 from projections.status import statuses
+from tests.integration.stored_events import store_bypassing_the_contract, store_undecodable
 from tests.integration.test_ingest import _lines
 
 
@@ -45,54 +49,88 @@ def _expected(store: CaseStore) -> dict[Any, Any]:
     return {i: case_status.fold(store.stored_events(i)) for i in ids}
 
 
-class FailingOn(CaseStatusProjection):
-    """case_status whose handler raises on one kind of event."""
+QUOTED = "handler bug on Lambert, born 1990-06-01"  # what a handler's message may quote
 
-    def __init__(self, event_type: str, on_error: Literal["skip", "halt"]) -> None:
+
+class FailingReplayer(CaseStatusReplayer):
+    def __init__(self, event_type: str) -> None:
         self.event_type = event_type
-        self.on_error = on_error
+
+    def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
+        if any(p.event.event_type == self.event_type for p in events):
+            raise ValueError(QUOTED)
+        return super().case(events)
+
+
+class FailingOn(CaseStatusProjection):
+    """case_status whose handler and replayer raise on one kind of event."""
+
+    def __init__(self, event_type: str) -> None:
+        self.event_type = event_type
 
     def apply(
         self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
     ) -> None:
         if any(p.event.event_type == self.event_type for p in page):
-            raise ValueError("handler bug")
+            raise ValueError(QUOTED)
         super().apply(curs, tables, page)
 
+    def replayer(self) -> CaseStatusReplayer:
+        return FailingReplayer(self.event_type)
 
-@pytest.mark.parametrize("policy", ["skip", "halt"])
-def test_a_failing_handler_goes_to_dead_letters_and_obeys_its_policy(
-    store: CaseStore, policy: Literal["skip", "halt"]
-) -> None:
-    ingest_lines(_lines(casegen.generate(30, seed=2)), "f", store)
-    failing = FailingOn("medical.passed", policy)
-    Projector(store, failing, page_size=50).catch_up()
 
+def _dead_letters(store: CaseStore) -> list[tuple[str, int, str, str]]:
     with store.datastore.transaction(commit=False) as curs:
         curs.execute(
             SQL(
-                "SELECT position, event_type, error FROM {}.projection_dead_letters"
-                " ORDER BY position"
+                "SELECT projection, position, event_type, error FROM {}.projection_dead_letters"
+                " ORDER BY projection, position"
             ).format(Identifier(store.schema))
         )
-        dead = curs.fetchall()
-    assert dead and all(d["event_type"] == "medical.passed" for d in dead)
-    assert all("ValueError: handler bug" in d["error"] for d in dead)
+        return [(d["projection"], d["position"], d["event_type"], d["error"]) for d in curs]
+
+
+def test_a_failing_handler_dead_letters_each_failing_event_and_goes_on(store: CaseStore) -> None:
+    ingest_lines(_lines(casegen.generate(30, seed=2)), "f", store)
+    failing = FailingOn("medical.passed")
+    Projector(store, failing, page_size=50).catch_up()
+
+    dead = _dead_letters(store)
+    assert len(dead) > 1
+    assert all(d[0] == "case_status" and d[2] == "medical.passed" for d in dead)
+    # The kind of error and where it arose, never its message: it may quote the data.
+    assert all(d[3] == "ValueError in FailingOn.apply (test_projection_engine.py)" for d in dead)
     (status,) = statuses(store, [failing])
-    assert status.last_error and "handler bug" in status.last_error
-    if policy == "halt":
-        assert len(dead) == 1
-        assert status.halted_at == dead[0]["position"]
-        assert status.position == dead[0]["position"] - 1
-        # Fixed handler: resume carries on from the failed event, nothing skipped.
-        resume(store, "case_status")
-        Projector(store, CaseStatusProjection()).catch_up()
-        assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
-    else:
-        assert len(dead) > 1
-        assert status.halted_at is None and status.lag_events == 0
-        # Everything else was applied: only cases with a skipped event differ.
-        assert status.position == status.head
+    assert status.last_error == dead[-1][3]
+    assert status.halted_at is None and status.lag_events == 0
+    assert status.dead_letters == len(dead)
+    # A rebuild skips the same events: the same rows, the same dead letters.
+    live = _rows(store)
+    rebuild.rebuild(store, [failing])
+    assert _rows(store) == live
+    assert [d[:3] for d in _dead_letters(store)] == [d[:3] for d in dead]
+    assert "Lambert" not in str(_dead_letters(store))
+
+
+def test_an_infrastructure_fault_halts_without_dead_letters_and_resume_carries_on(
+    store: CaseStore,
+) -> None:
+    ingest_lines(_lines(casegen.generate(5, seed=3)), "f", store)
+    table = CaseStatusProjection.tables[0]
+    with store.datastore.transaction(commit=True) as curs:
+        curs.execute(SQL("DROP TABLE {}").format(table.ident(store.schema)))
+
+    assert Projector(store, CaseStatusProjection()).catch_up() == 0
+
+    (status,) = statuses(store, [CaseStatusProjection()])
+    assert (status.halted_at, status.position, status.dead_letters) == (1, 0, 0)
+    assert status.last_error and "UndefinedTable" in status.last_error
+    with store.datastore.transaction(commit=True) as curs:
+        for statement in table.create(store.schema):
+            curs.execute(statement)
+    resume(store, "case_status")
+    Projector(store, CaseStatusProjection()).catch_up()
+    assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
 
 
 def test_no_event_is_missed_while_writers_append(database_url: str, schema: str) -> None:
@@ -172,20 +210,29 @@ def test_live_mode_wakes_on_notify_and_polls_when_notifications_are_lost(
     assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
 
 
+class Killed(BaseException):
+    """The rebuilding process dies: a BaseException, like the KeyboardInterrupt or
+    SystemExit that end a real process (an Exception would be a failing event)."""
+
+
 class CrashingReplayer(CaseStatusReplayer):
-    def __init__(self, after: int) -> None:
-        self.left = after
+    def __init__(self, projection: CrashingRebuild) -> None:
+        self.projection = projection
 
     def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
-        self.left -= 1
-        if self.left < 0:
-            raise RuntimeError("killed mid-rebuild")
+        self.projection.left -= 1
+        if self.projection.left < 0:
+            raise Killed("killed mid-rebuild")
         return super().case(events)
 
 
 class CrashingRebuild(CaseStatusProjection):
+    """Dies after folding 10 cases (in each process that folds)."""
+
+    left = 10
+
     def replayer(self) -> CaseStatusReplayer:
-        return CrashingReplayer(after=10)
+        return CrashingReplayer(self)
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
@@ -195,7 +242,7 @@ def test_interrupted_rebuild_leaves_live_untouched_and_can_restart(
     ingest_lines(_lines(casegen.generate(40, seed=6)), "f", store)
     Projector(store, CaseStatusProjection()).catch_up()
     before = _rows(store)
-    with pytest.raises(RuntimeError, match="killed mid-rebuild"):  # raised in a worker too
+    with pytest.raises(Killed, match="killed mid-rebuild"):  # raised in a worker too
         rebuild.rebuild(store, [CrashingRebuild()], workers=workers)
     assert _rows(store) == before
     report = rebuild.rebuild(store, [CaseStatusProjection()])
@@ -272,6 +319,43 @@ def test_rebuild_check_catches_rows_the_replay_did_not_produce(
     assert _rows(store) == before
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        "view = jsonb_set(view, '{category}', '\"tampered\"')",
+        "application_number = 'F999999999'",
+        "position = position + 1",
+    ],
+    ids=["view", "application_number", "position"],
+)
+def test_rebuild_check_catches_a_row_changed_while_the_count_stays(
+    store: CaseStore, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    ingest_lines(_lines(casegen.generate(10, seed=10)), "a", store)
+    Projector(store, CaseStatusProjection()).catch_up()
+    before = _rows(store)
+    real_check = rebuild._check
+
+    def change_then_check(
+        store_: CaseStore, projection: Any, suffix: str, report: Any, run: Any
+    ) -> None:
+        shadow = SQL("{}.{}").format(Identifier(store_.schema), Identifier("case_status" + suffix))
+        with store_.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "UPDATE {} SET {} WHERE case_id ="
+                    " (SELECT case_id FROM {} ORDER BY case_id LIMIT 1)"
+                ).format(shadow, SQL(change), shadow)  # type: ignore[arg-type]  # our literal
+            )
+            assert curs.rowcount == 1
+        real_check(store_, projection, suffix, report, run)
+
+    monkeypatch.setattr(rebuild, "_check", change_then_check)
+    with pytest.raises(rebuild.RebuildCheckFailed, match=r"case_status__next: 10 rows .* 10 "):
+        rebuild.rebuild(store, [CaseStatusProjection()])
+    assert _rows(store) == before
+
+
 def test_case_events_decode_for_projection(store: CaseStore) -> None:
     ingest_lines(_lines(casegen.generate(2, seed=1)), "a", store)
     events = [e for i in _expected(store) for e in store.stored_events(i)]
@@ -333,3 +417,98 @@ def test_db_init_resets_a_view_whose_table_layout_changed(
     assert statuses(store, [CaseStatusProjection()])[0].position == 0
     Projector(store, CaseStatusProjection()).catch_up()
     assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
+
+
+# ---------------------------------------------------------------- a bad stored event
+
+
+def _registered(store: CaseStore) -> set[str]:
+    """Application numbers that case_parties holds, i.e. files one can register for."""
+    with store.datastore.transaction(commit=False) as curs:
+        curs.execute(
+            SQL("SELECT DISTINCT application_number FROM {}.case_parties").format(
+                Identifier(store.schema)
+            )
+        )
+        return {r["application_number"] for r in curs}
+
+
+def _received(lines: list[bytes]) -> set[str]:
+    return {
+        json.loads(line)["application_number"]
+        for line in lines
+        if json.loads(line)["type"] == t.RECEIVED
+    }
+
+
+def test_a_nul_in_a_stored_event_is_dead_lettered_and_every_later_file_registers(
+    store: CaseStore,
+) -> None:
+    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    earlier = _lines(casegen.generate(4, seed=3))
+    ingest_lines(earlier, "earlier", store)
+    projections = list(all_projections().values())
+    for projection in projections:
+        Projector(store, projection, page_size=7).catch_up()
+    later = _lines(casegen.generate(3, seed=4))
+    ingest_lines(later, "later", store)
+    for projection in projections:
+        Projector(store, projection, page_size=7).catch_up()
+
+    assert _registered(store) == _received(earlier) | _received(later)
+    found = {s.name: s for s in statuses(store, projections)}
+    assert all(s.halted_at is None and s.lag_events == 0 for s in found.values())
+    parties = found["case_parties"]
+    assert parties.dead_letters == 1
+    assert parties.last_error and "NUL" in parties.last_error
+    assert ("case_parties", 1, t.RECEIVED) in {d[:3] for d in _dead_letters(store)}
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
+def test_a_rebuild_dead_letters_a_nul_in_a_stored_event_and_keeps_every_other_file(
+    store: CaseStore, workers: int
+) -> None:
+    lines = _lines(casegen.generate(6, seed=5))
+    ingest_lines(lines[:20], "a", store)
+    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    ingest_lines(lines[20:], "b", store)
+    projections = list(all_projections().values())
+    for projection in projections:
+        Projector(store, projection).catch_up()
+    live_dead = _dead_letters(store)
+
+    report = rebuild.rebuild(store, projections, workers=workers)
+
+    assert report.cases == 7
+    assert _registered(store) == _received(lines)
+    assert _dead_letters(store) == live_dead  # the same events, under the live names
+    found = {s.name: s for s in statuses(store, projections)}
+    assert found["case_parties"].dead_letters == 1
+    assert all(s.halted_at is None and s.lag_events == 0 for s in found.values())
+    assert rebuild.verify(store, projections).ok
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
+def test_a_stored_event_that_does_not_decode_is_dead_lettered_by_every_view_live_and_rebuilt(
+    store: CaseStore, workers: int
+) -> None:
+    lines = _lines(casegen.generate(4, seed=12))
+    ingest_lines(lines[:10], "a", store)
+    store_undecodable(store, "F000000002")
+    ingest_lines(lines[10:], "b", store)
+    projections = list(all_projections().values())
+    Projector(store, projections[0]).catch_up(upto=10)
+    (waiting,) = statuses(store, projections[:1])  # the next event to apply does not decode
+    assert (waiting.position, waiting.lag_events) == (10, waiting.head - 10)
+
+    for projection in projections:
+        Projector(store, projection, page_size=5).catch_up()
+    live = _dead_letters(store)
+    rebuild.rebuild(store, projections, workers=workers)
+
+    assert _registered(store) == _received(lines)
+    found = statuses(store, projections)
+    assert all(s.halted_at is None and s.lag_events == 0 for s in found)
+    assert all(s.dead_letters == 1 for s in found)
+    assert {d[:2] for d in live} == {(p.name, 11) for p in projections}
+    assert _dead_letters(store) == live

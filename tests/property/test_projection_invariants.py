@@ -9,7 +9,7 @@ case's stored events, and a full rebuild from position 0 in a fresh schema.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -24,9 +24,10 @@ from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.batch import BatchWriter
 from consumers.file_ingest import ingest_lines
 from projections import case_status
-from projections.case_status_table import CaseStatusProjection
-from projections.projector import Positioned, Projector, Replayer
+from projections.case_status_table import CaseStatusProjection, CaseStatusReplayer
+from projections.projector import Positioned, Projector, Replayer, Row
 from projections.rebuild import rebuild
+from projections.status import statuses
 from tests.property.strategies import History, event_rows, examples, fresh_store, histories
 
 # Small pages half the time, so that crashes land on some of many pages.
@@ -38,7 +39,7 @@ class Crash(BaseException):
 
     A BaseException, like the KeyboardInterrupt or SystemExit that end a real
     process: the engine treats an ordinary Exception from a handler as a
-    failing event (dead letter, skip or halt), which is not what is simulated here.
+    failing event (dead letter, go on), which is not what is simulated here.
     """
 
 
@@ -49,7 +50,6 @@ class CrashingProjection:
         self.inner = CaseStatusProjection()
         self.name = self.inner.name
         self.tables = self.inner.tables
-        self.on_error = self.inner.on_error
         self.crashes = crashes
         self.calls = calls  # a shared counter: one element
 
@@ -190,3 +190,69 @@ def test_status_view_equals_a_fold_of_the_events(
             # ... and the blue-green rebuild (a replay case by case, swapped in).
             rebuild(fresh, [CaseStatusProjection()], page_size=size)
             assert status_rows(fresh) == rows
+
+
+class PoisonedReplayer(CaseStatusReplayer):
+    def __init__(self, poisoned: frozenset[int]) -> None:
+        self.poisoned = poisoned
+
+    def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
+        if any(p.position in self.poisoned for p in events):
+            raise ValueError("poisoned event")
+        return super().case(events)
+
+
+class PoisonedProjection(CaseStatusProjection):
+    """case_status whose handler and replayer fail on the events at chosen positions."""
+
+    def __init__(self, poisoned: frozenset[int]) -> None:
+        self.poisoned = poisoned
+
+    def apply(
+        self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
+    ) -> None:
+        if any(p.position in self.poisoned for p in page):
+            raise ValueError("poisoned event")
+        super().apply(curs, tables, page)
+
+    def replayer(self) -> CaseStatusReplayer:
+        return PoisonedReplayer(self.poisoned)
+
+
+def dead_positions(store: CaseStore) -> list[int]:
+    with store.datastore.transaction(commit=False) as curs:
+        curs.execute(
+            SQL(
+                "SELECT position FROM {}.projection_dead_letters"
+                " WHERE projection = 'case_status' ORDER BY position"
+            ).format(Identifier(store.schema))
+        )
+        return [r["position"] for r in curs.fetchall()]
+
+
+@settings(
+    max_examples=examples(10),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(history=histories(), data=st.data())
+def test_whatever_events_fail_the_view_goes_on_and_a_rebuild_equals_it(
+    database_url: str, history: History, data: st.DataObject
+) -> None:
+    with fresh_store(database_url) as store:
+        ingest_lines(list(history.lines), "history.jsonl", store, batch_size=25)
+        head = store.recorder.max_notification_id() or 0
+        poisoned = frozenset(
+            data.draw(st.sets(st.integers(1, max(head, 1)), max_size=4), label="failing")
+        )
+        projection = PoisonedProjection(poisoned)
+
+        Projector(store, projection, page_size=data.draw(page_sizes, label="page size")).catch_up()
+
+        (status,) = statuses(store, [projection])
+        assert (status.halted_at, status.position) == (None, head)
+        live, dead = status_rows(store), dead_positions(store)
+        assert set(dead) >= poisoned & set(range(1, head + 1))
+        rebuild(store, [projection])
+        assert status_rows(store) == live
+        assert dead_positions(store) == dead

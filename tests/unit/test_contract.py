@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -659,3 +660,97 @@ def test_a_bad_event_id_is_named_without_quoting_it() -> None:
     with pytest.raises(InvalidField) as caught:
         parse_event(raw(message))
     assert str(caught.value) == "event_id: must be a UUID"
+
+
+# Every string of a full message of every type, at any depth: (message, path to it).
+def _full(event_type: str) -> dict[str, Any]:
+    payload = copy.deepcopy(JSON_PAYLOADS[event_type])
+    if event_type == t.RECEIVED:
+        payload["principal_applicant"]["email"] = "marie@example.com"
+        payload["representative"] = {"name": "Julie Lavoie", "email": "jl@example.com",
+                                     "membership_id": "R512347"}
+    return envelope(event_type, payload)
+
+
+def _string_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, str):
+        return [path]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(
+        value, list) else ()
+    return [found for key, item in items for found in _string_paths(item, (*path, key))]
+
+
+STRING_FIELDS = sorted({(event_type, path) for event_type in t.EVENT_TYPES
+                        for path in _string_paths(_full(event_type)) if path != ("type",)})
+CONTROL_CHARACTERS = ["\x00", "\x01", "\t", "\n", "\x1b", "\x1f", "\x7f", "\x85", "\x9f"]
+
+
+@pytest.mark.parametrize(("event_type", "path"), STRING_FIELDS,
+                         ids=[f"{e}:{'.'.join(map(str, p))}" for e, p in STRING_FIELDS])
+@pytest.mark.parametrize("control", CONTROL_CHARACTERS, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_control_character_in_any_string_is_refused_and_named(
+    event_type: str, path: tuple[Any, ...], control: str
+) -> None:
+    message = _full(event_type)
+    parent = message
+    for key in path[:-1]:
+        parent = parent[key]
+    value = parent[path[-1]]
+    parent[path[-1]] = value[: len(value) // 2] + control + value[len(value) // 2 :]
+    field = ".".join(map(str, path))
+
+    error = parse_error(message)
+
+    assert type(error) is InvalidField
+    assert error.field == field
+    if path[-1] in FREE_TEXT:  # other strings have a format that already excludes them
+        assert str(error) == f"{field}: must not contain control characters"
+
+
+FREE_TEXT = {"given_name", "family_name", "name", "subject"}
+
+
+def test_every_free_text_field_is_among_the_strings_tried() -> None:
+    assert {path[-1] for _, path in STRING_FIELDS} >= FREE_TEXT
+
+
+@pytest.mark.parametrize("text", ["  Lambert\t", "\nLambert\r\n"], ids=["tab", "newlines"])
+def test_whitespace_controls_at_the_edges_are_trimmed_like_any_whitespace(text: str) -> None:
+    event = parse_event(raw(received(family_name=text)))
+
+    assert event.payload["principal_applicant"]["family_name"] == "Lambert"
+
+
+PERSIAN_WITH_ZWNJ = "\u062e\u0627\u0646\u0645\u200c\u0647\u0627"  # U+200C: format, not control
+
+
+@pytest.mark.parametrize("text", ["Zoë Ångström", "Nguyễn", PERSIAN_WITH_ZWNJ, "O'Brien-Smith"])
+def test_names_in_any_script_still_parse(text: str) -> None:
+    event = parse_event(raw(received(family_name=text)))
+
+    assert event.payload["principal_applicant"]["family_name"] == text
+
+
+def _controls(text: str) -> list[str]:
+    return [c for c in text if unicodedata.category(c) == "Cc"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40))
+def test_no_free_text_with_a_control_character_gets_in_and_none_without_is_refused(
+    text: str
+) -> None:
+    assume(text.strip())  # blank text is refused for being blank
+    try:
+        stored = parse_event(raw(received(family_name=text))).payload["principal_applicant"][
+            "family_name"]
+    except InvalidField as e:
+        assert e.field == "payload.principal_applicant.family_name"
+        stored = None
+
+    if stored is not None:
+        assert not _controls(stored)
+    if not _controls(text):
+        assert stored == text.strip()
+    if any(not c.isspace() for c in _controls(text)):  # not even trimmable
+        assert stored is None

@@ -7,6 +7,7 @@ it is rejected (asserting the rule's name and that the case did not change).
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -304,7 +305,7 @@ def test_application_received_opens_the_case() -> None:
     assert case.documents_requested == {}
     [event] = case.pending_events
     assert (event.event_type, event.event_id) == (t.RECEIVED, command.event_id)
-    assert case.event_ids == {command.event_id}
+    assert set(case.event_ids) == {command.event_id}
 
 
 def test_application_received_keeps_the_representative_and_language() -> None:
@@ -416,14 +417,103 @@ def test_a_late_redelivery_after_the_case_closed_is_a_duplicate_not_case_closed(
     assert snapshot(case) == before
 
 
-def test_the_event_id_alone_decides_a_duplicate() -> None:
+# A redelivery is a duplicate only if it carries the same event as recorded:
+# type, source, occurred_at (as an instant) and every payload field.
+CONFLICTING = {
+    "other type":        dict(type=t.WITHDRAWN, payload={}),
+    "other payload":     dict(payload={"documents": [DOCUMENT], "due_on": date(2024, 6, 1)}),
+    "other document":    dict(payload={"documents": ["passport_copy"], "due_on": DUE_ON}),
+    "other instant":     dict(occurred_at=OCCURRED_AT + timedelta(seconds=1)),
+    "other source":      dict(source="gcms-bio"),
+}
+
+
+@pytest.mark.parametrize("changes", CONFLICTING.values(), ids=CONFLICTING.keys())
+def test_a_redelivery_with_other_content_is_a_conflict_and_the_original_stays(changes) -> None:
     request = cmd(t.DOCUMENTS_REQUESTED)
     case = given(request)
+    before = snapshot(case)
 
-    _, outcome = handle(case, redelivered(request, type=t.WITHDRAWN, payload={}))
+    with pytest.raises(RuleViolation) as raised:
+        handle(case, redelivered(request, **changes))
+
+    assert raised.value.rule == "conflicting_redelivery"
+    assert case.pending_events == []
+    assert snapshot(case) == before
+
+
+def test_a_redelivered_application_received_with_another_party_is_a_conflict() -> None:
+    received = cmd(t.RECEIVED)
+    case = apply(None, received)
+    case.collect_events()
+
+    with pytest.raises(RuleViolation) as raised:
+        handle(case, redelivered(received, payload={
+            **received.payload, "sponsor": person(uci="1234567890", family_name="Other")}))
+
+    assert raised.value.rule == "conflicting_redelivery"
+    assert case.sponsor is not None and case.sponsor.family_name == "Lambert"
+
+
+def _other(value):
+    """A different value of the same shape (the domain trusts the contract's formats)."""
+    if isinstance(value, datetime):
+        return value + timedelta(minutes=1)
+    if isinstance(value, date):
+        return value + timedelta(days=1)
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, list):
+        return [*value, "other_document"]
+    if isinstance(value, dict):
+        return {key: _other(item) for key, item in value.items()}
+    return date(2020, 1, 1)  # None: an optional field now sent
+
+
+# Every payload field of every accepted row: a redelivery that changes it alone.
+PAYLOAD_FIELDS = [
+    pytest.param(steps, command, field, id=f"{param.id}:{field}")
+    for param in ACCEPTED
+    for steps, command, _ in [param.values]
+    for field in command.payload
+]
+
+
+@pytest.mark.parametrize(("steps", "command", "field"), PAYLOAD_FIELDS)
+def test_every_payload_field_is_compared_on_redelivery(steps, command, field) -> None:
+    case = given(*steps, command)
+    changed = {**command.payload, field: _other(command.payload[field])}
+
+    with pytest.raises(RuleViolation) as raised:
+        handle(case, redelivered(command, payload=changed))
+
+    assert raised.value.rule == "conflicting_redelivery"
+
+
+@pytest.mark.parametrize("field", list(cmd(t.RECEIVED).payload))
+def test_every_field_of_application_received_is_compared_on_redelivery(field) -> None:
+    received = cmd(t.RECEIVED)
+    case = apply(None, received)
+    changed = {**received.payload, field: _other(received.payload[field])}
+
+    with pytest.raises(RuleViolation) as raised:
+        handle(case, redelivered(received, payload=changed))
+
+    assert raised.value.rule == "conflicting_redelivery"
+
+
+def test_the_same_instant_at_another_offset_is_the_same_event() -> None:
+    request = cmd(t.INTERVIEW_SCHEDULED)
+    case = given(request)
+    montreal = timezone(timedelta(hours=-4))
+
+    _, outcome = handle(case, redelivered(
+        request,
+        occurred_at=request.occurred_at.astimezone(montreal),
+        payload={"scheduled_for": INTERVIEW_AT.astimezone(montreal)},
+    ))
 
     assert outcome is Outcome.DUPLICATE
-    assert case.outcome is None
     assert case.pending_events == []
 
 
