@@ -42,11 +42,15 @@ class Outbox:
             return False
         return True
 
+    async def join(self) -> None:
+        """Wait until every job queued so far is done."""
+        if self._queue is not None:
+            await self._queue.join()
+
     async def stop(self, grace: float = 10.0) -> None:
-        queue, self._queue = self._queue, None
-        if queue is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(queue.join(), grace)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.join(), grace)
+        self._queue = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

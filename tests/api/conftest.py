@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -229,6 +230,12 @@ def sign_in(client: TestClient, login: str, password: str = PASSWORD) -> str:
     answer = client.post("/v1/sessions", json={"login": login, "password": password})
     assert answer.status_code == 201, answer.text
     return str(answer.json()["token"])
+
+
+def outbox_done(client: TestClient) -> None:
+    """Wait (bounded) until the app's outbox has done every job queued so far."""
+    outbox = client.app.state.services.outbox  # type: ignore[attr-defined]
+    client.portal.call(asyncio.wait_for, outbox.join(), 10)  # type: ignore[union-attr]
 
 
 def bearer(token: str) -> dict[str, str]:
