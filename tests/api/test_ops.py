@@ -134,6 +134,6 @@ def test_a_bad_stored_event_leaves_readyz_ready_and_shows_in_the_metrics(
         Projector(store, projection).catch_up()
 
     assert client.get("/readyz").status_code == 200
-    text = client.get("/metrics").text
+    text = scrape(client)
     assert 'casetrack_projection_dead_letters_total{projection="case_parties"} 1.0' in text
     assert 'casetrack_projection_halted{projection="case_parties"} 0.0' in text
