@@ -266,7 +266,7 @@ async def _issue_code(
     key = f"mail|{purpose}|{login}|{application_number or ''}"  # per file: see register
     bucket = accounts.bucket_digest(settings.secret_key, key)
     if await found.rates.hit(bucket, budget.hits, budget.per_seconds, now):
-        found.metrics.rate_limited(f"{purpose}-mail")
+        # logged, never counted in the metrics: only a match or a real login gets here
         log.info("code not sent: mail limit", purpose=purpose)
         return  # the latest code sent is still valid
     code = accounts.new_code()

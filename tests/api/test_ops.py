@@ -9,6 +9,7 @@ from typing import Any
 import casegen
 from fastapi.testclient import TestClient
 
+from adapters.http.settings import Limit, Limits
 from adapters.smtp import SmtpMailer, SmtpSettings
 from consumers.file_ingest import ingest_lines
 from projections.projector import Projector
@@ -137,3 +138,23 @@ def test_a_bad_stored_event_leaves_readyz_ready_and_shows_in_the_metrics(
     text = scrape(client)
     assert 'casetrack_projection_dead_letters_total{projection="case_parties"} 1.0' in text
     assert 'casetrack_projection_halted{projection="case_parties"} 0.0' in text
+
+
+def test_no_metric_tells_whether_registrations_passed_the_mail_limit(
+    make_client: Callable[..., TestClient], files: Files
+) -> None:
+    """Past the mails a login may get in an hour, a matching registration sends nothing;
+    counting that would tell a /metrics reader the details matched."""
+    number, payload = files.pick(representative=False, applicant_email=True)
+    matching = applicant_registration(number, payload, "principal_applicant")
+    unmatched = {**matching, "family_name": matching["family_name"] + "x"}
+    asks = Limits().mails_per_login.hits + 1
+    roomy = Limits(per_login_address={**Limits().per_login_address, "register": Limit(asks, 3600)})
+    seen = []
+    for body in (unmatched, matching):
+        client = make_client(limits=roomy)
+        for _ in range(asks):
+            assert client.post("/v1/accounts/register", json=body).status_code == 202
+        outbox_done(client)
+        seen.append(_without_timings(scrape(client)))
+    assert seen[0] == seen[1]
