@@ -6,6 +6,7 @@ A token is checked for its shape before any query (``cts_`` sessions,
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -98,7 +99,18 @@ def _wrong_kind(credentials: HTTPAuthorizationCredentials | None) -> Problem | N
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The caller's address as the limits count it: an IPv6 caller by its /64, which one
+    host or home network gets whole (counting each address would let it rotate freely)."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def backoff_bucket(request: Request, found: Services, kind: str, login: str) -> bytes:

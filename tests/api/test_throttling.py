@@ -153,3 +153,19 @@ def test_wrong_codes_from_elsewhere_do_not_kill_the_owners_code(
         json={"login": uci, "code": code, "password": "an entirely different one"},
     )
     assert done.status_code == 200, done.text
+
+
+def test_guesses_from_one_ipv6_network_share_one_backoff(
+    make_client: Callable[..., TestClient], mailbox: Mailbox, files: Files
+) -> None:
+    """One IPv6 host holds a whole /64: a guesser moving through its addresses is one
+    address to the limits, while a neighbouring /64 is not slowed down."""
+    uci, _ = _owner(make_client, mailbox, files)
+    statuses = []
+    for n in range(6):
+        guesser = make_client(address=f"2001:db8:1:2::{n + 1:x}", secret_key=KEY)
+        answer = guesser.post("/v1/sessions", json={"login": uci, "password": WRONG})
+        statuses.append(answer.status_code)
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429
+    neighbour = make_client(address="2001:db8:1:3::1", secret_key=KEY)
+    assert neighbour.post("/v1/sessions", json={"login": uci, "password": WRONG}).status_code == 401
