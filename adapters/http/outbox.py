@@ -48,9 +48,10 @@ class Outbox:
             await self._queue.join()
 
     async def stop(self, grace: float = 10.0) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.join(), grace)
-        self._queue = None
+        queue, self._queue = self._queue, None  # no new jobs while the queued ones finish
+        if queue is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queue.join(), grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
