@@ -42,18 +42,25 @@ async def sign_in(body: models.Credentials, request: Request, found: Found) -> m
         raise rate_limited(max(1, math.ceil((until - now).total_seconds())))
     existing = await found.accounts.account(login)
     if not await found.passwords.verify(existing[1] if existing else None, body.password):
-        raise Problem(
-            401, "The login or the password is wrong.", slug="invalid-credentials",
-            title="Sign-in failed",
-        )  # fmt: skip
+        raise _invalid_credentials()
     assert existing is not None
-    await found.accounts.forget(bucket)
+    account, checked_hash = existing
     token = accounts.new_token(accounts.SESSION_PREFIX)
     expires_at = now + settings.session_ttl
-    await found.accounts.new_session(
-        existing[0].account_id, accounts.token_digest(token), now, expires_at
-    )
+    digest = accounts.token_digest(token)
+    if not await found.accounts.new_session(
+        account.account_id, checked_hash, digest, now, expires_at
+    ):
+        raise _invalid_credentials()  # the password was reset since it was checked
+    await found.accounts.forget(bucket)
     return models.SessionToken(token=token, expires_at=expires_at)
+
+
+def _invalid_credentials() -> Problem:
+    return Problem(
+        401, "The login or the password is wrong.", slug="invalid-credentials",
+        title="Sign-in failed",
+    )  # fmt: skip
 
 
 @router.delete(

@@ -192,9 +192,12 @@ class AccountsStore:
             "SELECT account_id, login, kind, email, language, password_hash"
             " FROM {s}.accounts WHERE login = %s"
         )
+        # Only while the account's password is the one checked; FOR SHARE waits for a
+        # reset in flight and then sees its new hash (see new_session).
         self._new_session = q(
             "INSERT INTO {s}.sessions (token_hash, account_id, created_at, expires_at)"
-            " VALUES (%s, %s, %s, %s)"
+            " SELECT %s, account_id, %s, %s FROM {s}.accounts"
+            " WHERE account_id = %s AND password_hash = %s FOR SHARE"
         )
         self._session = q(
             "SELECT a.account_id, a.login, a.kind, a.email, a.language FROM {s}.sessions t"
@@ -333,10 +336,21 @@ class AccountsStore:
         return Account(*row[:5]), row[5]
 
     async def new_session(
-        self, account_id: int, token_hash: bytes, now: datetime, expires_at: datetime
-    ) -> None:
+        self,
+        account_id: int,
+        checked_hash: str,
+        token_hash: bytes,
+        now: datetime,
+        expires_at: datetime,
+    ) -> bool:
+        """Start a session, unless the password checked (``checked_hash``) was changed
+        meanwhile: a reset signs out the sessions that exist when it runs, so one started
+        later from the old password's check must not be (False)."""
         async with self.pool.connection() as conn:
-            await conn.execute(self._new_session, (token_hash, account_id, now, expires_at))
+            cur = await conn.execute(
+                self._new_session, (token_hash, now, expires_at, account_id, checked_hash)
+            )
+            return cur.rowcount == 1
 
     async def session_account(self, token_hash: bytes, now: datetime) -> Account | None:
         async with self.pool.connection() as conn:

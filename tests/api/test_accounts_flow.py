@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import (
@@ -202,3 +206,41 @@ def test_new_passwords_refuse_common_ones_and_the_family_name_on_file(
         json={"login": uci, "code": mailbox.code(), "password": f"new {family} passphrase"},
     )
     assert reset.status_code == 422 and "login or name" in reset.json()["detail"]
+
+
+def test_a_sign_in_checked_before_a_reset_gets_no_session_after_it(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    """Whoever knows the old password and signs in while the owner resets it must not keep
+    a session: the sign-in's check (old password right) and its new session straddle the
+    reset, which signs out every session that exists when it runs."""
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    sign_up(client, mailbox, applicant_registration(number, payload, "principal_applicant"), uci)
+    assert client.post("/v1/accounts/password-reset", json={"login": uci}).status_code == 202
+    mailbox.wait(2)
+    found = client.app.state.services  # type: ignore[attr-defined]
+    real_verify = found.passwords.verify
+    checked, resume = threading.Event(), threading.Event()
+
+    async def verify_then_pause(hashed: str | None, secret: str) -> bool:
+        """The real check; the sign-in with the old password then waits for the reset."""
+        right = bool(await real_verify(hashed, secret))
+        if secret == PASSWORD:
+            checked.set()
+            await asyncio.to_thread(resume.wait, 10)
+        return right
+
+    found.passwords.verify = verify_then_pause
+    with ThreadPoolExecutor(1) as pool:
+        body = {"login": uci, "password": PASSWORD}
+        racing = pool.submit(client.post, "/v1/sessions", json=body)
+        assert checked.wait(10)
+        done = client.post(
+            "/v1/accounts/password-reset/confirm",
+            json={"login": uci, "code": mailbox.code(), "password": "an entirely different one"},
+        )
+        assert done.status_code == 200, done.text
+        resume.set()
+        answer = racing.result(timeout=10)
+    assert answer.status_code == 401, "no session for a password changed under the sign-in"
