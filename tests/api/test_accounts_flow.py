@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 from fastapi.testclient import TestClient
+from psycopg import sql
 
 from tests.api.conftest import (
     PASSWORD,
@@ -208,12 +212,15 @@ def test_new_passwords_refuse_common_ones_and_the_family_name_on_file(
     assert reset.status_code == 422 and "login or name" in reset.json()["detail"]
 
 
-def test_a_sign_in_checked_before_a_reset_gets_no_session_after_it(
-    client: TestClient, mailbox: Mailbox, files: Files
-) -> None:
-    """Whoever knows the old password and signs in while the owner resets it must not keep
-    a session: the sign-in's check (old password right) and its new session straddle the
-    reset, which signs out every session that exists when it runs."""
+def _racing_sign_in(
+    client: TestClient,
+    mailbox: Mailbox,
+    files: Files,
+    reset_running: Callable[[], None] | None = None,
+) -> int:
+    """A sign-in with the old password, paused between its check and its session while the
+    owner resets the password: until the reset is done, or until ``reset_running`` says it
+    has got far enough. Returns the sign-in's status."""
     number, payload = files.pick(representative=False, applicant_email=True)
     uci = payload["principal_applicant"]["uci"]
     sign_up(client, mailbox, applicant_registration(number, payload, "principal_applicant"), uci)
@@ -232,15 +239,58 @@ def test_a_sign_in_checked_before_a_reset_gets_no_session_after_it(
         return right
 
     found.passwords.verify = verify_then_pause
-    with ThreadPoolExecutor(1) as pool:
+    new = {"login": uci, "code": mailbox.code(), "password": "an entirely different one"}
+    with ThreadPoolExecutor(2) as pool:
         body = {"login": uci, "password": PASSWORD}
         racing = pool.submit(client.post, "/v1/sessions", json=body)
         assert checked.wait(10)
-        done = client.post(
-            "/v1/accounts/password-reset/confirm",
-            json={"login": uci, "code": mailbox.code(), "password": "an entirely different one"},
-        )
-        assert done.status_code == 200, done.text
+        reset = pool.submit(client.post, "/v1/accounts/password-reset/confirm", json=new)
+        if reset_running is None:
+            reset.result(timeout=10)
+        else:
+            reset_running()
         resume.set()
         answer = racing.result(timeout=10)
-    assert answer.status_code == 401, "no session for a password changed under the sign-in"
+        done = reset.result(timeout=10)
+    assert done.status_code == 200, done.text
+    return answer.status_code
+
+
+def test_a_sign_in_checked_before_a_reset_gets_no_session_after_it(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    """Whoever knows the old password and signs in while the owner resets it must not keep
+    a session: the sign-in's check (old password right) and its new session straddle the
+    reset, which signs out every session that exists when it runs."""
+    status = _racing_sign_in(client, mailbox, files)
+    assert status == 401, "no session for a password changed under the sign-in"
+
+
+def test_a_sign_in_during_a_resets_transaction_gets_no_session(
+    client: TestClient, mailbox: Mailbox, files: Files, database_url: str, schema: str
+) -> None:
+    """The session is stored after the reset signed every session out but before it
+    committed: it must wait for the reset and then see the new password."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE FUNCTION {s}.linger() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;"
+                " CREATE TRIGGER linger AFTER UPDATE ON {s}.sessions"
+                " FOR EACH STATEMENT EXECUTE FUNCTION {s}.linger()"
+            ).format(s=sql.Identifier(schema))
+        )
+
+        def reset_lingers() -> None:
+            """Until the reset's transaction sleeps after signing every session out."""
+            for _ in range(200):
+                waiting = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+                ).fetchone()
+                if waiting and waiting[0]:
+                    return
+                time.sleep(0.01)
+            raise AssertionError("the reset never reached its sessions")
+
+        status = _racing_sign_in(client, mailbox, files, reset_lingers)
+    assert status == 401, "no session for a password changed under the sign-in"
