@@ -286,6 +286,8 @@ def test_a_sign_in_during_a_resets_transaction_gets_no_session(
             for _ in range(200):
                 waiting = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+                    " AND query LIKE %s",  # this test's schema: others may sleep too
+                    (f'%"{schema}".sessions%',),
                 ).fetchone()
                 if waiting and waiting[0]:
                     return
