@@ -33,6 +33,9 @@ _SECURITY = (
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 )
+# Any other method (the client may send any token) is "other" in metrics and logs: one
+# time series per made-up method would grow without bound.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _NO_STORE = (b"cache-control", b"no-store")
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
@@ -80,10 +83,11 @@ class Observability:
                 await response.response()(scope, receive, send_wrapper)
         elapsed = (answered or time.perf_counter()) - started
         route = _route(scope)
-        self.metrics.observe(route, scope["method"], status, elapsed)
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        self.metrics.observe(route, method, status, elapsed)
         fields: dict[str, Any] = {
             "request_id": request_id,
-            "method": scope["method"],
+            "method": method,
             "route": route,
             "status": status,
             "duration_ms": round(elapsed * 1000, 2),

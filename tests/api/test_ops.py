@@ -158,3 +158,15 @@ def test_no_metric_tells_whether_registrations_passed_the_mail_limit(
         outbox_done(client)
         seen.append(_without_timings(scrape(client)))
     assert seen[0] == seen[1]
+
+
+def test_a_clients_method_names_cannot_grow_the_metrics(client: TestClient) -> None:
+    """Request methods are the client's choice: each new one must not add a time series
+    (memory and /metrics would grow without bound)."""
+    for n in range(5):
+        assert client.request(f"MADEUP{n}", "/v1/nowhere").status_code in (404, 405)
+    text = scrape(client)
+    assert "MADEUP" not in text
+    assert (
+        'casetrack_http_requests_total{method="other",route="unmatched",status="404"} 5.0' in text
+    )
