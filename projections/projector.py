@@ -11,9 +11,9 @@ fills in later.
 A page whose handler fails is re-applied event by event to find the culprit.
 An error that comes from the event (anything the handler raises, a value the
 database refuses: DataError, IntegrityError, a value too large for an index; a
-stored event that does not
-even decode) dead-letters that event in ``projection_dead_letters`` and the
-projection goes on: one bad event never stops a view. Any other database
+stored event that does not even decode) dead-letters that event in
+``projection_dead_letters`` and the projection goes on: one bad event never
+stops a view. Any other database
 error halts the projection at the event (shown in status, /readyz and
 metrics; ``casetrack projections resume`` after the repair): a missing table
 or privilege is no reason to dead-letter every event that follows. A lost
