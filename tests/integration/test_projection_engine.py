@@ -540,3 +540,37 @@ def test_a_value_too_large_for_an_index_is_dead_lettered_live_and_rebuilt(
     assert [(d[0], d[1]) for d in live] == [("processing_stats", 11)]
     assert "SQLSTATE 54000" in live[0][3]
     assert _dead_letters(store) == live
+
+
+class _SlowPages(CaseStatusProjection):
+    """case_status at 20 ms a page: a backlog that takes long to catch up."""
+
+    def apply(
+        self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
+    ) -> None:
+        time.sleep(0.02)
+        super().apply(curs, tables, page)
+
+
+def test_the_daemon_stops_between_pages_of_a_long_catch_up(store: CaseStore) -> None:
+    """SIGTERM (the stop event) during catch-up of a large backlog is honoured at the
+    next page, not once the whole backlog is applied; the pages done are kept."""
+    ingest_lines(_lines(casegen.generate(40, seed=42)), "backlog", store)
+    head = store.recorder.max_notification_id() or 0
+    stop = threading.Event()
+    runner = threading.Thread(
+        target=daemon.run, args=(store, [_SlowPages()], stop), kwargs={"page_size": 1}
+    )
+    runner.start()
+    try:
+        wait = time.monotonic() + 10
+        while Projector(store, _SlowPages()).position() < 5:
+            assert time.monotonic() < wait, "catch-up never started"
+            time.sleep(0.01)
+        stop.set()
+        runner.join(2.0)
+        assert not runner.is_alive(), "the daemon went on catching up after stop"
+    finally:
+        stop.set()
+        runner.join()
+    assert 5 <= Projector(store, _SlowPages()).position() < head
