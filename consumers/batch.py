@@ -44,7 +44,9 @@ class Message:
 
 
 class Store(Protocol):
-    def load(self, ids: Sequence[UUID]) -> dict[UUID, Case]: ...
+    def load_readable(
+        self, ids: Sequence[UUID]
+    ) -> tuple[dict[UUID, Case], dict[UUID, Exception]]: ...
 
     def event_id_owners(self, event_ids: Sequence[UUID]) -> dict[UUID, UUID]: ...
 
@@ -83,7 +85,7 @@ class BatchWriter:
             for m in messages
             if isinstance(m.parsed, RecordCaseEvent)
         }
-        cases, fresh = self._cases(ids)
+        cases, fresh, unreadable = self._cases(ids)
         owners = self.store.event_id_owners(
             [m.parsed.event_id for m in messages if isinstance(m.parsed, RecordCaseEvent)]
         )
@@ -92,7 +94,7 @@ class BatchWriter:
         outcomes: list[Outcome] = []
         try:
             for message in messages:
-                outcome, letter = self._apply(message, cases, touched, owners)
+                outcome, letter = self._apply(message, cases, touched, owners, unreadable)
                 outcomes.append(outcome)
                 if letter is not None:
                     dead.append(letter)
@@ -127,6 +129,7 @@ class BatchWriter:
         cases: dict[UUID, Case],
         touched: dict[UUID, Case],
         owners: dict[UUID, UUID],
+        unreadable: dict[UUID, Exception],
     ) -> tuple[Outcome, DeadLetter | None]:
         parsed = message.parsed
         if message.already_dead_lettered:
@@ -137,6 +140,23 @@ class BatchWriter:
                 message, parsed.kind, str(parsed), field=parsed.field
             )
         cid = case_id(parsed.application_number)
+        if cid in unreadable:
+            # A corrupt stored row: the message waits, raw, for a retry after the repair.
+            error = type(unreadable[cid]).__name__
+            log.error(
+                "rejected: stored case unreadable",
+                application_number=parsed.application_number,
+                event_id=str(parsed.event_id),
+                line=message.line_number,
+                error=error,
+            )
+            return Outcome.REJECTED, _dead_letter(
+                message,
+                "case_unreadable",
+                f"the case's stored events cannot be read ({error}); retry after their repair",
+                application_number=parsed.application_number,
+                event_id=parsed.event_id,
+            )
         try:
             if owners.get(parsed.event_id, cid) != cid:
                 raise RuleViolation(
@@ -175,12 +195,14 @@ class BatchWriter:
         )
         return outcome, None
 
-    def _cases(self, ids: set[UUID]) -> tuple[dict[UUID, Case], set[UUID]]:
-        """The batch's cases, and which of them were read from the store just now."""
+    def _cases(self, ids: set[UUID]) -> tuple[dict[UUID, Case], set[UUID], dict[UUID, Exception]]:
+        """The batch's cases, which of them were read from the store just now, and
+        those whose stored events cannot be read (with the error)."""
         found = {cid: self._cache[cid] for cid in ids if cid in self._cache}
         missing = [cid for cid in ids if cid not in found]
-        found.update(self.store.load(missing))
-        return found, set(missing)
+        loaded, unreadable = self.store.load_readable(missing)
+        found.update(loaded)
+        return found, set(missing), unreadable
 
     def _remember(self, cases: dict[UUID, Case]) -> None:
         for cid, case in cases.items():

@@ -25,7 +25,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.errors import RecordListTooLargeError as RecordListTooLarge
 from kafka.producer.future import FutureRecordMetadata
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 from adapters.postgres.event_store import CaseStore
 
@@ -87,6 +87,15 @@ class DeadLetterPublisher:
             " FROM {}.dead_letters WHERE published_at IS NULL AND topic = %s"
             " AND origin LIKE 'kafka:%%' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
         ).format(schema)
+        # The claimed rows stay locked while the broker is asked (two rounds at most: the
+        # rows, then pointers; each a blocked send and a flush). The store ends sessions
+        # idle in a transaction after 5 s: a broker stalling longer would cost the marks of
+        # the rows it took, and they would be sent again.
+        max_block = float(producer.config.get("max_block_ms", 60_000)) / 1000
+        idle_ms = int((2 * (max_block + timeout) + 5) * 1000)
+        self._hold_claim = SQL("SET LOCAL idle_in_transaction_session_timeout = {}").format(
+            Literal(f"{idle_ms}ms")
+        )
         self._mark = SQL(
             "UPDATE {}.dead_letters SET published_at = now(), publish_error = %s WHERE id = %s"
         ).format(schema)
@@ -101,6 +110,7 @@ class DeadLetterPublisher:
         sent = 0
         while True:
             with self.store.datastore.transaction(commit=True) as curs:
+                curs.execute(self._hold_claim)
                 curs.execute(self._claim, (self.source_topic, self.batch_size))
                 rows = curs.fetchall()
                 if not rows:

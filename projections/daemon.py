@@ -75,7 +75,7 @@ def run(
             try:
                 if listener is None or listener.closed:
                     listener = _listen(store.url)
-                _catch_up_together(projectors)
+                _catch_up_together(projectors, stop)
                 backoff = 0.5
                 _wait(listener, poll_interval, stop)
             except UNAVAILABLE as e:
@@ -95,12 +95,13 @@ def _unavailable(error: BaseException, backoff: float, stop: threading.Event) ->
     return min(backoff * 2, MAX_BACKOFF)
 
 
-def _catch_up_together(projectors: Sequence[Projector]) -> None:
+def _catch_up_together(projectors: Sequence[Projector], stop: threading.Event) -> None:
     """Page by page, each projector in turn: projectors at the same position read and
-    decode each page once (the shared PageCache)."""
+    decode each page once (the shared PageCache). Stops between pages once ``stop`` is
+    set: a long backlog never delays a shutdown by more than a page."""
     applied = dict.fromkeys(projectors, 0)
     moving = list(projectors)
-    while moving:
+    while moving and not stop.is_set():
         for projector in list(moving):
             count = projector.step()
             applied[projector] += count

@@ -10,9 +10,10 @@ fills in later.
 
 A page whose handler fails is re-applied event by event to find the culprit.
 An error that comes from the event (anything the handler raises, a value the
-database refuses: DataError, IntegrityError; a stored event that does not
-even decode) dead-letters that event in ``projection_dead_letters`` and the
-projection goes on: one bad event never stops a view. Any other database
+database refuses: DataError, IntegrityError, a value too large for an index; a
+stored event that does not even decode) dead-letters that event in
+``projection_dead_letters`` and the projection goes on: one bad event never
+stops a view. Any other database
 error halts the projection at the event (shown in status, /readyz and
 metrics; ``casetrack projections resume`` after the repair): a missing table
 or privilege is no reason to dead-letter every event that follows. A lost
@@ -44,13 +45,20 @@ log = structlog.get_logger("casetrack.projections")
 
 
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
-_FROM_THE_EVENT = (psycopg.DataError, psycopg.IntegrityError)
+# ProgramLimitExceeded (SQLSTATE class 54: a value too large for an index) is an
+# OperationalError to psycopg, like a lost connection, but one event's value causes it.
+_FROM_THE_EVENT = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded)
 
 
 def from_the_event(error: Exception) -> bool:
     """Whether ``error`` comes from the event applied (dead-letter it and go on), not
     from the database (a lost connection, a missing table: halt or retry)."""
     return not isinstance(error, psycopg.Error) or isinstance(error, _FROM_THE_EVENT)
+
+
+def unavailable(error: Exception) -> bool:
+    """Whether ``error`` says the database is away for now: retry the page later."""
+    return isinstance(error, _UNAVAILABLE) and not from_the_event(error)
 
 
 _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -290,9 +298,9 @@ class Projector:
                 with curs.connection.transaction():  # a savepoint
                     self.projection.apply(curs, self.tables, decoded)
                 return page[-1].position
-            except _UNAVAILABLE:
-                raise  # the database, not the handler: retry the page later
-            except Exception:
+            except Exception as e:
+                if unavailable(e):
+                    raise  # the database, not the handler: retry the page later
                 log.warning("page failed, retrying event by event", projection=self.position_name)
         for item in page:
             if isinstance(item, Undecodable):
@@ -301,9 +309,9 @@ class Projector:
             try:
                 with curs.connection.transaction():
                     self.projection.apply(curs, self.tables, [item])
-            except _UNAVAILABLE:
-                raise
             except Exception as e:
+                if unavailable(e):
+                    raise
                 if not from_the_event(e):
                     self._halt(curs, item, e)
                     return item.position - 1

@@ -174,8 +174,10 @@ def _replay_into(
     tables = [t for p in projections for t in p.tables]
     report.tables = {t.name: TableCheck() for t in tables}
     with store.datastore.transaction(commit=True) as curs:
+        # Keys and indexes first: a row the database refuses (a duplicate key, a value too
+        # large for an index) is refused as its case is copied, where it can be salvaged.
         for table in tables:
-            for statement in table.create(store.schema, suffix, with_keys=False):
+            for statement in table.create(store.schema, suffix):
                 curs.execute(statement)
         for projection in projections:
             curs.execute(
@@ -205,9 +207,6 @@ def _replay_into(
         for replayer in replayers:
             writer.emit(replayer.finish())
         writer.flush(curs)
-        for table in tables:
-            for statement in table.create_keys(store.schema, suffix):
-                curs.execute(statement)
     return report
 
 

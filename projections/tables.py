@@ -31,17 +31,15 @@ class Table:
     def ident(self, schema: str, suffix: str = "") -> Composed:
         return SQL("{}.{}").format(Identifier(schema), Identifier(self.name + suffix))
 
-    def create(self, schema: str, suffix: str = "", *, with_keys: bool = True) -> list[Composed]:
+    def create(self, schema: str, suffix: str = "") -> list[Composed]:
         columns = SQL(", ").join(
             SQL("{} {}").format(Identifier(name), SQL(type_))  # type_ is ours, not input
             for name, type_ in self.columns
         )
-        statements = [
-            SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self.ident(schema, suffix), columns)
+        return [
+            SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self.ident(schema, suffix), columns),
+            *self.create_keys(schema, suffix),
         ]
-        if with_keys:
-            statements += self.create_keys(schema, suffix)
-        return statements
 
     def create_keys(self, schema: str, suffix: str = "") -> list[Composed]:
         """Primary key and indexes, with unique names so shadow tables can coexist."""

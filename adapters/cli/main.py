@@ -239,6 +239,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
     from consumers.kafka_consumer import ConsumerSettings, KafkaCaseConsumer, lag_report
     from consumers.record_batches import CodecsMissing, require_codecs
+    from projections import daemon
 
     if args.max_poll_records < 1:
         raise UsageError("--max-poll-records must be at least 1")
@@ -252,32 +253,37 @@ def cmd_consume(args: argparse.Namespace) -> int:
         heartbeat_interval_ms=max(100, args.session_timeout_ms // 4),
         max_poll_interval_ms=args.max_poll_interval_ms,
     )
-    with _store() as store:
-        if args.status:
-            from kafka.errors import KafkaError
+    if args.status:
+        from kafka.errors import KafkaError
 
+        with _store() as store:
             try:
                 report = lag_report(store, settings)
             except KafkaError as e:
                 print(f"casetrack: broker unavailable: {e}", file=sys.stderr)
                 return 1
-            if args.json:
-                print(json.dumps(report.as_dict(), indent=2))
-            else:
-                _print_lag(report)
-            return 0
-        try:
-            require_codecs()
-        except CodecsMissing as e:
-            print(f"casetrack: {e}", file=sys.stderr)
-            return 1
-        stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-        print(
-            f"consuming {settings.topic} as group {settings.group}; Ctrl-C to stop",
-            file=sys.stderr,
-        )
+        if args.json:
+            print(json.dumps(report.as_dict(), indent=2))
+        else:
+            _print_lag(report)
+        return 0
+    try:
+        require_codecs()
+    except CodecsMissing as e:
+        print(f"casetrack: {e}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(
+        f"consuming {settings.topic} as group {settings.group}; Ctrl-C to stop",
+        file=sys.stderr,
+    )
+    # Waits for the database: a consumer may start before it (as `casetrack project` does).
+    opened = daemon.open_store(database_url.database_url(), database_url.schema(), stop)
+    if opened is None:
+        return 0
+    with closing(opened) as store:
         stats = KafkaCaseConsumer(store, settings).run(stop)
     print(
         f"accepted {stats.accepted}, duplicates {stats.duplicates}, rejected {stats.rejected}"

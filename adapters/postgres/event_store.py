@@ -301,27 +301,43 @@ class CaseStore:
         self.datastore.register_type_adapters()
 
     def load(self, ids: Iterable[UUID]) -> dict[UUID, Case]:
-        """Replay every given case that exists, in one query."""
+        """Replay every given case that exists, in one query; a case that cannot be read raises."""
+        cases, unreadable = self.load_readable(ids)
+        for error in unreadable.values():
+            raise error
+        return cases
+
+    def load_readable(self, ids: Iterable[UUID]) -> tuple[dict[UUID, Case], dict[UUID, Exception]]:
+        """Replay every given case that exists, in one query: (the cases, and for each case
+        whose stored events do not decode or replay, the error). A corrupt row is a data
+        error of its case alone: the writers of every other case must go on."""
         wanted = list(ids)
         if not wanted:
-            return {}
+            return {}, {}
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_many, (wanted,))
             rows = curs.fetchall()
         cases: dict[UUID, Case] = {}
+        unreadable: dict[UUID, Exception] = {}
         to_domain_event = self.app.mapper.to_domain_event
         for row in rows:
-            event = to_domain_event(
-                StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
+            cid = row["originator_id"]
+            if cid in unreadable:
+                continue
+            try:
+                event = to_domain_event(
+                    StoredEvent(
+                        originator_id=cid,
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    )
                 )
-            )
-            case = event.mutate(cases.get(row["originator_id"]))  # type: ignore[attr-defined]
-            cases[row["originator_id"]] = case
-        return cases
+                cases[cid] = event.mutate(cases.get(cid))  # type: ignore[attr-defined]
+            except Exception as e:
+                unreadable[cid] = e
+                cases.pop(cid, None)
+        return cases, unreadable
 
     def stored_events(self, case_id: UUID) -> list[Case.Event]:
         return list(self.app.events.get(case_id))  # type: ignore[arg-type]

@@ -6,6 +6,9 @@ session advisory lock so concurrent inits queue instead of racing.
 
 from __future__ import annotations
 
+from uuid import UUID
+
+import orjson
 import psycopg
 import structlog
 from psycopg.sql import SQL, Identifier
@@ -72,11 +75,6 @@ EVENT_IDS_DDL = (
     " event_id uuid PRIMARY KEY,"
     " case_id uuid NOT NULL)"
 )
-_BACKFILL_EVENT_IDS = (
-    "INSERT INTO {schema}.event_ids (event_id, case_id)"
-    " SELECT (convert_from(state, 'UTF8')::jsonb -> 'event_id' ->> '_data_')::uuid,"
-    " originator_id FROM {schema}.{events} ON CONFLICT DO NOTHING"
-)
 
 
 def init_schema(url: str, schema: str) -> None:
@@ -105,18 +103,44 @@ def init_schema(url: str, schema: str) -> None:
                     RATE_LIMITS_DDL,
                     *auditors_store.DDL,
                 ):
-                    conn.execute(SQL(ddl).format(schema=Identifier(schema)))  # type: ignore[arg-type]
+                    conn.execute(SQL(ddl).format(schema=Identifier(schema)))
                 accounts_store.migrate(conn, schema)
                 if not (had_event_ids and had_event_ids[0]):  # a log from before the table
-                    conn.execute(
-                        SQL(_BACKFILL_EVENT_IDS).format(
-                            schema=Identifier(schema), events=Identifier(EVENTS_TABLE)
-                        )
-                    )
+                    _backfill_event_ids(conn, schema)
                 for projection in all_projections().values():
                     _create_or_reset_view(conn, schema, projection)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def _backfill_event_ids(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> None:
+    """Register the event_id of every stored event that decodes. Read here, not cast in
+    SQL: one corrupt row would fail the cast, and with it every later ``db init``,
+    its bytes quoted in the error. Such a row holds no readable event_id to protect."""
+    insert = SQL(
+        "INSERT INTO {}.event_ids (event_id, case_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+    ).format(Identifier(schema))
+    skipped = 0
+    with conn.cursor(name="event_ids_backfill") as rows:
+        rows.itersize = 10_000
+        rows.execute(
+            SQL("SELECT originator_id, state FROM {}.{}").format(
+                Identifier(schema), Identifier(EVENTS_TABLE)
+            )
+        )
+        while batch := rows.fetchmany(10_000):
+            found = []
+            for case_id, state in batch:
+                try:
+                    event_id = UUID(orjson.loads(bytes(state))["event_id"]["_data_"])
+                except Exception:
+                    skipped += 1
+                    continue
+                found.append((event_id, case_id))
+            with conn.cursor() as write:
+                write.executemany(insert, found)
+    if skipped:
+        log.warning("event_ids backfill passed over stored events that do not decode", rows=skipped)
 
 
 def _create_or_reset_view(

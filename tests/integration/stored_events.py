@@ -29,3 +29,10 @@ def store_undecodable(store: CaseStore, application_number: str) -> None:
     store.recorder.insert_events(
         [StoredEvent(case_id(application_number), 1, get_topic(Case.Received), b"{not json")]
     )
+
+
+def store_received_with(store: CaseStore, application_number: str, **payload: Any) -> None:
+    """An application.received whose payload fields are overridden, past the contract."""
+    command = cmd(t.RECEIVED, **payload)
+    case, _ = handle(None, dataclasses.replace(command, application_number=application_number))
+    store.save([case])

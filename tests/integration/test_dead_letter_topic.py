@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import threading
 
 import pytest
 import simulate
@@ -129,3 +132,50 @@ def test_db_init_adds_publish_error_to_a_dead_letters_table_from_before(
     init_schema(database_url, schema)
     init_schema(database_url, schema)  # and again: idempotent
     assert _dead_letter_ids(store, "publish_error IS NULL") == _dead_letter_ids(store, "TRUE")
+
+
+@pytest.mark.skipif(bool(EXTERNAL), reason="pauses the embedded broker")
+def test_a_broker_stall_longer_than_the_idle_transaction_limit_sends_each_row_once(
+    store: CaseStore,
+) -> None:
+    """The rows are claimed in a transaction held while the broker is asked; a broker
+    that stalls (a pause, a leader change) past the store's idle-in-transaction limit
+    (5 s) must not cost the marks of the rows it took: none is sent again."""
+    topic = unique("events")
+    with EmbeddedBroker() as broker:
+        config = settings(broker.bootstrap_servers, topic, unique("group"))
+        store.save(
+            [],
+            dead_letters=[
+                DeadLetter(
+                    f"kafka:{topic}:0",
+                    i,
+                    f"not json {i}".encode(),
+                    "invalid_json",
+                    "x",
+                    topic=topic,
+                    partition=0,
+                )
+                for i in range(5)
+            ],
+        )
+        producer = KafkaProducer(**config.producer_config())
+        publisher = DeadLetterPublisher(store, producer, topic, config.dead_letter_topic)
+        assert broker._process is not None
+        pid = broker._process.pid
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            resume = threading.Timer(6.5, os.kill, (pid, signal.SIGCONT))
+            resume.start()
+            try:
+                first = publisher.publish_pending()
+            finally:
+                resume.join()
+            again = publisher.publish_pending()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            producer.close(timeout=5)
+        records = read_topic(broker.bootstrap_servers, config.dead_letter_topic, 5)
+        assert (first, again) == (5, 0)
+        assert count(store, "dead_letters", "published_at IS NULL") == 0
+        assert sorted(_ids(records)) == sorted(_dead_letter_ids(store, "TRUE"))

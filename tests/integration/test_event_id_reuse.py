@@ -125,3 +125,26 @@ def test_a_redelivery_with_other_content_is_dead_lettered_and_the_original_kept(
     assert [letter["event_id"] for letter in letters] == [
         UUID(str(e["event_id"])) for e in redeliveries[1:]
     ]
+
+
+def test_the_event_id_backfill_of_an_older_schema_passes_over_a_corrupt_row(
+    database_url: str, schema: str, store: CaseStore
+) -> None:
+    """`casetrack db init` on a log from before the event_ids table, holding one row that
+    does not decode: the migration completes (a corrupt row cannot stop it for ever, nor
+    put its bytes in an error) and every readable event's id is registered."""
+    from tests.integration.stored_events import store_undecodable
+
+    first, second = _received_lines(2, seed=23)
+    ingest_lines([json.dumps(first).encode()], "before.jsonl", store)
+    store_undecodable(store, "F000000002")
+    with store.datastore.transaction(commit=True) as curs:  # a schema from an older release
+        curs.execute(SQL("DROP TABLE {}.event_ids").format(Identifier(schema)))
+
+    init_schema(database_url, schema)
+
+    reused = {**second, "event_id": first["event_id"]}
+    summary = ingest_lines([json.dumps(reused).encode()], "after.jsonl", store)
+    assert summary.as_dict() == {"accepted": 0, "duplicates": 0, "rejected": 1}
+    (letter,) = dead_letter_rows(store, "after.jsonl")
+    assert letter["rule"] == "event_id_reused"

@@ -149,3 +149,32 @@ def test_sample_file_ingests(store: CaseStore) -> None:
         summary = ingest_lines(f, "sample", store)
     assert summary.accepted > 100
     assert summary.duplicates > 0 and summary.rejected > 0
+
+
+def test_a_case_whose_stored_events_do_not_decode_dead_letters_its_messages_and_the_rest_go_on(
+    store: CaseStore,
+) -> None:
+    """A corrupt stored row is a data error of one case: its new messages wait in the
+    dead-letter table (raw, for a retry after the repair); every other case goes on."""
+    from tests.integration.stored_events import store_undecodable
+    from tests.property.strategies import dead_letter_rows
+
+    events = [json.loads(line) for line in casegen.generate(3, seed=41)]
+    corrupt = str(events[0]["application_number"])
+    store_undecodable(store, corrupt)
+    lines = [(json.dumps(e) + "\n").encode() for e in events]
+
+    summary = ingest_lines(lines, "after-corruption", store, batch_size=5)
+
+    theirs = [e for e in events if e["application_number"] == corrupt]
+    assert summary.as_dict() == {
+        "accepted": len(events) - len(theirs),
+        "duplicates": 0,
+        "rejected": len(theirs),
+    }
+    letters = dead_letter_rows(store, "after-corruption")
+    assert {row["error_kind"] for row in letters} == {"case_unreadable"}
+    assert [row["event_id"] for row in letters] == [uuid.UUID(e["event_id"]) for e in theirs]
+    assert all(corrupt not in row["reason"] for row in letters)
+    others = {str(e["application_number"]) for e in events} - {corrupt}
+    assert all(store.stored_events(case_id(n)) for n in others)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,51 @@ def _covers(stored: dict[int, int], ends: dict[int, int]) -> bool:
 
 def _merged(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
     return {p: max(a.get(p, 0), b.get(p, 0)) for p in sorted({*a, *b})}
+
+
+def test_consume_command_waits_for_the_database_at_start_up(
+    database_url: str, schema: str, store: CaseStore, kafka: str, cli_env: dict[str, str]
+) -> None:
+    """A consumer started while PostgreSQL is away waits for it (as `casetrack project`
+    does) instead of dying at start-up, and stops on SIGTERM meanwhile too."""
+    topic, group = new_topic(kafka), unique("group")
+    ends = simulate.publish(simulate.feed(10, seed=16), kafka, topic)
+    target = conninfo_to_dict(database_url)
+    proxy = TcpProxy(int(target.get("port") or 5432), str(target.get("host") or "127.0.0.1"))
+    env = {
+        **cli_env,
+        "CASETRACK_DATABASE_URL": make_conninfo(database_url, host="127.0.0.1", port=proxy.port),
+    }
+    args = [*CASETRACK, "consume", "--bootstrap-servers", kafka, "--topic", topic]
+    args += ["--group", group, "--session-timeout-ms", "2000"]
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    waiting = start()  # the proxy is not listening yet: the database is away
+    try:
+        time.sleep(11.0)  # longer than a connection is waited for (10 s)
+        assert waiting.poll() is None, waiting.communicate()[1].decode()[-2000:]
+        waiting.send_signal(signal.SIGTERM)  # honoured while waiting
+        _, stderr = waiting.communicate(timeout=20)
+        assert waiting.returncode == 0, stderr.decode()[-2000:]
+
+        consumer = start()
+        try:
+            time.sleep(1.0)
+            proxy.start()
+            wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "the events")
+            consumer.send_signal(signal.SIGTERM)
+            _, stderr = consumer.communicate(timeout=30)
+            assert consumer.returncode == 0, stderr.decode()[-2000:]
+        finally:
+            if consumer.poll() is None:
+                consumer.kill()
+                consumer.communicate()
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+        proxy.close()

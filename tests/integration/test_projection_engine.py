@@ -512,3 +512,65 @@ def test_a_stored_event_that_does_not_decode_is_dead_lettered_by_every_view_live
     assert all(s.dead_letters == 1 for s in found)
     assert {d[:2] for d in live} == {(p.name, 11) for p in projections}
     assert _dead_letters(store) == live
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
+def test_a_value_too_large_for_an_index_is_dead_lettered_live_and_rebuilt(
+    store: CaseStore, workers: int
+) -> None:
+    """PostgreSQL refuses an index entry over 2704 bytes with program_limit_exceeded, an
+    OperationalError like a lost connection; from one event's value, it is that event's
+    data error: dead-lettered, the view goes on (never retried for ever, never a crash)."""
+    import secrets
+
+    from tests.integration.stored_events import store_received_with
+
+    lines = _lines(casegen.generate(4, seed=13))
+    ingest_lines(lines[:10], "a", store)
+    store_received_with(store, "F000000003", category=secrets.token_urlsafe(6000))
+    ingest_lines(lines[10:], "b", store)
+    stats = all_projections()["processing_stats"]
+
+    Projector(store, stats, page_size=4).catch_up()
+    live = _dead_letters(store)
+    rebuild.rebuild(store, [stats], workers=workers)
+
+    (found,) = statuses(store, [stats])
+    assert found.halted_at is None and found.lag_events == 0
+    assert [(d[0], d[1]) for d in live] == [("processing_stats", 11)]
+    assert "SQLSTATE 54000" in live[0][3]
+    assert _dead_letters(store) == live
+
+
+class _SlowPages(CaseStatusProjection):
+    """case_status at 20 ms a page: a backlog that takes long to catch up."""
+
+    def apply(
+        self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
+    ) -> None:
+        time.sleep(0.02)
+        super().apply(curs, tables, page)
+
+
+def test_the_daemon_stops_between_pages_of_a_long_catch_up(store: CaseStore) -> None:
+    """SIGTERM (the stop event) during catch-up of a large backlog is honoured at the
+    next page, not once the whole backlog is applied; the pages done are kept."""
+    ingest_lines(_lines(casegen.generate(40, seed=42)), "backlog", store)
+    head = store.recorder.max_notification_id() or 0
+    stop = threading.Event()
+    runner = threading.Thread(
+        target=daemon.run, args=(store, [_SlowPages()], stop), kwargs={"page_size": 1}
+    )
+    runner.start()
+    try:
+        wait = time.monotonic() + 10
+        while Projector(store, _SlowPages()).position() < 5:
+            assert time.monotonic() < wait, "catch-up never started"
+            time.sleep(0.01)
+        stop.set()
+        runner.join(2.0)
+        assert not runner.is_alive(), "the daemon went on catching up after stop"
+    finally:
+        stop.set()
+        runner.join()
+    assert 5 <= Projector(store, _SlowPages()).position() < head
