@@ -85,10 +85,13 @@ def evolve(view: View | None, event: Case.Event) -> View:
     }
     _apply(new, event)
     new["version"] = event.originator_version
-    if timeline.is_shown(event) or any(new[key] != view[key] for key in VISIBLE):
-        new["last_updated"] = event.timestamp.isoformat()
-    if timeline.is_shown(event, "sponsor") or any(new[key] != view[key] for key in SPONSOR_VISIBLE):
-        new["sponsor_last_updated"] = event.timestamp.isoformat()
+    shown = timeline.is_shown(event)
+    if shown or any(new[key] != view[key] for key in VISIBLE):
+        at = new["last_updated"] = event.timestamp.isoformat()
+        if (shown and event.event_type in timeline.SPONSOR_SHOWN) or any(
+            new[key] != view[key] for key in SPONSOR_VISIBLE
+        ):
+            new["sponsor_last_updated"] = at
     return new
 
 

@@ -369,27 +369,22 @@ class CaseStore:
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         """partition -> next offset to read, as last committed with the events."""
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT partition, next_offset FROM {}.consumer_offsets"
-                    " WHERE group_id = %s AND topic = %s"
-                ).format(Identifier(self.schema)),
-                (group, topic),
-            )
-            return {row["partition"]: row["next_offset"] for row in curs.fetchall()}
+        return {row["partition"]: row["next_offset"] for row in self._offsets(group, topic)}
 
     def stored_topic_ids(self, group: str, topic: str) -> dict[int, UUID | None]:
         """partition -> the topic id of the log its stored offset was read from."""
+        return {row["partition"]: row["topic_id"] for row in self._offsets(group, topic)}
+
+    def _offsets(self, group: str, topic: str) -> list[DictRow]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 SQL(
-                    "SELECT partition, topic_id FROM {}.consumer_offsets"
+                    "SELECT partition, next_offset, topic_id FROM {}.consumer_offsets"
                     " WHERE group_id = %s AND topic = %s"
                 ).format(Identifier(self.schema)),
                 (group, topic),
             )
-            return {row["partition"]: row["topic_id"] for row in curs.fetchall()}
+            return curs.fetchall()
 
     def rewind_offset(self, offset: ConsumerOffset, expected: int) -> bool:
         """Set a partition's offset back to ``offset.next_offset`` if it still is ``expected``.
