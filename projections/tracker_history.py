@@ -4,7 +4,8 @@ The API serves a file's history with every read; aggregating case_history
 rows into JSON at read time cost PostgreSQL as much as the rest of the read
 (scripts/bench_api.py). This view keeps the JSON array the API sends, one row
 per case and role (what ``timeline.for_role`` lets that role see), in English
-and in French, appending a case's new history lines page by page. The read
+and in French, appending a case's new history lines page by page; a role's row
+(and its version) changes only when that role gets a new line. The read
 joins it on the caller's role, so no reader can get another role's lines.
 """
 
@@ -35,30 +36,34 @@ TABLE = Table(
     key=("case_id", "role"),
 )
 
-Lines = dict[str, tuple[list[Any], list[Any]]]  # per role: the lines in English and in French
+# Per role: the new lines in English and in French, and the version of the last one
+# (the case's last version when the role got no line).
+Lines = dict[str, tuple[list[Any], list[Any], int]]
 
 
-def _lines(events: Iterable[Positioned]) -> dict[Any, tuple[Lines, int]]:
-    """Per case: each role's new lines in each language, and the last version seen."""
-    entries: dict[Any, list[timeline.Entry]] = {}
-    versions: dict[Any, int] = {}
+def _lines(events: Iterable[Positioned]) -> dict[Any, Lines]:
+    """Per case: each role's new lines in each language, with the version of its last."""
+    shown: dict[Any, list[tuple[timeline.Entry, int]]] = {}
+    last: dict[Any, int] = {}
     for p in events:
         entry = timeline.entry(p.event)
-        entries.setdefault(p.case_id, [])
+        version = p.event.originator_version
+        found = shown.setdefault(p.case_id, [])
         if entry is not None:
-            entries[p.case_id].append(entry)
-        versions[p.case_id] = p.event.originator_version
-    found = {}
-    for case_id, shown in entries.items():
+            found.append((entry, version))
+        last[p.case_id] = version
+    result = {}
+    for case_id, entries in shown.items():
         lines: Lines = {}
         for role in ROLES:
-            mine = timeline.for_role(shown, role)
+            mine = [(e, v) for e, v in entries if timeline.for_role([e], role)]
             lines[role] = (
-                [timeline.served(e, "en") for e in mine],
-                [timeline.served(e, "fr") for e in mine],
+                [timeline.served(e, "en") for e, _ in mine],
+                [timeline.served(e, "fr") for e, _ in mine],
+                mine[-1][1] if mine else last[case_id],
             )
-        found[case_id] = (lines, versions[case_id])
-    return found
+        result[case_id] = lines
+    return result
 
 
 def _json(entries: list[Any]) -> str:
@@ -67,8 +72,8 @@ def _json(entries: list[Any]) -> str:
 
 class TrackerHistoryReplayer(PerCaseReplayer):
     def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
-        for case_id, (lines, version) in _lines(events).items():
-            for role, (en, fr) in lines.items():
+        for case_id, lines in _lines(events).items():
+            for role, (en, fr, version) in lines.items():
                 yield TABLE.name, (case_id, role, _json(en), _json(fr), version)
 
 
@@ -94,8 +99,10 @@ class TrackerHistoryProjection:
             (r["case_id"], r["role"]): (r["history_en"], r["history_fr"]) for r in curs.fetchall()
         }
         rows = []
-        for case_id, (lines, version) in new.items():
-            for role, (en, fr) in lines.items():
+        for case_id, lines in new.items():
+            for role, (en, fr, version) in lines.items():
+                if not en and (case_id, role) in stored:
+                    continue  # nothing new for this role: its row stays as it is
                 old_en, old_fr = stored.get((case_id, role), ("[]", "[]"))
                 rows.append(
                     (
