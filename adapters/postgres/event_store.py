@@ -132,21 +132,57 @@ class CaseRecorder(PostgresApplicationRecorder):
                     copy.set_types(["uuid", "int8", "text", "bytea"])
                     for e in stored_events:
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
-                # COPY returns nothing: read the ids back by key (the primary key's index).
-                curs.execute(
-                    self._select_notification_ids,
-                    (
-                        [e.originator_id for e in stored_events],
-                        [e.originator_version for e in stored_events],
-                    ),
-                )
-                notification_ids = [row["notification_id"] for row in curs.fetchall()]
+                notification_ids = self._notification_ids(curs, stored_events)
             if event_ids:  # a reused event_id breaks the primary key: IntegrityError
                 with curs.copy(self._copy_event_ids) as copy:
                     copy.set_types(["uuid", "uuid"])
                     for row in event_ids:
                         copy.write_row(row)
         return notification_ids
+
+    def _notification_ids(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]
+    ) -> list[int]:
+        """The ids COPY gave ``stored_events`` (it returns nothing). COPY takes them from
+        the sequence in row order, so if the first and the last rows sit at the ends of
+        a range of len(stored_events) ids, the rows fill that range. Under the table lock
+        they do (no other session takes ids); a sequence that hands out cached blocks
+        could leave gaps, and then the ids are read back by key."""
+        qualified = ".".join(
+            '"' + name.replace('"', '""') + '"'
+            for name in (self.datastore.schema, self.events_table_name)
+        )
+        curs.execute(self._ends_of_last_ids, (qualified, len(stored_events) - 1))
+        ends = {r["notification_id"]: (r["originator_id"], r["originator_version"]) for r in curs}
+        first, last = stored_events[0], stored_events[-1]
+        if ends:
+            top = max(ends)
+            low = top - len(stored_events) + 1
+            if ends.get(top) == (last.originator_id, last.originator_version) and ends.get(low) == (
+                first.originator_id,
+                first.originator_version,
+            ):
+                return list(range(low, top + 1))
+        curs.execute(
+            self._select_notification_ids,
+            (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+            ),
+        )
+        return [r["notification_id"] for r in curs.fetchall()]
+
+    @property
+    def _ends_of_last_ids(self) -> Composed:
+        """The rows at the sequence's last id and at ``%s`` ids below it."""
+        table = SQL("{}.{}").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        return SQL(
+            "WITH last AS (SELECT currval(pg_get_serial_sequence(%s, 'notification_id')) AS id)"
+            " SELECT notification_id, originator_id, originator_version FROM {}"
+            " WHERE notification_id IN ((SELECT id FROM last), (SELECT id FROM last) - %s)"
+        ).format(table)
 
     @property
     def _select_notification_ids(self) -> Composed:
