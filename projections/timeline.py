@@ -43,7 +43,7 @@ from typing import Any
 
 from domain import catalogue as t
 from domain.case import Case
-from projections.roles import check
+from projections.roles import ROLES, check
 
 Entry = dict[str, Any]
 
@@ -248,7 +248,7 @@ def is_shown(event: Case.Event, role: str | None = None) -> bool:
     """Whether the event adds a line to the history (to ``role``'s, when given)."""
     key = text_key(event)
     shown = key is not None and key in TEXTS
-    return shown and (role is None or _sees(role, event.event_type))
+    return shown and (role is None or sees(role, event.event_type))
 
 
 def entry(event: Case.Event) -> Entry | None:
@@ -274,11 +274,15 @@ def entry(event: Case.Event) -> Entry | None:
 def for_role(entries: Iterable[Entry], role: str) -> list[Entry]:
     """The lines of ``entries`` (``entry`` dicts or case_history rows) that ``role`` may see."""
     check(role)
-    return [e for e in entries if _sees(role, e["event_type"])]
+    return [e for e in entries if sees(role, e["event_type"])]
 
 
-def _sees(role: str, event_type: str) -> bool:
-    return role != "sponsor" or event_type in SPONSOR_SHOWN
+def sees(role: str, event_type: str) -> bool:
+    """Whether ``role`` sees the history line of an ``event_type`` (the rule for_role
+    applies); an unknown role sees nothing."""
+    if role == "sponsor":
+        return event_type in SPONSOR_SHOWN
+    return role in ROLES
 
 
 def served(line: Entry, lang: str) -> Entry:

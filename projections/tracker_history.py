@@ -54,13 +54,14 @@ def _lines(events: Iterable[Positioned]) -> dict[Any, Lines]:
         last[p.case_id] = version
     result = {}
     for case_id, entries in shown.items():
+        served = [(timeline.served(e, "en"), timeline.served(e, "fr"), v, e) for e, v in entries]
         lines: Lines = {}
-        for role in ROLES:
-            mine = [(e, v) for e, v in entries if timeline.for_role([e], role)]
+        for role in ROLES:  # each line served once, shared by the roles that see it
+            mine = [line for line in served if timeline.sees(role, line[3]["event_type"])]
             lines[role] = (
-                [timeline.served(e, "en") for e, _ in mine],
-                [timeline.served(e, "fr") for e, _ in mine],
-                mine[-1][1] if mine else last[case_id],
+                [en for en, _, _, _ in mine],
+                [fr for _, fr, _, _ in mine],
+                mine[-1][2] if mine else last[case_id],
             )
         result[case_id] = lines
     return result
