@@ -111,7 +111,7 @@ def run(duration: float | None, cases: int, rate: float) -> int:
     }
     say(f"  Kafka-compatible broker (Tansu, in memory) on {servers}, topic case-events")
     say(
-        f"  consumer, projector and API (http://127.0.0.1:{api_port}/docs) running;"
+        f"  consumer, projector and API (http://127.0.0.1:{api_port}, docs/api.md) running;"
         f" logs in {logs_dir}"
     )
     say(f"  mail to applicants lands in {mail_dir} (SMTP on 127.0.0.1:{mail_port})")
@@ -188,7 +188,7 @@ def hints(number: str, port: int) -> None:
         "  .venv/bin/casetrack dead-letters list              # the poison messages, and why\n"
         "  .venv/bin/casetrack projections status             # positions and lag\n"
         "  .venv/bin/casetrack consume --bootstrap-servers ... --status   # consumer lag\n"
-        f"  curl http://127.0.0.1:{port}/healthz ; open http://127.0.0.1:{port}/docs\n"
+        f"  curl http://127.0.0.1:{port}/healthz   # the API: docs/api.md, docs/openapi.json\n"
         "  (register as the applicant: docs/api.md; the code arrives in .casetrack/mail)\n"
         "Ctrl-C stops the broker, consumer, projector and API."
     )
