@@ -8,6 +8,7 @@ import json
 import re
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -240,3 +241,19 @@ def outbox_done(client: TestClient) -> None:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def add_event(store: Any, number: str, event_type: str, payload: dict[str, Any]) -> None:
+    """Ingest one more event for file ``number`` now, and bring every view up to it."""
+    line = {
+        "event_id": str(uuid.uuid4()),
+        "schema_version": 1,
+        "type": event_type,
+        "application_number": number,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "source": "gcms",
+        "payload": payload,
+    }
+    assert ingest_lines([json.dumps(line).encode()], "test-extra", store).accepted == 1
+    for projection in select(None):
+        Projector(store, projection).catch_up()

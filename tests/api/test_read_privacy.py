@@ -4,17 +4,11 @@ reach anyone, and validators never let one representation stand in for another."
 
 from __future__ import annotations
 
-import json
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 
-from consumers.file_ingest import ingest_lines
-from projections.projector import Projector
-from projections.registry import select
-from tests.api.conftest import Files, Mailbox, applicant_registration, bearer, sign_up
+from tests.api.conftest import Files, Mailbox, add_event, applicant_registration, bearer, sign_up
 
 # The overall milestones, the only history a sponsor sees (English titles).
 MILESTONES = {
@@ -48,21 +42,6 @@ def _both(client: TestClient, mailbox: Mailbox, files: Files, **pick: Any) -> tu
     applicant = _signed_up(client, mailbox, number, payload, "principal_applicant")
     sponsor = _signed_up(client, mailbox, number, payload, "sponsor")
     return number, applicant, sponsor
-
-
-def _add_event(store: Any, number: str, event_type: str, payload: dict[str, Any]) -> None:
-    line = {
-        "event_id": str(uuid.uuid4()),
-        "schema_version": 1,
-        "type": event_type,
-        "application_number": number,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "source": "gcms",
-        "payload": payload,
-    }
-    assert ingest_lines([json.dumps(line).encode()], "test-extra", store).accepted == 1
-    for projection in select(None):
-        Projector(store, projection).catch_up()
 
 
 def _histories(client: TestClient, token: str, number: str, lang: str) -> list[list[Any]]:
@@ -121,7 +100,7 @@ def test_no_reader_sees_a_letter_subject_and_a_sponsor_no_letter(
     number, applicant, sponsor = _both(client, mailbox, files, acknowledged=True, decided=False)
     before = len(_histories(client, sponsor, number, "en")[0])
     subject = "Medical: HIV test result for Quackenbush"
-    _add_event(store, number, "correspondence.sent", {"subject": subject})
+    add_event(store, number, "correspondence.sent", {"subject": subject})
     for lang in ("en", "fr"):
         for history in _histories(client, applicant, number, lang):
             assert not any("Quackenbush" in e["title"] + e["text"] for e in history)
@@ -176,7 +155,7 @@ def test_a_line_only_the_applicant_sees_does_not_move_what_the_sponsor_sees(
     first = {path: client.get(path, headers=bearer(sponsor)) for path in paths}
     listed = client.get("/v1/applications", headers=bearer(sponsor)).json()
     applicant_view = client.get(paths[0], headers=bearer(applicant)).json()
-    _add_event(store, number, "correspondence.sent", {"subject": "Update on your application"})
+    add_event(store, number, "correspondence.sent", {"subject": "Update on your application"})
     moved = client.get(paths[0], headers=bearer(applicant)).json()
     assert moved["last_updated"] != applicant_view["last_updated"]
     for path, answer in first.items():

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 
-from consumers.file_ingest import ingest_lines
-from projections.projector import Projector
-from projections.registry import select
 from tests.api.conftest import (
     METRICS_TOKEN,
     Files,
     Mailbox,
+    add_event,
     applicant_registration,
     bearer,
     sign_up,
@@ -29,22 +24,6 @@ def _signed_in(client: TestClient, mailbox: Mailbox, files: Files) -> tuple[str,
     uci = payload["principal_applicant"]["uci"]
     registration = applicant_registration(number, payload, "principal_applicant")
     return number, sign_up(client, mailbox, registration, uci)
-
-
-def _add_event(store: Any, number: str, event_type: str, payload: dict[str, Any]) -> None:
-    line = {
-        "event_id": str(uuid.uuid4()),
-        "schema_version": 1,
-        "type": event_type,
-        "application_number": number,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "source": "gcms",
-        "payload": payload,
-    }
-    summary = ingest_lines([json.dumps(line).encode()], "test-extra", store)
-    assert summary.accepted == 1
-    for projection in select(None):
-        Projector(store, projection).catch_up()
 
 
 def test_if_none_match_gives_304_until_the_file_changes(
@@ -66,7 +45,7 @@ def test_if_none_match_gives_304_until_the_file_changes(
     )
     assert french.status_code == 200, "another language is another representation"
 
-    _add_event(store, number, "correspondence.sent", {"subject": "A letter about your file"})
+    add_event(store, number, "correspondence.sent", {"subject": "A letter about your file"})
     changed = client.get(
         f"/v1/applications/{number}", headers={**bearer(token), "If-None-Match": tag}
     )
