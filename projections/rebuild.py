@@ -385,6 +385,7 @@ def _replay_range(store: CaseStore, task: _Task) -> _Part:
     # survive the young collections: the cyclic collector's passes over them cost about
     # a third of the fold, and there is nothing for it to find. Reference counting frees
     # everything here; the collector runs again once the range is done.
+    collecting = gc.isenabled()
     gc.disable()
     try:
         with store.datastore.transaction(commit=True) as curs:
@@ -398,7 +399,8 @@ def _replay_range(store: CaseStore, task: _Task) -> _Part:
                     flushed_at = time.monotonic()
             writer.flush(curs)
     finally:
-        gc.enable()
+        if collecting:
+            gc.enable()
     return part
 
 
