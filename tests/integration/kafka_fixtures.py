@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +56,16 @@ def kafka_broker() -> Iterator[str]:
 
 
 kafka = kafka_broker
+
+
+def stop_with_sigterm(proc: subprocess.Popen[bytes], within: float = 30.0) -> bytes:
+    """SIGTERM ``proc`` and check it exits 0 within ``within`` seconds; its stderr."""
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=within + 5)
+    assert proc.returncode == 0, (stderr or b"").decode()[-2000:]
+    assert time.monotonic() - started < within, "SIGTERM honoured too late"
+    return stderr or b""
 
 
 def unique(prefix: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from tests.integration.kafka_fixtures import (
     read_topic,
     settings,
     snapshot,
+    stop_with_sigterm,
     unique,
     wait_until,
 )
@@ -150,11 +150,7 @@ def test_casetrack_consume_skips_an_undecodable_batch_and_stops_on_sigterm(
             "past the batch",
         )
         assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=15)
-        assert proc.returncode == 0, stderr.decode()[-2000:]
-        assert time.monotonic() - started < 10
+        stderr = stop_with_sigterm(proc, within=10)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -177,11 +173,7 @@ def test_casetrack_consume_stops_on_sigterm_while_the_broker_is_away(
     try:
         time.sleep(2)  # into the connect retries
         assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=15)
-        assert proc.returncode == 0, stderr.decode()[-2000:]
-        assert time.monotonic() - started < 10
+        stop_with_sigterm(proc, within=10)
     finally:
         if proc.poll() is None:
             proc.kill()

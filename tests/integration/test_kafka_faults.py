@@ -34,6 +34,7 @@ from tests.integration.kafka_fixtures import (
     scratch_store,
     settings,
     snapshot,
+    stop_with_sigterm,
     unique,
     wait_until,
 )
@@ -311,18 +312,14 @@ def test_consume_command_waits_for_the_database_at_start_up(
     try:
         time.sleep(11.0)  # longer than a connection is waited for (10 s)
         assert waiting.poll() is None, waiting.communicate()[1].decode()[-2000:]
-        waiting.send_signal(signal.SIGTERM)  # honoured while waiting
-        _, stderr = waiting.communicate(timeout=20)
-        assert waiting.returncode == 0, stderr.decode()[-2000:]
+        stop_with_sigterm(waiting, within=20)  # honoured while waiting
 
         consumer = start()
         try:
             time.sleep(1.0)
             proxy.start()
             wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "the events")
-            consumer.send_signal(signal.SIGTERM)
-            _, stderr = consumer.communicate(timeout=30)
-            assert consumer.returncode == 0, stderr.decode()[-2000:]
+            stop_with_sigterm(consumer)
         finally:
             if consumer.poll() is None:
                 consumer.kill()

@@ -8,7 +8,6 @@ transaction, shows that nothing is applied twice.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from consumers.file_ingest import ingest_lines
 from projections import case_status, daemon
 from projections.case_status_table import CaseStatusProjection
 from projections.projector import Positioned, Projector
-from tests.integration.kafka_fixtures import TcpProxy, wait_until
+from tests.integration.kafka_fixtures import TcpProxy, stop_with_sigterm, wait_until
 from tests.integration.test_ingest import _lines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,9 +177,7 @@ def test_project_command_waits_for_the_database_at_start_up(
             40,
             "the projection after start-up",
         )
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
-        assert proc.returncode == 0, stderr.decode()[-2000:]
+        stop_with_sigterm(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
