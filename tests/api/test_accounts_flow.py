@@ -296,3 +296,24 @@ def test_a_sign_in_during_a_resets_transaction_gets_no_session(
 
         status = _racing_sign_in(client, mailbox, files, reset_lingers)
     assert status == 401, "no session for a password changed under the sign-in"
+
+
+def test_code_mails_carry_nothing_of_the_file(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    """A mailbox can be read by others (a shared address, a representative's office):
+    the code mail names no file, person or status, to any role."""
+    number, payload = files.pick(representative=False, applicant_email=True, sponsor_email=True)
+    for role in ("principal_applicant", "sponsor"):
+        registration = applicant_registration(number, payload, role)
+        assert client.post("/v1/accounts/register", json=registration).status_code == 202
+    messages = mailbox.wait(2)
+    assert len(messages) == 2
+    secrets = {number, number[1:]}
+    for role in ("principal_applicant", "sponsor"):
+        person = payload[role]
+        secrets |= {person["uci"], person["family_name"], person["given_name"]}
+    secrets |= {payload["category"]}
+    for message in messages:
+        text = (message["Subject"] + message.get_body(("plain",)).get_content()).lower()
+        assert not [s for s in secrets if s.lower() in text]
