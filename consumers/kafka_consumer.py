@@ -41,12 +41,12 @@ from kafka.structs import OffsetAndMetadata
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import CaseStore, ConcurrencyConflict, ConsumerOffset
-from consumers.backoff import Backoff
 from consumers.batch import BatchWriter, Message
 from consumers.dead_letter_publisher import DeadLetterPublisher
 from consumers.file_ingest import Summary, parse_line
 from consumers.log_identity import MetadataPending, broker_topic_id, listed_topic_id, replaced
 from consumers.record_batches import DECODE_ERRORS, RawBatch, find_undecodable, require_codecs
+from domain.backoff import RetryBackoff as Backoff
 from domain.commands import Outcome, RecordCaseEvent
 
 log = structlog.get_logger("casetrack.kafka")

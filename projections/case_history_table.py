@@ -17,8 +17,9 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from projections import timeline
-from projections.projector import PerCaseReplayer, Positioned, Row
-from projections.tables import Table
+from projections.event_log import Positioned
+from projections.projector import PerCaseReplayer
+from projections.tables import Row, Table
 
 TABLE = Table(
     name="case_history",

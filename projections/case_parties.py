@@ -18,8 +18,9 @@ from psycopg.sql import SQL, Composed
 
 from domain.accounts import FileParty
 from domain.case import Case
-from projections.projector import PerCaseReplayer, Positioned, Row
-from projections.tables import Table
+from projections.event_log import Positioned
+from projections.projector import PerCaseReplayer
+from projections.tables import Row, Table
 
 TABLE = Table(
     name="case_parties",

@@ -11,8 +11,9 @@ from psycopg.sql import SQL, Composed, Identifier
 from psycopg.types.json import Jsonb
 
 from projections import case_status
-from projections.projector import PerCaseReplayer, Positioned, Row
-from projections.tables import Table
+from projections.event_log import Positioned
+from projections.projector import PerCaseReplayer
+from projections.tables import Row, Table
 
 TABLE = Table(
     name="case_status",

@@ -5,61 +5,71 @@ decoded once for all of them. Writers NOTIFY on every insert; we LISTEN and
 wake at once, and also poll every ``poll_interval`` seconds so a lost
 notification (or a listener connection that dropped) never stalls a
 projection. If the database goes away, at start-up or in any phase after
-(catch-up, between pages, waiting on LISTEN), the loop backs off and retries;
-positions, stored with each page's rows, make every retry safe.
+(catch-up, between pages, waiting on LISTEN), the loop backs off (0.5 s doubling
+to 30 s, domain.backoff.RetryBackoff) and retries; positions, stored with each
+page's rows, make every retry safe.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import psycopg
 import structlog
-from eventsourcing.persistence import InterfaceError, OperationalError
 from psycopg.sql import SQL, Identifier
 
-from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from domain.backoff import RetryBackoff
+from projections.failures import unavailable
+from projections.ports import ClosableStore, ProjectionStore
 from projections.projector import PageCache, Projection, Projector
 
 log = structlog.get_logger("casetrack.projections")
 
-# The database is away: the store raises eventsourcing's errors, the listener psycopg's.
-UNAVAILABLE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
-MAX_BACKOFF = 30.0
+S = TypeVar("S", bound=ClosableStore)
 
 
-def open_store(url: str, schema: str, stop: threading.Event) -> CaseStore | None:
-    """The store, once the database answers and has the schema; None if stopped first.
+def _backoff() -> RetryBackoff:
+    """Pauses between attempts while the database is away."""
+    return RetryBackoff(0.5, 30.0)
 
-    A store connects as it is made, so a daemon started before its database
-    waits here instead of exiting. A store that failed to connect leaves its
-    pool open, reconnecting, out of reach: a plain connection tries first. A
-    missing schema is not an outage: it raises.
+
+def open_store(opener: Callable[[], S], stop: threading.Event) -> S | None:
+    """``opener()``'s store, once the database answers and has the schema; None if
+    stopped first.
+
+    A daemon started before its database waits here instead of exiting: an opener
+    that raises because the database is away is called again after a pause. A missing
+    schema is not an outage: it raises.
     """
-    backoff = 0.5
+    backoff = _backoff()
     while not stop.is_set():
         try:
-            psycopg.connect(url, connect_timeout=10).close()
-            store = CaseStore(url, schema)
-        except UNAVAILABLE as e:
-            backoff = _unavailable(e, backoff, stop)
+            store = opener()
+        except Exception as e:
+            if not unavailable(e):
+                raise
+            _pause(e, backoff, stop)
             continue
         try:
             store.check_schema()
-            return store
-        except UNAVAILABLE as e:
+        except Exception as e:
             store.close()
-            backoff = _unavailable(e, backoff, stop)
+            if not unavailable(e):
+                raise
+            _pause(e, backoff, stop)
+            continue
         except BaseException:
             store.close()
             raise
+        return store
     return None
 
 
 def run(
-    store: CaseStore,
+    store: ProjectionStore,
     projections: Sequence[Projection],
     stop: threading.Event,
     *,
@@ -68,31 +78,33 @@ def run(
 ) -> None:
     pages = PageCache()
     projectors = [Projector(store, p, page_size=page_size, pages=pages) for p in projections]
-    backoff = 0.5
+    backoff = _backoff()
     listener: psycopg.Connection[tuple[object, ...]] | None = None
     try:
         while not stop.is_set():
             try:
                 if listener is None or listener.closed:
-                    listener = _listen(store.url)
+                    listener = _listen(store.url, store.recorder.channel_name)
                 _catch_up_together(projectors, stop)
-                backoff = 0.5
+                backoff.succeeded()
                 _wait(listener, poll_interval, stop)
-            except UNAVAILABLE as e:
+            except Exception as e:
+                if not unavailable(e):
+                    raise
                 if listener is not None:
                     listener.close()
                     listener = None
-                backoff = _unavailable(e, backoff, stop)
+                _pause(e, backoff, stop)
     finally:
         if listener is not None:
             listener.close()
 
 
-def _unavailable(error: BaseException, backoff: float, stop: threading.Event) -> float:
-    """Log, wait ``backoff`` (or until stopped) and return the next, longer wait."""
-    log.warning("database unavailable, retrying", error=type(error).__name__, wait=backoff)
-    stop.wait(backoff)
-    return min(backoff * 2, MAX_BACKOFF)
+def _pause(error: Exception, backoff: RetryBackoff, stop: threading.Event) -> None:
+    """Log, and wait the backoff's next pause (or until stopped)."""
+    wait = backoff.failed()
+    log.warning("database unavailable, retrying", error=type(error).__name__, wait=round(wait, 2))
+    stop.wait(wait)
 
 
 def _catch_up_together(projectors: Sequence[Projector], stop: threading.Event) -> None:
@@ -112,9 +124,9 @@ def _catch_up_together(projectors: Sequence[Projector], stop: threading.Event) -
             log.info("caught up", projection=projector.position_name, applied=count)
 
 
-def _listen(url: str) -> psycopg.Connection[tuple[object, ...]]:
+def _listen(url: str, channel: str) -> psycopg.Connection[tuple[object, ...]]:
     conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
-    conn.execute(SQL("LISTEN {}").format(Identifier(EVENTS_TABLE)))
+    conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
     return conn
 
 

@@ -19,9 +19,10 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from projections import processing_stats as ps
+from projections.event_log import Positioned
 from projections.processing_stats import COUNTERS, CaseFacts, Tally
-from projections.projector import Positioned, Replayer, Row
-from projections.tables import Table
+from projections.projector import Replayer
+from projections.tables import Row, Table
 
 MONTHLY = Table(
     name="stats_monthly",

@@ -1,114 +1,38 @@
 """Keeps projections up to date with the event log, one transaction per page.
 
-A projection's position (the last notification id it applied) lives in
-``projection_positions`` and is updated in the same transaction as its view
-rows, so a crash at any moment resumes without skipping or double-applying;
-the position row is locked for the page, so two projector processes never
-apply a page twice. The recorder's table lock makes insert order equal
-commit order, so reading "after my position" never passes over a gap that
-fills in later.
+A projection's position (the last notification id it applied) is updated in the
+same transaction as its view rows, and locked for the page (projections/positions).
 
 A page whose handler fails is re-applied event by event to find the culprit.
 An error that comes from the event (anything the handler raises, a value the
 database refuses: DataError, IntegrityError, a value too large for an index; a
 stored event that does not even decode) dead-letters that event in
 ``projection_dead_letters`` and the projection goes on: one bad event never
-stops a view. Any other database
-error halts the projection at the event (shown in status, /readyz and
-metrics; ``casetrack projections resume`` after the repair): a missing table
-or privilege is no reason to dead-letter every event that follows. A lost
-connection is neither: the page is retried.
+stops a view. Any other database error halts the projection at the event (shown
+in status, /readyz and metrics; ``casetrack projections resume`` after the
+repair): a missing table or privilege is no reason to dead-letter every event
+that follows. A lost connection is neither: the page is retried
+(projections/failures).
 """
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
-from uuid import UUID
 
-import psycopg
 import structlog
-from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import Composed
 
-from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
-from domain.case import Case
+from projections.event_log import EventLog, Positioned, Stored, Undecodable
+from projections.failures import error_text, from_the_event, printable, unavailable
+from projections.ports import ProjectionStore
+from projections.positions import Positions
 from projections.tables import Row, Table, names
 
 log = structlog.get_logger("casetrack.projections")
-
-
-_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
-# ProgramLimitExceeded (SQLSTATE class 54: a value too large for an index) is an
-# OperationalError to psycopg, like a lost connection, but one event's value causes it.
-_FROM_THE_EVENT = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded)
-
-
-def from_the_event(error: Exception) -> bool:
-    """Whether ``error`` comes from the event applied (dead-letter it and go on), not
-    from the database (a lost connection, a missing table: halt or retry)."""
-    return not isinstance(error, psycopg.Error) or isinstance(error, _FROM_THE_EVENT)
-
-
-def unavailable(error: Exception) -> bool:
-    """Whether ``error`` says the database is away for now: retry the page later."""
-    return isinstance(error, _UNAVAILABLE) and not from_the_event(error)
-
-
-_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def error_text(error: Exception) -> str:
-    """What to store and show of an error: its kind and where it arose, never its
-    message, which may quote the event's data (a name, a date of birth). A database
-    error is named by its SQLSTATE; psycopg's own client-side texts are fixed ones."""
-    if isinstance(error, psycopg.Error):
-        if error.sqlstate:
-            return f"{type(error).__name__} (SQLSTATE {error.sqlstate})"
-        return _UNSTORABLE.sub("?", f"{type(error).__name__}: {error}")[:500]
-    tb = error.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return type(error).__name__
-    code = tb.tb_frame.f_code
-    return f"{type(error).__name__} in {code.co_qualname} ({Path(code.co_filename).name})"
-
-
-@dataclass(frozen=True)
-class Positioned:
-    """A case event with its position (notification id) in the log."""
-
-    position: int
-    case_id: UUID
-    event: Case.Event
-
-
-@dataclass(frozen=True)
-class Undecodable:
-    """A stored event that does not decode (a corrupt row, a class since removed):
-    every projection dead-letters it and goes on."""
-
-    position: int
-    case_id: UUID
-    topic: str
-    error: Exception
-
-
-def decode(
-    store: CaseStore, position: int, case_id: UUID, version: int, topic: str, state: bytes
-) -> Positioned | Undecodable:
-    try:
-        event = store.app.mapper.to_domain_event(StoredEvent(case_id, version, topic, state))
-    except Exception as e:
-        return Undecodable(position, case_id, topic, e)
-    return Positioned(position, case_id, event)  # type: ignore[arg-type]
 
 
 class Replayer(Protocol):
@@ -142,8 +66,11 @@ class PerCaseReplayer:
 
 
 class Projection(Protocol):
-    name: str
-    tables: tuple[Table, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tables(self) -> tuple[Table, ...]: ...
 
     def apply(
         self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]
@@ -152,28 +79,6 @@ class Projection(Protocol):
         ...
 
     def replayer(self) -> Replayer: ...
-
-
-POSITIONS_DDL = (
-    "CREATE TABLE IF NOT EXISTS {schema}.projection_positions ("
-    " name text PRIMARY KEY,"
-    " position bigint NOT NULL DEFAULT 0,"
-    " halted_at bigint,"
-    " last_error text,"
-    " last_error_at timestamptz,"
-    " updated_at timestamptz NOT NULL DEFAULT now())"
-)
-DEAD_LETTERS_DDL = (
-    "CREATE TABLE IF NOT EXISTS {schema}.projection_dead_letters ("
-    " id bigserial PRIMARY KEY,"
-    " projection text NOT NULL,"
-    " position bigint NOT NULL,"
-    " case_id uuid NOT NULL,"
-    " event_type text NOT NULL,"
-    " error text NOT NULL,"
-    " recorded_at timestamptz NOT NULL DEFAULT now(),"
-    " UNIQUE (projection, position))"
-)
 
 
 class PageCache:
@@ -187,12 +92,12 @@ class PageCache:
 
     def __init__(self, pages: int = 4) -> None:
         self.pages = pages
-        self._cache: OrderedDict[tuple[int, int, int], list[Positioned]] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int, int], list[Stored]] = OrderedDict()
 
-    def get(self, key: tuple[int, int, int]) -> list[Positioned] | None:
+    def get(self, key: tuple[int, int, int]) -> list[Stored] | None:
         return self._cache.get(key)
 
-    def put(self, key: tuple[int, int, int], page: list[Positioned]) -> None:
+    def put(self, key: tuple[int, int, int], page: list[Stored]) -> None:
         self._cache[key] = page
         while len(self._cache) > self.pages:
             self._cache.popitem(last=False)
@@ -203,7 +108,7 @@ class Projector:
 
     def __init__(
         self,
-        store: CaseStore,
+        store: ProjectionStore,
         projection: Projection,
         *,
         page_size: int = 5000,
@@ -214,14 +119,10 @@ class Projector:
         self.projection = projection
         self.page_size = page_size
         self.pages = pages  # shared with other projectors in this process, if any
-        self.schema = store.schema
         self.position_name = projection.name + suffix
-        self.tables = names(projection.tables, self.schema, suffix)
-        self._select = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state"
-            " FROM {}.{} WHERE notification_id > %s AND notification_id <= %s"
-            " ORDER BY notification_id LIMIT %s"
-        ).format(Identifier(self.schema), Identifier(EVENTS_TABLE))
+        self.tables = names(projection.tables, store.schema, suffix)
+        self.log = EventLog(store)
+        self.positions = Positions(store.schema)
 
     def catch_up(self, upto: int | None = None) -> int:
         """Apply everything after the stored position (up to ``upto``); returns events applied.
@@ -250,47 +151,31 @@ class Projector:
             if not page:
                 return applied
             last = self._apply(curs, page)
-            self._set_position(curs, last)
+            self.positions.advance(curs, self.position_name, last)
             applied += sum(1 for item in page if item.position <= last)  # less if it halted
             pages += 1
         return applied
 
     def position(self) -> int:
         with self.store.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT position FROM {}.projection_positions WHERE name = %s").format(
-                    Identifier(self.schema)
-                ),
-                (self.position_name,),
-            )
-            row = curs.fetchone()
-        return int(row["position"]) if row else 0
+            return self.positions.position(curs, self.position_name)
+
+    def lock_position(self, curs: Cursor[DictRow]) -> tuple[int, bool]:
+        """Lock this projection's position row for the transaction: (position, halted)."""
+        return self.positions.lock(curs, self.position_name)
 
     # ---------------------------------------------------------------- internals
 
-    def _page(
-        self, curs: Cursor[DictRow], position: int, upto: int
-    ) -> list[Positioned | Undecodable]:
+    def _page(self, curs: Cursor[DictRow], position: int, upto: int) -> list[Stored]:
         key = (position, upto, self.page_size)
         page = self.pages.get(key) if self.pages else None
         if page is None:
-            curs.execute(self._select, key, binary=True)
-            page = [
-                decode(
-                    self.store,
-                    row["notification_id"],
-                    row["originator_id"],
-                    row["originator_version"],
-                    row["topic"],
-                    bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+            page = self.log.page(curs, *key)
             if page and self.pages:
                 self.pages.put(key, page)
         return page
 
-    def _apply(self, curs: Cursor[DictRow], page: list[Positioned | Undecodable]) -> int:
+    def _apply(self, curs: Cursor[DictRow], page: list[Stored]) -> int:
         """Apply the page; on failure find the culprit. Returns the new position."""
         decoded = [item for item in page if isinstance(item, Positioned)]
         if len(decoded) == len(page):
@@ -304,7 +189,7 @@ class Projector:
                 log.warning("page failed, retrying event by event", projection=self.position_name)
         for item in page:
             if isinstance(item, Undecodable):
-                dead_letter(curs, self.schema, self.position_name, item, item.error)
+                dead_letter(curs, self.positions, self.position_name, item, item.error)
                 continue
             try:
                 with curs.connection.transaction():
@@ -315,7 +200,7 @@ class Projector:
                 if not from_the_event(e):
                     self._halt(curs, item, e)
                     return item.position - 1
-                dead_letter(curs, self.schema, self.position_name, item, e)
+                dead_letter(curs, self.positions, self.position_name, item, e)
         return page[-1].position
 
     def _halt(self, curs: Cursor[DictRow], item: Positioned, error: Exception) -> None:
@@ -325,54 +210,15 @@ class Projector:
             position=item.position,
             error=type(error).__name__,
         )
-        curs.execute(
-            SQL(
-                "UPDATE {}.projection_positions SET halted_at = %s, last_error = %s,"
-                " last_error_at = now() WHERE name = %s"
-            ).format(Identifier(self.schema)),
-            (item.position, error_text(error), self.position_name),
-        )
-
-    def lock_position(self, curs: Cursor[DictRow]) -> tuple[int, bool]:
-        """Lock this projection's position row for the transaction: (position, halted)."""
-        curs.execute(
-            SQL(
-                "INSERT INTO {}.projection_positions (name) VALUES (%s)"
-                " ON CONFLICT (name) DO NOTHING"
-            ).format(Identifier(self.schema)),
-            (self.position_name,),
-        )
-        curs.execute(
-            SQL(
-                "SELECT position, halted_at FROM {}.projection_positions WHERE name = %s FOR UPDATE"
-            ).format(Identifier(self.schema)),
-            (self.position_name,),
-        )
-        row = curs.fetchone()
-        assert row is not None
-        return int(row["position"]), row["halted_at"] is not None
-
-    def _set_position(self, curs: Cursor[DictRow], position: int) -> None:
-        curs.execute(
-            SQL(
-                "UPDATE {}.projection_positions SET position = %s, updated_at = now()"
-                " WHERE name = %s"
-            ).format(Identifier(self.schema)),
-            (position, self.position_name),
-        )
+        self.positions.halt(curs, self.position_name, item.position, error_text(error))
 
 
 def dead_letter(
-    curs: Cursor[DictRow],
-    schema: str,
-    projection: str,
-    item: Positioned | Undecodable,
-    error: Exception,
+    curs: Cursor[DictRow], positions: Positions, projection: str, item: Stored, error: Exception
 ) -> None:
     """Record that ``projection`` skipped the event at ``item`` because of ``error``."""
-    text = error_text(error)
-    event_type = _UNSTORABLE.sub(
-        "?", item.event.event_type if isinstance(item, Positioned) else f"undecodable {item.topic}"
+    event_type = printable(
+        item.event.event_type if isinstance(item, Positioned) else f"undecodable {item.topic}"
     )
     log.error(
         "projection handler failed",
@@ -381,36 +227,12 @@ def dead_letter(
         event_type=event_type,
         error=type(error).__name__,
     )
-    curs.execute(
-        SQL(
-            "INSERT INTO {}.projection_dead_letters"
-            " (projection, position, case_id, event_type, error) VALUES (%s, %s, %s, %s, %s)"
-            " ON CONFLICT (projection, position) DO UPDATE SET error = EXCLUDED.error,"
-            " recorded_at = now()"
-        ).format(Identifier(schema)),
-        (
-            projection,
-            item.position,
-            item.case_id,
-            event_type,
-            text,
-        ),
-    )
-    curs.execute(
-        SQL(
-            "UPDATE {}.projection_positions SET last_error = %s, last_error_at = now()"
-            " WHERE name = %s"
-        ).format(Identifier(schema)),
-        (text, projection),
+    positions.dead_letter(
+        curs, projection, item.position, item.case_id, event_type, error_text(error)
     )
 
 
-def resume(store: CaseStore, name: str) -> None:
+def resume(store: ProjectionStore, name: str) -> None:
     """Clear a halt: the projection retries from the event it stopped at."""
     with store.datastore.transaction(commit=True) as curs:
-        curs.execute(
-            SQL("UPDATE {}.projection_positions SET halted_at = NULL WHERE name = %s").format(
-                Identifier(store.schema)
-            ),
-            (name,),
-        )
+        Positions(store.schema).resume(curs, name)

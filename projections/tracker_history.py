@@ -20,9 +20,10 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
 
 from projections import timeline
-from projections.projector import PerCaseReplayer, Positioned, Row
+from projections.event_log import Positioned
+from projections.projector import PerCaseReplayer
 from projections.roles import ROLES
-from projections.tables import Table
+from projections.tables import Row, Table
 
 TABLE = Table(
     name="tracker_history",

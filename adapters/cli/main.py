@@ -416,11 +416,13 @@ def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
 def _note_lag(store: CaseStore) -> None:
     """Views are kept by `casetrack project`; say so when they are behind the log."""
     from projections.case_status_table import CaseStatusProjection
+    from projections.positions import lag
     from projections.projector import Projector
 
-    behind = (store.recorder.max_notification_id() or 0) - Projector(
-        store, CaseStatusProjection()
-    ).position()
+    behind = lag(
+        store.recorder.max_notification_id() or 0,
+        Projector(store, CaseStatusProjection()).position(),
+    )
     if behind > 0:
         print(
             f"note: the views are {behind} events behind the log;"
@@ -502,7 +504,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_project(args: argparse.Namespace) -> int:
     import signal
     import threading
+    from functools import partial
 
+    from adapters.postgres.openers import open_case_store
     from projections import daemon
     from projections.projector import Projector
 
@@ -519,7 +523,8 @@ def cmd_project(args: argparse.Namespace) -> int:
     print(f"projecting {names}; Ctrl-C to stop", file=sys.stderr)
     try:
         # Waits for the database: a daemon may start before it.
-        opened = daemon.open_store(database_url.database_url(), database_url.schema(), stop)
+        opener = partial(open_case_store, database_url.database_url(), database_url.schema())
+        opened = daemon.open_store(opener, stop)
         if opened is None:
             return 0
         with closing(opened) as store:
@@ -552,12 +557,15 @@ def cmd_projections_status(args: argparse.Namespace) -> int:
 
 
 def cmd_projections_rebuild(args: argparse.Namespace) -> int:
+    from adapters.postgres.openers import open_case_store
     from projections import rebuild
 
     projections = _projections(args.names)
     with _store() as store:
         if args.verify:
-            report = rebuild.verify(store, projections, workers=args.workers)
+            report = rebuild.verify(
+                store, projections, workers=args.workers, opener=open_case_store
+            )
             for table, differences in report.differences.items():
                 print(
                     f"{table}: {'identical' if not differences else 'DIFFERS'}"
@@ -568,7 +576,9 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
             return 0 if report.ok else 1
         started = time.perf_counter()
         try:
-            report = rebuild.rebuild(store, projections, workers=args.workers)
+            report = rebuild.rebuild(
+                store, projections, workers=args.workers, opener=open_case_store
+            )
         except rebuild.RebuildCheckFailed as e:
             print(f"casetrack: rebuild aborted, live views untouched: {e}", file=sys.stderr)
             return 1

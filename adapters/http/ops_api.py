@@ -19,6 +19,8 @@ from adapters.http.metrics import LogSnapshot
 from adapters.http.problems import Problem, responses
 from adapters.http.services import Found, Services
 from adapters.postgres.event_store import EVENTS_TABLE
+from projections.event_log import head_statement
+from projections.positions import lag, standing_statement, standings
 from projections.registry import all_projections
 
 router = APIRouter(tags=["operations"])
@@ -87,30 +89,20 @@ def _check_metrics_token(request: Request, token: str | None) -> None:
 
 
 async def _snapshot(found: Services) -> LogSnapshot:
-    schema = Identifier(found.settings.schema)
+    schema = found.settings.schema
     names = list(all_projections())
     async with found.pool.connection(timeout=5.0) as conn:
         cur = await conn.execute(
-            SQL(
-                "SELECT (SELECT coalesce(max(notification_id), 0) FROM {}.{}),"
-                " (SELECT count(*) FROM {}.dead_letters)"
-            ).format(schema, Identifier(EVENTS_TABLE), schema)
+            SQL("SELECT ({}), (SELECT count(*) FROM {}.dead_letters)").format(
+                head_statement(schema, EVENTS_TABLE), Identifier(schema)
+            )
         )
         head, dead = await cur.fetchone() or (0, 0)
-        cur = await conn.execute(
-            SQL(
-                "SELECT p.name, p.position, p.halted_at IS NOT NULL,"
-                " (SELECT count(*) FROM {}.projection_dead_letters d WHERE d.projection = p.name)"
-                " FROM {}.projection_positions p WHERE p.name = ANY(%s)"
-            ).format(schema, schema),
-            (names,),
-        )
+        cur = await conn.execute(standing_statement(schema), (names,))
         rows: list[Any] = await cur.fetchall()
     snapshot = LogSnapshot(events=int(head), dead_letters=int(dead))
-    positions = {name: (0, False, 0) for name in names}
-    positions.update({r[0]: (int(r[1]), bool(r[2]), int(r[3])) for r in rows})
-    for name, (position, halted, dead_count) in positions.items():
-        snapshot.lag_events[name] = max(int(head) - position, 0)
-        snapshot.halted[name] = halted
-        snapshot.projection_dead_letters[name] = dead_count
+    for standing in standings(names, rows):
+        snapshot.lag_events[standing.name] = lag(int(head), standing.position)
+        snapshot.halted[standing.name] = standing.halted_at is not None
+        snapshot.projection_dead_letters[standing.name] = standing.dead_letters
     return snapshot

@@ -16,8 +16,8 @@ from psycopg.sql import SQL, Identifier
 from adapters.postgres import accounts_store, auditors_store
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.rate_limits import RATE_LIMITS_DDL
-from projections.projector import DEAD_LETTERS_DDL as PROJECTION_DEAD_LETTERS_DDL
-from projections.projector import POSITIONS_DDL, Projection
+from projections import positions
+from projections.projector import Projection
 from projections.registry import all_projections
 
 log = structlog.get_logger(__name__)
@@ -97,8 +97,7 @@ def init_schema(url: str, schema: str) -> None:
                     DEAD_LETTERS_PUBLISH_ERROR,
                     CONSUMER_OFFSETS_DDL,
                     CONSUMER_OFFSETS_TOPIC_ID,
-                    POSITIONS_DDL,
-                    PROJECTION_DEAD_LETTERS_DDL,
+                    *positions.DDL,
                     *accounts_store.DDL,
                     RATE_LIMITS_DDL,
                     *auditors_store.DDL,
@@ -162,11 +161,8 @@ def _create_or_reset_view(
         log.warning("view layout changed: refilling it from the log", projection=projection.name)
         for table in projection.tables:
             conn.execute(SQL("DROP TABLE IF EXISTS {}").format(table.ident(schema)))
-        for statement in (
-            "DELETE FROM {}.projection_positions WHERE name = %s",
-            "DELETE FROM {}.projection_dead_letters WHERE projection = %s",
-        ):
-            conn.execute(SQL(statement).format(Identifier(schema)), (projection.name,))
+        with conn.cursor() as curs:
+            positions.Positions(schema).forget(curs, projection.name)
         found = {}
     for table in projection.tables:
         if table.name not in found:

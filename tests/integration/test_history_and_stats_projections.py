@@ -17,6 +17,7 @@ import pytest
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import CaseStore
+from adapters.postgres.openers import open_case_store
 from consumers.file_ingest import ingest_lines
 from domain.application_number import case_id
 from projections import case_history_table, processing_stats_table, timeline
@@ -96,7 +97,8 @@ def test_a_rebuild_split_over_worker_processes_equals_one_in_process(
     alone = [_tables(store, p) for p in projections]
     assert all(all(tables.values()) for tables in alone)
 
-    report = rebuild(store, projections, workers=3)  # spawned processes, case id ranges
+    # Spawned processes, case id ranges, each opening its own store.
+    report = rebuild(store, projections, workers=3, opener=open_case_store)
     assert report.ok and report.events == store.recorder.max_notification_id()
     assert [_tables(store, p) for p in projections] == alone
 

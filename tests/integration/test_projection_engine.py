@@ -15,14 +15,17 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from adapters.postgres.openers import open_case_store
 from consumers.file_ingest import ingest_lines
 from domain import catalogue as t
 from domain.case import Case
 from projections import case_status, daemon, rebuild
 from projections.case_status_table import CaseStatusProjection, CaseStatusReplayer
-from projections.projector import PageCache, Positioned, Projector, Row, resume
+from projections.event_log import Positioned
+from projections.projector import PageCache, Projector, resume
 from projections.registry import all_projections
 from projections.status import statuses
+from projections.tables import Row
 from tests.integration.stored_events import store_bypassing_the_contract, store_undecodable
 from tests.integration.test_ingest import _lines
 
@@ -200,8 +203,8 @@ def test_live_mode_wakes_on_notify_and_polls_when_notifications_are_lost(
     # Listening on a channel nobody notifies: only polling can find the events.
     real_listen = daemon._listen
 
-    def deaf(url: str) -> Any:
-        conn = real_listen(url)
+    def deaf(url: str, channel: str) -> Any:
+        conn = real_listen(url, channel)
         conn.execute("UNLISTEN *")
         return conn
 
@@ -243,7 +246,7 @@ def test_interrupted_rebuild_leaves_live_untouched_and_can_restart(
     Projector(store, CaseStatusProjection()).catch_up()
     before = _rows(store)
     with pytest.raises(Killed, match="killed mid-rebuild"):  # raised in a worker too
-        rebuild.rebuild(store, [CrashingRebuild()], workers=workers)
+        rebuild.rebuild(store, [CrashingRebuild()], workers=workers, opener=open_case_store)
     assert _rows(store) == before
     report = rebuild.rebuild(store, [CaseStatusProjection()])
     assert report.cases == 40
@@ -477,7 +480,7 @@ def test_a_rebuild_dead_letters_a_nul_in_a_stored_event_and_keeps_every_other_fi
         Projector(store, projection).catch_up()
     live_dead = _dead_letters(store)
 
-    report = rebuild.rebuild(store, projections, workers=workers)
+    report = rebuild.rebuild(store, projections, workers=workers, opener=open_case_store)
 
     assert report.cases == 7
     assert _registered(store) == _received(lines)
@@ -504,7 +507,7 @@ def test_a_stored_event_that_does_not_decode_is_dead_lettered_by_every_view_live
     for projection in projections:
         Projector(store, projection, page_size=5).catch_up()
     live = _dead_letters(store)
-    rebuild.rebuild(store, projections, workers=workers)
+    rebuild.rebuild(store, projections, workers=workers, opener=open_case_store)
 
     assert _registered(store) == _received(lines)
     found = statuses(store, projections)
@@ -533,7 +536,7 @@ def test_a_value_too_large_for_an_index_is_dead_lettered_live_and_rebuilt(
 
     Projector(store, stats, page_size=4).catch_up()
     live = _dead_letters(store)
-    rebuild.rebuild(store, [stats], workers=workers)
+    rebuild.rebuild(store, [stats], workers=workers, opener=open_case_store)
 
     (found,) = statuses(store, [stats])
     assert found.halted_at is None and found.lag_events == 0

@@ -26,7 +26,8 @@ from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.file_ingest import ingest_lines
 from projections import case_status, daemon
 from projections.case_status_table import CaseStatusProjection
-from projections.projector import Positioned, Projector
+from projections.event_log import Positioned
+from projections.projector import Projector
 from tests.integration.kafka_fixtures import TcpProxy, stop_with_sigterm, wait_until
 from tests.integration.test_ingest import _lines
 

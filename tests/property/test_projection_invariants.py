@@ -25,9 +25,11 @@ from consumers.batch import BatchWriter
 from consumers.file_ingest import ingest_lines
 from projections import case_status
 from projections.case_status_table import CaseStatusProjection, CaseStatusReplayer
-from projections.projector import Positioned, Projector, Replayer, Row
+from projections.event_log import Positioned
+from projections.projector import Projector, Replayer
 from projections.rebuild import rebuild
 from projections.status import statuses
+from projections.tables import Row
 from tests.property.strategies import History, event_rows, examples, fresh_store, histories
 
 # Small pages half the time, so that crashes land on some of many pages.

@@ -1,4 +1,4 @@
-"""The retry pause policy, on a clock the test moves."""
+"""The retry pause policy (domain.backoff.RetryBackoff), on a clock the test moves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.backoff import Backoff
+from domain.backoff import RetryBackoff
 
 
 class Clock:
@@ -19,13 +19,13 @@ class Clock:
 
 
 def test_pauses_double_up_to_the_cap() -> None:
-    backoff = Backoff(0.5, 3.0, clock=Clock(), jitter=lambda: 1.0)
+    backoff = RetryBackoff(0.5, 3.0, clock=Clock(), jitter=lambda: 1.0)
     assert [backoff.failed() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
 
 
 def test_only_progress_or_a_quiet_spell_starts_over() -> None:
     clock = Clock()
-    backoff = Backoff(0.5, 30.0, quiet=60.0, clock=clock, jitter=lambda: 1.0)
+    backoff = RetryBackoff(0.5, 30.0, quiet=60.0, clock=clock, jitter=lambda: 1.0)
     backoff.failed()
     backoff.failed()
     backoff.succeeded()
@@ -47,7 +47,7 @@ def test_without_progress_pauses_never_shrink_below_the_last_one_or_pass_the_cap
 ) -> None:
     clock = Clock()
     draws = iter(jitters)
-    backoff = Backoff(initial, maximum, quiet=1e9, clock=clock, jitter=lambda: next(draws))
+    backoff = RetryBackoff(initial, maximum, quiet=1e9, clock=clock, jitter=lambda: next(draws))
     bases = []
     for jitter, wait in zip(jitters, waits, strict=False):
         bases.append(backoff.failed() / jitter)
