@@ -118,6 +118,7 @@ def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
     from psycopg.sql import SQL, Identifier
 
     from adapters.postgres.event_store import CaseStore
+    from adapters.postgres.openers import open_case_store
     from adapters.postgres.schema import init_schema
     from consumers.file_ingest import ingest_lines
     from projections.projector import Projector
@@ -150,7 +151,7 @@ def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
         behind = [p for p in select(None) if head - Projector(store, p).position() > 100_000]
         if behind:  # e.g. a projection added since the schema was filled
             print(f"  rebuilding {', '.join(p.name for p in behind)}...", flush=True)
-            rebuild(store, behind)
+            rebuild(store, behind, opener=open_case_store)
         for projection in select(None):
             Projector(store, projection).catch_up()
     finally:
