@@ -27,10 +27,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from domain import application_number as numbers
 from domain import catalogue as t
+from domain.catalogue import Category, DecisionOutcome, Language
 from domain.commands import RecordCaseEvent
-
-SCHEMA_VERSION = 1
 
 # ---------------------------------------------------------------- errors
 
@@ -90,7 +90,7 @@ DocumentCode = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$"),
 ]
-ApplicationNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9]{9}$")]
+ApplicationNumber = Annotated[str, StringConstraints(pattern=numbers.PATTERN.pattern)]
 Uci = Annotated[
     str,
     StringConstraints(pattern=r"^([0-9]{8}|[0-9]{10})$"),
@@ -128,12 +128,12 @@ class Empty(_Model):
 
 
 class ApplicationReceived(_Model):
-    category: Literal["spouse", "common_law_partner", "conjugal_partner", "dependent_child"]
+    category: Category
     received_on: date
     principal_applicant: Person
     sponsor: Person
     representative: RepresentativeModel | None = None
-    preferred_language: Literal["en", "fr"] = "en"
+    preferred_language: Language = "en"
 
 
 class ApplicationAcknowledged(_Model):
@@ -162,7 +162,7 @@ class InterviewScheduled(_Model):
 
 
 class DecisionMade(_Model):
-    outcome: Literal["approved", "refused"]
+    outcome: DecisionOutcome
     decided_on: date | None = None
 
 

@@ -16,11 +16,9 @@ import secrets
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
-ROLES = ("principal_applicant", "sponsor", "representative")
 CODE_DIGITS = 8
-CODE_TTL = timedelta(hours=12)
 # A code's guesses in all, from everywhere: 25 in 10^8. Each address gets 5 before it
 # must wait (adapters.http.settings.Limits.code_guesses), so one guesser cannot use them
 # all up and void the owner's code.
@@ -32,7 +30,6 @@ _MIN_SCORE = 3  # zxcvbn: at least 10^8 guesses
 SESSION_PREFIX = "cts_"
 AUDITOR_PREFIX = "cta_"
 _TOKEN = re.compile(r"(cts|cta)_[A-Za-z0-9_-]{43}")
-UCI = re.compile(r"[0-9]{8}|[0-9]{10}")
 CODE = re.compile(f"[0-9]{{{CODE_DIGITS}}}")
 
 

@@ -12,7 +12,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 import orjson
 from psycopg import AsyncConnection, Connection
@@ -135,13 +134,6 @@ class PendingCode:
     application_number: str | None
     role: str | None
     attempts: int
-
-
-@dataclass(frozen=True)
-class Link:
-    application_number: str
-    case_id: UUID
-    role: str
 
 
 def _q(schema: str, text: str) -> str:
