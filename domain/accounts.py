@@ -1,4 +1,4 @@
-"""Tracker account rules that need no I/O: matching a registration, codes, passwords.
+"""Tracker account rules that need no I/O: matching a registration, codes, tokens, passwords.
 
 A registration is answered the same way whether or not it matches (no
 enumeration); ``delivery`` only decides whether a code goes out, and where.
@@ -20,8 +20,8 @@ from datetime import date
 
 CODE_DIGITS = 8
 # A code's guesses in all, from everywhere: 25 in 10^8. Each address gets 5 before it
-# must wait (adapters.http.settings.Limits.code_guesses), so one guesser cannot use them
-# all up and void the owner's code.
+# must wait (the API's code_guesses backoff), so one guesser cannot use them all up and
+# void the owner's code.
 CODE_MAX_ATTEMPTS = 25
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
