@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 # ---------------------------------------------------------------- load generator (child)
@@ -114,7 +112,6 @@ def loadgen_main() -> int:
 
 
 def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
-    import casegen
     from psycopg.sql import SQL, Identifier
 
     from adapters.postgres.event_store import CaseStore
@@ -123,6 +120,7 @@ def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
     from projections.projector import Projector
     from projections.rebuild import rebuild
     from projections.registry import select
+    from simulation import casegen
 
     init_schema(url, schema)
     store = CaseStore(url, schema)

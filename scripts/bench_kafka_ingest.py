@@ -31,22 +31,19 @@ import sys
 import time
 from pathlib import Path
 
+import naive
+import psycopg
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from psycopg.sql import SQL, Identifier
+
+from adapters import database_url, logs
+from adapters.kafka_broker import EmbeddedBroker
+from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from adapters.postgres.schema import drop_schema, init_schema
+from projections.registry import select
+from simulation import casegen, kafka_feed
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import casegen  # noqa: E402
-import naive  # noqa: E402
-import psycopg  # noqa: E402
-import simulate  # noqa: E402
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition  # noqa: E402
-from psycopg.sql import SQL, Identifier  # noqa: E402
-
-from adapters import database_url, logs  # noqa: E402
-from adapters.kafka_broker import EmbeddedBroker  # noqa: E402
-from adapters.postgres.event_store import EVENTS_TABLE, CaseStore  # noqa: E402
-from adapters.postgres.schema import drop_schema, init_schema  # noqa: E402
-from projections.registry import select  # noqa: E402
 
 
 class Progress:
@@ -191,7 +188,7 @@ def main() -> int:
         lines = casegen.generate(cases, seed=1, duplicate_share=0.01)[: args.events]
         topic = f"bench-{secrets.token_hex(3)}"
         t0 = time.perf_counter()
-        ends = simulate.publish(lines, servers, topic)
+        ends = kafka_feed.publish(lines, servers, topic)
         print(
             f"published {len(lines):,} events of {cases:,} cases to {topic} in"
             f" {time.perf_counter() - t0:.1f}s ({len(ends)} partitions)"

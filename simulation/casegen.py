@@ -2,14 +2,13 @@
 
 Usable as a module::
 
-    sys.path.insert(0, "scripts")
-    import casegen
+    from simulation import casegen
     lines = casegen.generate(2000, seed=3, duplicate_share=0.01)
     casegen.write("events.jsonl", lines)
 
 or from the shell::
 
-    python scripts/casegen.py --cases 40 --seed 7 --duplicates 0.02 --invalid 0.01 > events.jsonl
+    python -m simulation.casegen --cases 40 --seed 7 --duplicates 0.02 --invalid 0.01 > events.jsonl
 
 Output is deterministic for a given seed and arguments. Lines are ordered by
 ``occurred_at`` across all cases, so cases interleave as in a real feed. Cases
