@@ -20,6 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@$(BIN)/ruff check --quiet .
+	@$(BIN)/mypy --no-error-summary
 	@$(BIN)/python -m pytest -x --no-header
 
 schema: $(STAMP)

@@ -17,8 +17,8 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from projections import timeline
-from projections.projector import PerCaseReplayer, Positioned, Row
-from projections.tables import Table
+from projections.projector import PerCaseReplayer, Positioned
+from projections.tables import Row, Table
 
 TABLE = Table(
     name="case_history",
@@ -58,7 +58,7 @@ class CaseHistoryReplayer(PerCaseReplayer):
 
 class CaseHistoryProjection:
     name = "case_history"
-    tables = (TABLE,)
+    tables: tuple[Table, ...] = (TABLE,)
 
     def replayer(self) -> CaseHistoryReplayer:
         return CaseHistoryReplayer()

@@ -18,8 +18,8 @@ from psycopg.sql import SQL, Composed
 
 from domain.accounts import FileParty
 from domain.case import Case
-from projections.projector import PerCaseReplayer, Positioned, Row
-from projections.tables import Table
+from projections.projector import PerCaseReplayer, Positioned
+from projections.tables import Row, Table
 
 TABLE = Table(
     name="case_parties",
@@ -87,7 +87,7 @@ class CasePartiesReplayer(PerCaseReplayer):
 
 class CasePartiesProjection:
     name = "case_parties"
-    tables = (TABLE,)
+    tables: tuple[Table, ...] = (TABLE,)
 
     def replayer(self) -> CasePartiesReplayer:
         return CasePartiesReplayer()

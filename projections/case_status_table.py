@@ -11,8 +11,8 @@ from psycopg.sql import SQL, Composed, Identifier
 from psycopg.types.json import Jsonb
 
 from projections import case_status
-from projections.projector import PerCaseReplayer, Positioned, Row
-from projections.tables import Table
+from projections.projector import PerCaseReplayer, Positioned
+from projections.tables import Row, Table
 
 TABLE = Table(
     name="case_status",
@@ -41,7 +41,7 @@ class CaseStatusReplayer(PerCaseReplayer):
 
 class CaseStatusProjection:
     name = "case_status"
-    tables = (TABLE,)
+    tables: tuple[Table, ...] = (TABLE,)
 
     def replayer(self) -> CaseStatusReplayer:
         return CaseStatusReplayer()

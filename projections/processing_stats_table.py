@@ -20,8 +20,8 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from projections import processing_stats as ps
 from projections.processing_stats import COUNTERS, CaseFacts, Tally
-from projections.projector import Positioned, Replayer, Row
-from projections.tables import Table
+from projections.projector import Positioned, Replayer
+from projections.tables import Row, Table
 
 MONTHLY = Table(
     name="stats_monthly",
@@ -82,7 +82,9 @@ class ProcessingStatsReplayer:
         self.tally.absorb(other.tally)
 
 
-def _upsert(table: Table, ident: Composed, add: tuple[str, ...], replace: tuple[str, ...]) -> SQL:
+def _upsert(
+    table: Table, ident: Composed, add: tuple[str, ...], replace: tuple[str, ...]
+) -> Composed:
     """INSERT ... ON CONFLICT: ``add`` columns get the delta, ``replace`` columns the value."""
     sets = [SQL("{c} = t.{c} + EXCLUDED.{c}").format(c=Identifier(c)) for c in add]
     sets += [SQL("{c} = EXCLUDED.{c}").format(c=Identifier(c)) for c in replace]
@@ -97,7 +99,7 @@ def _upsert(table: Table, ident: Composed, add: tuple[str, ...], replace: tuple[
 
 class ProcessingStatsProjection:
     name = "processing_stats"
-    tables = (MONTHLY, DURATIONS, CASES)
+    tables: tuple[Table, ...] = (MONTHLY, DURATIONS, CASES)
 
     def replayer(self) -> ProcessingStatsReplayer:
         return ProcessingStatsReplayer()

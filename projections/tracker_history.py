@@ -20,9 +20,9 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
 
 from projections import timeline
-from projections.projector import PerCaseReplayer, Positioned, Row
+from projections.projector import PerCaseReplayer, Positioned
 from projections.roles import ROLES
-from projections.tables import Table
+from projections.tables import Row, Table
 
 TABLE = Table(
     name="tracker_history",
@@ -80,7 +80,7 @@ class TrackerHistoryReplayer(PerCaseReplayer):
 
 class TrackerHistoryProjection:
     name = "tracker_history"
-    tables = (TABLE,)
+    tables: tuple[Table, ...] = (TABLE,)
 
     def replayer(self) -> TrackerHistoryReplayer:
         return TrackerHistoryReplayer()

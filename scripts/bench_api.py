@@ -127,7 +127,9 @@ def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
     try:
         with store.datastore.transaction(commit=False) as curs:
             curs.execute(SQL("SELECT count(*) AS n FROM {}.case_status").format(Identifier(schema)))
-            have = int(curs.fetchone()["n"])  # type: ignore[index]
+            row = curs.fetchone()
+            assert row is not None  # count(*) always answers one row
+            have = int(row["n"])
         if store.recorder.max_notification_id():  # filled by an earlier run (numbers may
             # repeat across generated chunks, so the count can be a little under --cases)
             print(f"reusing schema {schema}: {have:,} cases", flush=True)

@@ -92,16 +92,14 @@ def pipeline(
     started = time.perf_counter()
     consume = [*cli, "consume", "--bootstrap-servers", servers, "--topic", topic]
     consume += ["--group", f"bench-{schema}", "--max-poll-records", "5000"]
-    quiet = {"env": env, "cwd": ROOT, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+    def quiet(command: list[str]) -> subprocess.Popen[bytes]:
+        out = subprocess.DEVNULL
+        return subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
+
     workers = [
-        *(subprocess.Popen(consume, **quiet) for _ in range(consumers)),  # type: ignore[call-overload]
-        subprocess.Popen(
-            [*cli, "project", "--poll-interval", "0.5"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
+        *(quiet(consume) for _ in range(consumers)),
+        quiet([*cli, "project", "--poll-interval", "0.5"]),
     ]
     try:
         stored_at = first_at = None
@@ -182,7 +180,7 @@ def main() -> int:
     logs.configure("error")
     url = database_url.database_url()
     broker = None if args.bootstrap_servers else EmbeddedBroker().start()
-    servers = args.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
+    servers = broker.bootstrap_servers if broker is not None else args.bootstrap_servers
     try:
         cases = max(round(args.events / 13.8), 1)
         lines = casegen.generate(cases, seed=1, duplicate_share=0.01)[: args.events]

@@ -90,7 +90,9 @@ def baseline(url: str, schema: str, events: int) -> tuple[int, float]:
             ).format(Identifier(schema), Identifier(EVENTS_TABLE)),
             (events - 1,),
         )
-        last = int(curs.fetchone()["notification_id"])  # type: ignore[index]
+        row = curs.fetchone()
+        assert row is not None, f"fewer than {events} events stored"
+        last = int(row["notification_id"])
     store.close()
     started = time.perf_counter()
     with ProjectionRunner(

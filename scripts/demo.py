@@ -130,10 +130,12 @@ def run(duration: float | None, cases: int, rate: float) -> int:
         f" (processing times of months, compressed; 2% redeliveries, 1% poison){RESET}"
     )
     published = threading.Event()
-    publisher = threading.Thread(
-        target=lambda: (kafka_feed.publish(lines, servers, rate=rate), published.set()),
-        daemon=True,
-    )
+
+    def publish() -> None:
+        kafka_feed.publish(lines, servers, rate=rate)
+        published.set()
+
+    publisher = threading.Thread(target=publish, daemon=True)
     publisher.start()
 
     stop = threading.Event()

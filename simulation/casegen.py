@@ -427,7 +427,7 @@ class _Case:
         """Events with their instant (epoch seconds), dropping those at or after ``as_of``."""
         rng = self.rng
         base = self.received.toordinal()
-        timed = []
+        timed: list[list[Any]] = []  # [instant, offset, type, source, payload]; instants move
         for day, _, event_type, source, payload, seconds in sorted(self.planned, key=_day_order):
             if seconds is None:
                 seconds = rng.randrange(8 * 3600, 18 * 3600)

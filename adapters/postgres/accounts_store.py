@@ -110,7 +110,7 @@ def migrate(conn: Connection[Any], schema: str) -> None:
     row = conn.execute(_CODES_PER_LOGIN, (schema,)).fetchone()
     if row and row[0]:
         for statement in ACCOUNT_CODES_PER_FILE:
-            conn.execute(SQL(statement).format(schema=Identifier(schema)))  # type: ignore[arg-type]
+            conn.execute(SQL(statement).format(schema=Identifier(schema)))
 
 
 class AccountExists(Exception):
