@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 		> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' \
 		>> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
-	@$(BIN)/python -c "import domain, consumers, projections, adapters, eventsourcing, psycopg"
+	@$(BIN)/python -c "import domain, consumers, projections, adapters, simulation, eventsourcing, psycopg"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 run: $(STAMP)
@@ -20,6 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@$(BIN)/ruff check --quiet .
+	@$(BIN)/mypy --no-error-summary
 	@$(BIN)/python -m pytest -x --no-header
 
 schema: $(STAMP)

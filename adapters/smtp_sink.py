@@ -47,7 +47,7 @@ class MailFolder:
 
     def messages(self) -> list[EmailMessage]:
         return [
-            message_from_bytes(p.read_bytes(), policy=policy.default)  # type: ignore[misc]
+            message_from_bytes(p.read_bytes(), policy=policy.default)
             for p in sorted(self.folder.glob("*.eml"))
         ]
 

@@ -1,4 +1,4 @@
-"""Tracker account rules that need no I/O: matching a registration, codes, passwords.
+"""Tracker account rules that need no I/O: matching a registration, codes, tokens, passwords.
 
 A registration is answered the same way whether or not it matches (no
 enumeration); ``delivery`` only decides whether a code goes out, and where.
@@ -16,14 +16,12 @@ import secrets
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
-ROLES = ("principal_applicant", "sponsor", "representative")
 CODE_DIGITS = 8
-CODE_TTL = timedelta(hours=12)
 # A code's guesses in all, from everywhere: 25 in 10^8. Each address gets 5 before it
-# must wait (adapters.http.settings.Limits.code_guesses), so one guesser cannot use them
-# all up and void the owner's code.
+# must wait (the API's code_guesses backoff), so one guesser cannot use them all up and
+# void the owner's code.
 CODE_MAX_ATTEMPTS = 25
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
@@ -32,7 +30,6 @@ _MIN_SCORE = 3  # zxcvbn: at least 10^8 guesses
 SESSION_PREFIX = "cts_"
 AUDITOR_PREFIX = "cta_"
 _TOKEN = re.compile(r"(cts|cta)_[A-Za-z0-9_-]{43}")
-UCI = re.compile(r"[0-9]{8}|[0-9]{10}")
 CODE = re.compile(f"[0-9]{{{CODE_DIGITS}}}")
 
 

@@ -4,7 +4,9 @@ import re
 from functools import lru_cache
 from uuid import UUID, uuid5
 
-PATTERN = re.compile(r"[A-Z][0-9]{9}")
+# Anchored, so the contract's JSON Schema and the API's OpenAPI (whose patterns search)
+# can take PATTERN.pattern as it is.
+PATTERN = re.compile(r"^[A-Z][0-9]{9}$")
 _NAMESPACE = UUID("6f1c3c7e-4a51-4a8e-9a0c-2f1d8f0b7c11")
 
 

@@ -32,7 +32,9 @@ class Backoff:
     def decayed(self, score: float, elapsed: timedelta) -> float:
         """The score after ``elapsed`` without attempts."""
         seconds = max(0.0, elapsed.total_seconds())
-        return score * 0.5 ** (seconds / self.half_life.total_seconds())
+        # Annotated: typeshed makes float ** float Any (a negative base would give a complex).
+        kept: float = 0.5 ** (seconds / self.half_life.total_seconds())
+        return score * kept
 
     def wait_after(self, score: float) -> timedelta:
         """How long the next attempt must wait once the score is ``score``: nothing while

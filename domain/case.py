@@ -222,9 +222,9 @@ class Case(Aggregate):
             raise rules.RuleViolation(
                 "case_not_received", command.type, "no application.received for this case"
             )
-        event_class, fields = _event_for(command)
+        _, fields = _event_for(command)
         return cls._create(
-            event_class, id=case_id(command.application_number), **_envelope(command), **fields
+            Case.Received, id=case_id(command.application_number), **_envelope(command), **fields
         )
 
     def record(self, command: RecordCaseEvent) -> Outcome:

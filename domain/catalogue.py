@@ -1,6 +1,11 @@
-"""The inbound event types of contract v1, in the order a case usually meets them."""
+"""The vocabulary of contract v1: event types, in the order a case usually meets them,
+and the values a few payload fields take.
 
-from typing import Final
+The contract's JSON Schema, the API's models and the command line take their
+enumerations from here (a ``Literal`` type, its values as a tuple).
+"""
+
+from typing import Final, Literal, get_args
 
 RECEIVED: Final = "application.received"
 ACKNOWLEDGED: Final = "application.acknowledged"
@@ -43,6 +48,10 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     CORRESPONDENCE_SENT,
 )
 
-CATEGORIES: Final = ("spouse", "common_law_partner", "conjugal_partner", "dependent_child")
-LANGUAGES: Final = ("en", "fr")
-DECISION_OUTCOMES: Final = ("approved", "refused")
+Category = Literal["spouse", "common_law_partner", "conjugal_partner", "dependent_child"]
+Language = Literal["en", "fr"]
+DecisionOutcome = Literal["approved", "refused"]
+
+CATEGORIES: Final[tuple[Category, ...]] = get_args(Category)
+LANGUAGES: Final[tuple[Language, ...]] = get_args(Language)
+DECISION_OUTCOMES: Final[tuple[DecisionOutcome, ...]] = get_args(DecisionOutcome)

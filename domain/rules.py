@@ -139,7 +139,7 @@ def _build_table() -> dict[str, tuple[Rule, ...]]:
     from domain.activities import CHANGES
 
     table: dict[str, tuple[Rule, ...]] = {
-        # application.received is decided by whether the case exists: see domain.handling.
+        # application.received is decided by whether the case exists: see domain.case.handle.
         t.ACKNOWLEDGED: (CASE_OPEN, NOT_ACKNOWLEDGED),
         t.DOCUMENTS_REQUESTED: (CASE_OPEN,),
         t.DOCUMENTS_RECEIVED: (CASE_OPEN, DOCUMENTS_WERE_REQUESTED),

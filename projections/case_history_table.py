@@ -59,7 +59,7 @@ class CaseHistoryReplayer(PerCaseReplayer):
 
 class CaseHistoryProjection:
     name = "case_history"
-    tables = (TABLE,)
+    tables: tuple[Table, ...] = (TABLE,)
 
     def replayer(self) -> CaseHistoryReplayer:
         return CaseHistoryReplayer()

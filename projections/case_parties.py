@@ -88,7 +88,7 @@ class CasePartiesReplayer(PerCaseReplayer):
 
 class CasePartiesProjection:
     name = "case_parties"
-    tables = (TABLE,)
+    tables: tuple[Table, ...] = (TABLE,)
 
     def replayer(self) -> CasePartiesReplayer:
         return CasePartiesReplayer()

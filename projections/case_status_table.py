@@ -42,7 +42,7 @@ class CaseStatusReplayer(PerCaseReplayer):
 
 class CaseStatusProjection:
     name = "case_status"
-    tables = (TABLE,)
+    tables: tuple[Table, ...] = (TABLE,)
 
     def replayer(self) -> CaseStatusReplayer:
         return CaseStatusReplayer()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-Lang = str  # "en" or "fr"
+Lang = str  # one of domain.catalogue.LANGUAGES; text() answers any other in English
 
 TEXTS: dict[str, dict[Lang, str]] = {
     # overall status

@@ -53,7 +53,8 @@ def month_of(day: date) -> str:
 def quarter_months(day: date) -> tuple[str, str, str]:
     """The three months (YYYY-MM) of the calendar quarter holding ``day``."""
     first = (day.month - 1) // 3 * 3 + 1
-    return tuple(f"{day.year:04d}-{m:02d}" for m in range(first, first + 3))  # type: ignore[return-value]
+    year = f"{day.year:04d}"
+    return f"{year}-{first:02d}", f"{year}-{first + 1:02d}", f"{year}-{first + 2:02d}"
 
 
 # ---------------------------------------------------------------- the fold
@@ -84,9 +85,10 @@ class Tally:
             self.monthly[key].update(counts)
         self.durations.update(other.durations)
 
-    def monthly_rows(self) -> list[tuple[str, str, int, int, int, int, int, int]]:
+    def monthly_rows(self) -> list[tuple[str | int, ...]]:
+        """(category, month, then one count per name in COUNTERS) for each group."""
         return [
-            (category, month, *(counts[name] for name in COUNTERS))  # type: ignore[misc]
+            (category, month, *(counts[name] for name in COUNTERS))
             for (category, month), counts in sorted(self.monthly.items())
         ]
 

@@ -83,7 +83,9 @@ class ProcessingStatsReplayer:
         self.tally.absorb(other.tally)
 
 
-def _upsert(table: Table, ident: Composed, add: tuple[str, ...], replace: tuple[str, ...]) -> SQL:
+def _upsert(
+    table: Table, ident: Composed, add: tuple[str, ...], replace: tuple[str, ...]
+) -> Composed:
     """INSERT ... ON CONFLICT: ``add`` columns get the delta, ``replace`` columns the value."""
     sets = [SQL("{c} = t.{c} + EXCLUDED.{c}").format(c=Identifier(c)) for c in add]
     sets += [SQL("{c} = EXCLUDED.{c}").format(c=Identifier(c)) for c in replace]
@@ -98,7 +100,7 @@ def _upsert(table: Table, ident: Composed, add: tuple[str, ...], replace: tuple[
 
 class ProcessingStatsProjection:
     name = "processing_stats"
-    tables = (MONTHLY, DURATIONS, CASES)
+    tables: tuple[Table, ...] = (MONTHLY, DURATIONS, CASES)
 
     def replayer(self) -> ProcessingStatsReplayer:
         return ProcessingStatsReplayer()

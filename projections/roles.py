@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-ROLES = ("principal_applicant", "sponsor", "representative")
+from typing import Final, Literal, get_args
+
+Role = Literal["principal_applicant", "sponsor", "representative"]
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
 
 
 def check(role: str) -> str:

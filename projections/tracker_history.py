@@ -81,7 +81,7 @@ class TrackerHistoryReplayer(PerCaseReplayer):
 
 class TrackerHistoryProjection:
     name = "tracker_history"
-    tables = (TABLE,)
+    tables: tuple[Table, ...] = (TABLE,)
 
     def replayer(self) -> TrackerHistoryReplayer:
         return TrackerHistoryReplayer()

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 # ---------------------------------------------------------------- load generator (child)
@@ -114,7 +112,6 @@ def loadgen_main() -> int:
 
 
 def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
-    import casegen
     from psycopg.sql import SQL, Identifier
 
     from adapters.postgres.event_store import CaseStore
@@ -124,13 +121,16 @@ def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
     from projections.projector import Projector
     from projections.rebuild import rebuild
     from projections.registry import select
+    from simulation import casegen
 
     init_schema(url, schema)
     store = CaseStore(url, schema)
     try:
         with store.datastore.transaction(commit=False) as curs:
             curs.execute(SQL("SELECT count(*) AS n FROM {}.case_status").format(Identifier(schema)))
-            have = int(curs.fetchone()["n"])  # type: ignore[index]
+            row = curs.fetchone()
+            assert row is not None  # count(*) always answers one row
+            have = int(row["n"])
         if store.recorder.max_notification_id():  # filled by an earlier run (numbers may
             # repeat across generated chunks, so the count can be a little under --cases)
             print(f"reusing schema {schema}: {have:,} cases", flush=True)

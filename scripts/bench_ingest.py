@@ -21,16 +21,14 @@ import sys
 import time
 from pathlib import Path
 
+import naive
+
+from adapters import database_url
+from adapters.postgres.event_store import CaseStore
+from adapters.postgres.schema import drop_schema, init_schema
+from simulation import casegen
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import casegen  # noqa: E402
-import naive  # noqa: E402
-
-from adapters import database_url  # noqa: E402
-from adapters.postgres.event_store import CaseStore  # noqa: E402
-from adapters.postgres.schema import drop_schema, init_schema  # noqa: E402
 
 
 def baseline(url: str, schema: str, lines: list[str]) -> tuple[int, float]:

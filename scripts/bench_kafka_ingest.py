@@ -31,22 +31,19 @@ import sys
 import time
 from pathlib import Path
 
+import naive
+import psycopg
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from psycopg.sql import SQL, Identifier
+
+from adapters import database_url, logs
+from adapters.kafka_broker import EmbeddedBroker
+from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from adapters.postgres.schema import drop_schema, init_schema
+from projections.registry import select
+from simulation import casegen, kafka_feed
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import casegen  # noqa: E402
-import naive  # noqa: E402
-import psycopg  # noqa: E402
-import simulate  # noqa: E402
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition  # noqa: E402
-from psycopg.sql import SQL, Identifier  # noqa: E402
-
-from adapters import database_url, logs  # noqa: E402
-from adapters.kafka_broker import EmbeddedBroker  # noqa: E402
-from adapters.postgres.event_store import EVENTS_TABLE, CaseStore  # noqa: E402
-from adapters.postgres.schema import drop_schema, init_schema  # noqa: E402
-from projections.registry import select  # noqa: E402
 
 
 class Progress:
@@ -95,16 +92,14 @@ def pipeline(
     started = time.perf_counter()
     consume = [*cli, "consume", "--bootstrap-servers", servers, "--topic", topic]
     consume += ["--group", f"bench-{schema}", "--max-poll-records", "5000"]
-    quiet = {"env": env, "cwd": ROOT, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+    def quiet(command: list[str]) -> subprocess.Popen[bytes]:
+        out = subprocess.DEVNULL
+        return subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
+
     workers = [
-        *(subprocess.Popen(consume, **quiet) for _ in range(consumers)),  # type: ignore[call-overload]
-        subprocess.Popen(
-            [*cli, "project", "--poll-interval", "0.5"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
+        *(quiet(consume) for _ in range(consumers)),
+        quiet([*cli, "project", "--poll-interval", "0.5"]),
     ]
     try:
         stored_at = first_at = None
@@ -185,13 +180,13 @@ def main() -> int:
     logs.configure("error")
     url = database_url.database_url()
     broker = None if args.bootstrap_servers else EmbeddedBroker().start()
-    servers = args.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
+    servers = broker.bootstrap_servers if broker is not None else args.bootstrap_servers
     try:
         cases = max(round(args.events / 13.8), 1)
         lines = casegen.generate(cases, seed=1, duplicate_share=0.01)[: args.events]
         topic = f"bench-{secrets.token_hex(3)}"
         t0 = time.perf_counter()
-        ends = simulate.publish(lines, servers, topic)
+        ends = kafka_feed.publish(lines, servers, topic)
         print(
             f"published {len(lines):,} events of {cases:,} cases to {topic} in"
             f" {time.perf_counter() - t0:.1f}s ({len(ends)} partitions)"

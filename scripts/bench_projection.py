@@ -25,22 +25,20 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.projection import Projection, ProjectionRunner
+from psycopg.sql import SQL, Identifier
+from psycopg.types.json import Jsonb
+
+from adapters import database_url, logs
+from adapters.postgres.event_store import EVENTS_TABLE, CaseEvents, CaseStore, postgres_env
+from adapters.postgres.schema import init_schema
+from consumers.file_ingest import ingest_lines
+from projections import case_status
+from simulation import casegen
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import casegen  # noqa: E402
-from eventsourcing.persistence import Tracking  # noqa: E402
-from eventsourcing.postgres import PostgresTrackingRecorder  # noqa: E402
-from eventsourcing.projection import Projection, ProjectionRunner  # noqa: E402
-from psycopg.sql import SQL, Identifier  # noqa: E402
-from psycopg.types.json import Jsonb  # noqa: E402
-
-from adapters import database_url, logs  # noqa: E402
-from adapters.postgres.event_store import EVENTS_TABLE, CaseEvents, CaseStore, postgres_env  # noqa: E402
-from adapters.postgres.schema import init_schema  # noqa: E402
-from consumers.file_ingest import ingest_lines  # noqa: E402
-from projections import case_status  # noqa: E402
 
 # ---------------------------------------------------------------- baseline
 
@@ -92,7 +90,9 @@ def baseline(url: str, schema: str, events: int) -> tuple[int, float]:
             ).format(Identifier(schema), Identifier(EVENTS_TABLE)),
             (events - 1,),
         )
-        last = int(curs.fetchone()["notification_id"])  # type: ignore[index]
+        row = curs.fetchone()
+        assert row is not None, f"fewer than {events} events stored"
+        last = int(row["notification_id"])
     store.close()
     started = time.perf_counter()
     with ProjectionRunner(

@@ -21,22 +21,19 @@ import time
 from datetime import date
 from pathlib import Path
 
+from adapters import database_url, logs, smtp_sink
+from adapters.kafka_broker import EmbeddedBroker, free_port
+from adapters.postgres.event_store import CaseStore
+from adapters.postgres.schema import init_schema
+from projections import case_status
+from projections.case_status_table import read
+from projections.labels import text
+from projections.projector import Projector
+from projections.registry import select
+from simulation import kafka_feed
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 os.chdir(ROOT)
-
-import simulate  # noqa: E402
-
-from adapters import database_url, logs, smtp_sink  # noqa: E402
-from adapters.kafka_broker import EmbeddedBroker, free_port  # noqa: E402
-from adapters.postgres.event_store import CaseStore  # noqa: E402
-from adapters.postgres.schema import init_schema  # noqa: E402
-from projections import case_status  # noqa: E402
-from projections.case_status_table import read  # noqa: E402
-from projections.labels import text  # noqa: E402
-from projections.projector import Projector  # noqa: E402
-from projections.registry import select  # noqa: E402
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
 
@@ -117,7 +114,7 @@ def run(duration: float | None, cases: int, rate: float) -> int:
     say(f"  mail to applicants lands in {mail_dir} (SMTP on 127.0.0.1:{mail_port})")
 
     seed = int(time.time()) % 1_000_000
-    lines = simulate.feed(cases, seed=seed, duplicate_share=0.02, poison_share=0.01)
+    lines = kafka_feed.feed(cases, seed=seed, duplicate_share=0.02, poison_share=0.01)
     numbers = []
     for line in lines:
         try:
@@ -133,10 +130,12 @@ def run(duration: float | None, cases: int, rate: float) -> int:
         f" (processing times of months, compressed; 2% redeliveries, 1% poison){RESET}"
     )
     published = threading.Event()
-    publisher = threading.Thread(
-        target=lambda: (simulate.publish(lines, servers, rate=rate), published.set()),
-        daemon=True,
-    )
+
+    def publish() -> None:
+        kafka_feed.publish(lines, servers, rate=rate)
+        published.set()
+
+    publisher = threading.Thread(target=publish, daemon=True)
     publisher.start()
 
     stop = threading.Event()

@@ -7,10 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from consumers.contract import json_schema
 
-from consumers.contract import json_schema  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TARGET = ROOT / "docs" / "case-event.schema.json"
 

@@ -16,6 +16,8 @@ from adapters import database_url, logs
 from adapters.cli.render import status_text
 from adapters.postgres.event_store import CaseStore, SchemaMissing
 from domain import application_number as numbers
+from domain.catalogue import LANGUAGES
+from projections.roles import ROLES
 
 if TYPE_CHECKING:
     from consumers.kafka_consumer import LagReport
@@ -84,11 +86,11 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="the tracker's status view of a case")
     status.add_argument("application_number")
-    status.add_argument("--lang", choices=("en", "fr"), default="en")
+    status.add_argument("--lang", choices=LANGUAGES, default="en")
     status.add_argument("--json", action="store_true")
     status.add_argument(
         "--role",
-        choices=("principal_applicant", "sponsor", "representative"),
+        choices=ROLES,
         default="principal_applicant",
         help="show what this role sees",
     )

@@ -126,7 +126,10 @@ async def link(
     code = await _spend_attempt(request, found, account.login, "register", body.code)
     if not await found.accounts.link(account, code, found.settings.clock()):
         raise invalid_code()
-    return models.Linked(application_number=code.application_number or "", role=code.role)  # type: ignore[arg-type]
+    return models.Linked(
+        application_number=code.application_number or "",
+        role=code.role,  # type: ignore[arg-type]  # a register code holds its file's role
+    )
 
 
 @router.post(

@@ -86,7 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override hook
     return app
 
 

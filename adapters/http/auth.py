@@ -7,7 +7,7 @@ A token is checked for its shape before any query (``cts_`` sessions,
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -42,7 +42,7 @@ async def session_hash(credentials: Bearer) -> bytes:
 
 SessionHash = Annotated[bytes, Depends(session_hash)]
 # For routes that read the header themselves (see session_hash_of): documents the scheme.
-BEARER_SECURITY = {"security": [{"HTTPBearer": []}]}
+BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 
 
 def _credentials(header: str | None) -> HTTPAuthorizationCredentials | None:

@@ -21,9 +21,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from adapters.http import views
 from adapters.http.auth import token_hash_of_header
 from adapters.http.problems import Problem
+from domain import application_number as numbers
+from domain.catalogue import LANGUAGES
 
-_PATH = re.compile(r"/v1/applications/([A-Z][0-9]{9})(/history)?")
-_LANGS = {b"": None, b"lang=en": "en", b"lang=fr": "fr"}
+_PATH = re.compile(r"/v1/applications/([^/]*)(/history)?")  # and a valid number
+_LANGS = {b"": None} | {f"lang={lang}".encode(): lang for lang in LANGUAGES}
 
 
 class FastReads:
@@ -42,7 +44,7 @@ class FastReads:
             return
         match = _PATH.fullmatch(scope["path"])
         query = scope.get("query_string", b"")
-        if match is None or query not in _LANGS:
+        if match is None or not numbers.is_valid(match.group(1)) or query not in _LANGS:
             await self.app(scope, receive, send)
             return
         authorization = if_none_match = if_modified_since = None

@@ -9,12 +9,16 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from domain import application_number as numbers
+from domain.catalogue import Language as Lang
+from projections.roles import Role
+
 NumberInPath = Annotated[
-    str, Path(pattern=r"^[A-Z][0-9]{9}$", description="e.g. F123456789")
+    str, Path(pattern=numbers.PATTERN.pattern, description="e.g. F123456789")
 ]  # an application number in a URL: checked before any query
 ApplicationNumber = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Z][0-9]{9}$"),
+    StringConstraints(pattern=numbers.PATTERN.pattern),
     Field(description="One uppercase letter and nine digits", examples=["F123456789"]),
 ]
 Uci = Annotated[
@@ -45,7 +49,6 @@ NewPassword = Annotated[
         " the family name on file; hard to guess (zxcvbn score 3: at least 10^8 guesses)"
     ),
 ]
-Lang = Literal["en", "fr"]
 
 
 class _In(BaseModel):
@@ -113,7 +116,7 @@ class Activated(BaseModel):
 
 class Linked(BaseModel):
     application_number: str
-    role: Literal["principal_applicant", "sponsor", "representative"]
+    role: Role
 
 
 class SessionToken(BaseModel):
@@ -123,7 +126,7 @@ class SessionToken(BaseModel):
 
 class ApplicationSummary(BaseModel):
     application_number: str
-    role: Literal["principal_applicant", "sponsor", "representative"]
+    role: Role
     status: str | None
     last_updated: str | None
 
@@ -167,7 +170,7 @@ class ApplicationView(BaseModel):
     """The status view for the caller's role: fields a role may not see are absent."""
 
     application_number: str
-    role: Literal["principal_applicant", "sponsor", "representative"]
+    role: Role
     lang: Lang
     status: Literal["received", "in_progress", "closed"]
     received_on: date

@@ -12,7 +12,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 import orjson
 from psycopg import AsyncConnection, Connection
@@ -111,7 +110,7 @@ def migrate(conn: Connection[Any], schema: str) -> None:
     row = conn.execute(_CODES_PER_LOGIN, (schema,)).fetchone()
     if row and row[0]:
         for statement in ACCOUNT_CODES_PER_FILE:
-            conn.execute(SQL(statement).format(schema=Identifier(schema)))  # type: ignore[arg-type]
+            conn.execute(SQL(statement).format(schema=Identifier(schema)))
 
 
 class AccountExists(Exception):
@@ -135,13 +134,6 @@ class PendingCode:
     application_number: str | None
     role: str | None
     attempts: int
-
-
-@dataclass(frozen=True)
-class Link:
-    application_number: str
-    case_id: UUID
-    role: str
 
 
 def _q(schema: str, text: str) -> str:

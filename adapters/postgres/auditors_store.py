@@ -1,7 +1,7 @@
 """Auditors: named API keys (stored as SHA-256) and the log of every auditor read.
 
-``add`` and ``revoke`` run from the command line (synchronous); the API looks
-keys up and appends to the audit log asynchronously. The audit log is
+``add``, ``revoke`` and ``listed`` run from the command line (synchronous); the
+API looks keys up, appends to the audit log and pages through it asynchronously. The audit log is
 append-only: who (auditor id and name), what (action, application number,
 parameters, answer status) and when.
 """

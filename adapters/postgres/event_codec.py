@@ -10,6 +10,7 @@ markers, so either can read the other's events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -32,7 +33,7 @@ def _encode_value(value: Any) -> Any:
 
 _PLAIN = frozenset({str, int, float, bool, type(None), list, dict})  # stored as they are
 
-_DECODERS = {
+_DECODERS: dict[str, Callable[[str], Any]] = {
     "uuid_hex": UUID,
     "datetime_iso": datetime.fromisoformat,
     "date_iso": date.fromisoformat,
@@ -77,4 +78,4 @@ class CaseEventMapper(Mapper[UUID]):
             from_version += 1
         event = object.__new__(cls)
         object.__setattr__(event, "__dict__", state)
-        return event  # type: ignore[no-any-return]
+        return event

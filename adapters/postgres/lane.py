@@ -3,8 +3,8 @@
 psycopg_pool's checkout (timeouts, health bookkeeping) costs about as much CPU
 as the query itself on this machine; the pollers' read needs none of it. A
 connection that breaks is replaced on its next use, so the lane survives a
-database restart like the pool does. Connections are autocommit, in UTC, and
-prepare statements on first use.
+database restart like the pool does. Connections are autocommit and prepare
+statements on first use; ``configure`` runs once on each new one (the API's sets UTC).
 """
 
 from __future__ import annotations

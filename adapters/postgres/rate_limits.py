@@ -1,8 +1,9 @@
 """Fixed-window rate limits counted in PostgreSQL, so every server process shares them.
 
-A bucket is a hash (identifiers and addresses are personal data); each hit is
-one upsert that returns the window's count. Old windows are swept now and
-then by the hits themselves, so the table stays small without a cron job.
+A bucket is an HMAC under the server secret (identifiers and addresses are
+personal data: see domain.accounts.bucket_digest); each hit is one upsert that
+returns the window's count. Old windows are swept now and then by the hits
+themselves, so the table stays small without a cron job.
 """
 
 from __future__ import annotations

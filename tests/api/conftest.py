@@ -16,7 +16,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import casegen
 import pytest
 from fastapi.testclient import TestClient
 
@@ -28,6 +27,7 @@ from adapters.smtp_sink import start as start_sink
 from consumers.file_ingest import ingest_lines
 from projections.projector import Projector
 from projections.registry import select
+from simulation import casegen
 
 FAST_HASHER = HasherCost(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORD = "correct horse battery staple"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import casegen
 import orjson
 from psycopg.sql import SQL, Identifier
 
@@ -15,6 +14,7 @@ from projections.case_parties import CasePartiesProjection
 from projections.projector import Projector
 from projections.roles import ROLES
 from projections.tracker_history import TrackerHistoryProjection
+from simulation import casegen
 from tests.api.conftest import Files
 
 

@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import casegen
 from fastapi.testclient import TestClient
 
 from adapters.http.settings import Limit, Limits
@@ -14,6 +13,7 @@ from adapters.smtp import SmtpMailer, SmtpSettings
 from consumers.file_ingest import ingest_lines
 from projections.projector import Projector
 from projections.registry import all_projections
+from simulation import casegen
 from tests.api.conftest import (
     METRICS_TOKEN,
     Files,

@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import casegen
-
 from adapters.postgres.event_store import CaseStore
+from simulation import casegen
 from tests.integration.stored_events import store_bypassing_the_contract
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 
-import casegen
-
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.file_ingest import ingest_lines
+from simulation import casegen
 from tests.integration.test_ingest import _count, _lines
 
 

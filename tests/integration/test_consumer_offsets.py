@@ -5,13 +5,13 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 import pytest
-import simulate
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore, ConsumerOffset
 from adapters.postgres.schema import init_schema
 from consumers.batch import BatchWriter, Message
 from consumers.file_ingest import parse_line
+from simulation import kafka_feed
 from tests.integration.kafka_fixtures import count
 
 GROUP, TOPIC = "group", "events"
@@ -37,7 +37,7 @@ def test_a_batch_whose_events_fail_to_insert_leaves_the_offset_where_it_was(
     A trigger on the real table makes the insert fail after the offset was written
     in the transaction, every time.
     """
-    lines = simulate.feed(3, seed=21, duplicate_share=0.0, poison_share=0.0)
+    lines = kafka_feed.feed(3, seed=21, duplicate_share=0.0, poison_share=0.0)
     messages = [
         Message("kafka:events:0", n, line.encode(), parse_line(line.encode()), topic=TOPIC)
         for n, line in enumerate(lines)

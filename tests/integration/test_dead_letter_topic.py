@@ -8,7 +8,6 @@ import signal
 import threading
 
 import pytest
-import simulate
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
@@ -16,6 +15,7 @@ from adapters.kafka_broker import EmbeddedBroker
 from adapters.postgres.event_store import CaseStore, DeadLetter
 from adapters.postgres.schema import init_schema
 from consumers.dead_letter_publisher import DeadLetterPublisher
+from simulation import kafka_feed
 from tests.integration.kafka_fixtures import (
     EXTERNAL,
     consuming,
@@ -54,15 +54,15 @@ def test_dead_letters_reach_the_topic_again_after_a_broker_restart(
         with consuming(database_url, schema, config) as running:
             # Enough before the restart that the new, shorter logs end below the stored
             # offsets: the consumer sees them as replaced and re-reads them (docs/kafka.md).
-            valid = simulate.feed(60, seed=19, duplicate_share=0.0, poison_share=0.0)
-            first = simulate.publish([*valid, *_poison(3, "before")], bootstrap, topic)
+            valid = kafka_feed.feed(60, seed=19, duplicate_share=0.0, poison_share=0.0)
+            first = kafka_feed.publish([*valid, *_poison(3, "before")], bootstrap, topic)
             wait_until(
                 lambda: count(store, "dead_letters", "published_at IS NOT NULL") == 3, 30, "first"
             )
             before = _dead_letter_ids(store, "TRUE")
 
             broker.restart()
-            second = simulate.publish(_poison(3, "after"), bootstrap, topic)
+            second = kafka_feed.publish(_poison(3, "after"), bootstrap, topic)
             assert all(second[p] < first[p] for p in second), "the new log must be shorter"
             wait_until(lambda: count(store, "dead_letters") == 6, 60, "the new dead letters")
             wait_until(

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
-import casegen
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import CaseStore
@@ -16,6 +15,7 @@ from consumers.batch import BatchWriter, Message
 from consumers.file_ingest import ingest_lines, parse_line
 from domain.application_number import case_id
 from domain.commands import Outcome
+from simulation import casegen
 from tests.property.strategies import dead_letter_rows
 
 

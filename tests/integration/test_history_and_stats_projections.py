@@ -12,7 +12,6 @@ from collections import Counter
 from datetime import date, datetime
 from typing import Any
 
-import casegen
 import pytest
 from psycopg.sql import SQL, Identifier
 
@@ -27,6 +26,7 @@ from projections.processing_stats_table import ProcessingStatsProjection
 from projections.projector import Projection, Projector
 from projections.rebuild import rebuild
 from projections.registry import all_projections
+from simulation import casegen
 
 CASES = 60
 PAGE_SIZES = (1, 5, 64, 5000)

@@ -6,7 +6,6 @@ import json
 import uuid
 from pathlib import Path
 
-import casegen
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
@@ -15,6 +14,7 @@ from domain.application_number import case_id
 from projections import case_status
 from projections.case_status_table import CaseStatusProjection, read
 from projections.projector import Projector
+from simulation import casegen
 
 
 def _lines(text_lines: list[str]) -> list[bytes]:

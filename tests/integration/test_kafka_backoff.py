@@ -6,10 +6,10 @@ import time
 from itertools import pairwise
 from typing import Any
 
-import simulate
 from eventsourcing.persistence import OperationalError
 
 from adapters.postgres.event_store import CaseStore
+from simulation import kafka_feed
 from tests.integration.kafka_fixtures import (
     RunningConsumer,
     kafka_broker,  # noqa: F401
@@ -44,7 +44,7 @@ def test_pauses_between_failed_batches_grow(
     database_url: str, schema: str, store: CaseStore, kafka: str
 ) -> None:
     topic, group = new_topic(kafka, partitions=1), unique("group")
-    ends = simulate.publish(simulate.feed(5, seed=22, poison_share=0.0), kafka, topic)
+    ends = kafka_feed.publish(kafka_feed.feed(5, seed=22, poison_share=0.0), kafka, topic)
     failing = _FailingSaves(CaseStore(database_url, schema), failures=4)
     config = settings(kafka, topic, group, backoff_initial=0.3, backoff_max=5.0)
     running = RunningConsumer(failing, config)

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-import simulate
 from kafka import KafkaProducer, TopicPartition
 from kafka.net.compat import KafkaNetClient
 from kafka.protocol.producer import ProduceRequest
 
 from adapters.kafka_broker import free_port
 from adapters.postgres.event_store import CaseStore
+from simulation import kafka_feed
 from tests.integration.kafka_fixtures import (
     consuming,
     count,
@@ -41,13 +41,13 @@ def test_batches_of_every_codec_are_stored_exactly_once(
     database_url: str, schema: str, store: CaseStore, kafka: str, codec: str
 ) -> None:
     topic, group = new_topic(kafka), unique("group")
-    lines = simulate.feed(40, seed=21, duplicate_share=0.02, poison_share=0.02)
+    lines = kafka_feed.feed(40, seed=21, duplicate_share=0.02, poison_share=0.02)
     # A long linger: many records in each compressed batch.
     producer = KafkaProducer(
         bootstrap_servers=kafka, acks="all", linger_ms=50, compression_type=codec
     )
     try:
-        ends = simulate.publish(lines, kafka, topic, producer=producer)
+        ends = kafka_feed.publish(lines, kafka, topic, producer=producer)
     finally:
         producer.close(timeout=10)
 
@@ -93,13 +93,13 @@ def _undecodable_topic(kafka: str, how: str) -> tuple[str, list[str], bytes, int
     Returns the topic, the good lines, the broken batch, its offset and the log ends.
     """
     topic = new_topic(kafka, partitions=2)
-    good = simulate.feed(12, seed=23, duplicate_share=0.0, poison_share=0.0)
-    hidden = simulate.feed(4, seed=24, duplicate_share=0.0, poison_share=0.0)  # other cases
+    good = kafka_feed.feed(12, seed=23, duplicate_share=0.0, poison_share=0.0)
+    hidden = kafka_feed.feed(4, seed=24, duplicate_share=0.0, poison_share=0.0)  # other cases
     half = len(good) // 2
-    before = simulate.publish(good[:half], kafka, topic)
+    before = kafka_feed.publish(good[:half], kafka, topic)
     batch = broken_batch([line.encode() for line in hidden], how)
     _produce_raw(kafka, topic, 1, batch)
-    after = simulate.publish(good[half:], kafka, topic)
+    after = kafka_feed.publish(good[half:], kafka, topic)
     assert set(before) == set(after) == {0, 1}, "both partitions must carry good messages"
     assert after[1] - before[1] > len(hidden)
     return topic, good, batch, before[1], after

@@ -9,9 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-import casegen
 import pytest
-import simulate
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from psycopg.sql import SQL, Identifier
@@ -20,6 +18,7 @@ from adapters.cli.main import main as casetrack
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from domain.application_number import case_id
 from projections.case_status_table import read
+from simulation import casegen, kafka_feed
 from tests.integration.kafka_fixtures import (
     consuming,
     count,
@@ -42,8 +41,8 @@ def test_simulated_feed_ends_in_the_status_views(
     database_url: str, schema: str, store: CaseStore, kafka: str, cli_env: dict[str, str]
 ) -> None:
     topic, group = new_topic(kafka), unique("group")
-    lines = simulate.feed(120, seed=11, duplicate_share=0.02, poison_share=0.01)
-    ends = simulate.publish(lines, kafka, topic)
+    lines = kafka_feed.feed(120, seed=11, duplicate_share=0.02, poison_share=0.01)
+    ends = kafka_feed.publish(lines, kafka, topic)
 
     with consuming(database_url, schema, settings(kafka, topic, group)) as running:
         wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "every message stored")
@@ -54,7 +53,7 @@ def test_simulated_feed_ends_in_the_status_views(
     assert got == file_reference(database_url, lines)  # no loss, no duplicate, same views
     stats = running.stats
     assert stats.accepted == len(got["events"])
-    assert stats.rejected == len(got["dead"]) >= len(simulate.POISON_KINDS)
+    assert stats.rejected == len(got["dead"]) >= len(kafka_feed.POISON_KINDS)
     assert stats.duplicates > 0
 
     received = [json.loads(line) for line in lines if '"type":"application.received"' in line]
@@ -92,14 +91,14 @@ def test_every_poison_kind_reaches_the_table_and_the_dlq_topic_and_the_partition
     good = casegen.generate(1, seed=5)[:3]  # received, acknowledged, and the next step
     number = json.loads(good[0])["application_number"]
     poisons = {
-        kind: simulate.poison(kind, seed=i, lines=good)
-        for i, kind in enumerate(simulate.POISON_KINDS)
+        kind: kafka_feed.poison(kind, seed=i, lines=good)
+        for i, kind in enumerate(kafka_feed.POISON_KINDS)
     }
     sequence = [good[0], *poisons.values(), good[1], good[2]]
     producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
     try:
         for line in sequence:  # one partition: the poison sits between good messages
-            producer.send(topic, partition=0, key=simulate.key_for(line), value=line.encode())
+            producer.send(topic, partition=0, key=kafka_feed.key_for(line), value=line.encode())
         producer.flush()
     finally:
         producer.close()
@@ -125,7 +124,7 @@ def test_every_poison_kind_reaches_the_table_and_the_dlq_topic_and_the_partition
     for row, line in zip(rows, poisons.values(), strict=True):
         assert (row["topic"], row["partition"]) == (topic, 0)
         assert bytes(row["raw"]) == line.encode()
-        key = simulate.key_for(line)
+        key = kafka_feed.key_for(line)
         assert (bytes(row["key"]) if row["key"] is not None else None) == key
         assert row["reason"] and row["published_at"] is not None
 
@@ -147,8 +146,8 @@ def test_redelivery_is_a_no_op(
     database_url: str, schema: str, store: CaseStore, kafka: str
 ) -> None:
     topic, group = new_topic(kafka), unique("group")
-    lines = simulate.feed(60, seed=12, duplicate_share=0.03, poison_share=0.02)
-    ends = simulate.publish(lines, kafka, topic)
+    lines = kafka_feed.feed(60, seed=12, duplicate_share=0.03, poison_share=0.02)
+    ends = kafka_feed.publish(lines, kafka, topic)
     config = settings(kafka, topic, group)
     with consuming(database_url, schema, config) as first:
         wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "first run")
@@ -195,9 +194,9 @@ def test_a_dead_letter_is_retried_after_the_fix(
     number = json.loads(received)["application_number"]
     with consuming(database_url, schema, settings(kafka, topic, group)):
         # The acknowledgement overtakes the receipt: unknown case, dead-lettered.
-        simulate.publish([acknowledged, "not json at all"], kafka, topic)
+        kafka_feed.publish([acknowledged, "not json at all"], kafka, topic)
         wait_until(lambda: count(store, "dead_letters") == 2, 60, "two dead letters")
-        simulate.publish([received], kafka, topic)
+        kafka_feed.publish([received], kafka, topic)
         wait_until(lambda: count(store, EVENTS_TABLE) == 1, 30, "the receipt")
     with store.datastore.transaction(commit=False) as curs:
         curs.execute(
@@ -223,13 +222,13 @@ def test_two_consumers_in_one_group_split_the_work_without_loss_or_duplicates(
     database_url: str, schema: str, store: CaseStore, kafka: str
 ) -> None:
     topic, group = new_topic(kafka), unique("group")
-    lines = simulate.feed(100, seed=13, duplicate_share=0.02, poison_share=0.01)
+    lines = kafka_feed.feed(100, seed=13, duplicate_share=0.02, poison_share=0.01)
     third = len(lines) // 3
     config = settings(kafka, topic, group)
-    ends = simulate.publish(lines[:third], kafka, topic)
+    ends = kafka_feed.publish(lines[:third], kafka, topic)
 
     def publish_the_rest() -> None:  # while the group rebalances
-        more = simulate.publish(lines[third:], kafka, topic, rate=300)
+        more = kafka_feed.publish(lines[third:], kafka, topic, rate=300)
         ends.update({p: max(n, ends.get(p, 0)) for p, n in more.items()})
 
     publisher = threading.Thread(target=publish_the_rest)

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import simulate
 from eventsourcing.persistence import OperationalError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from adapters.kafka_broker import EmbeddedBroker
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.kafka_consumer import ConsumerSettings, lag_report
+from simulation import kafka_feed
 from tests.integration.kafka_fixtures import (
     EXTERNAL,
     RunningConsumer,
@@ -47,8 +47,8 @@ def test_sigkill_mid_batch_then_restart_gives_the_uninterrupted_result(
     database_url: str, schema: str, store: CaseStore, kafka: str, cli_env: dict[str, str]
 ) -> None:
     topic, group = new_topic(kafka), unique("group")
-    lines = simulate.feed(150, seed=14, duplicate_share=0.02, poison_share=0.01)
-    ends = simulate.publish(lines, kafka, topic)
+    lines = kafka_feed.feed(150, seed=14, duplicate_share=0.02, poison_share=0.01)
+    ends = kafka_feed.publish(lines, kafka, topic)
     args = [*CASETRACK, "consume", "--bootstrap-servers", kafka, "--topic", topic]
     # Short timeouts: a restarted member waits until the killed one is evicted from the group.
     args += ["--group", group, "--max-poll-records", "40"]
@@ -104,7 +104,7 @@ def test_postgres_outage_holds_the_offsets_and_resumes_on_its_own(
     database_url: str, schema: str, store: CaseStore, kafka: str
 ) -> None:
     topic, group = new_topic(kafka), unique("group")
-    lines = simulate.feed(80, seed=15, duplicate_share=0.02, poison_share=0.01)
+    lines = kafka_feed.feed(80, seed=15, duplicate_share=0.02, poison_share=0.01)
     half = len(lines) // 2
     target = conninfo_to_dict(database_url)
     proxy = TcpProxy(int(target.get("port") or 5432), str(target.get("host") or "127.0.0.1"))
@@ -119,7 +119,7 @@ def test_postgres_outage_holds_the_offsets_and_resumes_on_its_own(
     try:
         # Connections killed while batches are being written: retried, nothing lost.
         publisher = threading.Thread(
-            target=lambda: ends.update(simulate.publish(lines[:half], kafka, topic, rate=400))
+            target=lambda: ends.update(kafka_feed.publish(lines[:half], kafka, topic, rate=400))
         )
         publisher.start()
         wait_until(lambda: bool(store.stored_offsets(group, topic)), 30, "consumption started")
@@ -130,7 +130,7 @@ def test_postgres_outage_holds_the_offsets_and_resumes_on_its_own(
         # The database unreachable: errors, offsets held, no crash.
         proxy.cut()
         held = store.stored_offsets(group, topic)
-        ends = _merged(ends, simulate.publish(lines[half:], kafka, topic))
+        ends = _merged(ends, kafka_feed.publish(lines[half:], kafka, topic))
         wait_until(lambda: running.stats.database_errors >= 2, 30, "failed attempts")
         assert store.stored_offsets(group, topic) == held
         assert running.thread.is_alive() and running.error is None
@@ -167,8 +167,8 @@ def test_failed_batches_are_read_again_from_the_stored_offsets(
     database_url: str, schema: str, store: CaseStore, kafka: str
 ) -> None:
     topic, group = new_topic(kafka), unique("group")
-    lines = simulate.feed(40, seed=16, duplicate_share=0.02, poison_share=0.02)
-    ends = simulate.publish(lines, kafka, topic)
+    lines = kafka_feed.feed(40, seed=16, duplicate_share=0.02, poison_share=0.02)
+    ends = kafka_feed.publish(lines, kafka, topic)
     flaky = _FlakyStore(CaseStore(database_url, schema), failures=4)
     running = RunningConsumer(flaky, settings(kafka, topic, group, max_poll_records=30))
     try:
@@ -194,19 +194,19 @@ def test_broker_restart_with_offsets_beyond_the_new_log_end(
     log end), re-reads from the log start and stores the new messages.
     """
     topic, group = unique("events"), unique("group")
-    before = simulate.feed(80, seed=17, duplicate_share=0.0, poison_share=0.0)
-    after = simulate.feed(8, seed=18, duplicate_share=0.0, poison_share=0.0)
+    before = kafka_feed.feed(80, seed=17, duplicate_share=0.0, poison_share=0.0)
+    after = kafka_feed.feed(8, seed=18, duplicate_share=0.0, poison_share=0.0)
     with EmbeddedBroker() as broker:
         config = settings(broker.bootstrap_servers, topic, group)
         if not topic_ids:
             config = _WithoutTopicIds(**asdict(config))
         # Published first: a client of the old protocol joins without the topic otherwise.
-        first = simulate.publish(before, broker.bootstrap_servers, topic)
+        first = kafka_feed.publish(before, broker.bootstrap_servers, topic)
         with consuming(database_url, schema, config) as running:
             wait_until(lambda: store.stored_offsets(group, topic) == first, 60, "first feed")
 
             broker.restart()
-            second = simulate.publish(after, broker.bootstrap_servers, topic)
+            second = kafka_feed.publish(after, broker.bootstrap_servers, topic)
             assert all(second[p] < first[p] for p in second), "the new log must be shorter"
             wait_until(
                 lambda: (
@@ -239,18 +239,18 @@ def test_a_broker_refilled_past_the_stored_offsets_is_read_from_its_start(
     its start, so that nothing of it is skipped and every case gets its events in order.
     """
     topic, group = unique("events"), unique("group")
-    before = simulate.feed(20, seed=19, duplicate_share=0.0, poison_share=0.0)
-    after = simulate.feed(60, seed=20, duplicate_share=0.0, poison_share=0.0)
+    before = kafka_feed.feed(20, seed=19, duplicate_share=0.0, poison_share=0.0)
+    after = kafka_feed.feed(60, seed=20, duplicate_share=0.0, poison_share=0.0)
     with EmbeddedBroker() as broker:
         config = settings(broker.bootstrap_servers, topic, group)
         running = RunningConsumer(CaseStore(database_url, schema), config).start()
         try:
-            first = simulate.publish(before, broker.bootstrap_servers, topic)
+            first = kafka_feed.publish(before, broker.bootstrap_servers, topic)
             wait_until(lambda: store.stored_offsets(group, topic) == first, 60, "first feed")
             if not consumer_running:
                 running.stop()
             broker.restart()
-            second = simulate.publish(after, broker.bootstrap_servers, topic)
+            second = kafka_feed.publish(after, broker.bootstrap_servers, topic)
             assert all(second[p] > first[p] for p in first), "the new log must be longer"
             if not consumer_running:
                 report = lag_report(store, config)
@@ -293,7 +293,7 @@ def test_consume_command_waits_for_the_database_at_start_up(
     """A consumer started while PostgreSQL is away waits for it (as `casetrack project`
     does) instead of dying at start-up, and stops on SIGTERM meanwhile too."""
     topic, group = new_topic(kafka), unique("group")
-    ends = simulate.publish(simulate.feed(10, seed=16), kafka, topic)
+    ends = kafka_feed.publish(kafka_feed.feed(10, seed=16), kafka, topic)
     target = conninfo_to_dict(database_url)
     proxy = TcpProxy(int(target.get("port") or 5432), str(target.get("host") or "127.0.0.1"))
     env = {

@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import casegen
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.schema import drop_schema, init_schema
 from consumers.file_ingest import ingest_lines
+from simulation import casegen
 from tests.integration.test_ingest import _count
 
 CASETRACK = [sys.executable, "-m", "adapters.cli.main"]

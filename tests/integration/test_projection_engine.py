@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import casegen
 import pytest
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -26,6 +25,7 @@ from projections.projector import PageCache, Projector, resume
 from projections.registry import all_projections
 from projections.status import statuses
 from projections.tables import Row
+from simulation import casegen
 from tests.integration.stored_events import store_bypassing_the_contract, store_undecodable
 from tests.integration.test_ingest import _lines
 

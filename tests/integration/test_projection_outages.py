@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-import casegen
 import pytest
 from psycopg import Cursor
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -28,6 +27,7 @@ from projections import case_status, daemon
 from projections.case_status_table import CaseStatusProjection
 from projections.event_log import Positioned
 from projections.projector import Projector
+from simulation import casegen
 from tests.integration.kafka_fixtures import TcpProxy, stop_with_sigterm, wait_until
 from tests.integration.test_ingest import _lines
 

@@ -10,7 +10,7 @@ poison with no readable number has no key.
 
 Usable as a module (``feed`` and ``publish``) or from the shell::
 
-    python scripts/simulate.py --bootstrap-servers 127.0.0.1:9092 --cases 200 --rate 500
+    python -m simulation.kafka_feed --bootstrap-servers 127.0.0.1:9092 --cases 200 --rate 500
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import casegen
+from simulation import casegen
 
 __all__ = ["POISON_KINDS", "feed", "key_for", "poison", "publish"]
 

@@ -2,14 +2,13 @@
 
 Usable as a module::
 
-    sys.path.insert(0, "scripts")
-    import casegen
+    from simulation import casegen
     lines = casegen.generate(2000, seed=3, duplicate_share=0.01)
     casegen.write("events.jsonl", lines)
 
 or from the shell::
 
-    python scripts/casegen.py --cases 40 --seed 7 --duplicates 0.02 --invalid 0.01 > events.jsonl
+    python -m simulation.casegen --cases 40 --seed 7 --duplicates 0.02 --invalid 0.01 > events.jsonl
 
 Output is deterministic for a given seed and arguments. Lines are ordered by
 ``occurred_at`` across all cases, so cases interleave as in a real feed. Cases
@@ -428,7 +427,7 @@ class _Case:
         """Events with their instant (epoch seconds), dropping those at or after ``as_of``."""
         rng = self.rng
         base = self.received.toordinal()
-        timed = []
+        timed: list[list[Any]] = []  # [instant, offset, type, source, payload]; instants move
         for day, _, event_type, source, payload, seconds in sorted(self.planned, key=_day_order):
             if seconds is None:
                 seconds = rng.randrange(8 * 3600, 18 * 3600)
