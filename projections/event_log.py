@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -56,7 +56,8 @@ def decode(
         event = mapper.to_domain_event(StoredEvent(case_id, version, topic, state))
     except Exception as e:
         return Undecodable(position, case_id, topic, e)
-    return Positioned(position, case_id, event)  # type: ignore[arg-type]
+    # The mapper is typed for any domain event; this log holds Case events only.
+    return Positioned(position, case_id, cast(Case.Event, event))
 
 
 def head_statement(schema: str, events_table: str) -> Composed:
