@@ -264,10 +264,11 @@ def main() -> int:
     if args.generate_load:
         return loadgen_main()
 
-    from adapters import database_url, logs
+    from adapters import bootstrap, logs
+    from adapters.settings import Settings
 
     logs.configure("error")
-    url = database_url.database_url()
+    url = bootstrap.database_url(Settings.from_env())
     schema = f"bench_api_{args.cases}_{args.seed}"
     ensure_cases(url, schema, args.cases, args.seed)
     pairs = make_sessions(url, schema, args.accounts)

@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import casegen  # noqa: E402
 import naive  # noqa: E402
 
-from adapters import database_url  # noqa: E402
+from adapters import bootstrap  # noqa: E402
 from adapters.postgres.event_store import CaseStore  # noqa: E402
 from adapters.postgres.schema import drop_schema, init_schema  # noqa: E402
+from adapters.settings import Settings  # noqa: E402
 
 
 def baseline(url: str, schema: str, lines: list[str]) -> tuple[int, float]:
@@ -50,7 +51,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    url = database_url.database_url()
+    url = bootstrap.database_url(Settings.from_env())
     cases = max(args.events // 10, 1)
     t0 = time.perf_counter()
     lines = casegen.generate(cases, seed=args.seed, duplicate_share=0.01, invalid_share=0.001)

@@ -42,10 +42,11 @@ import simulate  # noqa: E402
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition  # noqa: E402
 from psycopg.sql import SQL, Identifier  # noqa: E402
 
-from adapters import database_url, logs  # noqa: E402
+from adapters import bootstrap, logs  # noqa: E402
 from adapters.kafka_broker import EmbeddedBroker  # noqa: E402
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore  # noqa: E402
 from adapters.postgres.schema import drop_schema, init_schema  # noqa: E402
+from adapters.settings import Settings  # noqa: E402
 from projections.registry import select  # noqa: E402
 
 
@@ -183,7 +184,7 @@ def main() -> int:
     parser.add_argument("--bootstrap-servers", help="a running broker (default: embedded)")
     args = parser.parse_args()
     logs.configure("error")
-    url = database_url.database_url()
+    url = bootstrap.database_url(Settings.from_env())
     broker = None if args.bootstrap_servers else EmbeddedBroker().start()
     servers = args.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
     try:

@@ -36,9 +36,10 @@ from eventsourcing.projection import Projection, ProjectionRunner  # noqa: E402
 from psycopg.sql import SQL, Identifier  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
-from adapters import database_url, logs  # noqa: E402
+from adapters import bootstrap, logs  # noqa: E402
 from adapters.postgres.event_store import EVENTS_TABLE, CaseEvents, CaseStore, postgres_env  # noqa: E402
 from adapters.postgres.schema import init_schema  # noqa: E402
+from adapters.settings import Settings  # noqa: E402
 from consumers.file_ingest import ingest_lines  # noqa: E402
 from projections import case_status  # noqa: E402
 
@@ -170,7 +171,7 @@ def main() -> int:
     args = parser.parse_args()
     logs.configure("error")
 
-    url = database_url.database_url()
+    url = bootstrap.database_url(Settings.from_env())
     schema = f"bench_projection_{args.cases}_{args.seed}"
     events = ensure_events(url, schema, args.cases, args.seed)
 
