@@ -2,8 +2,8 @@
 
 Every entrypoint (adapters.cli.main, ``casetrack serve``, the uvicorn factory in
 adapters.http.app, scripts/demo.py) reads the settings once and asks here for
-what it needs; nothing else constructs the case store, the API's services or
-the mailer. One function per thing built, each taking the settings (the API's
+what it needs, constructing no store, service or mailer itself. One function
+per thing built, each taking the settings (the API's
 services take the API's settings, which tests build by hand), after
 cosmicpython's bootstrap.py.
 
