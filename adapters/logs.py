@@ -7,15 +7,14 @@ emails, dates of birth or UCIs.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import structlog
 
 
-def configure(level: str | None = None) -> None:
-    name = (level or os.environ.get("CASETRACK_LOG_LEVEL", "info")).upper()
-    numeric = logging.getLevelNamesMapping().get(name, logging.INFO)
+def configure(level: str) -> None:
+    """Log at ``level`` (a logging level name, any case; an unknown name means info)."""
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer: structlog.typing.Processor
     if sys.stderr.isatty():
         renderer = structlog.dev.ConsoleRenderer(colors=True)

@@ -1,10 +1,10 @@
 """The server secret that keys rate-limit and lockout buckets (HMAC), so a copy of
 those tables cannot be matched against guessed logins or addresses.
 
-CASETRACK_SECRET_KEY (at least 32 characters) when set, shared by every server
-process; otherwise a random key generated once in ``secret.key`` under the
-casetrack home (./.casetrack), readable by its owner only. Every process on the
-machine reads the same file, so their counters agree.
+The configured key (CASETRACK_SECRET_KEY, adapters.settings) when there is one,
+shared by every server process; otherwise a random key generated once in
+``secret.key`` under the casetrack home, readable by its owner only. Every
+process on the machine reads the same file, so their counters agree.
 """
 
 from __future__ import annotations
@@ -12,25 +12,21 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from pathlib import Path
 
-from adapters.database_url import home
-
-VARIABLE = "CASETRACK_SECRET_KEY"
 FILE = "secret.key"
-_MIN = 32
+MIN_LENGTH = 32
 
 
 class SecretError(ValueError):
-    """CASETRACK_SECRET_KEY is too short (its value is never shown)."""
+    """The configured key, or the key file, is too short (the key is never shown)."""
 
 
-def server_secret() -> bytes:
-    given = os.environ.get(VARIABLE, "")
-    if given:
-        if len(given) < _MIN:
-            raise SecretError(f"{VARIABLE} must have at least {_MIN} characters")
-        return given.encode()
-    path = home() / FILE
+def server_secret(configured: str | None, home: Path) -> bytes:
+    """``configured`` (adapters.settings checked its length), else the key under ``home``."""
+    if configured:
+        return configured.encode()
+    path = home / FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -46,7 +42,7 @@ def _read(path: os.PathLike[str]) -> bytes:
     for _ in range(100):
         with open(path, "rb") as f:
             key = f.read().strip()
-        if len(key) >= _MIN:
+        if len(key) >= MIN_LENGTH:
             return key
         time.sleep(0.01)
     raise SecretError(f"{FILE} under the casetrack home is too short; delete it to regenerate")

@@ -1,12 +1,11 @@
 """Outgoing mail over SMTP: plain, STARTTLS or implicit TLS, with optional credentials.
 
-Settings come from CASETRACK_SMTP_* and CASETRACK_MAIL_FROM. Errors name the
-server and the step, never the recipient: addresses are personal data.
+Settings come from CASETRACK_SMTP_* and CASETRACK_MAIL_FROM (adapters.settings).
+Errors name the server and the step, never the recipient: addresses are personal data.
 """
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -15,7 +14,8 @@ from email.utils import make_msgid
 from typing import Literal, Protocol
 
 TlsMode = Literal["none", "starttls", "ssl"]
-_TLS_MODES = ("none", "starttls", "ssl")
+TLS_MODES: tuple[TlsMode, ...] = ("none", "starttls", "ssl")
+DEFAULT_PORTS: dict[TlsMode, int] = {"none": 1025, "starttls": 587, "ssl": 465}
 
 
 class SmtpConfigError(ValueError):
@@ -40,30 +40,6 @@ class SmtpSettings:
     mail_from: str = "casetrack <no-reply@casetrack.invalid>"
     ca_file: str | None = None  # a private CA for the server's certificate
     timeout: float = 10.0
-
-    @classmethod
-    def from_env(cls) -> SmtpSettings:
-        env = os.environ
-        tls = env.get("CASETRACK_SMTP_TLS", "none").strip().lower()
-        if tls not in _TLS_MODES:
-            raise SmtpConfigError("CASETRACK_SMTP_TLS must be none, starttls or ssl")
-        port_text = env.get("CASETRACK_SMTP_PORT", "").strip()
-        default_port = {"none": 1025, "starttls": 587, "ssl": 465}[tls]
-        try:
-            port = int(port_text) if port_text else default_port
-        except ValueError:
-            raise SmtpConfigError("CASETRACK_SMTP_PORT must be a number") from None
-        if not 0 < port < 65536:
-            raise SmtpConfigError("CASETRACK_SMTP_PORT must be between 1 and 65535")
-        return cls(
-            host=env.get("CASETRACK_SMTP_HOST", "127.0.0.1").strip() or "127.0.0.1",
-            port=port,
-            user=env.get("CASETRACK_SMTP_USER") or None,
-            password=env.get("CASETRACK_SMTP_PASSWORD") or None,
-            tls=tls,  # type: ignore[arg-type]
-            mail_from=env.get("CASETRACK_MAIL_FROM") or cls.mail_from,
-            ca_file=env.get("CASETRACK_SMTP_CA_FILE") or None,
-        )
 
 
 class SmtpMailer:

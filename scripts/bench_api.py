@@ -114,8 +114,8 @@ def loadgen_main() -> int:
 def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
     from psycopg.sql import SQL, Identifier
 
+    from adapters.bootstrap import open_case_store
     from adapters.postgres.event_store import CaseStore
-    from adapters.postgres.openers import open_case_store
     from adapters.postgres.schema import init_schema
     from consumers.file_ingest import ingest_lines
     from projections.projector import Projector
@@ -265,10 +265,11 @@ def main() -> int:
     if args.generate_load:
         return loadgen_main()
 
-    from adapters import database_url, logs
+    from adapters import bootstrap, logs
+    from adapters.settings import Settings
 
     logs.configure("error")
-    url = database_url.database_url()
+    url = bootstrap.database_url(Settings.from_env())
     schema = f"bench_api_{args.cases}_{args.seed}"
     ensure_cases(url, schema, args.cases, args.seed)
     pairs = make_sessions(url, schema, args.accounts)

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import naive
 
-from adapters import database_url
+from adapters import bootstrap
 from adapters.postgres.event_store import CaseStore
 from adapters.postgres.schema import drop_schema, init_schema
+from adapters.settings import Settings
 from simulation import casegen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    url = database_url.database_url()
+    url = bootstrap.database_url(Settings.from_env())
     cases = max(args.events // 10, 1)
     t0 = time.perf_counter()
     lines = casegen.generate(cases, seed=args.seed, duplicate_share=0.01, invalid_share=0.001)

@@ -36,10 +36,11 @@ import psycopg
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from psycopg.sql import SQL, Identifier
 
-from adapters import database_url, logs
+from adapters import bootstrap, logs
 from adapters.kafka_broker import EmbeddedBroker
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.schema import drop_schema, init_schema
+from adapters.settings import Settings
 from projections.registry import select
 from simulation import casegen, kafka_feed
 
@@ -178,7 +179,7 @@ def main() -> int:
     parser.add_argument("--bootstrap-servers", help="a running broker (default: embedded)")
     args = parser.parse_args()
     logs.configure("error")
-    url = database_url.database_url()
+    url = bootstrap.database_url(Settings.from_env())
     broker = None if args.bootstrap_servers else EmbeddedBroker().start()
     servers = broker.bootstrap_servers if broker is not None else args.bootstrap_servers
     try:

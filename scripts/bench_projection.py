@@ -31,9 +31,10 @@ from eventsourcing.projection import Projection, ProjectionRunner
 from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
 
-from adapters import database_url, logs
+from adapters import bootstrap, logs
 from adapters.postgres.event_store import EVENTS_TABLE, CaseEvents, CaseStore, postgres_env
 from adapters.postgres.schema import init_schema
+from adapters.settings import Settings
 from consumers.file_ingest import ingest_lines
 from projections import case_status
 from simulation import casegen
@@ -170,7 +171,7 @@ def main() -> int:
     args = parser.parse_args()
     logs.configure("error")
 
-    url = database_url.database_url()
+    url = bootstrap.database_url(Settings.from_env())
     schema = f"bench_projection_{args.cases}_{args.seed}"
     events = ensure_events(url, schema, args.cases, args.seed)
 

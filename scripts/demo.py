@@ -18,13 +18,15 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from adapters import database_url, logs, smtp_sink
+from adapters import bootstrap, smtp_sink
 from adapters.kafka_broker import EmbeddedBroker, free_port
 from adapters.postgres.event_store import CaseStore
 from adapters.postgres.schema import init_schema
+from adapters.settings import Settings
 from projections import case_status
 from projections.case_status_table import read
 from projections.labels import text
@@ -72,13 +74,13 @@ def show(store: CaseStore, numbers: list[str]) -> None:
         )
 
 
-def run(duration: float | None, cases: int, rate: float) -> int:
-    logs.configure("error")
-    home = database_url.home()
+def run(settings: Settings, duration: float | None, cases: int, rate: float) -> int:
+    bootstrap.configure_logging(replace(settings, log_level="error"))  # the narration only
+    home = settings.home
     home.mkdir(parents=True, exist_ok=True)
-    url = database_url.database_url()
-    schema = database_url.schema()
-    where = os.environ.get(database_url.DATABASE_URL) or f"embedded PostgreSQL in {home}"
+    url = bootstrap.database_url(settings)
+    schema = settings.schema
+    where = settings.database_url or f"embedded PostgreSQL in {home}"
     say(f"{BOLD}casetrack{RESET}: {where}, schema {schema}")
     init_schema(url, schema)
 
@@ -86,7 +88,7 @@ def run(duration: float | None, cases: int, rate: float) -> int:
     mail_port = free_port()
     mail_dir = home / "mail"
     sink = smtp_sink.start(mail_dir, port=mail_port)
-    api_port = int(os.environ.get("CASETRACK_PORT", "8000"))
+    api_port = settings.demo_port
     env = {
         **os.environ,
         "CASETRACK_DATABASE_URL": url,
@@ -140,7 +142,7 @@ def run(duration: float | None, cases: int, rate: float) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    store = CaseStore(url, schema)
+    store = bootstrap.case_store(settings)
     started = time.monotonic()
     announced = False
     try:
@@ -199,7 +201,7 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=60)
     parser.add_argument("--rate", type=float, default=25.0, help="messages a second")
     args = parser.parse_args()
-    return run(args.duration, args.cases, args.rate)
+    return run(Settings.from_env(), args.duration, args.cases, args.rate)
 
 
 if __name__ == "__main__":

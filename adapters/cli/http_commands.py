@@ -39,20 +39,18 @@ def _usage(error: _Usage) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from adapters.http.app import create_app
-    from adapters.http.settings import Settings
-    from adapters.smtp import SmtpConfigError
+    from adapters import bootstrap
 
     if not 0 < args.port < 65536:
         return _usage(_Usage("--port must be between 1 and 65535"))
     try:
-        settings = Settings.from_env()
-    except (SmtpConfigError, ValueError) as e:
+        api = bootstrap.api_settings(args.settings)
+    except ValueError as e:  # a damaged secret.key under the home (SecretError)
         return _usage(_Usage(str(e)))
-    _check_schema(settings.database_url, settings.schema)
+    bootstrap.case_store(args.settings).close()  # refuses to serve without the schema
     print(f"serving the tracker API on http://{args.host}:{args.port}", file=sys.stderr)
     uvicorn.run(
-        create_app(settings),
+        bootstrap.http_app(api),
         host=args.host,
         port=args.port,
         access_log=False,  # ours is structured and free of personal data
@@ -60,29 +58,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
         proxy_headers=False,  # the app believes only CASETRACK_TRUSTED_PROXIES
         http="h11",  # bounds the request line and headers (httptools does not)
-        h11_max_incomplete_event_size=settings.max_header_bytes,
+        h11_max_incomplete_event_size=api.max_header_bytes,
     )
     return 0
 
 
-def _check_schema(url: str, schema: str) -> None:
-    from adapters.postgres.event_store import CaseStore
-
-    store = CaseStore(url, schema)
-    try:
-        store.check_schema()
-    finally:
-        store.close()
-
-
-def _auditor_call(fn: Any, *args: Any) -> Any:
-    from adapters import database_url
+def _auditor_call(args: argparse.Namespace, fn: Any, *more: Any) -> Any:
+    from adapters import bootstrap
     from adapters.postgres.auditors_store import AuditorExists, InvalidAuditorName
 
-    url, schema = database_url.database_url(), database_url.schema()
-    _check_schema(url, schema)
+    bootstrap.case_store(args.settings).close()  # SchemaMissing before anything else
     try:
-        return fn(url, schema, *args)
+        return fn(bootstrap.database_url(args.settings), args.settings.schema, *more)
     except (InvalidAuditorName, AuditorExists) as e:
         raise _Usage(str(e)) from None
 
@@ -91,7 +78,7 @@ def cmd_auditors_add(args: argparse.Namespace) -> int:
     from adapters.postgres import auditors_store
 
     try:
-        key = _auditor_call(auditors_store.add, args.name)
+        key = _auditor_call(args, auditors_store.add, args.name)
     except _Usage as e:
         return _usage(e)
     print(key)
@@ -106,7 +93,7 @@ def cmd_auditors_add(args: argparse.Namespace) -> int:
 def cmd_auditors_list(args: argparse.Namespace) -> int:
     from adapters.postgres import auditors_store
 
-    for row in _auditor_call(auditors_store.listed):  # takes no input: cannot be _Usage
+    for row in _auditor_call(args, auditors_store.listed):  # takes no input: cannot be _Usage
         print(json.dumps(row))
     return 0
 
@@ -115,7 +102,7 @@ def cmd_auditors_revoke(args: argparse.Namespace) -> int:
     from adapters.postgres import auditors_store
 
     try:
-        revoked = _auditor_call(auditors_store.revoke, args.name)
+        revoked = _auditor_call(args, auditors_store.revoke, args.name)
     except _Usage as e:
         return _usage(e)
     if not revoked:

@@ -12,9 +12,10 @@ from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from adapters import database_url, logs
+from adapters import bootstrap
 from adapters.cli.render import status_text
 from adapters.postgres.event_store import CaseStore, SchemaMissing
+from adapters.settings import Settings
 from domain import application_number as numbers
 from domain.catalogue import LANGUAGES
 from projections.roles import ROLES
@@ -30,7 +31,12 @@ class UsageError(Exception):
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logs.configure()
+    try:
+        args.settings = Settings.from_env()
+    except ValueError as e:  # a malformed CASETRACK_* variable, named in the message
+        print(f"casetrack: {e}", file=sys.stderr)
+        return 2
+    bootstrap.configure_logging(args.settings)
     try:
         return int(args.run(args) or 0)
     except UsageError as e:
@@ -133,14 +139,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextmanager
-def _store(check: bool = True) -> Iterator[CaseStore]:
-    store = CaseStore(database_url.database_url(), database_url.schema())
-    try:
-        if check:
-            store.check_schema()
+def _store(settings: Settings) -> Iterator[CaseStore]:
+    with closing(bootstrap.case_store(settings)) as store:
         yield store
-    finally:
-        store.close()
 
 
 def _application_number(value: str) -> str:
@@ -164,19 +165,21 @@ def _projections(names: list[str] | None) -> list[Any]:
 def cmd_db_init(args: argparse.Namespace) -> int:
     from adapters.postgres.schema import init_schema
 
-    init_schema(database_url.database_url(), database_url.schema())
-    print(f"schema {database_url.schema()} ready")
+    init_schema(bootstrap.database_url(args.settings), args.settings.schema)
+    print(f"schema {args.settings.schema} ready")
     return 0
 
 
 def cmd_db_stop(args: argparse.Namespace) -> int:
-    stopped = database_url.stop_embedded_server()
+    from adapters.postgres import embedded
+
+    stopped = embedded.stop_server(args.settings.home)
     print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
     return 0
 
 
 def cmd_db_url(args: argparse.Namespace) -> int:
-    print(database_url.database_url())
+    print(bootstrap.database_url(args.settings))
     return 0
 
 
@@ -197,7 +200,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             raise UsageError(f"no such file: {args.file}")
         stream = path.open("rb")
         origin, total = args.origin or f"file:{path.resolve()}", path.stat().st_size
-    with _store() as store, stream, _progress(total) as on_progress:
+    with _store(args.settings) as store, stream, _progress(total) as on_progress:
         summary = ingest_lines(
             stream, origin, store, batch_size=args.batch_size, on_progress=on_progress
         )
@@ -241,7 +244,6 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
     from consumers.kafka_consumer import ConsumerSettings, KafkaCaseConsumer, lag_report
     from consumers.record_batches import CodecsMissing, require_codecs
-    from projections import daemon
 
     if args.max_poll_records < 1:
         raise UsageError("--max-poll-records must be at least 1")
@@ -258,7 +260,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     if args.status:
         from kafka.errors import KafkaError
 
-        with _store() as store:
+        with _store(args.settings) as store:
             try:
                 report = lag_report(store, settings)
             except KafkaError as e:
@@ -282,7 +284,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     # Waits for the database: a consumer may start before it (as `casetrack project` does).
-    opened = daemon.open_store(database_url.database_url(), database_url.schema(), stop)
+    opened = bootstrap.case_store_when_ready(args.settings, stop)
     if opened is None:
         return 0
     with closing(opened) as store:
@@ -324,7 +326,7 @@ def _print_lag(report: LagReport) -> None:
 
 
 def cmd_dead_letters_list(args: argparse.Namespace) -> int:
-    with _store() as store, store.datastore.transaction(commit=False) as curs:
+    with _store(args.settings) as store, store.datastore.transaction(commit=False) as curs:
         curs.execute(
             f"SELECT id, origin, line_number, error_kind, rule, field, reason, recorded_at"
             f" FROM {store.schema}.dead_letters ORDER BY id DESC LIMIT %s",
@@ -344,7 +346,7 @@ def cmd_dead_letters_list(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters_show(args: argparse.Namespace) -> int:
-    with _store() as store, store.datastore.transaction(commit=False) as curs:
+    with _store(args.settings) as store, store.datastore.transaction(commit=False) as curs:
         curs.execute(f"SELECT * FROM {store.schema}.dead_letters WHERE id = %s", (args.id,))
         row = curs.fetchone()
     if row is None:
@@ -362,7 +364,7 @@ def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
     from domain.commands import Outcome, RecordCaseEvent
 
     origin = f"retry:{args.id}"
-    with _store() as store:
+    with _store(args.settings) as store:
         with store.datastore.transaction(commit=False) as curs:
             curs.execute(
                 f"SELECT line_number, raw, topic, partition, key FROM {store.schema}.dead_letters"
@@ -434,35 +436,36 @@ def _note_lag(store: CaseStore) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from projections import case_history_table, case_status, processing_stats_table, timeline
+    from projections import case_history_table, processing_stats_table, tracker_view
     from projections.case_status_table import read
 
     number = _application_number(args.application_number)
     today = date.today()
-    with _store() as store, store.datastore.transaction(commit=False) as curs:
+    with _store(args.settings) as store, store.datastore.transaction(commit=False) as curs:
         _note_lag(store)
         view = read(curs, store.schema, number)
         if view is None:
             print(f"casetrack: no case {number}", file=sys.stderr)
             return 1
-        shown = case_status.presented(view, today, args.role)
-        if view["status"] != "closed" and args.role != "sponsor" and "activities" in shown:
-            shown["estimate"] = processing_stats_table.estimate(
-                curs, store.schema, view["category"], date.fromisoformat(view["received_on"]), today
+        wanted = tracker_view.estimate_of(view, args.role)
+        estimate = None
+        if wanted is not None:
+            estimate = processing_stats_table.estimate(
+                curs, store.schema, wanted.category, wanted.received_on, today
             )
         history = case_history_table.read(curs, store.schema, numbers.case_id(number))
-    shown["history"] = [
-        timeline.served(line, args.lang) for line in timeline.for_role(history, args.role)
-    ]
+    shown = tracker_view.tracker_view(
+        view, today, args.role, estimate, tracker_view.served_history(history, args.role, args.lang)
+    )
     print(json.dumps(shown, indent=2) if args.json else status_text(shown, args.lang))
     return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from projections import case_status
+    from projections.as_of import state_as_of
 
     number = _application_number(args.application_number)
-    with _store() as store:
+    with _store(args.settings) as store:
         events = store.stored_events(numbers.case_id(number))
     if not events:
         print(f"casetrack: no case {number}", file=sys.stderr)
@@ -470,16 +473,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.as_of_version is not None:
         if not 1 <= args.as_of_version <= len(events):
             raise UsageError(f"--as-of-version must be between 1 and {len(events)}")
-        upto = events[: args.as_of_version]
-        view = case_status.fold(upto)
-        assert view is not None
-        as_of = upto[-1].timestamp.date()
-        print(
-            json.dumps(
-                {"version": args.as_of_version, "status": case_status.presented(view, as_of)},
-                indent=2,
-            )
-        )
+        state = state_as_of(events, version=args.as_of_version)
+        print(json.dumps({"version": args.as_of_version, "status": state}, indent=2))
         return 0
     entries = [
         {
@@ -506,15 +501,13 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_project(args: argparse.Namespace) -> int:
     import signal
     import threading
-    from functools import partial
 
-    from adapters.postgres.openers import open_case_store
     from projections import daemon
     from projections.projector import Projector
 
     projections = _projections(args.names)
     if args.once:
-        with _store() as store:
+        with _store(args.settings) as store:
             for projection in projections:
                 applied = Projector(store, projection).catch_up()
                 print(f"{projection.name}: applied {applied} events")
@@ -525,8 +518,7 @@ def cmd_project(args: argparse.Namespace) -> int:
     print(f"projecting {names}; Ctrl-C to stop", file=sys.stderr)
     try:
         # Waits for the database: a daemon may start before it.
-        opener = partial(open_case_store, database_url.database_url(), database_url.schema())
-        opened = daemon.open_store(opener, stop)
+        opened = bootstrap.case_store_when_ready(args.settings, stop)
         if opened is None:
             return 0
         with closing(opened) as store:
@@ -539,7 +531,7 @@ def cmd_project(args: argparse.Namespace) -> int:
 def cmd_projections_status(args: argparse.Namespace) -> int:
     from projections.status import statuses
 
-    with _store() as store:
+    with _store(args.settings) as store:
         found = statuses(store, _projections(None))
     if args.json:
         print(json.dumps([s.as_dict() for s in found], indent=2))
@@ -559,11 +551,11 @@ def cmd_projections_status(args: argparse.Namespace) -> int:
 
 
 def cmd_projections_rebuild(args: argparse.Namespace) -> int:
-    from adapters.postgres.openers import open_case_store
+    from adapters.bootstrap import open_case_store
     from projections import rebuild
 
     projections = _projections(args.names)
-    with _store() as store:
+    with _store(args.settings) as store:
         if args.verify:
             report = rebuild.verify(
                 store, projections, workers=args.workers, opener=open_case_store
@@ -598,7 +590,7 @@ def cmd_projections_resume(args: argparse.Namespace) -> int:
     from projections.projector import resume
 
     (projection,) = _projections([args.name])
-    with _store() as store:
+    with _store(args.settings) as store:
         resume(store, projection.name)
     print(f"{projection.name} resumed")
     return 0

@@ -21,7 +21,7 @@ from adapters.http import models
 from adapters.http.auth import CurrentAccount, backoff_bucket, guard
 from adapters.http.outbox import Job
 from adapters.http.problems import Problem, rate_limited, responses
-from adapters.http.services import Found, Services
+from adapters.http.services import Services, ServicesDep
 from adapters.mail_texts import code_message
 from adapters.postgres.accounts_store import AccountExists, PendingCode
 from adapters.smtp import MailNotSent
@@ -68,7 +68,9 @@ def weak_password(error: accounts.WeakPassword) -> Problem:
     responses=responses(400, 422, 429, 503),
     summary="Ask for a verification code",
 )
-async def register(body: models.Registration, request: Request, found: Found) -> models.Accepted:
+async def register(
+    body: models.Registration, request: Request, services: ServicesDep
+) -> models.Accepted:
     registration = accounts.Registration(
         role=body.role,
         family_name=body.family_name,
@@ -77,8 +79,8 @@ async def register(body: models.Registration, request: Request, found: Found) ->
         email=getattr(body, "email", None),
         membership_id=getattr(body, "membership_id", None),
     )
-    await guard(request, found, "register", registration.login)
-    _enqueue(found, lambda: _match_and_issue(found, registration, body.application_number))
+    await guard(request, services, "register", registration.login)
+    _enqueue(services, lambda: _match_and_issue(services, registration, body.application_number))
     return models.Accepted(detail=_REGISTER_ANSWER)
 
 
@@ -89,21 +91,23 @@ async def register(body: models.Registration, request: Request, found: Found) ->
     responses=responses(400, 409, 422, 429),
     summary="Create the account with the emailed code and a password",
 )
-async def verify(body: models.Verification, request: Request, found: Found) -> models.Activated:
-    login = await _login_for_new_password(request, found, "verify", body.login, body.password)
-    now = found.settings.clock()
-    code = await _spend_attempt(request, found, login, "register", body.code)
-    async with found.pool.connection() as conn, conn.cursor() as curs:
+async def verify(
+    body: models.Verification, request: Request, services: ServicesDep
+) -> models.Activated:
+    login = await _login_for_new_password(request, services, "verify", body.login, body.password)
+    now = services.settings.clock()
+    code = await _spend_attempt(request, services, login, "register", body.code)
+    async with services.pool.connection() as conn, conn.cursor() as curs:
         parties = await case_parties.read(
-            curs, found.settings.schema, code.application_number or ""
+            curs, services.settings.schema, code.application_number or ""
         )
     _check_names(
         body.password, [accounts.family_name_on_file(p) for p in parties if p.role == code.role]
     )
-    password_hash = await found.passwords.hash(body.password)
+    password_hash = await services.passwords.hash(body.password)
     kind = "representative" if code.role == "representative" else "client"
     try:
-        if await found.accounts.activate(login, kind, code, password_hash, now) is None:
+        if await services.accounts.activate(login, kind, code, password_hash, now) is None:
             raise invalid_code()
     except AccountExists:
         raise account_exists() from None
@@ -118,13 +122,13 @@ async def verify(body: models.Verification, request: Request, found: Found) -> m
     summary="Add another file to the signed-in account with that file's emailed code",
 )
 async def link(
-    body: models.LinkRequest, request: Request, account: CurrentAccount, found: Found
+    body: models.LinkRequest, request: Request, account: CurrentAccount, services: ServicesDep
 ) -> models.Linked:
     """Only a session of the account plus the file's code links a file: a code alone (which
     may have gone to a representative) never opens the person's other files."""
-    await guard(request, found, "verify", account.login)
-    code = await _spend_attempt(request, found, account.login, "register", body.code)
-    if not await found.accounts.link(account, code, found.settings.clock()):
+    await guard(request, services, "verify", account.login)
+    code = await _spend_attempt(request, services, account.login, "register", body.code)
+    if not await services.accounts.link(account, code, services.settings.clock()):
         raise invalid_code()
     return models.Linked(
         application_number=code.application_number or "",
@@ -140,11 +144,11 @@ async def link(
     summary="Ask for a password reset code",
 )
 async def password_reset(
-    body: models.ResetRequest, request: Request, found: Found
+    body: models.ResetRequest, request: Request, services: ServicesDep
 ) -> models.Accepted:
     login = accounts.normalize_login(body.login)
-    await guard(request, found, "reset", login)
-    _enqueue(found, lambda: _issue_reset(found, login))
+    await guard(request, services, "reset", login)
+    _enqueue(services, lambda: _issue_reset(services, login))
     return models.Accepted(detail=_RESET_ANSWER)
 
 
@@ -156,33 +160,33 @@ async def password_reset(
     summary="Set a new password with the emailed code; every session is signed out",
 )
 async def password_reset_confirm(
-    body: models.ResetConfirmation, request: Request, found: Found
+    body: models.ResetConfirmation, request: Request, services: ServicesDep
 ) -> models.Activated:
     login = await _login_for_new_password(
-        request, found, "reset-confirm", body.login, body.password
+        request, services, "reset-confirm", body.login, body.password
     )
-    now = found.settings.clock()
-    code = await _spend_attempt(request, found, login, "reset", body.code)
-    existing = await found.accounts.account(login)
+    now = services.settings.clock()
+    code = await _spend_attempt(request, services, login, "reset", body.code)
+    existing = await services.accounts.account(login)
     if existing is None:
         raise invalid_code()
-    _check_names(body.password, await found.accounts.family_names(existing[0].account_id))
-    password_hash = await found.passwords.hash(body.password)
-    if not await found.accounts.reset_password(
+    _check_names(body.password, await services.accounts.family_names(existing[0].account_id))
+    password_hash = await services.passwords.hash(body.password)
+    if not await services.accounts.reset_password(
         login, existing[0].account_id, code, password_hash, now
     ):
         raise invalid_code()
-    await found.accounts.forget(backoff_bucket(request, found, "sign-in", login))
+    await services.accounts.forget(backoff_bucket(request, services, "sign-in", login))
     return models.Activated()
 
 
 async def _login_for_new_password(
-    request: Request, found: Services, action: str, given_login: str, password: str
+    request: Request, services: Services, action: str, given_login: str, password: str
 ) -> str:
     """The normalised login, once the caller is within ``action``'s rate limits and the
     new password is strong enough (all but the names on file: see _check_names)."""
     login = accounts.normalize_login(given_login)
-    await guard(request, found, action, login)
+    await guard(request, services, action, login)
     try:
         await run_in_threadpool(accounts.check_shape, password, login)  # zxcvbn: milliseconds
     except accounts.WeakPassword as e:
@@ -200,7 +204,7 @@ def _check_names(password: str, names: list[str]) -> None:
 
 
 async def _spend_attempt(
-    request: Request, found: Services, login: str, purpose: str, given: str
+    request: Request, services: Services, login: str, purpose: str, given: str
 ) -> PendingCode:
     """The live code (of any of the login's files) that ``given`` matches.
 
@@ -208,25 +212,25 @@ async def _spend_attempt(
     against each live code's total: both before the check, so parallel guesses cannot
     exceed either. No live code still costs one hash, like a wrong one.
     """
-    now = found.settings.clock()
-    bucket = backoff_bucket(request, found, f"code-{purpose}", login)
-    until = await found.accounts.attempt(bucket, now, found.settings.limits.code_guesses)
+    now = services.settings.clock()
+    bucket = backoff_bucket(request, services, f"code-{purpose}", login)
+    until = await services.accounts.attempt(bucket, now, services.settings.limits.code_guesses)
     if until is not None:
-        found.metrics.rate_limited(f"{purpose}-code")
+        services.metrics.rate_limited(f"{purpose}-code")
         raise rate_limited(max(1, math.ceil((until - now).total_seconds())))
-    codes = await found.accounts.spend_attempt(login, purpose, accounts.CODE_MAX_ATTEMPTS, now)
+    codes = await services.accounts.spend_attempt(login, purpose, accounts.CODE_MAX_ATTEMPTS, now)
     if not codes:
-        await found.passwords.verify(None, given)
+        await services.passwords.verify(None, given)
     for code in codes:
-        if await found.passwords.verify(code.code_hash, given):
-            await found.accounts.forget(bucket)
+        if await services.passwords.verify(code.code_hash, given):
+            await services.accounts.forget(bucket)
             return code
     raise invalid_code()
 
 
-def _enqueue(found: Services, job: Job) -> None:
+def _enqueue(services: Services, job: Job) -> None:
     """Hand the slow work to the outbox: the request does the same whatever matched."""
-    if not found.outbox.submit(job):
+    if not services.outbox.submit(job):
         raise Problem(
             503, "Too many requests are waiting; try again in a minute.",
             headers={"Retry-After": "60"},
@@ -234,27 +238,27 @@ def _enqueue(found: Services, job: Job) -> None:
 
 
 async def _match_and_issue(
-    found: Services, registration: accounts.Registration, application_number: str
+    services: Services, registration: accounts.Registration, application_number: str
 ) -> None:
-    async with found.pool.connection() as conn, conn.cursor() as curs:
-        parties = await case_parties.read(curs, found.settings.schema, application_number)
+    async with services.pool.connection() as conn, conn.cursor() as curs:
+        parties = await case_parties.read(curs, services.settings.schema, application_number)
     delivery = accounts.delivery(registration, parties)
     if delivery is not None:
         await _issue_code(
-            found, "register", delivery.login, delivery.email, delivery.language,
+            services, "register", delivery.login, delivery.email, delivery.language,
             application_number, delivery.role,
         )  # fmt: skip
 
 
-async def _issue_reset(found: Services, login: str) -> None:
-    existing = await found.accounts.account(login)
+async def _issue_reset(services: Services, login: str) -> None:
+    existing = await services.accounts.account(login)
     if existing is not None:
         account = existing[0]
-        await _issue_code(found, "reset", login, account.email, account.language)
+        await _issue_code(services, "reset", login, account.email, account.language)
 
 
 async def _issue_code(
-    found: Services,
+    services: Services,
     purpose: str,
     login: str,
     email: str,
@@ -263,19 +267,19 @@ async def _issue_code(
     role: str | None = None,
 ) -> None:
     """Store a fresh code (replacing the old one) and mail it; runs in the outbox."""
-    settings = found.settings
+    settings = services.settings
     now = settings.clock()
     budget = settings.limits.mails_per_login
     key = f"mail|{purpose}|{login}|{application_number or ''}"  # per file: see register
     bucket = accounts.bucket_digest(settings.secret_key, key)
-    if await found.rates.hit(bucket, budget.hits, budget.per_seconds, now):
+    if await services.rates.hit(bucket, budget.hits, budget.per_seconds, now):
         # logged, never counted in the metrics: only a match or a real login gets here
         log.info("code not sent: mail limit", purpose=purpose)
         return  # the latest code sent is still valid
     code = accounts.new_code()
     try:
-        await found.accounts.put_code(
-            login, purpose, await found.passwords.hash(code), email, language,
+        await services.accounts.put_code(
+            login, purpose, await services.passwords.hash(code), email, language,
             now + settings.code_ttl, now, application_number, role,
         )  # fmt: skip
         hours = int(settings.code_ttl.total_seconds() // 3600)

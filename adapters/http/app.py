@@ -1,13 +1,14 @@
 """The tracker API's FastAPI application: routes, problem handlers, observability.
 
-``create_app`` connects nothing until the server starts (lifespan), so the
-OpenAPI document can be produced without a database.
+``create_app`` connects nothing until the server starts: its lifespan has the
+services built then (by adapters.bootstrap), so the OpenAPI document can be
+produced without a database.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,13 +16,15 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from adapters import bootstrap
 from adapters.http import accounts_api, audit_api, ops_api, problems, reads_api, sessions_api
 from adapters.http.fast_lane import FastReads
 from adapters.http.metrics import Metrics
 from adapters.http.observability import Observability
 from adapters.http.request_limits import RequestLimits
 from adapters.http.services import Services
-from adapters.http.settings import Settings
+from adapters.http.settings import ApiSettings
+from adapters.settings import Settings
 
 DESCRIPTION = """\
 The online application status tracker's API: accounts with emailed codes, role-based
@@ -30,20 +33,25 @@ operations endpoints. Errors are RFC 9457 problem details. See docs/api.md.
 """
 
 
-def create_app(settings: Settings) -> FastAPI:
+ServicesFactory = Callable[[ApiSettings, Metrics], Services]
+
+
+def create_app(settings: ApiSettings, build_services: ServicesFactory) -> FastAPI:
+    """The app; ``build_services`` (adapters.bootstrap.services) runs at each start-up,
+    in the server's event loop."""
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        found = Services.create(settings, metrics)
-        await found.open()
-        app.state.services = found
+        services = build_services(settings, metrics)
+        await services.open()
+        app.state.services = services
         gc.collect()
         gc.freeze()  # start-up objects never die: keep them out of every later collection
         try:
             yield
         finally:
-            await found.close()
+            await services.close()
 
     app = FastAPI(
         title="casetrack tracker API",
@@ -92,11 +100,10 @@ def create_app(settings: Settings) -> FastAPI:
 
 def openapi_document(app: FastAPI | None = None) -> dict[str, Any]:
     """The OpenAPI document as committed in docs/openapi.json."""
-    from adapters.http.settings import Settings as _Settings
-
     if app is None:
         app = create_app(
-            _Settings(database_url="postgresql://", schema="casetrack", mailer=_NoMail())
+            ApiSettings(database_url="postgresql://", schema="casetrack", mailer=_NoMail()),
+            _no_services,
         )
     return app.openapi()
 
@@ -106,11 +113,14 @@ class _NoMail:
         raise RuntimeError("this app only describes itself")
 
 
+def _no_services(settings: ApiSettings, metrics: Metrics) -> Services:
+    raise RuntimeError("this app only describes itself")
+
+
 def app_from_env() -> FastAPI:
     """For ``uvicorn --factory --no-proxy-headers --http h11 adapters.http.app:app_from_env``
     (several worker processes), as ``casetrack serve`` runs it: the app reads proxy headers
     itself (CASETRACK_TRUSTED_PROXIES), and h11 bounds unfinished request heads."""
-    from adapters import logs
-
-    logs.configure()
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    bootstrap.configure_logging(settings)
+    return bootstrap.api_app(settings)

@@ -24,12 +24,12 @@ from starlette.responses import Response
 from adapters.http import models
 from adapters.http.auth import CurrentAuditor
 from adapters.http.problems import Problem, field_errors, responses
-from adapters.http.services import Found, Services
+from adapters.http.services import Services, ServicesDep
 from adapters.postgres.auditors_store import Auditor
 from domain import application_number as numbers
 from domain.application_number import case_id
 from domain.case import Case
-from projections import case_status
+from projections.as_of import events_as_of, state_as_of
 
 
 class AuditedRoute(APIRoute):
@@ -48,9 +48,9 @@ class AuditedRoute(APIRoute):
                 if auditor is not None:
                     number = request.path_params.get("application_number")
                     parameters = {"invalid": field_errors(error)}
-                    found: Services = request.app.state.services
+                    services: Services = request.app.state.services
                     await _log(
-                        found, request, auditor, action,
+                        services, request, auditor, action,
                         number if numbers.is_valid(number) else None, parameters, 422,
                     )  # fmt: skip
                 raise
@@ -94,7 +94,7 @@ async def events(
     application_number: models.NumberInPath,
     request: Request,
     auditor: Admitted,
-    found: Found,
+    services: ServicesDep,
     as_of_version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
     as_of: Annotated[
         datetime | None, Query(description="An RFC 3339 time with its offset; recorded time")
@@ -105,13 +105,13 @@ async def events(
         "as_of": as_of.isoformat() if as_of else None,
     }
     try:
-        body = await _events(found, application_number, as_of_version, as_of)
+        body = await _events(services, application_number, as_of_version, as_of)
     except Problem as problem:
         await _log(
-            found, request, auditor, "events", application_number, parameters, problem.status
+            services, request, auditor, "events", application_number, parameters, problem.status
         )
         raise
-    await _log(found, request, auditor, "events", application_number, parameters, 200)
+    await _log(services, request, auditor, "events", application_number, parameters, 200)
     return Response(orjson.dumps(body, default=_plain), media_type=_JSON)
 
 
@@ -124,43 +124,36 @@ async def events(
 async def audit_log(
     request: Request,
     auditor: Admitted,
-    found: Found,
+    services: ServicesDep,
     before: Annotated[int, Query(ge=1, le=2**62)] = 2**62,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
-    await _log(found, request, auditor, "log", None, {"before": before, "limit": limit}, 200)
-    entries = await found.auditors.entries(before, limit)
+    await _log(services, request, auditor, "log", None, {"before": before, "limit": limit}, 200)
+    entries = await services.auditors.entries(before, limit)
     return Response(orjson.dumps({"entries": entries}), media_type=_JSON)
 
 
 async def _events(
-    found: Services, number: str, as_of_version: int | None, as_of: datetime | None
+    services: Services, number: str, as_of_version: int | None, as_of: datetime | None
 ) -> dict[str, Any]:
     if as_of_version is not None and as_of is not None:
         raise Problem(422, "Give as_of_version or as_of, not both.")
     if as_of is not None and as_of.tzinfo is None:
         raise Problem(422, "as_of needs a time zone offset, e.g. 2024-05-01T12:00:00Z.")
     stored: list[Case.Event] = await run_in_threadpool(
-        found.case_store.stored_events, case_id(number)
+        services.case_store.stored_events, case_id(number)
     )
     if not stored:
         raise Problem(404, "No application with that number.")
-    selected = stored
-    if as_of_version is not None:
-        if as_of_version > len(stored):
-            raise Problem(422, f"as_of_version must be between 1 and {len(stored)}.")
-        selected = stored[:as_of_version]
-    elif as_of is not None:
-        selected = [e for e in stored if e.timestamp <= as_of]
-    state = case_status.fold(selected) if selected else None
-    if state is not None:
-        state = case_status.presented(state, selected[-1].timestamp.date())
+    if as_of_version is not None and as_of_version > len(stored):
+        raise Problem(422, f"as_of_version must be between 1 and {len(stored)}.")
+    selected = events_as_of(stored, version=as_of_version, instant=as_of)
     return {
         "application_number": number,
         "as_of_version": as_of_version,
         "as_of": as_of,
         "events": [_event(e) for e in selected],
-        "state": state,
+        "state": state_as_of(selected),
     }
 
 
@@ -185,7 +178,7 @@ def _plain(value: Any) -> Any:
 
 
 async def _log(
-    found: Services,
+    services: Services,
     request: Request,
     auditor: Auditor,
     action: str,
@@ -193,7 +186,7 @@ async def _log(
     parameters: dict[str, Any],
     status: int,
 ) -> None:
-    await found.auditors.log(
+    await services.auditors.log(
         auditor, action, number, parameters, status,
-        request.scope.get("state", {}).get("request_id", ""), found.settings.clock(),
+        request.scope.get("state", {}).get("request_id", ""), services.settings.clock(),
     )  # fmt: skip

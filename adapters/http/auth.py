@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from adapters.http.problems import Problem, rate_limited, unauthenticated
-from adapters.http.services import Found, Services
+from adapters.http.services import Services, ServicesDep
 from adapters.postgres.accounts_store import Account
 from adapters.postgres.auditors_store import Auditor
 from domain.accounts import AUDITOR_PREFIX, SESSION_PREFIX, bucket_digest, is_token, token_digest
@@ -67,8 +67,8 @@ def session_hash_of(request: Request) -> bytes:
     return found
 
 
-async def current_account(token: SessionHash, found: Found) -> Account:
-    account = await found.accounts.session_account(token, found.settings.clock())
+async def current_account(token: SessionHash, services: ServicesDep) -> Account:
+    account = await services.accounts.session_account(token, services.settings.clock())
     if account is None:
         raise unauthenticated()
     return account
@@ -77,13 +77,13 @@ async def current_account(token: SessionHash, found: Found) -> Account:
 CurrentAccount = Annotated[Account, Depends(current_account)]
 
 
-async def current_auditor(credentials: Bearer, found: Found) -> Auditor:
+async def current_auditor(credentials: Bearer, services: ServicesDep) -> Auditor:
     key = token_hash(credentials, AUDITOR_PREFIX)
     if key is None:
         if token_hash(credentials, SESSION_PREFIX) is not None:
             raise Problem(403, "Only auditor API keys may read the audit endpoints.")
         raise unauthenticated()
-    auditor = await found.auditors.by_key(key)
+    auditor = await services.auditors.by_key(key)
     if auditor is None:
         raise unauthenticated()
     return auditor
@@ -113,26 +113,26 @@ def client_address(request: Request) -> str:
     return str(ip)
 
 
-def backoff_bucket(request: Request, found: Services, kind: str, login: str) -> bytes:
+def backoff_bucket(request: Request, services: Services, kind: str, login: str) -> bytes:
     """A backoff bucket: guesses of ``kind`` (sign-in, a code's purpose) at this login from
     this client address."""
     value = f"{kind}|{login}|{client_address(request)}"
-    return bucket_digest(found.settings.secret_key, f"backoff|{value}")
+    return bucket_digest(services.settings.secret_key, f"backoff|{value}")
 
 
-async def guard(request: Request, found: Services, action: str, login: str) -> None:
+async def guard(request: Request, services: Services, action: str, login: str) -> None:
     """Count the call against the client address's limit and the login's limit from that
     address (never the login's alone: anyone could exhaust that and lock the owner out)."""
-    limits = found.settings.limits
-    now = found.settings.clock()
+    limits = services.settings.limits
+    now = services.settings.clock()
     address = client_address(request)
     waits = []
     for kind, value, limit in (
         ("address", address, limits.per_address[action]),
         ("login-address", f"{login}|{address}", limits.per_login_address[action]),
     ):
-        bucket = bucket_digest(found.settings.secret_key, f"{action}|{kind}|{value}")
-        waits.append(await found.rates.hit(bucket, limit.hits, limit.per_seconds, now))
+        bucket = bucket_digest(services.settings.secret_key, f"{action}|{kind}|{value}")
+        waits.append(await services.rates.hit(bucket, limit.hits, limit.per_seconds, now))
     if max(waits) > 0:
-        found.metrics.rate_limited(action)
+        services.metrics.rate_limited(action)
         raise rate_limited(max(waits))

@@ -58,11 +58,11 @@ class Estimates:
 
     def _compute(self, category: str, received_on: date, today: date) -> dict[str, Any]:
         with self.store.datastore.transaction(commit=False) as curs:
-            found = processing_stats_table.estimate(
+            figures = processing_stats_table.estimate(
                 curs, self.store.schema, category, received_on, today
             )
-        found.pop("months_elapsed", None)
-        return found
+        figures.pop("months_elapsed", None)
+        return figures
 
     def _store(
         self, key: tuple[str, str, date], figures: dict[str, Any], old: Cached | None

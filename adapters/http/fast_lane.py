@@ -62,15 +62,15 @@ class FastReads:
         number, is_history = match.group(1), match.group(2) is not None
         scope["route"] = self._routes[is_history]
         scope["path_params"] = {"application_number": number}
-        found = scope["app"].state.services
-        now = found.settings.clock()
+        services = scope["app"].state.services
+        now = services.settings.clock()
         conditions = views.Conditions(if_none_match, if_modified_since)
         try:
-            read = await views.read(found, token, number, _LANGS[query], now)
+            read = await views.read(services, token, number, _LANGS[query], now)
             if is_history:
-                answer = await views.file_history(found, read, number, conditions)
+                answer = await views.file_history(services, read, number, conditions)
             else:
-                answer = await views.file_view(found, read, number, now, conditions)
+                answer = await views.file_view(services, read, number, now, conditions)
         except Problem as problem:
             await problem.response(Request(scope))(scope, receive, send)
             return

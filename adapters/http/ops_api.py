@@ -17,7 +17,7 @@ from starlette.responses import Response
 from adapters.http import models
 from adapters.http.metrics import LogSnapshot
 from adapters.http.problems import Problem, responses
-from adapters.http.services import Found, Services
+from adapters.http.services import Services, ServicesDep
 from adapters.postgres.event_store import EVENTS_TABLE
 from projections.event_log import head_statement
 from projections.positions import lag, standing_statement, standings
@@ -38,12 +38,12 @@ async def healthz() -> Response:
     responses=responses(503),
     summary="The database answers and every projection is within the lag bound",
 )
-async def readyz(found: Found) -> Response:
+async def readyz(services: ServicesDep) -> Response:
     try:
-        snapshot = await _snapshot(found)
+        snapshot = await _snapshot(services)
     except Exception:
         raise Problem(503, "The database does not answer.") from None
-    bound = found.settings.max_lag_events
+    bound = services.settings.max_lag_events
     behind = sorted(
         name
         for name, lag in snapshot.lag_events.items()
@@ -65,14 +65,14 @@ async def readyz(found: Found) -> Response:
     summary="Prometheus metrics (text format 0.0.4), for the metrics token only",
     openapi_extra={"security": [{"HTTPBearer": []}]},
 )
-async def metrics(request: Request, found: Found) -> Response:
-    _check_metrics_token(request, found.settings.metrics_token)
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    _check_metrics_token(request, services.settings.metrics_token)
     try:
-        snapshot = await _snapshot(found)
+        snapshot = await _snapshot(services)
     except Exception:
         snapshot = LogSnapshot()  # still serve the request metrics
     return Response(
-        found.metrics.render(snapshot), media_type="text/plain; version=0.0.4; charset=utf-8"
+        services.metrics.render(snapshot), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
 
 
@@ -88,10 +88,10 @@ def _check_metrics_token(request: Request, token: str | None) -> None:
         )
 
 
-async def _snapshot(found: Services) -> LogSnapshot:
-    schema = found.settings.schema
+async def _snapshot(services: Services) -> LogSnapshot:
+    schema = services.settings.schema
     names = list(all_projections())
-    async with found.pool.connection(timeout=5.0) as conn:
+    async with services.pool.connection(timeout=5.0) as conn:
         cur = await conn.execute(
             SQL("SELECT ({}), (SELECT count(*) FROM {}.dead_letters)").format(
                 head_statement(schema, EVENTS_TABLE), Identifier(schema)

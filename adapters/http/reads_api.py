@@ -18,7 +18,7 @@ from starlette.responses import Response
 from adapters.http import models, views
 from adapters.http.auth import BEARER_SECURITY, CurrentAccount, session_hash_of
 from adapters.http.problems import responses
-from adapters.http.services import Found, Services
+from adapters.http.services import Services, ServicesDep
 
 router = APIRouter(tags=["applications"])
 
@@ -37,8 +37,8 @@ _READ_RESPONSES = {
     responses=responses(401, 403),
     summary="The caller's files",
 )
-async def applications(account: CurrentAccount, found: Found) -> Response:
-    links = await found.accounts.links(account.account_id)
+async def applications(account: CurrentAccount, services: ServicesDep) -> Response:
+    links = await services.accounts.links(account.account_id)
     return Response(orjson.dumps({"applications": links}), media_type="application/json")
 
 
@@ -55,10 +55,10 @@ async def applications(account: CurrentAccount, found: Found) -> Response:
 async def application(
     application_number: models.NumberInPath, request: Request, lang: LangQuery = None
 ) -> Response:
-    found: Services = request.app.state.services
-    now = found.settings.clock()
-    read = await views.read(found, session_hash_of(request), application_number, lang, now)
-    answer = await views.file_view(found, read, application_number, now, _conditions(request))
+    services: Services = request.app.state.services
+    now = services.settings.clock()
+    read = await views.read(services, session_hash_of(request), application_number, lang, now)
+    answer = await views.file_view(services, read, application_number, now, _conditions(request))
     return _response(answer)
 
 
@@ -78,10 +78,10 @@ async def application(
 async def history(
     application_number: models.NumberInPath, request: Request, lang: LangQuery = None
 ) -> Response:
-    found: Services = request.app.state.services
-    now = found.settings.clock()
-    read = await views.read(found, session_hash_of(request), application_number, lang, now)
-    answer = await views.file_history(found, read, application_number, _conditions(request))
+    services: Services = request.app.state.services
+    now = services.settings.clock()
+    read = await views.read(services, session_hash_of(request), application_number, lang, now)
+    answer = await views.file_history(services, read, application_number, _conditions(request))
     return _response(answer)
 
 

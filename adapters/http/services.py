@@ -1,4 +1,7 @@
-"""What the routes share for the app's lifetime: pools, stores, caches, the mail outbox."""
+"""What the routes share for the app's lifetime: pools, stores, caches, the mail outbox.
+
+adapters.bootstrap builds it when the app starts; routes take it as ``ServicesDep``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from adapters.http.estimates import Estimates
 from adapters.http.metrics import Metrics
 from adapters.http.outbox import Outbox
 from adapters.http.passwords import Passwords
-from adapters.http.settings import Settings
+from adapters.http.settings import ApiSettings
 from adapters.postgres.accounts_store import AccountsStore
 from adapters.postgres.auditors_store import AuditorsStore
 from adapters.postgres.event_store import CaseStore
@@ -24,7 +27,7 @@ from adapters.postgres.reads_store import ReadsStore
 
 @dataclass
 class Services:
-    settings: Settings
+    settings: ApiSettings
     pool: AsyncConnectionPool[Any]
     lane: ConnectionLane
     case_store: CaseStore
@@ -37,35 +40,6 @@ class Services:
     metrics: Metrics
     outbox: Outbox
 
-    @classmethod
-    def create(cls, settings: Settings, metrics: Metrics) -> Services:
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            settings.database_url,
-            min_size=settings.pool_min,
-            max_size=settings.pool_max,
-            kwargs={"autocommit": True},
-            configure=_configure,
-            open=False,
-            timeout=10.0,
-        )
-        lane = ConnectionLane(settings.database_url, settings.read_connections, _configure)
-        case_store = CaseStore(settings.database_url, settings.schema)
-        schema = settings.schema
-        return cls(
-            settings=settings,
-            pool=pool,
-            lane=lane,
-            case_store=case_store,
-            accounts=AccountsStore(pool, schema),
-            reads=ReadsStore(lane, schema),
-            rates=RateLimits(pool, schema),
-            auditors=AuditorsStore(pool, schema),
-            passwords=Passwords(settings.hasher),
-            estimates=Estimates(case_store, settings.clock, settings.estimate_ttl_seconds),
-            metrics=metrics,
-            outbox=Outbox(),
-        )
-
     async def open(self) -> None:
         await self.pool.open(wait=False)
         self.outbox.start()
@@ -77,14 +51,15 @@ class Services:
         self.case_store.close()
 
 
-async def _configure(conn: AsyncConnection[Any]) -> None:
+async def configure_connection(conn: AsyncConnection[Any]) -> None:
+    """Every API connection (pool and lane) works in UTC."""
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
-async def services(request: Request) -> Services:
+async def app_services(request: Request) -> Services:
     """async on purpose: FastAPI runs a plain ``def`` dependency in the thread pool."""
-    found: Services = request.app.state.services
-    return found
+    services: Services = request.app.state.services
+    return services
 
 
-Found = Annotated[Services, Depends(services)]
+ServicesDep = Annotated[Services, Depends(app_services)]

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from adapters.http import models
 from adapters.http.auth import CurrentAccount, SessionHash, backoff_bucket, guard
 from adapters.http.problems import Problem, rate_limited, responses
-from adapters.http.services import Found
+from adapters.http.services import ServicesDep
 from domain import accounts
 
 router = APIRouter(tags=["sessions"])
@@ -30,29 +30,31 @@ router = APIRouter(tags=["sessions"])
     responses=responses(400, 401, 422, 429),
     summary="Sign in with a UCI (or a representative's email) and password",
 )
-async def sign_in(body: models.Credentials, request: Request, found: Found) -> models.SessionToken:
-    settings = found.settings
+async def sign_in(
+    body: models.Credentials, request: Request, services: ServicesDep
+) -> models.SessionToken:
+    settings = services.settings
     login = accounts.normalize_login(body.login)
-    await guard(request, found, "login", login)
+    await guard(request, services, "login", login)
     now = settings.clock()
-    bucket = backoff_bucket(request, found, "sign-in", login)
-    until = await found.accounts.attempt(bucket, now, settings.limits.sign_in)
+    bucket = backoff_bucket(request, services, "sign-in", login)
+    until = await services.accounts.attempt(bucket, now, settings.limits.sign_in)
     if until is not None:
-        found.metrics.rate_limited("login")
+        services.metrics.rate_limited("login")
         raise rate_limited(max(1, math.ceil((until - now).total_seconds())))
-    existing = await found.accounts.account(login)
-    if not await found.passwords.verify(existing[1] if existing else None, body.password):
+    existing = await services.accounts.account(login)
+    if not await services.passwords.verify(existing[1] if existing else None, body.password):
         raise _invalid_credentials()
     assert existing is not None
     account, checked_hash = existing
     token = accounts.new_token(accounts.SESSION_PREFIX)
     expires_at = now + settings.session_ttl
     digest = accounts.token_digest(token)
-    if not await found.accounts.new_session(
+    if not await services.accounts.new_session(
         account.account_id, checked_hash, digest, now, expires_at
     ):
         raise _invalid_credentials()  # the password was reset since it was checked
-    await found.accounts.forget(bucket)
+    await services.accounts.forget(bucket)
     return models.SessionToken(token=token, expires_at=expires_at)
 
 
@@ -70,6 +72,6 @@ def _invalid_credentials() -> Problem:
     responses=responses(401, 403),
     summary="Sign out: the token stops working at once",
 )
-async def sign_out(account: CurrentAccount, token: SessionHash, found: Found) -> Response:
-    await found.accounts.revoke_session(token, found.settings.clock())
+async def sign_out(account: CurrentAccount, token: SessionHash, services: ServicesDep) -> Response:
+    await services.accounts.revoke_session(token, services.settings.clock())
     return Response(status_code=204)

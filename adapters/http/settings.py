@@ -1,18 +1,15 @@
 """What the API needs to run, gathered in one object so tests can inject each part
-(the clock, the password hasher's cost, the limits, the mailer)."""
+(the clock, the password hasher's cost, the limits, the mailer); adapters.bootstrap
+builds it from the settings (adapters.settings)."""
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from adapters import database_url
-from adapters.server_secret import server_secret
-from adapters.smtp import Mailer, SmtpMailer, SmtpSettings
+from adapters.smtp import Mailer
 from domain.backoff import Backoff
 
 Clock = Callable[[], datetime]
@@ -75,12 +72,12 @@ class HasherCost:
 
 
 @dataclass(frozen=True)
-class Settings:
+class ApiSettings:
     database_url: str
     schema: str
     mailer: Mailer
     clock: Clock = utc_now
-    # Keys the rate-limit and lockout buckets (HMAC); from_env shares one across processes.
+    # Keys the rate-limit and lockout buckets (HMAC); bootstrap shares one across processes.
     secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     limits: Limits = field(default_factory=Limits)
     hasher: HasherCost = field(default_factory=HasherCost)
@@ -100,45 +97,3 @@ class Settings:
     max_body_bytes: int = 64 * 1024  # the largest valid body is under 1 KiB
     max_headers: int = 100
     max_header_bytes: int = 16 * 1024  # request line and headers together (h11)
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ
-        return cls(
-            database_url=database_url.database_url(),
-            schema=database_url.schema(),
-            mailer=SmtpMailer(SmtpSettings.from_env()),
-            secret_key=server_secret(),
-            session_ttl=timedelta(minutes=int(env.get("CASETRACK_SESSION_MINUTES", "480"))),
-            max_lag_events=int(env.get("CASETRACK_READY_MAX_LAG", "10000")),
-            pool_max=int(env.get("CASETRACK_DB_POOL_MAX", "16")),
-            read_connections=int(env.get("CASETRACK_READ_CONNECTIONS", "8")),
-            trusted_proxies=trusted_proxies(env.get("CASETRACK_TRUSTED_PROXIES", "")),
-            metrics_token=metrics_token(env.get("CASETRACK_METRICS_TOKEN", "")),
-        )
-
-
-def metrics_token(text: str) -> str | None:
-    """None (metrics off) when unset; a guessable token is refused."""
-    token = text.strip()
-    if not token:
-        return None
-    if len(token) < 32 or not token.isascii() or not token.isprintable() or " " in token:
-        raise ValueError("CASETRACK_METRICS_TOKEN must be at least 32 printable ASCII characters")
-    return token
-
-
-def trusted_proxies(text: str) -> tuple[str, ...]:
-    """Comma-separated addresses or networks; anything else is refused (a typo must not
-    quietly trust nobody, or everybody)."""
-    found = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        try:
-            found.append(str(ipaddress.ip_network(item, strict=False)))
-        except ValueError:
-            raise ValueError(
-                "CASETRACK_TRUSTED_PROXIES must list IP addresses or networks, comma-separated"
-            ) from None
-    return tuple(found)

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.http.app import create_app
-from adapters.http.settings import HasherCost, Settings
+from adapters.bootstrap import http_app
+from adapters.http.settings import ApiSettings, HasherCost
 from adapters.smtp import SmtpMailer, SmtpSettings
 from adapters.smtp_sink import MailFolder
 from adapters.smtp_sink import start as start_sink
@@ -148,7 +148,7 @@ def files(store: Any) -> Files:
 
 def settings_for(
     database_url: str, schema: str, mailbox: Mailbox | None, clock: Clock, **overrides: Any
-) -> Settings:
+) -> ApiSettings:
     port = mailbox.port if mailbox else free_port()
     defaults: dict[str, Any] = {
         "mailer": SmtpMailer(SmtpSettings(host="127.0.0.1", port=port, timeout=5.0)),
@@ -159,7 +159,7 @@ def settings_for(
         "read_connections": 2,
         "metrics_token": METRICS_TOKEN,
     }
-    return Settings(database_url=database_url, schema=schema, **{**defaults, **overrides})
+    return ApiSettings(database_url=database_url, schema=schema, **{**defaults, **overrides})
 
 
 @pytest.fixture
@@ -171,7 +171,7 @@ def make_client(
     def make(address: str = "testclient", **overrides: Any) -> TestClient:
         """A client calling from ``address``; pass one ``secret_key`` to clients that must
         share rate-limit buckets (each app draws its own otherwise)."""
-        app = create_app(settings_for(database_url, schema, mailbox, clock, **overrides))
+        app = http_app(settings_for(database_url, schema, mailbox, clock, **overrides))
         client = TestClient(app, raise_server_exceptions=False, client=(address, 50000))
         client.__enter__()
         clients.append(client)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.http.app import create_app
+from adapters.bootstrap import http_app
 from tests.api.conftest import Clock, Files, Mailbox, applicant_registration, settings_for
 
 
@@ -56,7 +56,7 @@ def stalled() -> Iterator[StalledSmtp]:
 @pytest.fixture
 def client(database_url: str, schema: str, stalled: StalledSmtp) -> Iterator[TestClient]:
     mailbox = Mailbox(folder=None, port=stalled.port)  # type: ignore[arg-type]
-    app = create_app(settings_for(database_url, schema, mailbox, Clock()))
+    app = http_app(settings_for(database_url, schema, mailbox, Clock()))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
         stalled.release()  # the queued mail then fails at once, not at its timeout

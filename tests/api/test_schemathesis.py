@@ -24,7 +24,7 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from adapters.http.app import create_app
+from adapters.bootstrap import http_app
 from adapters.http.settings import Limit, Limits
 from adapters.postgres import auditors_store
 from adapters.postgres.event_store import CaseStore
@@ -100,7 +100,7 @@ def running(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             code_guesses=Backoff(free=10_000),
         )
         mailbox = Mailbox(sink.handler, sink_port)
-        app = create_app(settings_for(database_url, schema, mailbox, Clock(), limits=roomy))
+        app = http_app(settings_for(database_url, schema, mailbox, Clock(), limits=roomy))
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False)

@@ -12,6 +12,7 @@ import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from adapters.settings import Settings
 from adapters.smtp import MailNotSent, SmtpConfigError, SmtpMailer, SmtpSettings
 from adapters.smtp_sink import MailFolder
 from adapters.smtp_sink import start as start_sink
@@ -113,13 +114,15 @@ def test_unreachable_server_is_a_typed_error() -> None:
     assert RECIPIENT not in str(caught.value)
 
 
-def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CASETRACK_SMTP_HOST", "mail.example.org")
-    monkeypatch.setenv("CASETRACK_SMTP_TLS", "starttls")
-    monkeypatch.setenv("CASETRACK_SMTP_USER", "u")
-    monkeypatch.setenv("CASETRACK_SMTP_PASSWORD", "p")
-    monkeypatch.setenv("CASETRACK_MAIL_FROM", "IRCC <noreply@example.org>")
-    found = SmtpSettings.from_env()
+def test_settings_from_environment() -> None:
+    env = {
+        "CASETRACK_SMTP_HOST": "mail.example.org",
+        "CASETRACK_SMTP_TLS": "starttls",
+        "CASETRACK_SMTP_USER": "u",
+        "CASETRACK_SMTP_PASSWORD": "p",
+        "CASETRACK_MAIL_FROM": "IRCC <noreply@example.org>",
+    }
+    found = Settings.from_env(env).smtp
     assert (found.host, found.port, found.tls, found.user) == (
         "mail.example.org",
         587,
@@ -127,10 +130,10 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "u",
     )
     assert found.mail_from == "IRCC <noreply@example.org>"
-    monkeypatch.setenv("CASETRACK_SMTP_TLS", "tls1.3")
+    env["CASETRACK_SMTP_TLS"] = "tls1.3"
     with pytest.raises(SmtpConfigError, match="none, starttls or ssl"):
-        SmtpSettings.from_env()
-    monkeypatch.setenv("CASETRACK_SMTP_TLS", "ssl")
-    monkeypatch.setenv("CASETRACK_SMTP_PORT", "twenty-five")
+        Settings.from_env(env)
+    env["CASETRACK_SMTP_TLS"] = "ssl"
+    env["CASETRACK_SMTP_PORT"] = "twenty-five"
     with pytest.raises(SmtpConfigError, match="must be a number"):
-        SmtpSettings.from_env()
+        Settings.from_env(env)

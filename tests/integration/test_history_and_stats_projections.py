@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from psycopg.sql import SQL, Identifier
 
+from adapters.bootstrap import open_case_store
 from adapters.postgres.event_store import CaseStore
-from adapters.postgres.openers import open_case_store
 from consumers.file_ingest import ingest_lines
 from domain.application_number import case_id
 from projections import case_history_table, processing_stats_table, timeline

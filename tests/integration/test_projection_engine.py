@@ -13,8 +13,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from adapters.bootstrap import open_case_store
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
-from adapters.postgres.openers import open_case_store
 from consumers.file_ingest import ingest_lines
 from domain import catalogue as t
 from domain.case import Case

@@ -1,0 +1,152 @@
+"""The composition root: builds casetrack's objects from one Settings (adapters.settings).
+
+Every entrypoint (adapters.cli.main, ``casetrack serve``, the uvicorn factory in
+adapters.http.app, scripts/demo.py) reads the settings once and asks here for
+what it needs, constructing no store, service or mailer itself. One function
+per thing built, each taking the settings (the API's
+services take the API's settings, which tests build by hand), after
+cosmicpython's bootstrap.py.
+
+The HTTP stack (FastAPI, the async pools, argon2) is imported by the functions
+that build it, not here: it takes over a second, which every other command
+would pay at start-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from adapters import logs
+from adapters.postgres import embedded
+from adapters.postgres.event_store import CaseStore
+from adapters.server_secret import server_secret
+from adapters.settings import Settings
+from adapters.smtp import Mailer, SmtpMailer
+from projections import daemon
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from adapters.http.metrics import Metrics
+    from adapters.http.services import Services
+    from adapters.http.settings import ApiSettings
+
+
+def configure_logging(settings: Settings) -> None:
+    logs.configure(settings.log_level)
+
+
+def database_url(settings: Settings) -> str:
+    """The configured URL, or the embedded server's (started first if it is not running)."""
+    return settings.database_url or embedded.server_url(settings.home)
+
+
+def case_store(settings: Settings) -> CaseStore:
+    """The event store, its schema checked (SchemaMissing when ``casetrack db init`` is due)."""
+    store = CaseStore(database_url(settings), settings.schema)
+    try:
+        store.check_schema()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def open_case_store(url: str, schema: str) -> CaseStore:
+    """The case store, once the database answers (unchecked). A top-level function of
+    ``(url, schema)``, so that it pickles: a rebuild's worker processes open theirs with
+    it (projections.ports.Opener).
+
+    A store connects as it is made, and one that failed to connect leaves its pool
+    open, reconnecting, out of reach: a plain connection tries first, so an outage
+    raises here (psycopg's OperationalError) with nothing left behind.
+    """
+    psycopg.connect(url, connect_timeout=10).close()
+    return CaseStore(url, schema)
+
+
+def case_store_when_ready(settings: Settings, stop: threading.Event) -> CaseStore | None:
+    """For daemons that may start before their database: the checked store once the
+    database answers; None if ``stop`` is set first."""
+    return daemon.open_store(
+        partial(open_case_store, database_url(settings), settings.schema), stop
+    )
+
+
+def mailer(settings: Settings) -> Mailer:
+    return SmtpMailer(settings.smtp)
+
+
+def api_settings(settings: Settings) -> ApiSettings:
+    """What the API needs; makes the server secret under the home the first time it is needed
+    (SecretError when that file is damaged)."""
+    from adapters.http.settings import ApiSettings
+
+    return ApiSettings(
+        database_url=database_url(settings),
+        schema=settings.schema,
+        mailer=mailer(settings),
+        secret_key=server_secret(settings.secret_key, settings.home),
+        session_ttl=settings.session_ttl,
+        max_lag_events=settings.ready_max_lag,
+        pool_max=settings.db_pool_max,
+        read_connections=settings.read_connections,
+        trusted_proxies=settings.trusted_proxies,
+        metrics_token=settings.metrics_token,
+    )
+
+
+def services(api: ApiSettings, metrics: Metrics) -> Services:
+    """What the routes share; the app builds it at each start-up (create_app's lifespan)."""
+    from psycopg_pool import AsyncConnectionPool
+
+    from adapters.http.estimates import Estimates
+    from adapters.http.outbox import Outbox
+    from adapters.http.passwords import Passwords
+    from adapters.http.services import Services, configure_connection
+    from adapters.postgres.accounts_store import AccountsStore
+    from adapters.postgres.auditors_store import AuditorsStore
+    from adapters.postgres.lane import ConnectionLane
+    from adapters.postgres.rate_limits import RateLimits
+    from adapters.postgres.reads_store import ReadsStore
+
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        api.database_url,
+        min_size=api.pool_min,
+        max_size=api.pool_max,
+        kwargs={"autocommit": True},
+        configure=configure_connection,
+        open=False,
+        timeout=10.0,
+    )
+    lane = ConnectionLane(api.database_url, api.read_connections, configure_connection)
+    store = CaseStore(api.database_url, api.schema)
+    return Services(
+        settings=api,
+        pool=pool,
+        lane=lane,
+        case_store=store,
+        accounts=AccountsStore(pool, api.schema),
+        reads=ReadsStore(lane, api.schema),
+        rates=RateLimits(pool, api.schema),
+        auditors=AuditorsStore(pool, api.schema),
+        passwords=Passwords(api.hasher),
+        estimates=Estimates(store, api.clock, api.estimate_ttl_seconds),
+        metrics=metrics,
+        outbox=Outbox(),
+    )
+
+
+def http_app(api: ApiSettings) -> FastAPI:
+    """The tracker API on ``api`` (tests pass their own: clock, mailer, hasher cost, limits)."""
+    from adapters.http.app import create_app
+
+    return create_app(api, services)
+
+
+def api_app(settings: Settings) -> FastAPI:
+    return http_app(api_settings(settings))

@@ -1,0 +1,136 @@
+"""casetrack's settings: every environment variable it reads, read and checked here only.
+
+``Settings.from_env()`` is called once by each entrypoint (adapters.cli.main,
+the uvicorn factory, scripts/demo.py) and handed to adapters.bootstrap, which
+builds everything else from it. A malformed value is refused with a message
+naming its variable (never showing a secret).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from adapters.server_secret import MIN_LENGTH, SecretError
+from adapters.smtp import DEFAULT_PORTS, TLS_MODES, SmtpConfigError, SmtpSettings
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # CASETRACK_DATABASE_URL; None: the embedded server under ``home`` (adapters.bootstrap)
+    database_url: str | None = None
+    # CASETRACK_HOME: the embedded server's data, the generated server secret, the demo's files
+    home: Path = field(default_factory=lambda: Path(".casetrack").resolve())
+    # CASETRACK_SCHEMA: the PostgreSQL schema that holds casetrack's tables
+    schema: str = "casetrack"
+    # CASETRACK_LOG_LEVEL: a logging level name (adapters.logs)
+    log_level: str = "info"
+    # CASETRACK_SMTP_HOST, _PORT, _USER, _PASSWORD, _TLS, _CA_FILE and CASETRACK_MAIL_FROM
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    # CASETRACK_SECRET_KEY; None: a key generated once under ``home`` (adapters.server_secret)
+    secret_key: str | None = field(default=None, repr=False)
+    # CASETRACK_SESSION_MINUTES
+    session_ttl: timedelta = timedelta(hours=8)
+    # CASETRACK_READY_MAX_LAG: /readyz fails while a projection is more events behind
+    ready_max_lag: int = 10_000
+    # CASETRACK_DB_POOL_MAX: the API's connection pool
+    db_pool_max: int = 16
+    # CASETRACK_READ_CONNECTIONS: the API pollers' dedicated connections
+    read_connections: int = 8
+    # CASETRACK_TRUSTED_PROXIES: peers whose X-Forwarded-For/-Proto the API believes
+    trusted_proxies: tuple[str, ...] = ()
+    # CASETRACK_METRICS_TOKEN: bearer token for /metrics; None: /metrics is not served
+    metrics_token: str | None = field(default=None, repr=False)
+    # CASETRACK_PORT: the port `make run` (scripts/demo.py) serves the API on
+    demo_port: int = 8000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        """The settings ``env`` gives; ValueError (SmtpConfigError, SecretError) when one is
+        malformed. Reads only: no file is made, no server started."""
+        return cls(
+            database_url=env.get("CASETRACK_DATABASE_URL", "").strip() or None,
+            home=Path(env.get("CASETRACK_HOME", ".casetrack")).resolve(),
+            schema=_schema(env.get("CASETRACK_SCHEMA", "casetrack")),
+            log_level=env.get("CASETRACK_LOG_LEVEL", "info"),
+            smtp=_smtp(env),
+            secret_key=_secret_key(env.get("CASETRACK_SECRET_KEY", "")),
+            session_ttl=timedelta(minutes=int(env.get("CASETRACK_SESSION_MINUTES", "480"))),
+            ready_max_lag=int(env.get("CASETRACK_READY_MAX_LAG", "10000")),
+            db_pool_max=int(env.get("CASETRACK_DB_POOL_MAX", "16")),
+            read_connections=int(env.get("CASETRACK_READ_CONNECTIONS", "8")),
+            trusted_proxies=_trusted_proxies(env.get("CASETRACK_TRUSTED_PROXIES", "")),
+            metrics_token=_metrics_token(env.get("CASETRACK_METRICS_TOKEN", "")),
+            demo_port=int(env.get("CASETRACK_PORT", "8000")),
+        )
+
+
+def _schema(name: str) -> str:
+    if not _SCHEMA_NAME.fullmatch(name):
+        raise ValueError("CASETRACK_SCHEMA must be a lowercase identifier of at most 41 characters")
+    return name
+
+
+def _smtp(env: Mapping[str, str]) -> SmtpSettings:
+    tls = env.get("CASETRACK_SMTP_TLS", "none").strip().lower()
+    mode = next((m for m in TLS_MODES if m == tls), None)
+    if mode is None:
+        raise SmtpConfigError("CASETRACK_SMTP_TLS must be none, starttls or ssl")
+    port_text = env.get("CASETRACK_SMTP_PORT", "").strip()
+    try:
+        port = int(port_text) if port_text else DEFAULT_PORTS[mode]
+    except ValueError:
+        raise SmtpConfigError("CASETRACK_SMTP_PORT must be a number") from None
+    if not 0 < port < 65536:
+        raise SmtpConfigError("CASETRACK_SMTP_PORT must be between 1 and 65535")
+    return SmtpSettings(
+        host=env.get("CASETRACK_SMTP_HOST", "127.0.0.1").strip() or "127.0.0.1",
+        port=port,
+        user=env.get("CASETRACK_SMTP_USER") or None,
+        password=env.get("CASETRACK_SMTP_PASSWORD") or None,
+        tls=mode,
+        mail_from=env.get("CASETRACK_MAIL_FROM") or SmtpSettings.mail_from,
+        ca_file=env.get("CASETRACK_SMTP_CA_FILE") or None,
+    )
+
+
+def _secret_key(text: str) -> str | None:
+    """None (a generated key) when unset; a short key is refused."""
+    if not text:
+        return None
+    if len(text) < MIN_LENGTH:
+        raise SecretError(f"CASETRACK_SECRET_KEY must have at least {MIN_LENGTH} characters")
+    return text
+
+
+def _metrics_token(text: str) -> str | None:
+    """None (metrics off) when unset; a guessable token is refused."""
+    token = text.strip()
+    if not token:
+        return None
+    if len(token) < 32 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ValueError("CASETRACK_METRICS_TOKEN must be at least 32 printable ASCII characters")
+    return token
+
+
+def _trusted_proxies(text: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks; anything else is refused (a typo must not
+    quietly trust nobody, or everybody)."""
+    networks = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(
+                "CASETRACK_TRUSTED_PROXIES must list IP addresses or networks, comma-separated"
+            ) from None
+    return tuple(networks)

@@ -1,0 +1,89 @@
+"""adapters.settings: every CASETRACK_* variable, its default, and how a bad value is refused."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from adapters.settings import Settings
+from adapters.smtp import SmtpSettings
+
+
+def test_defaults_without_any_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({})
+    assert settings == Settings(home=tmp_path / ".casetrack")
+    assert settings.database_url is None and settings.schema == "casetrack"
+    assert settings.smtp == SmtpSettings()
+    assert not (tmp_path / ".casetrack").exists(), "reading settings makes nothing"
+
+
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    env = {
+        "CASETRACK_DATABASE_URL": " postgresql://db/x ",
+        "CASETRACK_HOME": str(tmp_path / "home"),
+        "CASETRACK_SCHEMA": "other_1",
+        "CASETRACK_LOG_LEVEL": "warning",
+        "CASETRACK_SMTP_HOST": "mail.example.org",
+        "CASETRACK_SMTP_PORT": "2525",
+        "CASETRACK_SMTP_USER": "u",
+        "CASETRACK_SMTP_PASSWORD": "p",
+        "CASETRACK_SMTP_TLS": "SSL",
+        "CASETRACK_SMTP_CA_FILE": "/ca.pem",
+        "CASETRACK_MAIL_FROM": "IRCC <noreply@example.org>",
+        "CASETRACK_SECRET_KEY": "s" * 32,
+        "CASETRACK_SESSION_MINUTES": "30",
+        "CASETRACK_READY_MAX_LAG": "5",
+        "CASETRACK_DB_POOL_MAX": "3",
+        "CASETRACK_READ_CONNECTIONS": "2",
+        "CASETRACK_TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16",
+        "CASETRACK_METRICS_TOKEN": " " + "t" * 32 + " ",
+        "CASETRACK_PORT": "8080",
+    }
+    assert Settings.from_env(env) == Settings(
+        database_url="postgresql://db/x",
+        home=tmp_path / "home",
+        schema="other_1",
+        log_level="warning",
+        smtp=SmtpSettings(
+            host="mail.example.org",
+            port=2525,
+            user="u",
+            password="p",
+            tls="ssl",
+            mail_from="IRCC <noreply@example.org>",
+            ca_file="/ca.pem",
+        ),
+        secret_key="s" * 32,
+        session_ttl=timedelta(minutes=30),
+        ready_max_lag=5,
+        db_pool_max=3,
+        read_connections=2,
+        trusted_proxies=("10.0.0.1/32", "192.168.0.0/16"),
+        metrics_token="t" * 32,
+        demo_port=8080,
+    )
+
+
+def test_secrets_stay_out_of_the_repr() -> None:
+    shown = repr(Settings(secret_key="s" * 32, metrics_token="t" * 32))
+    assert "s" * 32 not in shown and "t" * 32 not in shown
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CASETRACK_SCHEMA", "Bad-Name", "CASETRACK_SCHEMA must be a lowercase identifier"),
+        ("CASETRACK_SMTP_PORT", "70000", "CASETRACK_SMTP_PORT must be between 1 and 65535"),
+        ("CASETRACK_SECRET_KEY", "short", "CASETRACK_SECRET_KEY must have at least 32"),
+        ("CASETRACK_SESSION_MINUTES", "soon", "invalid literal for int"),
+        ("CASETRACK_TRUSTED_PROXIES", "127.0.0.1, *", "CASETRACK_TRUSTED_PROXIES must list"),
+        ("CASETRACK_METRICS_TOKEN", "short", "CASETRACK_METRICS_TOKEN must be at least 32"),
+        ("CASETRACK_METRICS_TOKEN", "t" * 20 + " " + "t" * 20, "CASETRACK_METRICS_TOKEN"),
+    ],
+)
+def test_a_malformed_value_is_refused(name: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env({name: value})
