@@ -18,7 +18,7 @@ from adapters.postgres.event_store import CaseStore, SchemaMissing
 from domain import application_number as numbers
 
 if TYPE_CHECKING:
-    from consumers.kafka_consumer import LagReport
+    from consumers.kafka.lag import LagReport
 
 
 class UsageError(Exception):
@@ -237,8 +237,9 @@ def cmd_consume(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from consumers.kafka_consumer import ConsumerSettings, KafkaCaseConsumer, lag_report
-    from consumers.record_batches import CodecsMissing, require_codecs
+    from adapters import kafka_wiring
+    from consumers.kafka.record_batches import CodecsMissing, require_codecs
+    from consumers.kafka.settings import ConsumerSettings
     from projections import daemon
 
     if args.max_poll_records < 1:
@@ -258,7 +259,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
         with _store() as store:
             try:
-                report = lag_report(store, settings)
+                report = kafka_wiring.lag_report(store, settings)
             except KafkaError as e:
                 print(f"casetrack: broker unavailable: {e}", file=sys.stderr)
                 return 1
@@ -284,7 +285,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     if opened is None:
         return 0
     with closing(opened) as store:
-        stats = KafkaCaseConsumer(store, settings).run(stop)
+        stats = kafka_wiring.kafka_consumer(store, settings).run(stop)
     print(
         f"accepted {stats.accepted}, duplicates {stats.duplicates}, rejected {stats.rejected}"
         f" in {stats.batches} batches"
@@ -322,13 +323,8 @@ def _print_lag(report: LagReport) -> None:
 
 
 def cmd_dead_letters_list(args: argparse.Namespace) -> int:
-    with _store() as store, store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            f"SELECT id, origin, line_number, error_kind, rule, field, reason, recorded_at"
-            f" FROM {store.schema}.dead_letters ORDER BY id DESC LIMIT %s",
-            (max(args.limit, 0),),
-        )
-        rows = curs.fetchall()
+    with _store() as store:
+        rows = store.dead_letters.latest(args.limit)
     if args.json:
         for row in rows:
             print(json.dumps(row, default=str))
@@ -336,15 +332,16 @@ def cmd_dead_letters_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no dead letters")
     for row in rows:
-        where = f"{row['origin']}:{row['line_number']}" if row["line_number"] else row["origin"]
+        where = row["origin"]
+        if row["position"] is not None:
+            where += f" {'offset' if row['topic'] is not None else 'line'} {row['position']}"
         print(f"#{row['id']} {where} [{row['error_kind']}] {row['reason']}")
     return 0
 
 
 def cmd_dead_letters_show(args: argparse.Namespace) -> int:
-    with _store() as store, store.datastore.transaction(commit=False) as curs:
-        curs.execute(f"SELECT * FROM {store.schema}.dead_letters WHERE id = %s", (args.id,))
-        row = curs.fetchone()
+    with _store() as store:
+        row = store.dead_letters.get(args.id)
     if row is None:
         print(f"casetrack: no dead letter #{args.id}", file=sys.stderr)
         return 1
@@ -361,13 +358,7 @@ def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
 
     origin = f"retry:{args.id}"
     with _store() as store:
-        with store.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                f"SELECT line_number, raw, topic, partition, key FROM {store.schema}.dead_letters"
-                " WHERE id = %s",
-                (args.id,),
-            )
-            row = curs.fetchone()
+        row = store.dead_letters.retry_source(args.id)
         if row is None:
             print(f"casetrack: no dead letter #{args.id}", file=sys.stderr)
             return 1
@@ -375,7 +366,7 @@ def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
         parsed = parse_line(raw)
         message = Message(
             origin,
-            row["line_number"],
+            row["position"],
             raw,
             parsed,
             topic=row["topic"],
@@ -383,17 +374,7 @@ def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
             key=bytes(row["key"]) if row["key"] is not None else None,
         )
         (outcome,) = BatchWriter(store).write([message])
-        with store.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                f"UPDATE {store.schema}.dead_letters SET retried_at = now() WHERE id = %s",
-                (args.id,),
-            )
-            curs.execute(
-                f"SELECT error_kind, reason FROM {store.schema}.dead_letters"
-                " WHERE origin = %s ORDER BY id DESC LIMIT 1",
-                (origin,),
-            )
-            again = curs.fetchone()
+        again = store.dead_letters.mark_retried(args.id, origin)
     what = (
         f"{parsed.type} for {parsed.application_number}"
         if isinstance(parsed, RecordCaseEvent)

@@ -8,10 +8,11 @@ import pytest
 import simulate
 from psycopg.sql import SQL, Identifier
 
-from adapters.postgres.event_store import EVENTS_TABLE, CaseStore, ConsumerOffset
+from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.schema import init_schema
 from consumers.batch import BatchWriter, Message
 from consumers.file_ingest import parse_line
+from consumers.ports import ConsumerOffset
 from tests.integration.kafka_fixtures import count
 
 GROUP, TOPIC = "group", "events"

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 import simulate
-from eventsourcing.persistence import OperationalError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from adapters.kafka_broker import EmbeddedBroker
+from adapters.kafka_wiring import lag_report
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
-from consumers.kafka_consumer import ConsumerSettings, lag_report
+from consumers.kafka.settings import ConsumerSettings
+from consumers.ports import StoreUnavailable
 from tests.integration.kafka_fixtures import (
     EXTERNAL,
     RunningConsumer,
@@ -159,7 +160,7 @@ class _FlakyStore:
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.failures:
             self.failures -= 1
-            raise OperationalError("connection refused (simulated)")
+            raise StoreUnavailable("connection refused (simulated)")
         self.store.save(*args, **kwargs)
 
 
