@@ -142,7 +142,7 @@ class FakeStore:
 def _replay(events: Sequence[CanMutateAggregate[UUID]]) -> Case:
     case: Case | None = None
     for event in events:
-        case = event.mutate(case)  # type: ignore[attr-defined]
+        case = event.mutate(case)
     assert case is not None
     return case
 
