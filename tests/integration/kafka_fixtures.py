@@ -101,6 +101,7 @@ class RunningConsumer:
     """A KafkaCaseConsumer on a thread of its own, with a store of its own."""
 
     def __init__(self, store: Any, settings: ConsumerSettings) -> None:
+        self.store = store
         self.consumer = kafka_consumer(store, settings)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None

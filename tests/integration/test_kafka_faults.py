@@ -263,7 +263,7 @@ def test_a_broker_refilled_past_the_stored_offsets_is_read_from_its_start(
         finally:
             running.stop_event.set()
             running.thread.join(30)
-            running.consumer.store.close()
+            running.store.close()
     project(store)
     assert snapshot(store, origins=False) == file_reference(database_url, before + after)
     assert running.stats.log_replaced >= 1
