@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from adapters.http.metrics import Metrics
     from adapters.http.services import Services
     from adapters.http.settings import ApiSettings
+    from consumers.kafka.consumer import KafkaCaseConsumer
+    from consumers.kafka.lag import LagReport
+    from consumers.kafka.settings import ConsumerSettings
 
 
 def configure_logging(settings: Settings) -> None:
@@ -75,6 +78,44 @@ def case_store_when_ready(settings: Settings, stop: threading.Event) -> CaseStor
     return daemon.open_store(
         partial(open_case_store, database_url(settings), settings.schema), stop
     )
+
+
+def kafka_consumer(store: CaseStore, kafka: ConsumerSettings) -> KafkaCaseConsumer:
+    """A consumer of ``kafka.topic`` writing into ``store``; ``run`` it to consume. The
+    consumer builds none of its collaborators: its broker clients, batch writer and the
+    outbox its dead-letter publisher reads are chosen here."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from consumers.batch import BatchWriter
+    from consumers.kafka.consumer import KafkaCaseConsumer, KafkaClients
+    from consumers.kafka.dead_letter_publisher import DeadLetterPublisher
+    from consumers.kafka.record_batches import find_undecodable
+    from consumers.kafka.settings import BOOTSTRAP_TIMEOUT_MS
+
+    clients = KafkaClients(
+        consumer=lambda: KafkaConsumer(**kafka.consumer_config()),
+        producer=lambda: KafkaProducer(**kafka.producer_config()),
+        publisher=lambda producer: DeadLetterPublisher(
+            store.dead_letters, producer, kafka.topic, kafka.dead_letter_topic
+        ),
+        undecodable=lambda positions: find_undecodable(
+            kafka.bootstrap_servers, positions, BOOTSTRAP_TIMEOUT_MS
+        ),
+    )
+    return KafkaCaseConsumer(store, kafka, writer=BatchWriter(store), clients=clients)
+
+
+def kafka_lag(store: CaseStore, kafka: ConsumerSettings, timeout: float = 5.0) -> LagReport:
+    """The group's lag per partition (``casetrack consume --status``); joins no group."""
+    from kafka import KafkaConsumer
+
+    from consumers.kafka.lag import lag_report
+
+    client = KafkaConsumer(**kafka.status_config(timeout))
+    try:
+        return lag_report(client, store, kafka, timeout)
+    finally:
+        client.close(autocommit=False)
 
 
 def mailer(settings: Settings) -> Mailer:

@@ -1,1 +1,1 @@
-"""Inbound messages (files today, Kafka next) turned into case commands."""
+"""Inbound messages (JSON Lines files and a Kafka topic) turned into case commands."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 import structlog
 
-from adapters.postgres.event_store import ConcurrencyConflict, ConsumerOffset, DeadLetter
 from consumers.contract import ContractError
+from consumers.ports import CaseRepository, ConcurrencyConflict, ConsumerOffset, DeadLetter
 from domain.application_number import case_id
 from domain.case import Case, handle
 from domain.commands import Outcome, RecordCaseEvent
@@ -30,11 +30,11 @@ log = structlog.get_logger("casetrack.ingest")
 class Message:
     """One inbound message: where it came from, its raw bytes, and what parsing made of it.
 
-    Files set ``line_number``; Kafka sets the offset there, with topic, partition and key.
+    ``position``: a file's line number, or a Kafka offset (with topic, partition and key).
     """
 
     origin: str
-    line_number: int | None
+    position: int | None
     raw: bytes
     parsed: RecordCaseEvent | ContractError
     already_dead_lettered: bool = False
@@ -43,25 +43,10 @@ class Message:
     key: bytes | None = None
 
 
-class Store(Protocol):
-    def load_readable(
-        self, ids: Sequence[UUID]
-    ) -> tuple[dict[UUID, Case], dict[UUID, Exception]]: ...
-
-    def event_id_owners(self, event_ids: Sequence[UUID]) -> dict[UUID, UUID]: ...
-
-    def save(
-        self,
-        cases: Sequence[Case],
-        dead_letters: Sequence[DeadLetter] = (),
-        offsets: Sequence[ConsumerOffset] = (),
-    ) -> None: ...
-
-
 class BatchWriter:
     MAX_ATTEMPTS = 8
 
-    def __init__(self, store: Store, cache_size: int = 50_000) -> None:
+    def __init__(self, store: CaseRepository, cache_size: int = 50_000) -> None:
         self.store = store
         self.cache_size = cache_size
         self._cache: OrderedDict[UUID, Case] = OrderedDict()
@@ -135,7 +120,7 @@ class BatchWriter:
         if message.already_dead_lettered:
             return Outcome.REJECTED, None
         if isinstance(parsed, ContractError):
-            log.warning("rejected", line=message.line_number, error=parsed.kind, field=parsed.field)
+            log.warning("rejected", line=message.position, error=parsed.kind, field=parsed.field)
             return Outcome.REJECTED, _dead_letter(
                 message, parsed.kind, str(parsed), field=parsed.field
             )
@@ -147,7 +132,7 @@ class BatchWriter:
                 "rejected: stored case unreadable",
                 application_number=parsed.application_number,
                 event_id=str(parsed.event_id),
-                line=message.line_number,
+                line=message.position,
                 error=error,
             )
             return Outcome.REJECTED, _dead_letter(
@@ -170,7 +155,7 @@ class BatchWriter:
                 "rejected",
                 application_number=parsed.application_number,
                 event_id=str(parsed.event_id),
-                line=message.line_number,
+                line=message.position,
                 error="rule_violation",
                 rule=e.rule,
             )
@@ -190,7 +175,7 @@ class BatchWriter:
             outcome.value,
             application_number=parsed.application_number,
             event_id=str(parsed.event_id),
-            line=message.line_number,
+            line=message.position,
             type=parsed.type,
         )
         return outcome, None
@@ -215,7 +200,7 @@ class BatchWriter:
 def _dead_letter(message: Message, kind: str, reason: str, **details: Any) -> DeadLetter:
     return DeadLetter(
         origin=message.origin,
-        line_number=message.line_number,
+        position=message.position,
         raw=message.raw,
         error_kind=kind,
         reason=reason,

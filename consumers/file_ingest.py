@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from adapters.postgres.event_store import CaseStore
 from consumers.batch import BatchWriter, Message
 from consumers.contract import ContractError, InvalidJson, parse_event
+from consumers.ports import IngestStore
 from domain.commands import Outcome, RecordCaseEvent
 
 MAX_LINE_BYTES = 1 << 20
@@ -49,7 +49,7 @@ def parse_line(raw: bytes) -> RecordCaseEvent | ContractError:
 def ingest_lines(
     lines: Iterable[bytes],
     origin: str,
-    store: CaseStore,
+    store: IngestStore,
     *,
     batch_size: int = 2000,
     on_progress: Callable[[int], None] | None = None,

@@ -21,7 +21,7 @@ from domain.catalogue import LANGUAGES
 from projections.roles import ROLES
 
 if TYPE_CHECKING:
-    from consumers.kafka_consumer import LagReport
+    from consumers.kafka.lag import LagReport
 
 
 class UsageError(Exception):
@@ -242,8 +242,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from consumers.kafka_consumer import ConsumerSettings, KafkaCaseConsumer, lag_report
-    from consumers.record_batches import CodecsMissing, require_codecs
+    from consumers.kafka.record_batches import CodecsMissing, require_codecs
+    from consumers.kafka.settings import ConsumerSettings
 
     if args.max_poll_records < 1:
         raise UsageError("--max-poll-records must be at least 1")
@@ -262,7 +262,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
         with _store(args.settings) as store:
             try:
-                report = lag_report(store, settings)
+                report = bootstrap.kafka_lag(store, settings)
             except KafkaError as e:
                 print(f"casetrack: broker unavailable: {e}", file=sys.stderr)
                 return 1
@@ -288,7 +288,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     if opened is None:
         return 0
     with closing(opened) as store:
-        stats = KafkaCaseConsumer(store, settings).run(stop)
+        stats = bootstrap.kafka_consumer(store, settings).run(stop)
     print(
         f"accepted {stats.accepted}, duplicates {stats.duplicates}, rejected {stats.rejected}"
         f" in {stats.batches} batches"
@@ -326,13 +326,8 @@ def _print_lag(report: LagReport) -> None:
 
 
 def cmd_dead_letters_list(args: argparse.Namespace) -> int:
-    with _store(args.settings) as store, store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            f"SELECT id, origin, line_number, error_kind, rule, field, reason, recorded_at"
-            f" FROM {store.schema}.dead_letters ORDER BY id DESC LIMIT %s",
-            (max(args.limit, 0),),
-        )
-        rows = curs.fetchall()
+    with _store(args.settings) as store:
+        rows = store.dead_letters.latest(args.limit)
     if args.json:
         for row in rows:
             print(json.dumps(row, default=str))
@@ -340,15 +335,16 @@ def cmd_dead_letters_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no dead letters")
     for row in rows:
-        where = f"{row['origin']}:{row['line_number']}" if row["line_number"] else row["origin"]
+        where = row["origin"]
+        if row["position"] is not None:
+            where += f" {'offset' if row['topic'] is not None else 'line'} {row['position']}"
         print(f"#{row['id']} {where} [{row['error_kind']}] {row['reason']}")
     return 0
 
 
 def cmd_dead_letters_show(args: argparse.Namespace) -> int:
-    with _store(args.settings) as store, store.datastore.transaction(commit=False) as curs:
-        curs.execute(f"SELECT * FROM {store.schema}.dead_letters WHERE id = %s", (args.id,))
-        row = curs.fetchone()
+    with _store(args.settings) as store:
+        row = store.dead_letters.get(args.id)
     if row is None:
         print(f"casetrack: no dead letter #{args.id}", file=sys.stderr)
         return 1
@@ -365,13 +361,7 @@ def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
 
     origin = f"retry:{args.id}"
     with _store(args.settings) as store:
-        with store.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                f"SELECT line_number, raw, topic, partition, key FROM {store.schema}.dead_letters"
-                " WHERE id = %s",
-                (args.id,),
-            )
-            row = curs.fetchone()
+        row = store.dead_letters.retry_source(args.id)
         if row is None:
             print(f"casetrack: no dead letter #{args.id}", file=sys.stderr)
             return 1
@@ -379,7 +369,7 @@ def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
         parsed = parse_line(raw)
         message = Message(
             origin,
-            row["line_number"],
+            row["position"],
             raw,
             parsed,
             topic=row["topic"],
@@ -387,17 +377,7 @@ def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
             key=bytes(row["key"]) if row["key"] is not None else None,
         )
         (outcome,) = BatchWriter(store).write([message])
-        with store.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                f"UPDATE {store.schema}.dead_letters SET retried_at = now() WHERE id = %s",
-                (args.id,),
-            )
-            curs.execute(
-                f"SELECT error_kind, reason FROM {store.schema}.dead_letters"
-                " WHERE origin = %s ORDER BY id DESC LIMIT 1",
-                (origin,),
-            )
-            again = curs.fetchone()
+        again = store.dead_letters.mark_retried(args.id, origin)
     what = (
         f"{parsed.type} for {parsed.application_number}"
         if isinstance(parsed, RecordCaseEvent)

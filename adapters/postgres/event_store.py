@@ -1,16 +1,18 @@
-"""The case event store: eventsourcing's PostgreSQL recorder plus our dead letters.
+"""The case event store: eventsourcing's PostgreSQL recorder plus the write side's tables.
 
-Events and the dead letters of the same batch are written in one transaction
-(through the recorder's ``_insert_events`` hook), so a crash never keeps one
-without the other. Tables are created only by ``casetrack db init``.
+Events, the dead letters of the same batch, the consumer offsets it moves and its
+event_ids are written in one transaction (through the recorder's ``insert_events``),
+so a crash never keeps one without the others. Each of those tables' SQL lives with
+its owner (dead_letters.py, consumer_offsets.py, event_ids.py). ``CaseStore``
+implements the write side's ports (consumers/ports.py): it raises StoreUnavailable
+and ConcurrencyConflict, never the driver's errors. Tables are created only by
+``casetrack db init``.
 """
 
 from __future__ import annotations
 
 import getpass
-import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -26,14 +28,19 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoding,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from adapters.postgres.consumer_offsets import ConsumerOffsets
+from adapters.postgres.dead_letters import DeadLetters
 from adapters.postgres.event_codec import CaseEventMapper
+from adapters.postgres.event_ids import EventIds
+from adapters.postgres.unavailable import raises_store_unavailable
+from consumers.ports import ConcurrencyConflict, ConsumerOffset, DeadLetter
 from domain.case import Case
 
 APPLICATION_NAME = "casetrack"
@@ -43,44 +50,6 @@ EVENTS_TABLE = f"{APPLICATION_NAME}_events"
 class SchemaMissing(RuntimeError):
     def __init__(self) -> None:
         super().__init__("the database has no casetrack schema yet: run `casetrack db init`")
-
-
-class ConcurrencyConflict(RuntimeError):
-    """Another writer appended to one of the cases first; re-read and retry."""
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A rejected message: ``origin`` and ``line_number`` identify it (for Kafka,
-    ``kafka:<topic>:<partition>`` and the offset), so a redelivery is not stored twice."""
-
-    origin: str
-    line_number: int | None
-    raw: bytes
-    error_kind: str
-    reason: str
-    rule: str | None = None
-    field: str | None = None
-    application_number: str | None = None
-    event_id: UUID | None = None
-    topic: str | None = None
-    partition: int | None = None
-    key: bytes | None = None
-
-
-@dataclass(frozen=True)
-class ConsumerOffset:
-    """The next offset to read for a consumer group's partition, stored with the events.
-
-    ``topic_id`` names the log the offset belongs to (consumers/log_identity.py);
-    None from a broker without topic ids.
-    """
-
-    group: str
-    topic: str
-    partition: int
-    next_offset: int
-    topic_id: UUID | None = None
 
 
 class DateAsISO(Transcoding):
@@ -95,14 +64,21 @@ class DateAsISO(Transcoding):
 
 
 class CaseRecorder(PostgresApplicationRecorder):
-    """eventsourcing's recorder, with a faster insert and our dead letters.
+    """eventsourcing's recorder, with a faster insert and the write side's tables.
 
     Same guarantees as the library's insert: one transaction, the table
     locked in EXCLUSIVE mode before rows get notification ids (so commit
     order equals id order for readers), a NOTIFY for subscribers. Rows go in
     with binary COPY instead of an array of composites, which psycopg dumps
-    slowly in Python; the batch's dead letters share the transaction.
+    slowly in Python; the batch's dead letters, offsets and event_ids share the
+    transaction, written by their tables' owners.
     """
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.dead_letters = DeadLetters(datastore, datastore.schema)
+        self.consumer_offsets = ConsumerOffsets(datastore, datastore.schema)
+        self.event_ids = EventIds(datastore, datastore.schema)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -122,9 +98,9 @@ class CaseRecorder(PostgresApplicationRecorder):
             conn.cursor() as curs,
         ):
             if dead_letters:
-                self._insert_dead_letters(curs, dead_letters)
+                self.dead_letters.insert(curs, dead_letters)
             if offsets:
-                self._store_offsets(curs, offsets)
+                self.consumer_offsets.store(curs, offsets)
             if stored_events:
                 self._lock_table(curs)
                 self._notify_channel(curs)
@@ -134,10 +110,7 @@ class CaseRecorder(PostgresApplicationRecorder):
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
                 notification_ids = self._notification_ids(curs, stored_events)
             if event_ids:  # a reused event_id breaks the primary key: IntegrityError
-                with curs.copy(self._copy_event_ids) as copy:
-                    copy.set_types(["uuid", "uuid"])
-                    for row in event_ids:
-                        copy.write_row(row)
+                self.event_ids.copy(curs, event_ids)
         return notification_ids
 
     def _notification_ids(
@@ -193,68 +166,11 @@ class CaseRecorder(PostgresApplicationRecorder):
         ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
 
     @property
-    def _copy_event_ids(self) -> Composed:
-        return SQL("COPY {}.event_ids (event_id, case_id) FROM STDIN (FORMAT BINARY)").format(
-            Identifier(self.datastore.schema)
-        )
-
-    @property
     def _copy_statement(self) -> Composed:
         return SQL(
             "COPY {}.{} (originator_id, originator_version, topic, state)"
             " FROM STDIN (FORMAT BINARY)"
         ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
-
-    def _store_offsets(self, curs: Cursor[DictRow], offsets: Sequence[ConsumerOffset]) -> None:
-        """Never move an offset backwards: a zombie consumer's late batch is a no-op.
-
-        Nor across logs: a batch read from another topic id than the stored one (a
-        member that has not noticed the topic was replaced) leaves the offset alone.
-        """
-        curs.executemany(
-            SQL(
-                "INSERT INTO {}.consumer_offsets (group_id, topic, partition, next_offset,"
-                " topic_id) VALUES (%s, %s, %s, %s, %s)"
-                " ON CONFLICT (group_id, topic, partition) DO UPDATE"
-                " SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset),"
-                " topic_id = COALESCE(consumer_offsets.topic_id, EXCLUDED.topic_id),"
-                " updated_at = now()"
-                " WHERE consumer_offsets.topic_id IS NULL OR EXCLUDED.topic_id IS NULL"
-                " OR consumer_offsets.topic_id = EXCLUDED.topic_id"
-            ).format(Identifier(self.datastore.schema)),
-            [(o.group, o.topic, o.partition, o.next_offset, o.topic_id) for o in offsets],
-        )
-
-    def _insert_dead_letters(
-        self, curs: Cursor[DictRow], dead_letters: Sequence[DeadLetter]
-    ) -> None:
-        curs.executemany(
-            SQL(
-                "INSERT INTO {}.dead_letters (origin, line_number, raw, raw_sha256,"
-                " error_kind, reason, rule, field, application_number, event_id,"
-                " topic, partition, key)"
-                " VALUES (%s, %s, %s, sha256(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (origin, line_number, raw_sha256) DO NOTHING"
-            ).format(Identifier(self.datastore.schema)),
-            [
-                (
-                    d.origin,
-                    d.line_number,
-                    d.raw,
-                    d.raw,
-                    d.error_kind,
-                    d.reason,
-                    d.rule,
-                    d.field,
-                    d.application_number,
-                    d.event_id,
-                    d.topic,
-                    d.partition,
-                    d.key,
-                )
-                for d in dead_letters
-            ],
-        )
 
 
 def postgres_env(url: str, schema: str) -> dict[str, str]:
@@ -311,15 +227,24 @@ class CaseEvents(Application[UUID]):
 
 
 class CaseStore:
-    """Loads cases in bulk and saves a batch of them with its dead letters."""
+    """Loads cases in bulk and saves a batch of them with its dead letters and offsets.
+
+    Implements the write side's ports (consumers/ports.py: CaseRepository, IngestStore,
+    KafkaStore, LagStore); its tables' owners are at hand for the rest
+    (``dead_letters`` is the dead-letter publisher's outbox and the CLI's source).
+    """
 
     def __init__(self, url: str, schema: str) -> None:
         self.url = url
         self.app = CaseEvents(env=postgres_env(url, schema))
-        self.recorder = self.app.recorder
-        assert isinstance(self.recorder, CaseRecorder)
-        self.datastore = self.recorder.datastore
+        recorder = self.app.recorder
+        assert isinstance(recorder, CaseRecorder)
+        self.recorder = recorder
+        self.datastore = recorder.datastore
         self.schema = schema
+        self.dead_letters = recorder.dead_letters
+        self.consumer_offsets = recorder.consumer_offsets
+        self.event_ids = recorder.event_ids
         self._select_many = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {}.{}"
             " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
@@ -343,6 +268,7 @@ class CaseStore:
             raise error
         return cases
 
+    @raises_store_unavailable
     def load_readable(self, ids: Iterable[UUID]) -> tuple[dict[UUID, Case], dict[UUID, Exception]]:
         """Replay every given case that exists, in one query: (the cases, and for each case
         whose stored events do not decode or replay, the error). A corrupt row is a data
@@ -378,6 +304,7 @@ class CaseStore:
     def stored_events(self, case_id: UUID) -> list[Case.Event]:
         return list(self.app.events.get(case_id))  # type: ignore[arg-type]
 
+    @raises_store_unavailable
     def save(
         self,
         cases: Iterable[Case],
@@ -392,75 +319,25 @@ class CaseStore:
 
     def event_id_owners(self, event_ids: Sequence[UUID]) -> dict[UUID, UUID]:
         """event_id -> the case that holds it, for those of ``event_ids`` already stored."""
-        if not event_ids:
-            return {}
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT event_id, case_id FROM {}.event_ids WHERE event_id = ANY(%b)").format(
-                    Identifier(self.schema)
-                ),
-                (list(event_ids),),
-            )
-            return {row["event_id"]: row["case_id"] for row in curs.fetchall()}
+        return self.event_ids.owners(event_ids)
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         """partition -> next offset to read, as last committed with the events."""
-        return {row["partition"]: row["next_offset"] for row in self._offsets(group, topic)}
+        return self.consumer_offsets.stored_offsets(group, topic)
 
     def stored_topic_ids(self, group: str, topic: str) -> dict[int, UUID | None]:
         """partition -> the topic id of the log its stored offset was read from."""
-        return {row["partition"]: row["topic_id"] for row in self._offsets(group, topic)}
-
-    def _offsets(self, group: str, topic: str) -> list[DictRow]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT partition, next_offset, topic_id FROM {}.consumer_offsets"
-                    " WHERE group_id = %s AND topic = %s"
-                ).format(Identifier(self.schema)),
-                (group, topic),
-            )
-            return curs.fetchall()
+        return self.consumer_offsets.stored_topic_ids(group, topic)
 
     def rewind_offset(self, offset: ConsumerOffset, expected: int) -> bool:
-        """Set a partition's offset back to ``offset.next_offset`` if it still is ``expected``.
-
-        The one move backwards: the topic was replaced, so the stored offset belongs to
-        a lost log (docs/kafka.md); ``offset.topic_id``, when given, names the new one.
-        False when another consumer moved it first.
-        """
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL(
-                    "UPDATE {}.consumer_offsets SET next_offset = %s,"
-                    " topic_id = COALESCE(%s, topic_id), updated_at = now()"
-                    " WHERE group_id = %s AND topic = %s AND partition = %s AND next_offset = %s"
-                ).format(Identifier(self.schema)),
-                (
-                    offset.next_offset,
-                    offset.topic_id,
-                    offset.group,
-                    offset.topic,
-                    offset.partition,
-                    expected,
-                ),
-            )
-            return curs.rowcount == 1
+        """See ConsumerOffsets.rewind: the one move backwards, for a replaced log."""
+        return self.consumer_offsets.rewind(offset, expected)
 
     def dead_lettered(self, origin: str, lines: Sequence[tuple[int, bytes]]) -> set[int]:
-        """Lines of ``origin`` that an earlier (interrupted) run already dead-lettered.
+        """Positions of ``origin`` an earlier (interrupted) run already dead-lettered,
+        with unchanged content."""
+        return self.dead_letters.dead_lettered(origin, lines)
 
-        A line counts only if its content is unchanged (same SHA-256).
-        """
-        if not lines:
-            return set()
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT line_number, raw_sha256 FROM {}.dead_letters"
-                    " WHERE origin = %s AND line_number = ANY(%s)"
-                ).format(Identifier(self.schema)),
-                (origin, [n for n, _ in lines]),
-            )
-            stored = {(row["line_number"], bytes(row["raw_sha256"])) for row in curs.fetchall()}
-        return {n for n, raw in lines if (n, hashlib.sha256(raw).digest()) in stored}
+    def unpublished_dead_letters(self, topic: str) -> int:
+        """Kafka dead letters read from ``topic`` not yet on the dead-letter topic."""
+        return self.dead_letters.unpublished(topic)

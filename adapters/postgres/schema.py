@@ -13,7 +13,13 @@ import psycopg
 import structlog
 from psycopg.sql import SQL, Identifier
 
-from adapters.postgres import accounts_store, auditors_store
+from adapters.postgres import (
+    accounts_store,
+    auditors_store,
+    consumer_offsets,
+    dead_letters,
+    event_ids,
+)
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.rate_limits import RATE_LIMITS_DDL
 from projections import positions
@@ -23,58 +29,6 @@ from projections.registry import all_projections
 log = structlog.get_logger(__name__)
 
 _LOCK_KEY = 0x43415345  # "CASE"
-
-DEAD_LETTERS_DDL = (
-    "CREATE TABLE IF NOT EXISTS {schema}.dead_letters ("
-    " id bigserial PRIMARY KEY,"
-    " origin text NOT NULL,"
-    " line_number bigint,"
-    " raw bytea NOT NULL,"
-    " raw_sha256 bytea NOT NULL,"
-    " error_kind text NOT NULL,"
-    " reason text NOT NULL,"
-    " rule text,"
-    " field text,"
-    " application_number text,"
-    " event_id uuid,"
-    " topic text,"
-    " partition integer,"
-    " key bytea,"
-    " published_at timestamptz,"
-    " publish_error text,"
-    " retried_at timestamptz,"
-    " recorded_at timestamptz NOT NULL DEFAULT now(),"
-    " UNIQUE NULLS NOT DISTINCT (origin, line_number, raw_sha256))"
-)
-
-# Why the dead-letter topic got a pointer instead of the message (added after the table).
-DEAD_LETTERS_PUBLISH_ERROR = (
-    "ALTER TABLE {schema}.dead_letters ADD COLUMN IF NOT EXISTS publish_error text"
-)
-
-CONSUMER_OFFSETS_DDL = (
-    "CREATE TABLE IF NOT EXISTS {schema}.consumer_offsets ("
-    " group_id text NOT NULL,"
-    " topic text NOT NULL,"
-    " partition integer NOT NULL,"
-    " next_offset bigint NOT NULL,"
-    " updated_at timestamptz NOT NULL DEFAULT now(),"
-    " topic_id uuid,"
-    " PRIMARY KEY (group_id, topic, partition))"
-)
-# Offsets stored before topic ids were kept: the consumer adopts the broker's on first use.
-CONSUMER_OFFSETS_TOPIC_ID = (
-    "ALTER TABLE {schema}.consumer_offsets ADD COLUMN IF NOT EXISTS topic_id uuid"
-)
-
-
-# Which case each event_id belongs to: an event_id names one event of one case, so
-# the writer rejects its reuse on another case (the primary key settles races).
-EVENT_IDS_DDL = (
-    "CREATE TABLE IF NOT EXISTS {schema}.event_ids ("
-    " event_id uuid PRIMARY KEY,"
-    " case_id uuid NOT NULL)"
-)
 
 
 def init_schema(url: str, schema: str) -> None:
@@ -92,17 +46,18 @@ def init_schema(url: str, schema: str) -> None:
                     "SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.event_ids",)
                 ).fetchone()
                 for ddl in (
-                    EVENT_IDS_DDL,
-                    DEAD_LETTERS_DDL,
-                    DEAD_LETTERS_PUBLISH_ERROR,
-                    CONSUMER_OFFSETS_DDL,
-                    CONSUMER_OFFSETS_TOPIC_ID,
+                    event_ids.DDL,
+                    dead_letters.DDL,
+                    dead_letters.PUBLISH_ERROR,
+                    consumer_offsets.DDL,
+                    consumer_offsets.TOPIC_ID,
                     *positions.DDL,
                     *accounts_store.DDL,
                     RATE_LIMITS_DDL,
                     *auditors_store.DDL,
                 ):
                     conn.execute(SQL(ddl).format(schema=Identifier(schema)))
+                dead_letters.migrate(conn, schema)
                 accounts_store.migrate(conn, schema)
                 if not (had_event_ids and had_event_ids[0]):  # a log from before the table
                     _backfill_event_ids(conn, schema)

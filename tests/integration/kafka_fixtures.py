@@ -27,10 +27,12 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from psycopg.sql import SQL, Identifier
 
+from adapters.bootstrap import kafka_consumer
 from adapters.kafka_broker import EmbeddedBroker, free_port
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.schema import drop_schema, init_schema
-from consumers.kafka_consumer import ConsumerSettings, ConsumeStats, KafkaCaseConsumer
+from consumers.kafka.settings import ConsumerSettings
+from consumers.kafka.stats import ConsumeStats
 
 EXTERNAL = os.environ.get("CASETRACK_TEST_KAFKA", "").strip()
 
@@ -99,7 +101,8 @@ class RunningConsumer:
     """A KafkaCaseConsumer on a thread of its own, with a store of its own."""
 
     def __init__(self, store: Any, settings: ConsumerSettings) -> None:
-        self.consumer = KafkaCaseConsumer(store, settings)
+        self.store = store
+        self.consumer = kafka_consumer(store, settings)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -199,7 +202,7 @@ def snapshot(store: CaseStore, *, origins: bool = True) -> dict[str, Any]:
         events = [tuple(r.values()) for r in curs.fetchall()]
         columns = ["error_kind", "rule", "field", "raw"]
         if origins:
-            columns[:0] = ["origin", "line_number"]
+            columns[:0] = ["origin", "position"]
         order = ", ".join(str(n) for n in range(1, len(columns) + 1))
         curs.execute(
             SQL("SELECT " + ", ".join(columns) + " FROM {}.dead_letters ORDER BY " + order).format(

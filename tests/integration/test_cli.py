@@ -108,7 +108,7 @@ def test_dead_letters_list_and_show(cli_env: dict[str, str]) -> None:
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert rows and all(r["reason"] and r["error_kind"] for r in rows)
     shown = json.loads(casetrack(cli_env, "dead-letters", "show", str(rows[0]["id"])).stdout)
-    assert shown["raw"] and shown["line_number"] == rows[0]["line_number"]
+    assert shown["raw"] and shown["position"] == rows[0]["position"]
 
 
 def test_hostile_application_numbers_are_refused(cli_env: dict[str, str]) -> None:

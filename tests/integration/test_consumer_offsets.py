@@ -7,10 +7,11 @@ from uuid import UUID, uuid4
 import pytest
 from psycopg.sql import SQL, Identifier
 
-from adapters.postgres.event_store import EVENTS_TABLE, CaseStore, ConsumerOffset
+from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.schema import init_schema
 from consumers.batch import BatchWriter, Message
 from consumers.file_ingest import parse_line
+from consumers.ports import ConsumerOffset
 from simulation import kafka_feed
 from tests.integration.kafka_fixtures import count
 

@@ -12,9 +12,10 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from adapters.kafka_broker import EmbeddedBroker
-from adapters.postgres.event_store import CaseStore, DeadLetter
+from adapters.postgres.event_store import CaseStore
 from adapters.postgres.schema import init_schema
-from consumers.dead_letter_publisher import DeadLetterPublisher
+from consumers.kafka.dead_letter_publisher import DeadLetterPublisher
+from consumers.ports import DeadLetter
 from simulation import kafka_feed
 from tests.integration.kafka_fixtures import (
     EXTERNAL,
@@ -104,7 +105,9 @@ def test_a_dead_letter_too_large_for_the_topic_holds_up_no_other(
     ids = sorted(_dead_letter_ids(store, "TRUE"))
     large = ids[17]
     producer = KafkaProducer(**config.producer_config())
-    publisher = DeadLetterPublisher(store, producer, topic, config.dead_letter_topic, batch_size=10)
+    publisher = DeadLetterPublisher(
+        store.dead_letters, producer, topic, config.dead_letter_topic, batch_size=10
+    )
     try:
         for _ in range(3):  # as the consumer retries after a failed round
             with contextlib.suppress(KafkaError):
@@ -160,7 +163,9 @@ def test_a_broker_stall_longer_than_the_idle_transaction_limit_sends_each_row_on
             ],
         )
         producer = KafkaProducer(**config.producer_config())
-        publisher = DeadLetterPublisher(store, producer, topic, config.dead_letter_topic)
+        publisher = DeadLetterPublisher(
+            store.dead_letters, producer, topic, config.dead_letter_topic
+        )
         assert broker._process is not None
         pid = broker._process.pid
         try:

@@ -85,12 +85,12 @@ def test_each_line_is_accepted_duplicate_or_rejected(store: CaseStore) -> None:
     with store.datastore.transaction(commit=False) as curs:
         curs.execute(
             SQL(
-                "SELECT line_number, raw, error_kind, rule, reason FROM {}.dead_letters"
-                " ORDER BY line_number"
+                "SELECT position, raw, error_kind, rule, reason FROM {}.dead_letters"
+                " ORDER BY position"
             ).format(Identifier(store.schema))
         )
         dead = curs.fetchall()
-    assert [(d["line_number"], d["error_kind"], d["rule"]) for d in dead] == [
+    assert [(d["position"], d["error_kind"], d["rule"]) for d in dead] == [
         (4, "invalid_json", None),
         (6, "rule_violation", "activity_not_requested"),
         (7, "rule_violation", "case_not_received"),

@@ -6,9 +6,8 @@ import time
 from itertools import pairwise
 from typing import Any
 
-from eventsourcing.persistence import OperationalError
-
 from adapters.postgres.event_store import CaseStore
+from consumers.ports import StoreUnavailable
 from simulation import kafka_feed
 from tests.integration.kafka_fixtures import (
     RunningConsumer,
@@ -36,7 +35,7 @@ class _FailingSaves:
     def save(self, *args: Any, **kwargs: Any) -> None:
         if len(self.failed_at) < self.failures:
             self.failed_at.append(time.monotonic())
-            raise OperationalError("connection refused (simulated)")
+            raise StoreUnavailable("connection refused (simulated)")
         self.store.save(*args, **kwargs)
 
 

@@ -111,12 +111,12 @@ def test_every_poison_kind_reaches_the_table_and_the_dlq_topic_and_the_partition
     with store.datastore.transaction(commit=False) as curs:
         curs.execute(
             SQL(
-                "SELECT id, line_number, topic, partition, key, raw, error_kind, rule, reason,"
-                " published_at FROM {}.dead_letters ORDER BY line_number"
+                "SELECT id, position, topic, partition, key, raw, error_kind, rule, reason,"
+                " published_at FROM {}.dead_letters ORDER BY position"
             ).format(Identifier(schema))
         )
         rows = curs.fetchall()
-    assert [r["line_number"] for r in rows] == list(range(1, 1 + len(poisons)))
+    assert [r["position"] for r in rows] == list(range(1, 1 + len(poisons)))
     kinds = [r["error_kind"] for r in rows]
     assert kinds[0] == "invalid_json" and kinds[1] == "unknown_type"
     assert kinds[2:5] == ["invalid_field"] * 3
@@ -132,7 +132,7 @@ def test_every_poison_kind_reaches_the_table_and_the_dlq_topic_and_the_partition
     assert len(published) == len(poisons)
     by_offset = {int(dict(r.headers)["offset"]): r for r in published}
     for row in rows:
-        record = by_offset[row["line_number"]]
+        record = by_offset[row["position"]]
         headers = {k: v.decode() for k, v in record.headers}
         assert record.value == bytes(row["raw"])
         assert record.key == (bytes(row["key"]) if row["key"] is not None else None)

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import OperationalError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from adapters.bootstrap import kafka_lag as lag_report
 from adapters.kafka_broker import EmbeddedBroker
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
-from consumers.kafka_consumer import ConsumerSettings, lag_report
+from consumers.kafka.settings import ConsumerSettings
+from consumers.ports import StoreUnavailable
 from simulation import kafka_feed
 from tests.integration.kafka_fixtures import (
     EXTERNAL,
@@ -159,7 +160,7 @@ class _FlakyStore:
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.failures:
             self.failures -= 1
-            raise OperationalError("connection refused (simulated)")
+            raise StoreUnavailable("connection refused (simulated)")
         self.store.save(*args, **kwargs)
 
 
@@ -262,7 +263,7 @@ def test_a_broker_refilled_past_the_stored_offsets_is_read_from_its_start(
         finally:
             running.stop_event.set()
             running.thread.join(30)
-            running.consumer.store.close()
+            running.store.close()
     project(store)
     assert snapshot(store, origins=False) == file_reference(database_url, before + after)
     assert running.stats.log_replaced >= 1

@@ -34,8 +34,7 @@ def _snapshot(store: CaseStore) -> dict[str, Any]:
         events = [tuple(r.values()) for r in curs.fetchall()]
         curs.execute(
             SQL(
-                "SELECT line_number, error_kind, rule, field FROM {}.dead_letters"
-                " ORDER BY line_number"
+                "SELECT position, error_kind, rule, field FROM {}.dead_letters ORDER BY position"
             ).format(Identifier(store.schema))
         )
         dead = [tuple(r.values()) for r in curs.fetchall()]

@@ -703,14 +703,14 @@ def event_rows(store: CaseStore) -> list[tuple[Any, ...]]:
 
 
 def dead_letter_rows(store: CaseStore, origin: str | None = None) -> list[dict[str, Any]]:
-    """Dead letters (of ``origin``, or all) ordered by origin and line number."""
+    """Dead letters (of ``origin``, or all) ordered by origin and position (line number)."""
     where = SQL(" WHERE origin = %s") if origin is not None else SQL("")
     with store.datastore.transaction(commit=False) as curs:
         curs.execute(
             SQL(
-                "SELECT origin, line_number, raw, error_kind, reason, rule, field,"
+                "SELECT origin, position, raw, error_kind, reason, rule, field,"
                 " application_number, event_id FROM {}.dead_letters{}"
-                " ORDER BY origin, line_number"
+                " ORDER BY origin, position"
             ).format(Identifier(store.schema), where),
             (origin,) if origin is not None else None,
         )

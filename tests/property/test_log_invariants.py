@@ -151,7 +151,7 @@ def test_histories_replay_from_the_store_to_the_in_memory_state(
             assert [event_fields(e) for e in store.stored_events(case.id)] == [
                 event_fields(e) for e in case.pending_events
             ]
-        assert [d["line_number"] for d in dead_letter_rows(store)] == model.rejected_lines
+        assert [d["position"] for d in dead_letter_rows(store)] == model.rejected_lines
 
 
 @DB
@@ -169,7 +169,7 @@ def test_an_event_id_names_one_event_of_one_case(
         assert stored == model.accepted
         every_id = [event_id for ids in stored.values() for event_id in ids]
         assert len(every_id) == len(set(every_id))
-        assert [d["line_number"] for d in dead_letter_rows(store)] == model.rejected_lines
+        assert [d["position"] for d in dead_letter_rows(store)] == model.rejected_lines
 
 
 @settings(DB, max_examples=examples(15))
@@ -275,7 +275,7 @@ def test_invalid_events_never_change_state(
         assert event_rows(store) == events
         assert case_states(store, history.application_numbers) == states
         letters = dead_letter_rows(store, "poison.jsonl")
-        assert [d["line_number"] for d in letters] == list(range(1, len(poison) + 1))
+        assert [d["position"] for d in letters] == list(range(1, len(poison) + 1))
         for letter, raw in zip(letters, poison, strict=True):
             assert letter["raw"] == raw
             assert letter["reason"]
@@ -302,7 +302,7 @@ def test_batch_size_does_not_matter(database_url: str, history: History, batch_s
                     summary.as_dict(),
                     stored_event_ids(store, history.application_numbers),
                     [
-                        (d["line_number"], d["error_kind"], d["rule"], d["field"])
+                        (d["position"], d["error_kind"], d["rule"], d["field"])
                         for d in dead_letter_rows(store)
                     ],
                 )

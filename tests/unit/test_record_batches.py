@@ -6,7 +6,7 @@ import kafka.codec
 import pytest
 from kafka import TopicPartition
 
-from consumers.record_batches import CodecsMissing, _undecodable_at, require_codecs
+from consumers.kafka.record_batches import CodecsMissing, _undecodable_at, require_codecs
 from tests.record_batches import BROKEN, broken_batch, gzip_batch
 
 TP = TopicPartition("events", 3)

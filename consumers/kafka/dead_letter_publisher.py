@@ -18,45 +18,41 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import structlog
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.errors import RecordListTooLargeError as RecordListTooLarge
 from kafka.producer.future import FutureRecordMetadata
-from psycopg.sql import SQL, Identifier, Literal
 
-from adapters.postgres.event_store import CaseStore
+from consumers.ports import DeadLetterOutbox, PendingDeadLetter
 
 log = structlog.get_logger("casetrack.dead_letters")
 
 # The record itself is too large (for the producer or the broker): sending it again cannot help.
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLarge)
 
-Row = dict[str, Any]
 
-
-def headers(row: Row) -> list[tuple[str, bytes]]:
+def headers(row: PendingDeadLetter) -> list[tuple[str, bytes]]:
     """Why and where from: no payload values, only the contract's own error texts."""
     values = {
-        "dead_letter_id": row["id"],
-        "error_kind": row["error_kind"],
-        "reason": row["reason"],
-        "rule": row["rule"],
-        "field": row["field"],
-        "topic": row["topic"],
-        "partition": row["partition"],
-        "offset": row["line_number"],
+        "dead_letter_id": row.id,
+        "error_kind": row.error_kind,
+        "reason": row.reason,
+        "rule": row.rule,
+        "field": row.field,
+        "topic": row.topic,
+        "partition": row.partition,
+        "offset": row.offset,
     }
     return [(name, str(value).encode()) for name, value in values.items() if value is not None]
 
 
-def omitted(row: Row, error: KafkaError) -> str:
+def omitted(row: PendingDeadLetter, error: KafkaError) -> str:
     """The pointer's reason: sizes only, never the bytes."""
-    key = len(row["key"]) if row["key"] is not None else 0
+    key = len(row.key) if row.key is not None else 0
     return (
-        f"{type(error).__name__}: too large for the topic (value {len(row['raw'])} bytes,"
+        f"{type(error).__name__}: too large for the topic (value {len(row.raw)} bytes,"
         f" key {key} bytes); the dead_letters row keeps them"
     )
 
@@ -66,7 +62,7 @@ class DeadLetterPublisher:
 
     def __init__(
         self,
-        store: CaseStore,
+        outbox: DeadLetterOutbox,
         producer: KafkaProducer,
         source_topic: str,
         dlq_topic: str,
@@ -74,31 +70,19 @@ class DeadLetterPublisher:
         batch_size: int = 500,
         timeout: float = 10.0,
     ) -> None:
-        self.store = store
+        self.outbox = outbox
         self.producer = producer
         self.source_topic = source_topic
         self.dlq_topic = dlq_topic
         self.batch_size = batch_size
         self.timeout = timeout
         self.published = 0  # rows marked published by this publisher, pointers included
-        schema = Identifier(store.schema)
-        self._claim = SQL(
-            "SELECT id, raw, key, error_kind, reason, rule, field, topic, partition, line_number"
-            " FROM {}.dead_letters WHERE published_at IS NULL AND topic = %s"
-            " AND origin LIKE 'kafka:%%' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
-        ).format(schema)
         # The claimed rows stay locked while the broker is asked (two rounds at most: the
         # rows, then pointers; each a blocked send and a flush). The store ends sessions
         # idle in a transaction after 5 s: a broker stalling longer would cost the marks of
         # the rows it took, and they would be sent again.
         max_block = float(producer.config.get("max_block_ms", 60_000)) / 1000
-        idle_ms = int((2 * (max_block + timeout) + 5) * 1000)
-        self._hold_claim = SQL("SET LOCAL idle_in_transaction_session_timeout = {}").format(
-            Literal(f"{idle_ms}ms")
-        )
-        self._mark = SQL(
-            "UPDATE {}.dead_letters SET published_at = now(), publish_error = %s WHERE id = %s"
-        ).format(schema)
+        self._hold_ms = int((2 * (max_block + timeout) + 5) * 1000)
 
     def publish_pending(self) -> int:
         """Send every pending dead letter; return how many were sent.
@@ -109,22 +93,22 @@ class DeadLetterPublisher:
         """
         sent = 0
         while True:
-            with self.store.datastore.transaction(commit=True) as curs:
-                curs.execute(self._hold_claim)
-                curs.execute(self._claim, (self.source_topic, self.batch_size))
-                rows = curs.fetchall()
+            with self.outbox.claim_unpublished(
+                self.source_topic, self.batch_size, self._hold_ms
+            ) as claim:
+                rows = claim.rows
                 if not rows:
                     return sent
                 errors = self._send(rows, {})
                 pointers = {
-                    row["id"]: omitted(row, error)
+                    row.id: omitted(row, error)
                     for row in rows
-                    if isinstance(error := errors[row["id"]], TOO_LARGE)
+                    if isinstance(error := errors[row.id], TOO_LARGE)
                 }
                 if pointers:
-                    errors.update(self._send([r for r in rows if r["id"] in pointers], pointers))
-                done = [row for row in rows if errors[row["id"]] is None]
-                curs.executemany(self._mark, [(pointers.get(r["id"]), r["id"]) for r in done])
+                    errors.update(self._send([r for r in rows if r.id in pointers], pointers))
+                done = [row for row in rows if errors[row.id] is None]
+                claim.mark_published([(r.id, pointers.get(r.id)) for r in done])
             self._log(done, pointers)
             sent += len(done)
             self.published += len(done)
@@ -135,7 +119,7 @@ class DeadLetterPublisher:
                 return sent
 
     def _send(
-        self, rows: Sequence[Row], pointers: Mapping[int, str]
+        self, rows: Sequence[PendingDeadLetter], pointers: Mapping[int, str]
     ) -> dict[int, KafkaError | None]:
         """Each row's outcome: None once the broker acknowledged it, else its error.
 
@@ -146,18 +130,18 @@ class DeadLetterPublisher:
         blocked: KafkaError | None = None  # the producer cannot send: each try would block
         for row in rows:
             if blocked is not None:
-                errors[row["id"]] = blocked
+                errors[row.id] = blocked
                 continue
-            reason = pointers.get(row["id"])
+            reason = pointers.get(row.id)
             try:
-                futures[row["id"]] = self.producer.send(
+                futures[row.id] = self.producer.send(
                     self.dlq_topic,
-                    key=None if reason or row["key"] is None else bytes(row["key"]),
-                    value=b"" if reason else bytes(row["raw"]),
+                    key=None if reason or row.key is None else row.key,
+                    value=b"" if reason else row.raw,
                     headers=headers(row) + ([("raw_omitted", reason.encode())] if reason else []),
                 )
             except KafkaError as e:  # checked before sending: too large, or no metadata
-                errors[row["id"]] = e
+                errors[row.id] = e
                 if not isinstance(e, TOO_LARGE):
                     blocked = e
         with contextlib.suppress(KafkaError):  # each future tells
@@ -169,21 +153,21 @@ class DeadLetterPublisher:
                 errors[row_id] = future.exception if future.failed() else None
         return errors
 
-    def _log(self, done: Sequence[Row], pointers: Mapping[int, str]) -> None:
+    def _log(self, done: Sequence[PendingDeadLetter], pointers: Mapping[int, str]) -> None:
         for row in done:
-            where = {"topic": row["topic"], "partition": row["partition"]}
-            if row["id"] in pointers:
+            where = {"topic": row.topic, "partition": row.partition}
+            if row.id in pointers:
                 log.warning(
                     "dead letter too large for the dead-letter topic; published a pointer",
-                    dead_letter_id=row["id"],
-                    offset=row["line_number"],
+                    dead_letter_id=row.id,
+                    offset=row.offset,
                     dlq_topic=self.dlq_topic,
                     **where,
                 )
             else:
                 log.debug(
                     "dead letter published",
-                    offset=row["line_number"],
+                    offset=row.offset,
                     dlq_topic=self.dlq_topic,
                     **where,
                 )
