@@ -14,7 +14,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
@@ -217,9 +217,10 @@ class CaseEvents(Application[UUID]):
             processing_event.events += case.collect_events()
             processing_event.aggregates[case.id] = case
         processing_event.saved_kwargs.update(kwargs)
+        # The library types pending events by protocol; these are Case events, which carry
+        # the event_id of the message they record.
         processing_event.saved_kwargs["event_ids"] = [
-            (e.event_id, e.originator_id)  # type: ignore[attr-defined]
-            for e in processing_event.events
+            (cast(Case.Event, e).event_id, e.originator_id) for e in processing_event.events
         ]
         recordings = self._record(processing_event)
         self._take_snapshots(processing_event)
@@ -295,14 +296,17 @@ class CaseStore:
                         state=bytes(row["state"]),
                     )
                 )
-                cases[cid] = event.mutate(cases.get(cid))  # type: ignore[attr-defined]
+                # The mapper is typed for any domain event; this table holds Case events.
+                case = cast(Case.Event, event).mutate(cases.get(cid))
+                assert case is not None  # a Case event never discards its case
+                cases[cid] = case
             except Exception as e:
                 unreadable[cid] = e
                 cases.pop(cid, None)
         return cases, unreadable
 
     def stored_events(self, case_id: UUID) -> list[Case.Event]:
-        return list(self.app.events.get(case_id))  # type: ignore[arg-type]
+        return cast(list[Case.Event], list(self.app.events.get(case_id)))
 
     @raises_store_unavailable
     def save(
