@@ -355,41 +355,28 @@ def cmd_dead_letters_show(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
-    from consumers.batch import BatchWriter, Message
-    from consumers.file_ingest import parse_line
+    from consumers.dead_letter_retry import retry_dead_letter
     from domain.commands import Outcome, RecordCaseEvent
 
-    origin = f"retry:{args.id}"
     with _store(args.settings) as store:
-        row = store.dead_letters.retry_source(args.id)
-        if row is None:
-            print(f"casetrack: no dead letter #{args.id}", file=sys.stderr)
-            return 1
-        raw = bytes(row["raw"])
-        parsed = parse_line(raw)
-        message = Message(
-            origin,
-            row["position"],
-            raw,
-            parsed,
-            topic=row["topic"],
-            partition=row["partition"],
-            key=bytes(row["key"]) if row["key"] is not None else None,
-        )
-        (outcome,) = BatchWriter(store).write([message])
-        again = store.dead_letters.mark_retried(args.id, origin)
+        retried = retry_dead_letter(store, store.dead_letters, args.id)
+    if retried is None:
+        print(f"casetrack: no dead letter #{args.id}", file=sys.stderr)
+        return 1
+    parsed = retried.parsed
     what = (
         f"{parsed.type} for {parsed.application_number}"
         if isinstance(parsed, RecordCaseEvent)
         else "message"
     )
-    if outcome is Outcome.ACCEPTED:
+    if retried.outcome is Outcome.ACCEPTED:
         print(f"#{args.id} accepted: {what} appended")
         return 0
-    if outcome is Outcome.DUPLICATE:
+    if retried.outcome is Outcome.DUPLICATE:
         print(f"#{args.id} already stored: {what} is a duplicate, nothing appended")
         return 0
-    reason = f"[{again['error_kind']}] {again['reason']}" if again else str(parsed)
+    kind_reason = retried.rejection
+    reason = f"[{kind_reason[0]}] {kind_reason[1]}" if kind_reason else str(parsed)
     print(f"#{args.id} rejected again: {reason}")
     return 1
 
