@@ -8,13 +8,16 @@ import json
 import sys
 from contextlib import closing
 from datetime import date
+from typing import TYPE_CHECKING
 
 from adapters import bootstrap
 from adapters.cli.usage import UsageError
-from adapters.postgres.event_store import CaseStore
 from domain import application_number as numbers
 from domain.catalogue import LANGUAGES
 from projections.roles import ROLES
+
+if TYPE_CHECKING:
+    from adapters.postgres.event_store import CaseStore
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
