@@ -78,6 +78,18 @@ class PendingDeadLetter:
     offset: int | None
 
 
+@dataclass(frozen=True)
+class RetrySource:
+    """A dead letter's message as it first came, to feed in again: where it was, its
+    bytes and, from Kafka, its topic, partition and key."""
+
+    position: int | None
+    raw: bytes
+    topic: str | None
+    partition: int | None
+    key: bytes | None
+
+
 class CaseRepository(Protocol):
     """What the batch writer needs: read cases, know who holds an event_id, save a batch."""
 
@@ -160,4 +172,17 @@ class DeadLetterOutbox(Protocol):
         """Lock up to ``limit`` unpublished Kafka dead letters read from ``topic``, oldest
         first, skipping rows another publisher holds; marks are committed when the
         context closes without error. ``hold_ms``: how long the claim may sit idle."""
+        ...
+
+
+class DeadLetterRetries(Protocol):
+    """The dead letters as the source of retries (consumers/dead_letter_retry.py)."""
+
+    def retry_source(self, dead_letter_id: int) -> RetrySource | None:
+        """The message of dead letter ``dead_letter_id``; None when there is no such one."""
+        ...
+
+    def mark_retried(self, dead_letter_id: int, origin: str) -> tuple[str, str] | None:
+        """Mark the dead letter retried; the (error kind, reason) of the newest dead
+        letter of ``origin`` (the retry's own, when it was rejected again)."""
         ...

@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
+
+from adapters import bootstrap
+from adapters.cli.usage import UsageError
+
+T = TypeVar("T")
 
 
-def add_commands(sub: Any) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="serve the tracker API over HTTP")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -27,26 +33,15 @@ def add_commands(sub: Any) -> None:
     revoke.set_defaults(run=cmd_auditors_revoke)
 
 
-class _Usage(Exception):
-    """Bad input: one line on stderr, exit code 2 (as adapters.cli.main does)."""
-
-
-def _usage(error: _Usage) -> int:
-    print(f"casetrack: {error}", file=sys.stderr)
-    return 2
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from adapters import bootstrap
-
     if not 0 < args.port < 65536:
-        return _usage(_Usage("--port must be between 1 and 65535"))
+        raise UsageError("--port must be between 1 and 65535")
     try:
         api = bootstrap.api_settings(args.settings)
     except ValueError as e:  # a damaged secret.key under the home (SecretError)
-        return _usage(_Usage(str(e)))
+        raise UsageError(str(e)) from None
     bootstrap.case_store(args.settings).close()  # refuses to serve without the schema
     print(f"serving the tracker API on http://{args.host}:{args.port}", file=sys.stderr)
     uvicorn.run(
@@ -63,24 +58,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _auditor_call(args: argparse.Namespace, fn: Any, *more: Any) -> Any:
-    from adapters import bootstrap
+def _auditor_call(args: argparse.Namespace, fn: Callable[..., T], *more: str) -> T:
+    """``fn(url, schema, *more)`` once the schema is there; a bad or taken name is a
+    UsageError."""
     from adapters.postgres.auditors_store import AuditorExists, InvalidAuditorName
 
     bootstrap.case_store(args.settings).close()  # SchemaMissing before anything else
     try:
         return fn(bootstrap.database_url(args.settings), args.settings.schema, *more)
     except (InvalidAuditorName, AuditorExists) as e:
-        raise _Usage(str(e)) from None
+        raise UsageError(str(e)) from None
 
 
 def cmd_auditors_add(args: argparse.Namespace) -> int:
     from adapters.postgres import auditors_store
 
-    try:
-        key = _auditor_call(args, auditors_store.add, args.name)
-    except _Usage as e:
-        return _usage(e)
+    key = _auditor_call(args, auditors_store.add, args.name)
     print(key)
     print(
         f"auditor {args.name} created; the key above is shown only now."
@@ -93,7 +86,7 @@ def cmd_auditors_add(args: argparse.Namespace) -> int:
 def cmd_auditors_list(args: argparse.Namespace) -> int:
     from adapters.postgres import auditors_store
 
-    for row in _auditor_call(args, auditors_store.listed):  # takes no input: cannot be _Usage
+    for row in _auditor_call(args, auditors_store.listed):
         print(json.dumps(row))
     return 0
 
@@ -101,10 +94,7 @@ def cmd_auditors_list(args: argparse.Namespace) -> int:
 def cmd_auditors_revoke(args: argparse.Namespace) -> int:
     from adapters.postgres import auditors_store
 
-    try:
-        revoked = _auditor_call(args, auditors_store.revoke, args.name)
-    except _Usage as e:
-        return _usage(e)
+    revoked = _auditor_call(args, auditors_store.revoke, args.name)
     if not revoked:
         print(f"casetrack: no active auditor {args.name}", file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from adapters.postgres.unavailable import raises_store_unavailable, store_unavailable
-from consumers.ports import DeadLetter, PendingDeadLetter
+from consumers.ports import DeadLetter, PendingDeadLetter, RetrySource
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS {schema}.dead_letters ("
@@ -213,21 +213,33 @@ class DeadLetters:
             curs.execute(self._one, (dead_letter_id,))
             return curs.fetchone()
 
+    # ------------------------------------------------------------ retries (DeadLetterRetries)
+
     @raises_store_unavailable
-    def retry_source(self, dead_letter_id: int) -> DictRow | None:
+    def retry_source(self, dead_letter_id: int) -> RetrySource | None:
         """What a retry feeds in again: position, raw, topic, partition, key."""
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._retry_source, (dead_letter_id,))
-            return curs.fetchone()
+            row = curs.fetchone()
+        if row is None:
+            return None
+        return RetrySource(
+            position=row["position"],
+            raw=bytes(row["raw"]),
+            topic=row["topic"],
+            partition=row["partition"],
+            key=bytes(row["key"]) if row["key"] is not None else None,
+        )
 
     @raises_store_unavailable
-    def mark_retried(self, dead_letter_id: int, origin: str) -> DictRow | None:
-        """Mark the dead letter retried; the error kind and reason of the newest dead
+    def mark_retried(self, dead_letter_id: int, origin: str) -> tuple[str, str] | None:
+        """Mark the dead letter retried; the (error kind, reason) of the newest dead
         letter of ``origin`` (the retry's own, when it was rejected again)."""
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(self._mark_retried, (dead_letter_id,))
             curs.execute(self._last_of_origin, (origin,))
-            return curs.fetchone()
+            row = curs.fetchone()
+        return (row["error_kind"], row["reason"]) if row else None
 
 
 class _Claim:

@@ -16,19 +16,21 @@ from uuid import UUID
 from eventsourcing.domain import CanMutateAggregate
 from kafka import TopicPartition
 
-from consumers.ports import ConcurrencyConflict, ConsumerOffset, DeadLetter
+from consumers.ports import ConcurrencyConflict, ConsumerOffset, DeadLetter, RetrySource
 from domain.application_number import case_id
 from domain.case import Case, handle
 from domain.commands import RecordCaseEvent
 
 
 class FakeStore:
-    """Implements CaseRepository, DeadLetterLookup and OffsetStore in memory."""
+    """Implements CaseRepository, DeadLetterLookup, DeadLetterRetries and OffsetStore in
+    memory; a dead letter's id is its place in ``dead_letters``, from 1."""
 
     def __init__(self) -> None:
         self.events: dict[UUID, list[CanMutateAggregate[UUID]]] = {}
         self.event_ids: dict[UUID, UUID] = {}
         self.dead_letters: list[DeadLetter] = []
+        self.retried: set[int] = set()  # ids of the dead letters marked retried
         self.offsets: dict[tuple[str, str, int], ConsumerOffset] = {}
         self.unreadable: dict[UUID, Exception] = {}  # cases whose stored events do not decode
         self.loads: list[list[UUID]] = []  # the ids each load_readable asked for
@@ -106,6 +108,19 @@ class FakeStore:
                 d.origin == origin and d.position == n and d.raw == raw for d in self.dead_letters
             )
         }
+
+    # ------------------------------------------------------------ DeadLetterRetries
+
+    def retry_source(self, dead_letter_id: int) -> RetrySource | None:
+        if not 0 < dead_letter_id <= len(self.dead_letters):
+            return None
+        d = self.dead_letters[dead_letter_id - 1]
+        return RetrySource(d.position, d.raw, d.topic, d.partition, d.key)
+
+    def mark_retried(self, dead_letter_id: int, origin: str) -> tuple[str, str] | None:
+        self.retried.add(dead_letter_id)
+        newest = [d for d in self.dead_letters if d.origin == origin][-1:]
+        return (newest[0].error_kind, newest[0].reason) if newest else None
 
     # ------------------------------------------------------------ OffsetStore
 

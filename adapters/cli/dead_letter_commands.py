@@ -1,0 +1,81 @@
+"""`casetrack dead-letters list|show|retry`: what the write side rejected, and feeding it in
+again after a fix (consumers/dead_letter_retry.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import closing
+
+from adapters import bootstrap
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dl = sub.add_parser("dead-letters", help="rejected input").add_subparsers(required=True)
+    dl_list = dl.add_parser("list", help="what was rejected and why")
+    dl_list.add_argument("--limit", type=int, default=50)
+    dl_list.add_argument("--json", action="store_true")
+    dl_list.set_defaults(run=cmd_dead_letters_list)
+    dl_show = dl.add_parser("show", help="one dead letter with its raw input")
+    dl_show.add_argument("id", type=int)
+    dl_show.set_defaults(run=cmd_dead_letters_show)
+    dl_retry = dl.add_parser("retry", help="feed one dead letter in again, after a fix")
+    dl_retry.add_argument("id", type=int)
+    dl_retry.set_defaults(run=cmd_dead_letters_retry)
+
+
+def cmd_dead_letters_list(args: argparse.Namespace) -> int:
+    with closing(bootstrap.case_store(args.settings)) as store:
+        rows = store.dead_letters.latest(args.limit)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+        return 0
+    if not rows:
+        print("no dead letters")
+    for row in rows:
+        where = row["origin"]
+        if row["position"] is not None:
+            where += f" {'offset' if row['topic'] is not None else 'line'} {row['position']}"
+        print(f"#{row['id']} {where} [{row['error_kind']}] {row['reason']}")
+    return 0
+
+
+def cmd_dead_letters_show(args: argparse.Namespace) -> int:
+    with closing(bootstrap.case_store(args.settings)) as store:
+        row = store.dead_letters.get(args.id)
+    if row is None:
+        print(f"casetrack: no dead letter #{args.id}", file=sys.stderr)
+        return 1
+    row["raw"] = bytes(row.pop("raw")).decode("utf-8", errors="replace")
+    row.pop("raw_sha256")
+    print(json.dumps(row, default=str, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
+    from consumers.dead_letter_retry import retry_dead_letter
+    from domain.commands import Outcome, RecordCaseEvent
+
+    with closing(bootstrap.case_store(args.settings)) as store:
+        retried = retry_dead_letter(store, store.dead_letters, args.id)
+    if retried is None:
+        print(f"casetrack: no dead letter #{args.id}", file=sys.stderr)
+        return 1
+    parsed = retried.parsed
+    what = (
+        f"{parsed.type} for {parsed.application_number}"
+        if isinstance(parsed, RecordCaseEvent)
+        else "message"
+    )
+    if retried.outcome is Outcome.ACCEPTED:
+        print(f"#{args.id} accepted: {what} appended")
+        return 0
+    if retried.outcome is Outcome.DUPLICATE:
+        print(f"#{args.id} already stored: {what} is a duplicate, nothing appended")
+        return 0
+    rejection = retried.rejection
+    reason = f"[{rejection[0]}] {rejection[1]}" if rejection else str(parsed)
+    print(f"#{args.id} rejected again: {reason}")
+    return 1
