@@ -1,4 +1,5 @@
-"""Kafka for the tests: helpers around the embedded broker (or CASETRACK_TEST_KAFKA).
+"""Kafka for the tests: topics, consumer settings, a consumer running on a thread (on a
+store whose saves may fail), a topic read back, and waiting for a condition.
 
 The ``kafka``, ``topic`` and ``group`` fixtures are in tests/integration/conftest.py.
 Consumer timeouts are low: with the embedded broker a group join waits out
