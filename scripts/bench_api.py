@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-
+from children import CASETRACK, ROOT, child_env
 
 # ---------------------------------------------------------------- load generator (child)
 
@@ -275,15 +272,9 @@ def main() -> int:
     pairs = make_sessions(url, schema, args.accounts)
 
     port = free_port()
-    env = {
-        **os.environ,
-        "CASETRACK_DATABASE_URL": url,
-        "CASETRACK_SCHEMA": schema,
-        "CASETRACK_LOG_LEVEL": "info",
-    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli.main", "serve", "--port", str(port)],
-        env=env,
+        [*CASETRACK, "serve", "--port", str(port)],
+        env=child_env(url, schema, log_level="info"),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

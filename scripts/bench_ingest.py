@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import naive
+from children import CASETRACK, ROOT, child_env
 
 from adapters import bootstrap
 from adapters.postgres.event_store import CaseStore
 from adapters.postgres.schema import drop_schema, init_schema
 from adapters.settings import Settings
 from simulation import casegen
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def baseline(url: str, schema: str, lines: list[str]) -> tuple[int, float]:
@@ -64,16 +61,10 @@ def main() -> int:
     init_schema(url, schema)
     init_schema(url, base_schema)
     try:
-        env = {
-            **os.environ,
-            "CASETRACK_DATABASE_URL": url,
-            "CASETRACK_SCHEMA": schema,
-            "CASETRACK_LOG_LEVEL": "error",
-        }
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "adapters.cli.main", "ingest", str(path), "--json"],
-            env=env,
+            [*CASETRACK, "ingest", str(path), "--json"],
+            env=child_env(url, schema),
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -23,16 +23,15 @@ Database: CASETRACK_DATABASE_URL, or the embedded PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import naive
 import psycopg
+from children import CASETRACK, ROOT, child_env
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from psycopg.sql import SQL, Identifier
 
@@ -43,8 +42,6 @@ from adapters.postgres.schema import drop_schema, init_schema
 from adapters.settings import Settings
 from projections.registry import select
 from simulation import casegen, kafka_feed
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Progress:
@@ -83,15 +80,9 @@ def pipeline(
     project` until everything is stored and projected."""
     schema = f"bench_{secrets.token_hex(4)}"
     init_schema(url, schema)
-    env = {
-        **os.environ,
-        "CASETRACK_DATABASE_URL": url,
-        "CASETRACK_SCHEMA": schema,
-        "CASETRACK_LOG_LEVEL": "error",
-    }
-    cli = [sys.executable, "-m", "adapters.cli.main"]
+    env = child_env(url, schema)
     started = time.perf_counter()
-    consume = [*cli, "consume", "--bootstrap-servers", servers, "--topic", topic]
+    consume = [*CASETRACK, "consume", "--bootstrap-servers", servers, "--topic", topic]
     consume += ["--group", f"bench-{schema}", "--max-poll-records", "5000"]
 
     def quiet(command: list[str]) -> subprocess.Popen[bytes]:
@@ -100,7 +91,7 @@ def pipeline(
 
     workers = [
         *(quiet(consume) for _ in range(consumers)),
-        quiet([*cli, "project", "--poll-interval", "0.5"]),
+        quiet([*CASETRACK, "project", "--poll-interval", "0.5"]),
     ]
     try:
         stored_at = first_at = None

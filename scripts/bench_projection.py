@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from children import CASETRACK, ROOT, child_env
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection, ProjectionRunner
@@ -38,8 +38,6 @@ from adapters.settings import Settings
 from consumers.file_ingest import ingest_lines
 from projections import case_status
 from simulation import casegen
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # ---------------------------------------------------------------- baseline
 
@@ -175,25 +173,11 @@ def main() -> int:
     schema = f"bench_projection_{args.cases}_{args.seed}"
     events = ensure_events(url, schema, args.cases, args.seed)
 
-    env = {
-        **os.environ,
-        "CASETRACK_DATABASE_URL": url,
-        "CASETRACK_SCHEMA": schema,
-        "CASETRACK_LOG_LEVEL": "error",
-    }
+    rebuild = ["projections", "rebuild", "case_status", "case_history", "processing_stats"]
     started = time.perf_counter()
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adapters.cli.main",
-            "projections",
-            "rebuild",
-            "case_status",
-            "case_history",
-            "processing_stats",
-        ],
-        env=env,
+        [*CASETRACK, *rebuild],
+        env=child_env(url, schema),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

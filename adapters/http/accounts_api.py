@@ -11,16 +11,14 @@ exceed it.
 
 from __future__ import annotations
 
-import math
-
 import structlog
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from adapters.http import models
-from adapters.http.auth import CurrentAccount, backoff_bucket, guard
+from adapters.http.auth import CurrentAccount, backoff_bucket, count_guess, guard
 from adapters.http.outbox import Job
-from adapters.http.problems import Problem, rate_limited, responses
+from adapters.http.problems import Problem, responses
 from adapters.http.services import Services, ServicesDep
 from adapters.mail_texts import code_message
 from adapters.postgres.accounts_store import AccountExists, PendingCode
@@ -212,12 +210,10 @@ async def _spend_attempt(
     against each live code's total: both before the check, so parallel guesses cannot
     exceed either. No live code still costs one hash, like a wrong one.
     """
-    now = services.settings.clock()
+    settings = services.settings
+    now = settings.clock()
     bucket = backoff_bucket(request, services, f"code-{purpose}", login)
-    until = await services.accounts.attempt(bucket, now, services.settings.limits.code_guesses)
-    if until is not None:
-        services.metrics.rate_limited(f"{purpose}-code")
-        raise rate_limited(max(1, math.ceil((until - now).total_seconds())))
+    await count_guess(services, bucket, settings.limits.code_guesses, now, f"{purpose}-code")
     codes = await services.accounts.spend_attempt(login, purpose, accounts.CODE_MAX_ATTEMPTS, now)
     if not codes:
         await services.passwords.verify(None, given)

@@ -1,4 +1,5 @@
-"""Who is calling: bearer tokens for sessions and auditor keys, and the rate-limit guard.
+"""Who is calling: bearer tokens for sessions and auditor keys, the rate-limit guard, and
+the backoff of guesses (passwords, codes).
 
 A token is checked for its shape before any query (``cts_`` sessions,
 ``cta_`` auditor keys, 43 url-safe characters), then looked up by its hash.
@@ -7,6 +8,8 @@ A token is checked for its shape before any query (``cts_`` sessions,
 from __future__ import annotations
 
 import ipaddress
+import math
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -17,6 +20,7 @@ from adapters.http.services import Services, ServicesDep
 from adapters.postgres.accounts_store import Account
 from adapters.postgres.auditors_store import Auditor
 from domain.accounts import AUDITOR_PREFIX, SESSION_PREFIX, bucket_digest, is_token, token_digest
+from domain.backoff import Backoff
 
 bearer = HTTPBearer(auto_error=False, description="A session token or an auditor API key")
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -118,6 +122,18 @@ def backoff_bucket(request: Request, services: Services, kind: str, login: str) 
     this client address."""
     value = f"{kind}|{login}|{client_address(request)}"
     return bucket_digest(services.settings.secret_key, f"backoff|{value}")
+
+
+async def count_guess(
+    services: Services, bucket: bytes, policy: Backoff, now: datetime, action: str
+) -> None:
+    """Count a guess in its backoff ``bucket`` before it is checked (so parallel guesses
+    are all counted); past ``policy``'s free guesses, 429 until the wait is over (counted
+    in the metrics as ``action``)."""
+    until = await services.accounts.attempt(bucket, now, policy)
+    if until is not None:
+        services.metrics.rate_limited(action)
+        raise rate_limited(max(1, math.ceil((until - now).total_seconds())))
 
 
 async def guard(request: Request, services: Services, action: str, login: str) -> None:

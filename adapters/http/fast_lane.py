@@ -63,14 +63,11 @@ class FastReads:
         scope["route"] = self._routes[is_history]
         scope["path_params"] = {"application_number": number}
         services = scope["app"].state.services
-        now = services.settings.clock()
         conditions = views.Conditions(if_none_match, if_modified_since)
         try:
-            read = await views.read(services, token, number, _LANGS[query], now)
-            if is_history:
-                answer = await views.file_history(services, read, number, conditions)
-            else:
-                answer = await views.file_view(services, read, number, now, conditions)
+            answer = await views.answer(
+                services, token, number, _LANGS[query], conditions, history=is_history
+            )
         except Problem as problem:
             await problem.response(Request(scope))(scope, receive, send)
             return

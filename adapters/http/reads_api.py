@@ -55,11 +55,7 @@ async def applications(account: CurrentAccount, services: ServicesDep) -> Respon
 async def application(
     application_number: models.NumberInPath, request: Request, lang: LangQuery = None
 ) -> Response:
-    services: Services = request.app.state.services
-    now = services.settings.clock()
-    read = await views.read(services, session_hash_of(request), application_number, lang, now)
-    answer = await views.file_view(services, read, application_number, now, _conditions(request))
-    return _response(answer)
+    return await _answer(request, application_number, lang, history=False)
 
 
 @router.get(
@@ -78,20 +74,15 @@ async def application(
 async def history(
     application_number: models.NumberInPath, request: Request, lang: LangQuery = None
 ) -> Response:
+    return await _answer(request, application_number, lang, history=True)
+
+
+async def _answer(request: Request, number: str, lang: str | None, *, history: bool) -> Response:
     services: Services = request.app.state.services
-    now = services.settings.clock()
-    read = await views.read(services, session_hash_of(request), application_number, lang, now)
-    answer = await views.file_history(services, read, application_number, _conditions(request))
-    return _response(answer)
-
-
-def _conditions(request: Request) -> views.Conditions:
-    return views.Conditions(
-        request.headers.get("if-none-match"), request.headers.get("if-modified-since")
-    )
-
-
-def _response(answer: views.Answer) -> Response:
+    headers = request.headers
+    conditions = views.Conditions(headers.get("if-none-match"), headers.get("if-modified-since"))
+    token = session_hash_of(request)
+    answer = await views.answer(services, token, number, lang, conditions, history=history)
     response = Response(answer.body, status_code=answer.status)
     response.raw_headers = [*answer.headers, (b"content-length", str(len(answer.body)).encode())]
     if answer.status == 304:

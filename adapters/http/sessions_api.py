@@ -10,13 +10,11 @@ other, so neither the answers nor their timing reveal which logins exist.
 
 from __future__ import annotations
 
-import math
-
 from fastapi import APIRouter, Request, Response
 
 from adapters.http import models
-from adapters.http.auth import CurrentAccount, SessionHash, backoff_bucket, guard
-from adapters.http.problems import Problem, rate_limited, responses
+from adapters.http.auth import CurrentAccount, SessionHash, backoff_bucket, count_guess, guard
+from adapters.http.problems import Problem, responses
 from adapters.http.services import ServicesDep
 from domain import accounts
 
@@ -38,10 +36,7 @@ async def sign_in(
     await guard(request, services, "login", login)
     now = settings.clock()
     bucket = backoff_bucket(request, services, "sign-in", login)
-    until = await services.accounts.attempt(bucket, now, settings.limits.sign_in)
-    if until is not None:
-        services.metrics.rate_limited("login")
-        raise rate_limited(max(1, math.ceil((until - now).total_seconds())))
+    await count_guess(services, bucket, settings.limits.sign_in, now, "login")
     existing = await services.accounts.account(login)
     if not await services.passwords.verify(existing[1] if existing else None, body.password):
         raise _invalid_credentials()

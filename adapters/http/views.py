@@ -38,6 +38,24 @@ class Answer:
     body: bytes
 
 
+async def answer(
+    services: Services,
+    token: bytes,
+    number: str,
+    lang: str | None,
+    conditions: Conditions,
+    *,
+    history: bool,
+) -> Answer:
+    """What a read of file ``number``'s view (or of its ``history``) answers the session
+    ``token``: 401 without a live session, 404 when the file is not theirs."""
+    now = services.settings.clock()
+    found = await read(services, token, number, lang, now)
+    if history:
+        return await file_history(services, found, number, conditions)
+    return await file_view(services, found, number, now, conditions)
+
+
 async def read(
     services: Services, token: bytes, number: str, lang: str | None, now: datetime
 ) -> FileRead:

@@ -214,6 +214,15 @@ def representative_registration(number: str, payload: dict[str, Any]) -> dict[st
     return body
 
 
+def registered(client: TestClient, mailbox: Mailbox, files: Files) -> tuple[dict[str, Any], str]:
+    """A file's principal applicant registered (a file with their email and no
+    representative): the registration sent, and the code mailed for it."""
+    number, payload = files.pick(representative=False, applicant_email=True)
+    registration = applicant_registration(number, payload, "principal_applicant")
+    client.post("/v1/accounts/register", json=registration)
+    return registration, mailbox.code()
+
+
 def sign_up(client: TestClient, mailbox: Mailbox, registration: dict[str, Any], login: str) -> str:
     """Register, read the code from the mail, verify and sign in; returns the token."""
     before = len(mailbox.folder.messages())

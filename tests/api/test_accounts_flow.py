@@ -18,6 +18,7 @@ from tests.api.conftest import (
     Mailbox,
     applicant_registration,
     bearer,
+    registered,
     representative_registration,
     sign_in,
     sign_up,
@@ -159,12 +160,8 @@ def test_password_reset_by_emailed_code_signs_out_everywhere(
 def test_weak_password_is_refused_with_the_rule_and_the_code_survives(
     client: TestClient, mailbox: Mailbox, files: Files
 ) -> None:
-    number, payload = files.pick(representative=False, applicant_email=True)
-    uci = payload["principal_applicant"]["uci"]
-    client.post(
-        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
-    )
-    code = mailbox.code()
+    registration, code = registered(client, mailbox, files)
+    uci = registration["uci"]
     weak = client.post(
         "/v1/accounts/verify", json={"login": uci, "code": code, "password": "abababababab"}
     )
@@ -182,13 +179,8 @@ def test_weak_password_is_refused_with_the_rule_and_the_code_survives(
 def test_new_passwords_refuse_common_ones_and_the_family_name_on_file(
     client: TestClient, mailbox: Mailbox, files: Files
 ) -> None:
-    number, payload = files.pick(representative=False, applicant_email=True)
-    person = payload["principal_applicant"]
-    uci, family = person["uci"], person["family_name"]
-    client.post(
-        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
-    )
-    code = mailbox.code()
+    registration, code = registered(client, mailbox, files)
+    uci, family = registration["uci"], registration["family_name"]
     refused = [
         ("qwerty123456789", "too common"),
         ("football12345", "too common"),

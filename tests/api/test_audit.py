@@ -4,27 +4,17 @@ state at a version or a time, and the audit log of every auditor read."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import psycopg
 from fastapi.testclient import TestClient
 
+from tests import cli_process
 from tests.api.conftest import Files, Mailbox, applicant_registration, bearer, sign_up
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def casetrack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adapters.cli.main", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return cli_process.run(args, env)
 
 
 def _auditor_key(cli_env: dict[str, str], name: str = "alice") -> str:

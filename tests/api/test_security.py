@@ -27,6 +27,7 @@ from tests.api.conftest import (
     Mailbox,
     applicant_registration,
     bearer,
+    registered,
     sign_up,
 )
 
@@ -80,12 +81,8 @@ def test_brute_forcing_a_code_kills_it(
 ) -> None:
     """A code's total of guesses, from everywhere (here without the per-address waits)."""
     client = make_client(limits=_ROOMY)
-    number, payload = files.pick(representative=False, applicant_email=True)
-    uci = payload["principal_applicant"]["uci"]
-    client.post(
-        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
-    )
-    code = mailbox.code()
+    registration, code = registered(client, mailbox, files)
+    uci = registration["uci"]
     wrong = f"{(int(code) + 1) % 10**8:08d}"
     for _ in range(CODE_MAX_ATTEMPTS):
         answer = client.post(
@@ -97,9 +94,7 @@ def test_brute_forcing_a_code_kills_it(
     )
     assert dead.status_code == 400, "the right code no longer works after all its attempts"
     # A new code replaces the spent one.
-    client.post(
-        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
-    )
+    client.post("/v1/accounts/register", json=registration)
     mailbox.wait(2)
     fresh = mailbox.code()
     ok = client.post(
@@ -111,11 +106,8 @@ def test_brute_forcing_a_code_kills_it(
 def test_a_new_code_replaces_the_old_one(
     client: TestClient, mailbox: Mailbox, files: Files
 ) -> None:
-    number, payload = files.pick(representative=False, applicant_email=True)
-    uci = payload["principal_applicant"]["uci"]
-    registration = applicant_registration(number, payload, "principal_applicant")
-    client.post("/v1/accounts/register", json=registration)
-    first = mailbox.code()
+    registration, first = registered(client, mailbox, files)
+    uci = registration["uci"]
     client.post("/v1/accounts/register", json=registration)
     mailbox.wait(2)
     second = mailbox.code()
@@ -143,12 +135,8 @@ def test_a_code_is_valid_12_hours(
     elapsed: dict[str, float],
     status: int,
 ) -> None:
-    number, payload = files.pick(representative=False, applicant_email=True)
-    uci = payload["principal_applicant"]["uci"]
-    client.post(
-        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
-    )
-    code = mailbox.code()
+    registration, code = registered(client, mailbox, files)
+    uci = registration["uci"]
     clock.advance(**elapsed)
     answer = client.post(
         "/v1/accounts/verify", json={"login": uci, "code": code, "password": PASSWORD}
@@ -446,12 +434,8 @@ def test_parallel_code_guesses_are_counted_before_the_check(
     allowed: int,
 ) -> None:
     client = make_client(limits=limits)
-    number, payload = files.pick(representative=False, applicant_email=True)
-    uci = payload["principal_applicant"]["uci"]
-    client.post(
-        "/v1/accounts/register", json=applicant_registration(number, payload, "principal_applicant")
-    )
-    code = mailbox.code()
+    registration, code = registered(client, mailbox, files)
+    uci = registration["uci"]
     counting = _CountingPasswords()
     client.app.state.services.passwords = counting  # type: ignore[attr-defined]
     wrong = [f"{(int(code) + n) % 10**8:08d}" for n in range(1, guesses + 1)]

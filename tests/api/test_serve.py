@@ -9,17 +9,17 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
 
 from adapters.http.settings import Limits
+from tests import cli_process
 from tests.api.conftest import (
     METRICS_TOKEN,
     PASSWORD,
@@ -28,8 +28,6 @@ from tests.api.conftest import (
     applicant_registration,
     free_port,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -47,7 +45,6 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
 def test_serve_end_to_end_logs_no_personal_data(
     cli_env: dict[str, str], mailbox: Mailbox, files: Files, tmp_path: Path
 ) -> None:
-    port = free_port()
     env = {
         **cli_env,
         "CASETRACK_LOG_LEVEL": "info",
@@ -57,21 +54,8 @@ def test_serve_end_to_end_logs_no_personal_data(
         "CASETRACK_METRICS_TOKEN": METRICS_TOKEN,
     }
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "adapters.cli.main", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_up(url, process)
-            secrets_seen = _flow(url, mailbox, files)
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
+    with log_path.open("wb") as log_file, _serving(env, log_file) as port:
+        secrets_seen = _flow(f"http://127.0.0.1:{port}", mailbox, files)
     logged = log_path.read_text()
     print(logged)
     access = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
@@ -140,36 +124,25 @@ def _flow(url: str, mailbox: Mailbox, files: Files) -> set[str]:
     ],
 )
 def test_serve_refuses_bad_settings(cli_env: dict[str, str], name: str, value: str) -> None:
-    env = {**cli_env, name: value}
-    done = subprocess.run(
-        [sys.executable, "-m", "adapters.cli.main", "serve", "--port", str(free_port())],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli_process.run(["serve", "--port", str(free_port())], {**cli_env, name: value})
     assert done.returncode == 2 and name in done.stderr
     assert "Traceback" not in done.stderr
 
 
 @contextmanager
-def _serving(env: dict[str, str]) -> Iterator[int]:
-    """`casetrack serve` on a free port until the block ends; yields the port."""
+def _serving(env: dict[str, str], log: IO[bytes] | None = None) -> Iterator[int]:
+    """`casetrack serve` on a free port until the block ends (then SIGINT); yields the port.
+    What it writes (both streams) goes to ``log``, or nowhere."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli.main", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_until_up(f"http://127.0.0.1:{port}", process)
-        yield port
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+    output = subprocess.DEVNULL if log is None else log
+    serve = ["serve", "--port", str(port)]
+    with cli_process.running(serve, env, stdout=output, stderr=subprocess.STDOUT) as process:
+        try:
+            _wait_until_up(f"http://127.0.0.1:{port}", process)
+            yield port
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
 
 
 def _register_on_a_new_connection(port: int, n: int, forwarded_for: str | None) -> tuple[int, int]:

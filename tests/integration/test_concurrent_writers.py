@@ -7,7 +7,8 @@ import threading
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.file_ingest import ingest_lines
 from simulation import casegen
-from tests.integration.test_ingest import _count, _lines
+from tests.integration.test_ingest import _lines
+from tests.stores import count
 
 
 def test_two_writers_on_the_same_file(database_url: str, schema: str) -> None:
@@ -32,10 +33,10 @@ def test_two_writers_on_the_same_file(database_url: str, schema: str) -> None:
     try:
         assert not errors
         # Each valid line is accepted by exactly one writer and a duplicate for the other.
-        assert sum(s.accepted for s in summaries) == _count(stores[0], EVENTS_TABLE)
+        assert sum(s.accepted for s in summaries) == count(stores[0], EVENTS_TABLE)
         assert sum(s.rejected for s in summaries) == 0
         reference = casegen.generate(80, seed=21)
-        assert _count(stores[0], EVENTS_TABLE) == len(reference)
+        assert count(stores[0], EVENTS_TABLE) == len(reference)
     finally:
         for s in stores:
             s.close()

@@ -13,7 +13,7 @@ from consumers.batch import BatchWriter, Message
 from consumers.file_ingest import parse_line
 from consumers.ports import ConsumerOffset
 from simulation import kafka_feed
-from tests.integration.kafka_fixtures import count
+from tests.stores import count, execute
 
 GROUP, TOPIC = "group", "events"
 
@@ -81,19 +81,13 @@ def test_db_init_adds_the_topic_id_to_offsets_stored_before_it(
     database_url: str, store: CaseStore
 ) -> None:
     """An older schema gains the column; its offsets adopt the first topic id stored with them."""
-    with store.datastore.transaction(commit=True) as curs:
-        curs.execute(
-            SQL("ALTER TABLE {}.consumer_offsets DROP COLUMN topic_id").format(
-                Identifier(store.schema)
-            )
-        )
-        curs.execute(
-            SQL(
-                "INSERT INTO {}.consumer_offsets (group_id, topic, partition, next_offset)"
-                " VALUES (%s, %s, 0, 30)"
-            ).format(Identifier(store.schema)),
-            (GROUP, TOPIC),
-        )
+    execute(store, "ALTER TABLE {schema}.consumer_offsets DROP COLUMN topic_id")
+    execute(
+        store,
+        "INSERT INTO {schema}.consumer_offsets (group_id, topic, partition, next_offset)"
+        " VALUES (%s, %s, 0, 30)",
+        (GROUP, TOPIC),
+    )
     init_schema(database_url, store.schema)
     init_schema(database_url, store.schema)
     assert store.stored_topic_ids(GROUP, TOPIC) == {0: None}

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import threading
+from typing import LiteralString
 
 import pytest
 from kafka import KafkaProducer
@@ -20,13 +21,12 @@ from simulation import kafka_feed
 from tests.integration.kafka_fixtures import (
     EXTERNAL,
     consuming,
-    count,
-    kafka_broker,  # noqa: F401
     read_topic,
     settings,
     unique,
     wait_until,
 )
+from tests.stores import count, rows
 
 
 def _poison(n: int, tag: str) -> list[str]:
@@ -37,22 +37,18 @@ def _ids(records: list[object]) -> list[int]:
     return [int(dict(r.headers)["dead_letter_id"]) for r in records]  # type: ignore[attr-defined]
 
 
-def _dead_letter_ids(store: CaseStore, where: str) -> set[int]:
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(f"SELECT id FROM {store.schema}.dead_letters WHERE {where}")
-        return {r["id"] for r in curs}
+def _dead_letter_ids(store: CaseStore, where: LiteralString) -> set[int]:
+    return {r["id"] for r in rows(store, "SELECT id FROM {schema}.dead_letters WHERE " + where)}
 
 
 @pytest.mark.skipif(bool(EXTERNAL), reason="restarts the embedded broker")
-def test_dead_letters_reach_the_topic_again_after_a_broker_restart(
-    database_url: str, schema: str, store: CaseStore
-) -> None:
+def test_dead_letters_reach_the_topic_again_after_a_broker_restart(store: CaseStore) -> None:
     """The producer's idempotence state dies with the broker; the consumer goes on publishing."""
     topic, group = unique("events"), unique("group")
     with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
         config = settings(bootstrap, topic, group)
-        with consuming(database_url, schema, config) as running:
+        with consuming(store, config) as running:
             # Enough before the restart that the new, shorter logs end below the stored
             # offsets: the consumer sees them as replaced and re-reads them (docs/kafka.md).
             valid = kafka_feed.feed(60, seed=19, duplicate_share=0.0, poison_share=0.0)

@@ -6,8 +6,6 @@ import json
 import uuid
 from pathlib import Path
 
-from psycopg.sql import SQL, Identifier
-
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.file_ingest import MAX_LINE_BYTES, ingest_lines
 from domain.application_number import case_id
@@ -15,22 +13,11 @@ from projections import case_status
 from projections.case_status_table import CaseStatusProjection, read
 from projections.projector import Projector
 from simulation import casegen
+from tests.stores import count, rows
 
 
 def _lines(text_lines: list[str]) -> list[bytes]:
     return [(line + "\n").encode() for line in text_lines]
-
-
-def _count(store: CaseStore, table: str) -> int:
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL("SELECT count(*) AS n FROM {}.{}").format(
-                Identifier(store.schema), Identifier(table)
-            )
-        )
-        row = curs.fetchone()
-    assert row is not None
-    return int(row["n"])
 
 
 def _event(type_: str, number: str, payload: dict[str, object], event_id: str | None = None) -> str:
@@ -80,16 +67,13 @@ def test_each_line_is_accepted_duplicate_or_rejected(store: CaseStore) -> None:
     ]
     summary = ingest_lines(_lines(lines), "test", store)
     assert summary.as_dict() == {"accepted": 2, "duplicates": 1, "rejected": 3}
-    assert _count(store, EVENTS_TABLE) == 2
+    assert count(store, EVENTS_TABLE) == 2
 
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL(
-                "SELECT position, raw, error_kind, rule, reason FROM {}.dead_letters"
-                " ORDER BY position"
-            ).format(Identifier(store.schema))
-        )
-        dead = curs.fetchall()
+    dead = rows(
+        store,
+        "SELECT position, raw, error_kind, rule, reason FROM {schema}.dead_letters"
+        " ORDER BY position",
+    )
     assert [(d["position"], d["error_kind"], d["rule"]) for d in dead] == [
         (4, "invalid_json", None),
         (6, "rule_violation", "activity_not_requested"),
@@ -102,27 +86,20 @@ def test_each_line_is_accepted_duplicate_or_rejected(store: CaseStore) -> None:
 def test_reingesting_a_file_adds_nothing(store: CaseStore) -> None:
     lines = _lines(casegen.generate(60, seed=3, duplicate_share=0.05, invalid_share=0.02))
     first = ingest_lines(lines, "file:a", store, batch_size=37)
-    events, dead = _count(store, EVENTS_TABLE), _count(store, "dead_letters")
+    events, dead = count(store, EVENTS_TABLE), count(store, "dead_letters")
     again = ingest_lines(lines, "file:a", store, batch_size=500)
     assert again.accepted == 0
     assert again.duplicates == first.accepted + first.duplicates
     assert again.rejected == first.rejected
-    assert (_count(store, EVENTS_TABLE), _count(store, "dead_letters")) == (events, dead)
+    assert (count(store, EVENTS_TABLE), count(store, "dead_letters")) == (events, dead)
     assert first.accepted == events
 
 
 def test_appends_are_batched_into_few_transactions(store: CaseStore) -> None:
     lines = _lines(casegen.generate(200, seed=5))
     ingest_lines(lines, "file:b", store, batch_size=500)
-    with store.datastore.transaction(commit=False) as curs:
-        # Every row keeps the id of the transaction that inserted it.
-        curs.execute(
-            SQL("SELECT count(DISTINCT xmin::text) AS n FROM {}.{}").format(
-                Identifier(store.schema), Identifier(EVENTS_TABLE)
-            )
-        )
-        row = curs.fetchone()
-    assert row is not None
+    # Every row keeps the id of the transaction that inserted it.
+    [row] = rows(store, "SELECT count(DISTINCT xmin::text) AS n FROM {schema}.{events}")
     assert int(row["n"]) <= -(-len(lines) // 500)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer, TopicPartition
@@ -15,32 +14,26 @@ from kafka.protocol.producer import ProduceRequest
 from adapters.kafka_broker import free_port
 from adapters.postgres.event_store import CaseStore
 from simulation import kafka_feed
+from tests import cli_process
 from tests.integration.kafka_fixtures import (
     consuming,
-    count,
-    file_reference,
-    kafka_broker,  # noqa: F401
     new_topic,
-    project,
     read_topic,
     settings,
-    snapshot,
-    stop_with_sigterm,
     unique,
     wait_until,
 )
+from tests.integration.snapshots import file_reference, project, snapshot
 from tests.record_batches import BROKEN, CRC_AT, broken_batch
+from tests.stores import count
 
-ROOT = Path(__file__).resolve().parents[2]
-CASETRACK = [sys.executable, "-m", "adapters.cli.main"]
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 
 
 @pytest.mark.parametrize("codec", CODECS)
 def test_batches_of_every_codec_are_stored_exactly_once(
-    database_url: str, schema: str, store: CaseStore, kafka: str, codec: str
+    database_url: str, store: CaseStore, kafka: str, topic: str, group: str, codec: str
 ) -> None:
-    topic, group = new_topic(kafka), unique("group")
     lines = kafka_feed.feed(40, seed=21, duplicate_share=0.02, poison_share=0.02)
     # A long linger: many records in each compressed batch.
     producer = KafkaProducer(
@@ -51,7 +44,7 @@ def test_batches_of_every_codec_are_stored_exactly_once(
     finally:
         producer.close(timeout=10)
 
-    with consuming(database_url, schema, settings(kafka, topic, group)) as running:
+    with consuming(store, settings(kafka, topic, group)) as running:
         wait_until(lambda: store.stored_offsets(group, topic) == ends, 30, f"{codec} batches")
     assert running.stats.kafka_errors == 0
     project(store)
@@ -107,12 +100,11 @@ def _undecodable_topic(kafka: str, how: str) -> tuple[str, list[str], bytes, int
 
 @pytest.mark.parametrize("how", BROKEN)
 def test_an_undecodable_batch_is_one_dead_letter_and_the_partition_flows_on(
-    database_url: str, schema: str, store: CaseStore, kafka: str, how: str
+    database_url: str, store: CaseStore, kafka: str, group: str, how: str
 ) -> None:
     topic, good, batch, at, ends = _undecodable_topic(kafka, how)
-    group = unique("group")
     started = time.monotonic()
-    with consuming(database_url, schema, settings(kafka, topic, group)) as running:
+    with consuming(store, settings(kafka, topic, group)) as running:
         wait_until(lambda: store.stored_offsets(group, topic) == ends, 30, "past the batch")
         wait_until(lambda: count(store, "dead_letters", "published_at IS NULL") == 0, 10, "DLQ")
         assert time.monotonic() - started < 30
@@ -129,32 +121,19 @@ def test_an_undecodable_batch_is_one_dead_letter_and_the_partition_flows_on(
 
 
 def test_casetrack_consume_skips_an_undecodable_batch_and_stops_on_sigterm(
-    store: CaseStore, kafka: str, cli_env: dict[str, str]
+    store: CaseStore, kafka: str, group: str, cli_env: dict[str, str]
 ) -> None:
     topic, _good, _batch, _at, ends = _undecodable_topic(kafka, "corrupt-gzip")
-    group = unique("group")
-    args = [*CASETRACK, "consume", "--bootstrap-servers", kafka, "--topic", topic]
+    args = ["consume", "--bootstrap-servers", kafka, "--topic", topic]
     args += ["--group", group, "--session-timeout-ms", "3000", "--max-poll-interval-ms", "6000"]
-    proc = subprocess.Popen(
-        args,
-        env=cli_env,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with cli_process.running(args, cli_env) as proc:
         wait_until(
             lambda: store.stored_offsets(group, topic) == ends or proc.poll() is not None,
             30,
             "past the batch",
         )
         assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-        stderr = stop_with_sigterm(proc, within=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        stderr = cli_process.stop_with_sigterm(proc, within=10)
     assert b"undecodable record batch dead-lettered and skipped" in stderr
 
 
@@ -162,22 +141,11 @@ def test_casetrack_consume_stops_on_sigterm_while_the_broker_is_away(
     store: CaseStore, cli_env: dict[str, str]
 ) -> None:
     nowhere = f"127.0.0.1:{free_port()}"
-    proc = subprocess.Popen(
-        [*CASETRACK, "consume", "--bootstrap-servers", nowhere, "--topic", unique("events")],
-        env=cli_env,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    args = ["consume", "--bootstrap-servers", nowhere, "--topic", unique("events")]
+    with cli_process.running(args, cli_env) as proc:
         time.sleep(2)  # into the connect retries
         assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-        stop_with_sigterm(proc, within=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        cli_process.stop_with_sigterm(proc, within=10)
 
 
 def test_casetrack_consume_refuses_to_start_without_a_codec_library(
@@ -190,7 +158,7 @@ def test_casetrack_consume_refuses_to_start_without_a_codec_library(
     done = subprocess.run(
         [sys.executable, "-c", without_zstd, "consume", "--bootstrap-servers", "127.0.0.1:1"],
         env=cli_env,
-        cwd=ROOT,
+        cwd=cli_process.ROOT,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=60,

@@ -3,48 +3,31 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
-from psycopg.sql import SQL, Identifier
 
 from adapters.cli.main import main as casetrack
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from domain.application_number import case_id
 from projections.case_status_table import read
 from simulation import casegen, kafka_feed
-from tests.integration.kafka_fixtures import (
-    consuming,
-    count,
-    file_reference,
-    kafka_broker,  # noqa: F401
-    new_topic,
-    project,
-    read_topic,
-    settings,
-    snapshot,
-    unique,
-    wait_until,
-)
-
-ROOT = Path(__file__).resolve().parents[2]
-CASETRACK = [sys.executable, "-m", "adapters.cli.main"]
+from tests import cli_process
+from tests.integration.kafka_fixtures import consuming, read_topic, settings, wait_until
+from tests.integration.snapshots import file_reference, project, snapshot
+from tests.stores import count, execute, rows
 
 
 def test_simulated_feed_ends_in_the_status_views(
-    database_url: str, schema: str, store: CaseStore, kafka: str, cli_env: dict[str, str]
+    database_url: str, store: CaseStore, kafka: str, topic: str, group: str, cli_env: dict[str, str]
 ) -> None:
-    topic, group = new_topic(kafka), unique("group")
     lines = kafka_feed.feed(120, seed=11, duplicate_share=0.02, poison_share=0.01)
     ends = kafka_feed.publish(lines, kafka, topic)
 
-    with consuming(database_url, schema, settings(kafka, topic, group)) as running:
+    with consuming(store, settings(kafka, topic, group)) as running:
         wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "every message stored")
         wait_until(lambda: count(store, "dead_letters", "published_at IS NULL") == 0, 10, "DLQ")
     project(store)
@@ -66,14 +49,8 @@ def test_simulated_feed_ends_in_the_status_views(
     assert len(read_topic(kafka, f"{topic}.dlq", stats.rejected)) == stats.rejected
 
     where = ["--bootstrap-servers", kafka, "--topic", topic, "--group", group]
-    status = subprocess.run(
-        [*CASETRACK, "consume", *where, "--status", "--json"],
-        env=cli_env,
-        cwd=ROOT,
-        capture_output=True,
-        timeout=60,
-    )
-    assert status.returncode == 0, status.stderr.decode()[-2000:]
+    status = cli_process.run(["consume", *where, "--status", "--json"], cli_env)
+    assert status.returncode == 0, status.stderr[-2000:]
     report = json.loads(status.stdout)
     assert report["total_lag"] == 0
     assert {p["partition"]: p["log_end"] for p in report["partitions"]} == {
@@ -85,9 +62,8 @@ def test_simulated_feed_ends_in_the_status_views(
 
 
 def test_every_poison_kind_reaches_the_table_and_the_dlq_topic_and_the_partition_flows_on(
-    database_url: str, schema: str, store: CaseStore, kafka: str
+    store: CaseStore, kafka: str, topic: str, group: str
 ) -> None:
-    topic, group = new_topic(kafka), unique("group")
     good = casegen.generate(1, seed=5)[:3]  # received, acknowledged, and the next step
     number = json.loads(good[0])["application_number"]
     poisons = {
@@ -103,25 +79,22 @@ def test_every_poison_kind_reaches_the_table_and_the_dlq_topic_and_the_partition
     finally:
         producer.close()
 
-    with consuming(database_url, schema, settings(kafka, topic, group)) as running:
+    with consuming(store, settings(kafka, topic, group)) as running:
         wait_until(lambda: store.stored_offsets(group, topic).get(0) == len(sequence), 60, "all")
         wait_until(lambda: running.stats.dead_letters_published == len(poisons), 10, "DLQ")
 
     assert len(store.stored_events(case_id(number))) == 3  # later good messages went in
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL(
-                "SELECT id, position, topic, partition, key, raw, error_kind, rule, reason,"
-                " published_at FROM {}.dead_letters ORDER BY position"
-            ).format(Identifier(schema))
-        )
-        rows = curs.fetchall()
-    assert [r["position"] for r in rows] == list(range(1, 1 + len(poisons)))
-    kinds = [r["error_kind"] for r in rows]
+    letters = rows(
+        store,
+        "SELECT id, position, topic, partition, key, raw, error_kind, rule, reason,"
+        " published_at FROM {schema}.dead_letters ORDER BY position",
+    )
+    assert [r["position"] for r in letters] == list(range(1, 1 + len(poisons)))
+    kinds = [r["error_kind"] for r in letters]
     assert kinds[0] == "invalid_json" and kinds[1] == "unknown_type"
     assert kinds[2:5] == ["invalid_field"] * 3
-    assert [r["rule"] for r in rows[5:]] == ["not_acknowledged", "case_not_received"]
-    for row, line in zip(rows, poisons.values(), strict=True):
+    assert [r["rule"] for r in letters[5:]] == ["not_acknowledged", "case_not_received"]
+    for row, line in zip(letters, poisons.values(), strict=True):
         assert (row["topic"], row["partition"]) == (topic, 0)
         assert bytes(row["raw"]) == line.encode()
         key = kafka_feed.key_for(line)
@@ -131,7 +104,7 @@ def test_every_poison_kind_reaches_the_table_and_the_dlq_topic_and_the_partition
     published = read_topic(kafka, f"{topic}.dlq", len(poisons))
     assert len(published) == len(poisons)
     by_offset = {int(dict(r.headers)["offset"]): r for r in published}
-    for row in rows:
+    for row in letters:
         record = by_offset[row["position"]]
         headers = {k: v.decode() for k, v in record.headers}
         assert record.value == bytes(row["raw"])
@@ -142,14 +115,11 @@ def test_every_poison_kind_reaches_the_table_and_the_dlq_topic_and_the_partition
         assert headers["dead_letter_id"] == str(row["id"])
 
 
-def test_redelivery_is_a_no_op(
-    database_url: str, schema: str, store: CaseStore, kafka: str
-) -> None:
-    topic, group = new_topic(kafka), unique("group")
+def test_redelivery_is_a_no_op(store: CaseStore, kafka: str, topic: str, group: str) -> None:
     lines = kafka_feed.feed(60, seed=12, duplicate_share=0.03, poison_share=0.02)
     ends = kafka_feed.publish(lines, kafka, topic)
     config = settings(kafka, topic, group)
-    with consuming(database_url, schema, config) as first:
+    with consuming(store, config) as first:
         wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "first run")
         wait_until(lambda: count(store, "dead_letters", "published_at IS NULL") == 0, 10, "DLQ")
     project(store)
@@ -159,18 +129,14 @@ def test_redelivery_is_a_no_op(
     # Kafka's committed offsets back to 0: positions come from PostgreSQL, nothing is re-read.
     tps = [TopicPartition(topic, p) for p in ends]
     _reset_kafka_offsets(kafka, group, tps)
-    with consuming(database_url, schema, config) as second:
+    with consuming(store, config) as second:
         wait_until(lambda: second.consumer.positions == ends, 30, "positions from PostgreSQL")
         time.sleep(0.5)
     assert second.stats.batches == 0
 
     # And PostgreSQL's offsets gone too: everything comes again, and all of it is a no-op.
-    with store.datastore.transaction(commit=True) as curs:
-        curs.execute(
-            SQL("DELETE FROM {}.consumer_offsets WHERE group_id = %s").format(Identifier(schema)),
-            (group,),
-        )
-    with consuming(database_url, schema, config) as third:
+    execute(store, "DELETE FROM {schema}.consumer_offsets WHERE group_id = %s", (group,))
+    with consuming(store, config) as third:
         wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "re-read")
     assert third.stats.accepted == 0
     assert third.stats.duplicates == first.stats.accepted + first.stats.duplicates
@@ -186,23 +152,21 @@ def test_a_dead_letter_is_retried_after_the_fix(
     schema: str,
     store: CaseStore,
     kafka: str,
+    topic: str,
+    group: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    topic, group = new_topic(kafka), unique("group")
     received, acknowledged = casegen.generate(1, seed=21)[:2]
     number = json.loads(received)["application_number"]
-    with consuming(database_url, schema, settings(kafka, topic, group)):
+    with consuming(store, settings(kafka, topic, group)):
         # The acknowledgement overtakes the receipt: unknown case, dead-lettered.
         kafka_feed.publish([acknowledged, "not json at all"], kafka, topic)
         wait_until(lambda: count(store, "dead_letters") == 2, 60, "two dead letters")
         kafka_feed.publish([received], kafka, topic)
         wait_until(lambda: count(store, EVENTS_TABLE) == 1, 30, "the receipt")
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL("SELECT id, error_kind FROM {}.dead_letters ORDER BY id").format(Identifier(schema))
-        )
-        ids = {r["error_kind"]: r["id"] for r in curs.fetchall()}
+    letters = rows(store, "SELECT id, error_kind FROM {schema}.dead_letters ORDER BY id")
+    ids = {r["error_kind"]: r["id"] for r in letters}
 
     monkeypatch.setenv("CASETRACK_DATABASE_URL", database_url)
     monkeypatch.setenv("CASETRACK_SCHEMA", schema)
@@ -219,9 +183,8 @@ def test_a_dead_letter_is_retried_after_the_fix(
 
 
 def test_two_consumers_in_one_group_split_the_work_without_loss_or_duplicates(
-    database_url: str, schema: str, store: CaseStore, kafka: str
+    database_url: str, store: CaseStore, kafka: str, topic: str, group: str
 ) -> None:
-    topic, group = new_topic(kafka), unique("group")
     lines = kafka_feed.feed(100, seed=13, duplicate_share=0.02, poison_share=0.01)
     third = len(lines) // 3
     config = settings(kafka, topic, group)
@@ -232,9 +195,9 @@ def test_two_consumers_in_one_group_split_the_work_without_loss_or_duplicates(
         ends.update({p: max(n, ends.get(p, 0)) for p, n in more.items()})
 
     publisher = threading.Thread(target=publish_the_rest)
-    with consuming(database_url, schema, config) as first:
+    with consuming(store, config) as first:
         wait_until(lambda: first.stats.batches > 0, 30, "the first member at work")
-        with consuming(database_url, schema, config) as second:
+        with consuming(store, config) as second:
             wait_until(lambda: bool(second.consumer.positions), 30, "the second member placed")
             publisher.start()
             wait_until(lambda: second.stats.batches > 0, 30, "the second member at work")
@@ -250,13 +213,8 @@ def test_two_consumers_in_one_group_split_the_work_without_loss_or_duplicates(
 
 
 def _published(store: CaseStore) -> list[tuple[object, ...]]:
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL("SELECT id, published_at FROM {}.dead_letters ORDER BY id").format(
-                Identifier(store.schema)
-            )
-        )
-        return [tuple(r.values()) for r in curs.fetchall()]
+    letters = rows(store, "SELECT id, published_at FROM {schema}.dead_letters ORDER BY id")
+    return [tuple(r.values()) for r in letters]
 
 
 def _reset_kafka_offsets(kafka: str, group: str, tps: list[TopicPartition]) -> None:

@@ -3,70 +3,50 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from adapters.bootstrap import kafka_lag as lag_report
 from adapters.kafka_broker import EmbeddedBroker
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.kafka.settings import ConsumerSettings
-from consumers.ports import StoreUnavailable
 from simulation import kafka_feed
+from tests import cli_process
 from tests.integration.kafka_fixtures import (
     EXTERNAL,
+    FailingSaves,
     RunningConsumer,
-    TcpProxy,
     consuming,
-    count,
-    file_reference,
-    kafka_broker,  # noqa: F401
-    new_topic,
-    project,
-    scratch_store,
     settings,
-    snapshot,
-    stop_with_sigterm,
     unique,
     wait_until,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
-CASETRACK = [sys.executable, "-m", "adapters.cli.main"]
+from tests.integration.snapshots import file_reference, project, snapshot
+from tests.integration.tcp_proxy import TcpProxy
+from tests.stores import count, scratch_store
 
 
 def test_sigkill_mid_batch_then_restart_gives_the_uninterrupted_result(
-    database_url: str, schema: str, store: CaseStore, kafka: str, cli_env: dict[str, str]
+    database_url: str, store: CaseStore, kafka: str, topic: str, group: str, cli_env: dict[str, str]
 ) -> None:
-    topic, group = new_topic(kafka), unique("group")
     lines = kafka_feed.feed(150, seed=14, duplicate_share=0.02, poison_share=0.01)
     ends = kafka_feed.publish(lines, kafka, topic)
-    args = [*CASETRACK, "consume", "--bootstrap-servers", kafka, "--topic", topic]
+    args = ["consume", "--bootstrap-servers", kafka, "--topic", topic]
     # Short timeouts: a restarted member waits until the killed one is evicted from the group.
     args += ["--group", group, "--max-poll-records", "40"]
     args += ["--session-timeout-ms", "2000", "--max-poll-interval-ms", "3000"]
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            args, env=cli_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-
     with scratch_store(database_url) as reference:
         config = settings(kafka, topic, unique("reference"))
-        with consuming(database_url, reference.schema, config):  # the uninterrupted run, meanwhile
+        with consuming(reference, config):  # the uninterrupted run, meanwhile
             events = len(lines) * 0.9
             for threshold in (1, events / 3):
-                proc = start()
-                try:
+                with cli_process.running(args, cli_env) as proc:  # SIGKILLed when the block ends
                     wait_until(
                         lambda p=proc, n=threshold: (
                             count(store, EVENTS_TABLE) >= n or p.poll() is not None
@@ -75,22 +55,12 @@ def test_sigkill_mid_batch_then_restart_gives_the_uninterrupted_result(
                         f"{threshold} events",
                     )
                     assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-                finally:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.communicate()
-            proc = start()
-            try:
+            with cli_process.running(args, cli_env) as proc:
                 wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "the rest")
                 wait_until(
                     lambda: count(store, "dead_letters", "published_at IS NULL") == 0, 10, "DLQ"
                 )
-                proc.send_signal(signal.SIGTERM)  # finish the batch, commit, leave, exit 0
-                _, stderr = proc.communicate(timeout=30)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.communicate()
-            assert proc.returncode == 0, stderr.decode()[-2000:]
+                cli_process.stop_with_sigterm(proc)  # finish the batch, commit, leave, exit 0
             wait_until(lambda: reference.stored_offsets(config.group, topic) == ends, 60, "ref")
         project(store)
         after_kills = snapshot(store)
@@ -102,17 +72,12 @@ def test_sigkill_mid_batch_then_restart_gives_the_uninterrupted_result(
 
 
 def test_postgres_outage_holds_the_offsets_and_resumes_on_its_own(
-    database_url: str, schema: str, store: CaseStore, kafka: str
+    database_url: str, schema: str, store: CaseStore, kafka: str, topic: str, group: str
 ) -> None:
-    topic, group = new_topic(kafka), unique("group")
     lines = kafka_feed.feed(80, seed=15, duplicate_share=0.02, poison_share=0.01)
     half = len(lines) // 2
-    target = conninfo_to_dict(database_url)
-    proxy = TcpProxy(int(target.get("port") or 5432), str(target.get("host") or "127.0.0.1"))
-    proxy.start()
-    consumer_store = CaseStore(
-        make_conninfo(database_url, host="127.0.0.1", port=proxy.port), schema
-    )
+    proxy = TcpProxy(database_url).start()
+    consumer_store = CaseStore(proxy.url, schema)
     # Fail within a second when no connection can be had, instead of waiting 10 s for one.
     consumer_store.datastore.pool.timeout = 1.0
     running = RunningConsumer(consumer_store, settings(kafka, topic, group)).start()
@@ -124,7 +89,7 @@ def test_postgres_outage_holds_the_offsets_and_resumes_on_its_own(
         )
         publisher.start()
         wait_until(lambda: bool(store.stored_offsets(group, topic)), 30, "consumption started")
-        proxy.terminate_backends(database_url)
+        proxy.terminate_backends()
         publisher.join()
         wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "the first half")
 
@@ -148,38 +113,18 @@ def test_postgres_outage_holds_the_offsets_and_resumes_on_its_own(
     assert snapshot(store, origins=False) == file_reference(database_url, lines)
 
 
-class _FlakyStore:
-    """The store, except that the first ``failures`` saves find the database gone."""
-
-    def __init__(self, store: CaseStore, failures: int) -> None:
-        self.store, self.failures = store, failures
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise StoreUnavailable("connection refused (simulated)")
-        self.store.save(*args, **kwargs)
-
-
 def test_failed_batches_are_read_again_from_the_stored_offsets(
-    database_url: str, schema: str, store: CaseStore, kafka: str
+    database_url: str, schema: str, store: CaseStore, kafka: str, topic: str, group: str
 ) -> None:
-    topic, group = new_topic(kafka), unique("group")
     lines = kafka_feed.feed(40, seed=16, duplicate_share=0.02, poison_share=0.02)
     ends = kafka_feed.publish(lines, kafka, topic)
-    flaky = _FlakyStore(CaseStore(database_url, schema), failures=4)
-    running = RunningConsumer(flaky, settings(kafka, topic, group, max_poll_records=30))
-    try:
-        running.start()
+    config = settings(kafka, topic, group, max_poll_records=30)
+    with (
+        closing(CaseStore(database_url, schema)) as own,
+        RunningConsumer(FailingSaves(own, failures=4), config) as consumer,
+    ):
         wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "every message")
-        running.stop()
-    finally:
-        running.stop_event.set()
-        flaky.store.close()
-    assert running.stats.database_errors == 4
+    assert consumer.stats.database_errors == 4
     project(store)
     assert snapshot(store, origins=False) == file_reference(database_url, lines)
 
@@ -187,7 +132,7 @@ def test_failed_batches_are_read_again_from_the_stored_offsets(
 @pytest.mark.skipif(bool(EXTERNAL), reason="restarts the embedded broker")
 @pytest.mark.parametrize("topic_ids", [True, False], ids=["topic-ids", "no-topic-ids"])
 def test_broker_restart_with_offsets_beyond_the_new_log_end(
-    database_url: str, schema: str, store: CaseStore, topic_ids: bool
+    store: CaseStore, topic_ids: bool
 ) -> None:
     """A restarted memory broker has empty topics: stored offsets point past the end.
 
@@ -203,7 +148,7 @@ def test_broker_restart_with_offsets_beyond_the_new_log_end(
             config = _WithoutTopicIds(**asdict(config))
         # Published first: a client of the old protocol joins without the topic otherwise.
         first = kafka_feed.publish(before, broker.bootstrap_servers, topic)
-        with consuming(database_url, schema, config) as running:
+        with consuming(store, config) as running:
             wait_until(lambda: store.stored_offsets(group, topic) == first, 60, "first feed")
 
             broker.restart()
@@ -289,44 +234,27 @@ def _merged(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
 
 
 def test_consume_command_waits_for_the_database_at_start_up(
-    database_url: str, schema: str, store: CaseStore, kafka: str, cli_env: dict[str, str]
+    database_url: str, store: CaseStore, kafka: str, topic: str, group: str, cli_env: dict[str, str]
 ) -> None:
     """A consumer started while PostgreSQL is away waits for it (as `casetrack project`
     does) instead of dying at start-up, and stops on SIGTERM meanwhile too."""
-    topic, group = new_topic(kafka), unique("group")
     ends = kafka_feed.publish(kafka_feed.feed(10, seed=16), kafka, topic)
-    target = conninfo_to_dict(database_url)
-    proxy = TcpProxy(int(target.get("port") or 5432), str(target.get("host") or "127.0.0.1"))
-    env = {
-        **cli_env,
-        "CASETRACK_DATABASE_URL": make_conninfo(database_url, host="127.0.0.1", port=proxy.port),
-    }
-    args = [*CASETRACK, "consume", "--bootstrap-servers", kafka, "--topic", topic]
+    proxy = TcpProxy(database_url)
+    env = {**cli_env, "CASETRACK_DATABASE_URL": proxy.url}
+    args = ["consume", "--bootstrap-servers", kafka, "--topic", topic]
     args += ["--group", group, "--session-timeout-ms", "2000"]
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-
-    waiting = start()  # the proxy is not listening yet: the database is away
     try:
-        time.sleep(11.0)  # longer than a connection is waited for (10 s)
-        assert waiting.poll() is None, waiting.communicate()[1].decode()[-2000:]
-        stop_with_sigterm(waiting, within=20)  # honoured while waiting
+        # The proxy is not listening yet: the database is away.
+        with cli_process.running(args, env) as waiting:
+            time.sleep(11.0)  # longer than a connection is waited for (10 s)
+            assert waiting.poll() is None, waiting.communicate()[1].decode()[-2000:]
+            cli_process.stop_with_sigterm(waiting, within=20)  # honoured while waiting
 
-        consumer = start()
-        try:
+        with cli_process.running(args, env) as consumer:
             time.sleep(1.0)
             proxy.start()
             wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "the events")
-            stop_with_sigterm(consumer)
-        finally:
-            if consumer.poll() is None:
-                consumer.kill()
-                consumer.communicate()
+            cli_process.stop_with_sigterm(consumer)
     finally:
-        if waiting.poll() is None:
-            waiting.kill()
-            waiting.communicate()
         proxy.close()

@@ -6,19 +6,19 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, LiteralString
 
 import pytest
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed
 
 from adapters.bootstrap import open_case_store
-from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from adapters.postgres.event_store import CaseStore
 from consumers.file_ingest import ingest_lines
 from domain import catalogue as t
 from domain.case import Case
-from projections import case_status, daemon, rebuild
+from projections import daemon, rebuild
 from projections.case_status_table import CaseStatusProjection, CaseStatusReplayer
 from projections.event_log import Positioned
 from projections.projector import PageCache, Projector, resume
@@ -26,30 +26,15 @@ from projections.registry import all_projections
 from projections.status import statuses
 from projections.tables import Row
 from simulation import casegen
+from tests.integration.snapshots import folded_views, views
 from tests.integration.stored_events import store_bypassing_the_contract, store_undecodable
 from tests.integration.test_ingest import _lines
+from tests.stores import execute, rows
 
 
-def _rows(store: CaseStore, table: str = "case_status") -> dict[Any, Any]:
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL("SELECT case_id, view, version, position FROM {}.{}").format(
-                Identifier(store.schema), Identifier(table)
-            )
-        )
-        return {r["case_id"]: (r["view"], r["version"], r["position"]) for r in curs}
-
-
-def _expected(store: CaseStore) -> dict[Any, Any]:
-    """The pure fold of every case's stored events."""
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL("SELECT DISTINCT originator_id FROM {}.{}").format(
-                Identifier(store.schema), Identifier(EVENTS_TABLE)
-            )
-        )
-        ids = [r["originator_id"] for r in curs]
-    return {i: case_status.fold(store.stored_events(i)) for i in ids}
+def _rows(store: CaseStore) -> dict[Any, Any]:
+    stored = rows(store, "SELECT case_id, view, version, position FROM {schema}.case_status")
+    return {r["case_id"]: (r["view"], r["version"], r["position"]) for r in stored}
 
 
 QUOTED = "handler bug on Lambert, born 1990-06-01"  # what a handler's message may quote
@@ -83,14 +68,12 @@ class FailingOn(CaseStatusProjection):
 
 
 def _dead_letters(store: CaseStore) -> list[tuple[str, int, str, str]]:
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL(
-                "SELECT projection, position, event_type, error FROM {}.projection_dead_letters"
-                " ORDER BY projection, position"
-            ).format(Identifier(store.schema))
-        )
-        return [(d["projection"], d["position"], d["event_type"], d["error"]) for d in curs]
+    letters = rows(
+        store,
+        "SELECT projection, position, event_type, error FROM {schema}.projection_dead_letters"
+        " ORDER BY projection, position",
+    )
+    return [(d["projection"], d["position"], d["event_type"], d["error"]) for d in letters]
 
 
 def test_a_failing_handler_dead_letters_each_failing_event_and_goes_on(store: CaseStore) -> None:
@@ -133,7 +116,7 @@ def test_an_infrastructure_fault_halts_without_dead_letters_and_resume_carries_o
             curs.execute(statement)
     resume(store, "case_status")
     Projector(store, CaseStatusProjection()).catch_up()
-    assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
+    assert views(store) == folded_views(store)
 
 
 def test_no_event_is_missed_while_writers_append(database_url: str, schema: str) -> None:
@@ -168,9 +151,7 @@ def test_no_event_is_missed_while_writers_append(database_url: str, schema: str)
     finally:
         stop.set()
         runner.join()
-    rows = _rows(reader)
-    expected = _expected(reader)
-    assert {k: v[0] for k, v in rows.items()} == expected
+    assert views(reader) == folded_views(reader)
     for store in (*writers, reader):
         store.close()
 
@@ -210,7 +191,7 @@ def test_live_mode_wakes_on_notify_and_polls_when_notifications_are_lost(
 
     monkeypatch.setattr(daemon, "_listen", deaf)
     project_until_seen(_lines(casegen.generate(3, seed=42)), poll_interval=0.2)
-    assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
+    assert views(store) == folded_views(store)
 
 
 class Killed(BaseException):
@@ -251,9 +232,8 @@ def test_interrupted_rebuild_leaves_live_untouched_and_can_restart(
     report = rebuild.rebuild(store, [CaseStatusProjection()])
     assert report.cases == 40
     assert _rows(store) == before  # the rebuilt view equals the incremental one
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute("SELECT to_regclass(%s) AS t", (f"{store.schema}.case_status__next",))
-        assert curs.fetchone()["t"] is None  # type: ignore[index]
+    [shadow] = rows(store, "SELECT to_regclass(%s) AS t", (f"{store.schema}.case_status__next",))
+    assert shadow["t"] is None
 
 
 def test_rebuild_while_writers_append_then_live_projector_continues(store: CaseStore) -> None:
@@ -267,21 +247,19 @@ def test_rebuild_while_writers_append_then_live_projector_continues(store: CaseS
     rebuild.rebuild(store, [CaseStatusProjection()], page_size=13)
     writer.join()
     Projector(store, CaseStatusProjection()).catch_up()
-    assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
+    assert views(store) == folded_views(store)
 
 
 def test_verify_reports_a_tampered_row(store: CaseStore) -> None:
     ingest_lines(_lines(casegen.generate(20, seed=9)), "a", store)
     Projector(store, CaseStatusProjection()).catch_up()
     assert rebuild.verify(store, [CaseStatusProjection()]).ok
-    with store.datastore.transaction(commit=True) as curs:
-        curs.execute(
-            SQL(
-                "UPDATE {}.case_status SET view = jsonb_set(view, '{{category}}', '\"tampered\"')"
-                " WHERE case_id = (SELECT case_id FROM {}.case_status ORDER BY case_id LIMIT 1)"
-                " RETURNING application_number"
-            ).format(Identifier(store.schema), Identifier(store.schema))
-        )
+    execute(
+        store,
+        "UPDATE {schema}.case_status SET view = jsonb_set(view, '{{category}}', '\"tampered\"')"
+        " WHERE case_id = (SELECT case_id FROM {schema}.case_status ORDER BY case_id LIMIT 1)"
+        " RETURNING application_number",
+    )
     report = rebuild.verify(store, [CaseStatusProjection()])
     assert not report.ok
     assert len(report.differences["case_status"]) == 2  # the live row and the replayed one
@@ -289,79 +267,54 @@ def test_verify_reports_a_tampered_row(store: CaseStore) -> None:
     assert rebuild.verify(store, [CaseStatusProjection()]).ok
 
 
-def test_rebuild_check_catches_rows_the_replay_did_not_produce(
-    store: CaseStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ingest_lines(_lines(casegen.generate(10, seed=10)), "a", store)
-    Projector(store, CaseStatusProjection()).catch_up()
-    before = _rows(store)
-    real_check = rebuild._check
-
-    def corrupt_then_check(
-        store_: CaseStore, projection: Any, suffix: str, report: Any, run: Any
-    ) -> None:
-        with store_.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL(
-                    "DELETE FROM {} WHERE case_id ="
-                    " (SELECT case_id FROM {} ORDER BY case_id LIMIT 1)"
-                ).format(
-                    SQL("{}.{}").format(
-                        Identifier(store_.schema), Identifier("case_status" + suffix)
-                    ),
-                    SQL("{}.{}").format(
-                        Identifier(store_.schema), Identifier("case_status" + suffix)
-                    ),
-                )
-            )
-        real_check(store_, projection, suffix, report, run)
-
-    monkeypatch.setattr(rebuild, "_check", corrupt_then_check)
-    with pytest.raises(rebuild.RebuildCheckFailed, match="9 rows"):
-        rebuild.rebuild(store, [CaseStatusProjection()])
-    assert _rows(store) == before
+_FIRST_ROW = " WHERE case_id = (SELECT case_id FROM {schema}.{shadow} ORDER BY case_id LIMIT 1)"
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("tampering", "failure"),
     [
-        "view = jsonb_set(view, '{category}', '\"tampered\"')",
-        "application_number = 'F999999999'",
-        "position = position + 1",
+        ("DELETE FROM {schema}.{shadow}" + _FIRST_ROW, "9 rows"),
+        (
+            "UPDATE {schema}.{shadow} SET view = jsonb_set(view, '{{category}}', '\"tampered\"')"
+            + _FIRST_ROW,
+            r"case_status__next: 10 rows .* 10 ",
+        ),
+        (
+            "UPDATE {schema}.{shadow} SET application_number = 'F999999999'" + _FIRST_ROW,
+            r"case_status__next: 10 rows .* 10 ",
+        ),
+        (
+            "UPDATE {schema}.{shadow} SET position = position + 1" + _FIRST_ROW,
+            r"case_status__next: 10 rows .* 10 ",
+        ),
     ],
-    ids=["view", "application_number", "position"],
+    ids=["a-row-fewer", "view", "application_number", "position"],
 )
-def test_rebuild_check_catches_a_row_changed_while_the_count_stays(
-    store: CaseStore, monkeypatch: pytest.MonkeyPatch, change: str
+def test_rebuild_check_catches_a_new_table_that_is_not_the_replay(
+    store: CaseStore, monkeypatch: pytest.MonkeyPatch, tampering: LiteralString, failure: str
 ) -> None:
+    """Before it goes live, the new table is checked against the replay: a row fewer, or a
+    row changed while the count stays, fails the rebuild and leaves the live view as it was."""
     ingest_lines(_lines(casegen.generate(10, seed=10)), "a", store)
     Projector(store, CaseStatusProjection()).catch_up()
     before = _rows(store)
     real_check = rebuild._check
 
-    def change_then_check(
+    def tamper_then_check(
         store_: CaseStore, projection: Any, suffix: str, report: Any, run: Any
     ) -> None:
-        shadow = SQL("{}.{}").format(Identifier(store_.schema), Identifier("case_status" + suffix))
-        with store_.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL(
-                    "UPDATE {} SET {} WHERE case_id ="
-                    " (SELECT case_id FROM {} ORDER BY case_id LIMIT 1)"
-                ).format(shadow, SQL(change), shadow)  # type: ignore[arg-type]  # our literal
-            )
-            assert curs.rowcount == 1
+        assert execute(store_, tampering, shadow="case_status" + suffix) == 1
         real_check(store_, projection, suffix, report, run)
 
-    monkeypatch.setattr(rebuild, "_check", change_then_check)
-    with pytest.raises(rebuild.RebuildCheckFailed, match=r"case_status__next: 10 rows .* 10 "):
+    monkeypatch.setattr(rebuild, "_check", tamper_then_check)
+    with pytest.raises(rebuild.RebuildCheckFailed, match=failure):
         rebuild.rebuild(store, [CaseStatusProjection()])
     assert _rows(store) == before
 
 
 def test_case_events_decode_for_projection(store: CaseStore) -> None:
     ingest_lines(_lines(casegen.generate(2, seed=1)), "a", store)
-    events = [e for i in _expected(store) for e in store.stored_events(i)]
+    events = [e for i in folded_views(store) for e in store.stored_events(i)]
     assert all(isinstance(e, Case.Event) for e in events)
 
 
@@ -394,9 +347,9 @@ def test_projectors_sharing_decoded_pages_miss_nothing(store: CaseStore) -> None
     for projector in (first, second):
         projector.catch_up()
     assert pages.hits > len(chunks) // 4
-    expected = _expected(store)
+    expected = folded_views(store)
     for table in ("case_status", "case_status__b"):
-        assert {k: v[0] for k, v in _rows(store, table).items()} == expected
+        assert views(store, table) == expected
 
 
 def test_db_init_resets_a_view_whose_table_layout_changed(
@@ -409,17 +362,13 @@ def test_db_init_resets_a_view_whose_table_layout_changed(
 
     ingest_lines(_lines(casegen.generate(30, seed=5)), "f", store)
     Projector(store, CaseStatusProjection()).catch_up()
-    with store.datastore.transaction(commit=True) as curs:  # the layout of an older release
-        curs.execute(
-            SQL("ALTER TABLE {}.case_status ADD COLUMN retired text").format(
-                Identifier(store.schema)
-            )
-        )
+    # The layout of an older release:
+    execute(store, "ALTER TABLE {schema}.case_status ADD COLUMN retired text")
     init_schema(database_url, store.schema)
     assert _rows(store) == {}
     assert statuses(store, [CaseStatusProjection()])[0].position == 0
     Projector(store, CaseStatusProjection()).catch_up()
-    assert {k: v[0] for k, v in _rows(store).items()} == _expected(store)
+    assert views(store) == folded_views(store)
 
 
 # ---------------------------------------------------------------- a bad stored event
@@ -427,13 +376,8 @@ def test_db_init_resets_a_view_whose_table_layout_changed(
 
 def _registered(store: CaseStore) -> set[str]:
     """Application numbers that case_parties holds, i.e. files one can register for."""
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL("SELECT DISTINCT application_number FROM {}.case_parties").format(
-                Identifier(store.schema)
-            )
-        )
-        return {r["application_number"] for r in curs}
+    parties = rows(store, "SELECT DISTINCT application_number FROM {schema}.case_parties")
+    return {r["application_number"] for r in parties}
 
 
 def _received(lines: list[bytes]) -> set[str]:

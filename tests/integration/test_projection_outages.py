@@ -8,43 +8,35 @@ transaction, shows that nothing is applied twice.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 
 import pytest
 from psycopg import Cursor
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from adapters.postgres.event_store import CaseStore
 from consumers.file_ingest import ingest_lines
-from projections import case_status, daemon
+from projections import daemon
 from projections.case_status_table import CaseStatusProjection
 from projections.event_log import Positioned
 from projections.projector import Projector
 from simulation import casegen
-from tests.integration.kafka_fixtures import TcpProxy, stop_with_sigterm, wait_until
+from tests import cli_process
+from tests.integration.kafka_fixtures import wait_until
+from tests.integration.snapshots import folded_views, views
+from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_ingest import _lines
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.stores import execute, rows
 
 
 @pytest.fixture
 def proxy(database_url: str) -> Iterator[TcpProxy]:
-    target = conninfo_to_dict(database_url)
-    running = TcpProxy(int(target.get("port") or 5432), str(target.get("host") or "127.0.0.1"))
-    running.start()
+    running = TcpProxy(database_url).start()
     yield running
     running.close()
-
-
-def _through(database_url: str, proxy: TcpProxy) -> str:
-    return make_conninfo(database_url, host="127.0.0.1", port=proxy.port)
 
 
 class LoggedAndGated(CaseStatusProjection):
@@ -73,46 +65,19 @@ def _head(store: CaseStore) -> int:
     return store.recorder.max_notification_id() or 0
 
 
-def _views(store: CaseStore) -> dict[object, object]:
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL("SELECT case_id, view FROM {}.case_status").format(Identifier(store.schema))
-        )
-        return {r["case_id"]: r["view"] for r in curs}
-
-
-def _expected(store: CaseStore) -> dict[object, object]:
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL("SELECT DISTINCT originator_id FROM {}.{}").format(
-                Identifier(store.schema), Identifier(EVENTS_TABLE)
-            )
-        )
-        ids = [r["originator_id"] for r in curs]
-    return {i: case_status.fold(store.stored_events(i)) for i in ids}
-
-
 def _applied(store: CaseStore) -> list[int]:
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL("SELECT position FROM {}.applied_log ORDER BY position").format(
-                Identifier(store.schema)
-            )
-        )
-        return [r["position"] for r in curs]
+    applied = rows(store, "SELECT position FROM {schema}.applied_log ORDER BY position")
+    return [r["position"] for r in applied]
 
 
 def test_daemon_survives_an_outage_mid_page_and_while_listening(
     database_url: str, schema: str, store: CaseStore, proxy: TcpProxy
 ) -> None:
-    with store.datastore.transaction(commit=True) as curs:
-        curs.execute(
-            SQL("CREATE TABLE {}.applied_log (position bigint NOT NULL)").format(Identifier(schema))
-        )
+    execute(store, "CREATE TABLE {schema}.applied_log (position bigint NOT NULL)")
     ingest_lines(_lines(casegen.generate(40, seed=60)), "a", store)
     head = _head(store)
     projection = LoggedAndGated(schema, gate_at=head // 2)
-    reader = CaseStore(_through(database_url, proxy), schema)
+    reader = CaseStore(proxy.url, schema)
     reader.datastore.pool.timeout = 1.0  # fail fast while the database is away
     stop = threading.Event()
     died: list[BaseException] = []
@@ -147,7 +112,7 @@ def test_daemon_survives_an_outage_mid_page_and_while_listening(
         wait_until(lambda: position() == _head(store), 30, "the events of the outage")
 
         # Sessions killed under it between pages: the next page finds new ones.
-        proxy.terminate_backends(database_url)
+        proxy.terminate_backends()
         ingest_lines(_lines(casegen.generate(10, seed=62)), "c", store)
         wait_until(lambda: position() == _head(store), 30, "the events after the kill")
     finally:
@@ -156,7 +121,7 @@ def test_daemon_survives_an_outage_mid_page_and_while_listening(
         reader.close()
     assert not died
     assert _applied(store) == list(range(1, _head(store) + 1))  # each once, none skipped
-    assert _views(store) == _expected(store)
+    assert views(store) == folded_views(store)
 
 
 def test_project_command_waits_for_the_database_at_start_up(
@@ -164,12 +129,8 @@ def test_project_command_waits_for_the_database_at_start_up(
 ) -> None:
     ingest_lines(_lines(casegen.generate(10, seed=63)), "a", store)
     proxy.cut()
-    env = {**cli_env, "CASETRACK_DATABASE_URL": _through(database_url, proxy)}
-    command = [sys.executable, "-m", "adapters.cli.main", "project", "--poll-interval", "0.5"]
-    proc = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
+    env = {**cli_env, "CASETRACK_DATABASE_URL": proxy.url}
+    with cli_process.running(["project", "--poll-interval", "0.5"], env) as proc:
         time.sleep(11.0)  # longer than a connection is waited for (10 s)
         assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
         proxy.restore()
@@ -178,9 +139,5 @@ def test_project_command_waits_for_the_database_at_start_up(
             40,
             "the projection after start-up",
         )
-        stop_with_sigterm(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert _views(store) == _expected(store)
+        cli_process.stop_with_sigterm(proc)
+    assert views(store) == folded_views(store)

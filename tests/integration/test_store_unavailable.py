@@ -8,11 +8,10 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from adapters.postgres.event_store import CaseStore
 from consumers.ports import ConsumerOffset, StoreUnavailable
-from tests.integration.kafka_fixtures import TcpProxy
+from tests.integration.tcp_proxy import TcpProxy
 
 OFFSET = ConsumerOffset("group", "events", 0, 5)
 
@@ -37,10 +36,8 @@ CALLS: dict[str, Callable[[CaseStore], Any]] = {
 
 @pytest.fixture
 def proxied(database_url: str, schema: str) -> Iterator[tuple[CaseStore, TcpProxy]]:
-    target = conninfo_to_dict(database_url)
-    proxy = TcpProxy(int(target.get("port") or 5432), str(target.get("host") or "127.0.0.1"))
-    proxy.start()
-    store = CaseStore(make_conninfo(database_url, host="127.0.0.1", port=proxy.port), schema)
+    proxy = TcpProxy(database_url).start()
+    store = CaseStore(proxy.url, schema)
     store.datastore.pool.timeout = 0.5  # fail fast when no connection can be had
     try:
         yield store, proxy

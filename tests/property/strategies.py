@@ -10,27 +10,26 @@ random, keeping each case's own order.
 
 Also here: the in-memory model the properties compare the product against
 (``replay``), strategies for contract-invalid lines and for valid-looking lines
-that the rules reject, and ``state_of`` (the meaningful state of a Case).
+that the rules reject, ``state_of`` (the meaningful state of a Case), the settings
+of the properties checked on PostgreSQL (``DB``) and readers of what they stored.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import string
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid5
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from psycopg.sql import SQL, Identifier
 
-from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
-from adapters.postgres.schema import drop_schema, init_schema
+from adapters.postgres.event_store import CaseStore
 from consumers.contract import ContractError, parse_event
 from domain import catalogue as t
 from domain import rules
@@ -39,11 +38,21 @@ from domain.application_number import case_id
 from domain.case import Case, handle
 from domain.commands import Outcome, RecordCaseEvent
 from domain.rules import RuleViolation
+from tests.stores import rows
 
 
 def examples(n: int) -> int:
     """``n`` scaled by CASETRACK_PROPERTY_SCALE (e.g. 10 for a long bug hunt; default 1)."""
     return max(1, round(n * float(os.environ.get("CASETRACK_PROPERTY_SCALE", "1"))))
+
+
+# The settings of properties checked on PostgreSQL (slow examples, each on a schema of
+# its own): no deadline, fewer examples.
+DB = settings(
+    max_examples=examples(15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 _EVENT_IDS = UUID("0b7a3f4e-9a51-4c1f-8f0e-3c2d1b0a9e87")
@@ -661,20 +670,6 @@ def commands(lines: Iterable[bytes]) -> list[RecordCaseEvent]:
 # ---------------------------------------------------------------- database helpers
 
 
-@contextmanager
-def fresh_store(database_url: str) -> Iterator[CaseStore]:
-    """A CaseStore on a schema of its own, created by `db init` and dropped afterwards."""
-    name = f"p_{secrets.token_hex(6)}"
-    init_schema(database_url, name)
-    store = CaseStore(database_url, name)
-    try:
-        store.check_schema()
-        yield store
-    finally:
-        store.close()
-        drop_schema(database_url, name)
-
-
 def stored_event_ids(store: CaseStore, numbers: Iterable[str]) -> dict[str, list[UUID]]:
     """The stored event_ids of each case that has events, in version order."""
     found = {n: [e.event_id for e in store.stored_events(case_id(n))] for n in numbers}
@@ -683,38 +678,35 @@ def stored_event_ids(store: CaseStore, numbers: Iterable[str]) -> dict[str, list
 
 def event_rows(store: CaseStore) -> list[tuple[Any, ...]]:
     """Every stored event row, byte for byte, in notification order."""
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state"
-                " FROM {}.{} ORDER BY notification_id"
-            ).format(Identifier(store.schema), Identifier(EVENTS_TABLE))
+    stored = rows(
+        store,
+        "SELECT notification_id, originator_id, originator_version, topic, state"
+        " FROM {schema}.{events} ORDER BY notification_id",
+    )
+    return [
+        (
+            r["notification_id"],
+            r["originator_id"],
+            r["originator_version"],
+            r["topic"],
+            bytes(r["state"]),
         )
-        return [
-            (
-                r["notification_id"],
-                r["originator_id"],
-                r["originator_version"],
-                r["topic"],
-                bytes(r["state"]),
-            )
-            for r in curs.fetchall()
-        ]
+        for r in stored
+    ]
 
 
 def dead_letter_rows(store: CaseStore, origin: str | None = None) -> list[dict[str, Any]]:
     """Dead letters (of ``origin``, or all) ordered by origin and position (line number)."""
-    where = SQL(" WHERE origin = %s") if origin is not None else SQL("")
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL(
-                "SELECT origin, position, raw, error_kind, reason, rule, field,"
-                " application_number, event_id FROM {}.dead_letters{}"
-                " ORDER BY origin, position"
-            ).format(Identifier(store.schema), where),
-            (origin,) if origin is not None else None,
-        )
-        return [{**r, "raw": bytes(r["raw"])} for r in curs.fetchall()]
+    where = " WHERE origin = %s" if origin is not None else ""
+    letters = rows(
+        store,
+        "SELECT origin, position, raw, error_kind, reason, rule, field,"
+        " application_number, event_id FROM {schema}.dead_letters"
+        + where
+        + " ORDER BY origin, position",
+        (origin,) if origin is not None else None,
+    )
+    return [{**r, "raw": bytes(r["raw"])} for r in letters]
 
 
 def case_states(store: CaseStore, numbers: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.postgres.event_store import CaseStore
 from consumers.batch import BatchWriter
 from consumers.contract import ContractError, parse_event
-from consumers.file_ingest import ingest_lines
+from consumers.file_ingest import Summary, ingest_lines
 from domain.case import Case, handle
 from domain.commands import Outcome, RecordCaseEvent
 from domain.rules import RuleViolation
 from tests.property.strategies import (
+    DB,
     History,
+    Replay,
     case_states,
     commands,
     contract_invalid_lines,
@@ -30,7 +35,6 @@ from tests.property.strategies import (
     event_fields,
     event_rows,
     examples,
-    fresh_store,
     histories,
     noisy_histories,
     replay,
@@ -39,12 +43,8 @@ from tests.property.strategies import (
     state_of,
     stored_event_ids,
 )
+from tests.stores import scratch_store
 
-DB = settings(
-    max_examples=examples(15),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 PURE = settings(
     max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -133,16 +133,26 @@ def test_pending_events_replay_to_the_same_case(history: History) -> None:
 # ---------------------------------------------------------------- with PostgreSQL
 
 
+@contextmanager
+def ingested(
+    database_url: str, history: History, batch_size: int
+) -> Iterator[tuple[CaseStore, Replay]]:
+    """``history`` ingested in batches of ``batch_size`` into a fresh store, and replayed in
+    memory: the summary and the dead-lettered lines already checked against the replay."""
+    model = replay(history.lines)
+    with scratch_store(database_url) as store:
+        summary = ingest_lines(list(history.lines), "history.jsonl", store, batch_size=batch_size)
+        assert summary.as_dict() == summary_of(model.outcomes)
+        assert [d["position"] for d in dead_letter_rows(store)] == model.rejected_lines
+        yield store, model
+
+
 @DB
 @given(history=noisy_histories(), batch_size=batch_sizes)
 def test_histories_replay_from_the_store_to_the_in_memory_state(
     database_url: str, history: History, batch_size: int
 ) -> None:
-    model = replay(history.lines)
-    with fresh_store(database_url) as store:
-        summary = ingest_lines(list(history.lines), "history.jsonl", store, batch_size=batch_size)
-
-        assert summary.as_dict() == summary_of(model.outcomes)
+    with ingested(database_url, history, batch_size) as (store, model):
         assert case_states(store, history.application_numbers) == {
             number: state_of(case) for number, case in model.cases.items()
         }
@@ -151,7 +161,6 @@ def test_histories_replay_from_the_store_to_the_in_memory_state(
             assert [event_fields(e) for e in store.stored_events(case.id)] == [
                 event_fields(e) for e in case.pending_events
             ]
-        assert [d["position"] for d in dead_letter_rows(store)] == model.rejected_lines
 
 
 @DB
@@ -160,16 +169,11 @@ def test_an_event_id_names_one_event_of_one_case(
     database_url: str, history: History, batch_size: int
 ) -> None:
     """Reused on another case, an event_id is rejected (to the dead letters), in any batching."""
-    model = replay(history.lines)
-    with fresh_store(database_url) as store:
-        summary = ingest_lines(list(history.lines), "reused.jsonl", store, batch_size=batch_size)
-
-        assert summary.as_dict() == summary_of(model.outcomes)
+    with ingested(database_url, history, batch_size) as (store, model):
         stored = stored_event_ids(store, history.application_numbers)
         assert stored == model.accepted
         every_id = [event_id for ids in stored.values() for event_id in ids]
         assert len(every_id) == len(set(every_id))
-        assert [d["position"] for d in dead_letter_rows(store)] == model.rejected_lines
 
 
 @settings(DB, max_examples=examples(15))
@@ -179,7 +183,7 @@ def test_duplicates_and_redeliveries_never_add_events(
 ) -> None:
     model = replay(history.lines)
     lines = list(history.lines)
-    with fresh_store(database_url) as store:
+    with scratch_store(database_url) as store:
         writer = BatchWriter(store)
         ingest_lines(lines, "feed.jsonl", store, batch_size=data.draw(batch_sizes), writer=writer)
         events = event_rows(store)
@@ -192,13 +196,7 @@ def test_duplicates_and_redeliveries_never_add_events(
             assert dead_letter_rows(store) == letters
 
         # The same file again (a rerun after a crash): nothing new, nothing judged twice.
-        rerun = ingest_lines(
-            lines,
-            "feed.jsonl",
-            store,
-            batch_size=data.draw(batch_sizes),
-            writer=writer if data.draw(st.booleans()) else None,
-        )
+        rerun = ingest_drawn(data, lines, "feed.jsonl", store, writer)
         rejected = len(model.rejected_lines)
         assert rerun.as_dict() == {
             "accepted": 0,
@@ -218,15 +216,21 @@ def test_duplicates_and_redeliveries_never_add_events(
         ]
         if redeliverable:
             sample = data.draw(st.lists(st.sampled_from(redeliverable), min_size=1, max_size=40))
-            again = ingest_lines(
-                sample,
-                "redelivery.kafka",
-                store,
-                batch_size=data.draw(batch_sizes),
-                writer=writer if data.draw(st.booleans()) else None,
-            )
+            again = ingest_drawn(data, sample, "redelivery.kafka", store, writer)
             assert again.as_dict() == {"accepted": 0, "duplicates": len(sample), "rejected": 0}
             unchanged()
+
+
+def ingest_drawn(
+    data: st.DataObject, lines: Sequence[bytes], origin: str, store: CaseStore, writer: BatchWriter
+) -> Summary:
+    """``lines`` ingested in batches of a drawn size, through ``writer`` (its cache warm
+    from earlier batches) or a new writer, as drawn."""
+    batch_size = data.draw(batch_sizes)
+    same_writer = data.draw(st.booleans())
+    return ingest_lines(
+        lines, origin, store, batch_size=batch_size, writer=writer if same_writer else None
+    )
 
 
 def parse_event_or_none(raw: bytes) -> RecordCaseEvent | None:
@@ -257,19 +261,13 @@ def test_invalid_events_never_change_state(
         Outcome.REJECTED
     ] * len(poison)
 
-    with fresh_store(database_url) as store:
+    with scratch_store(database_url) as store:
         writer = BatchWriter(store)
         ingest_lines(history.lines, "feed.jsonl", store, batch_size=50, writer=writer)
         events = event_rows(store)
         states = case_states(store, history.application_numbers)
 
-        summary = ingest_lines(
-            poison,
-            "poison.jsonl",
-            store,
-            batch_size=data.draw(batch_sizes),
-            writer=writer if data.draw(st.booleans()) else None,
-        )
+        summary = ingest_drawn(data, poison, "poison.jsonl", store, writer)
 
         assert summary.as_dict() == {"accepted": 0, "duplicates": 0, "rejected": len(poison)}
         assert event_rows(store) == events
@@ -295,7 +293,7 @@ def test_batch_size_does_not_matter(database_url: str, history: History, batch_s
     lines = list(history.lines)
     results = []
     for size in (1, batch_size):
-        with fresh_store(database_url) as store:
+        with scratch_store(database_url) as store:
             summary = ingest_lines(lines, "feed.jsonl", store, batch_size=size)
             results.append(
                 (

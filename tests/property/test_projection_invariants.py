@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import psycopg
 from eventsourcing.persistence import StoredEvent
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import Composed
 
-from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from adapters.postgres.event_store import CaseStore
 from consumers.batch import BatchWriter
 from consumers.file_ingest import ingest_lines
 from projections import case_status
@@ -30,7 +29,8 @@ from projections.projector import Projector, Replayer
 from projections.rebuild import rebuild
 from projections.status import statuses
 from projections.tables import Row
-from tests.property.strategies import History, event_rows, examples, fresh_store, histories
+from tests.property.strategies import DB, History, event_rows, examples, histories
+from tests.stores import execute, rows, scratch_store
 
 # Small pages half the time, so that crashes land on some of many pages.
 page_sizes = st.one_of(st.integers(1, 4), st.integers(1, 50))
@@ -114,37 +114,25 @@ def assert_table_is_prefix_fold(store: CaseStore) -> None:
 
 
 def status_rows(store: CaseStore) -> dict[Any, dict[str, Any]]:
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL(
-                "SELECT case_id, application_number, view, version, position FROM {}.case_status"
-            ).format(Identifier(store.schema))
-        )
-        return {r["case_id"]: dict(r) for r in curs.fetchall()}
+    stored = rows(
+        store,
+        "SELECT case_id, application_number, view, version, position FROM {schema}.case_status",
+    )
+    return {r["case_id"]: dict(r) for r in stored}
 
 
-def copy_events(database_url: str, source: CaseStore, target: CaseStore) -> None:
+def copy_events(source: CaseStore, target: CaseStore) -> None:
     """The event log, row for row (notification ids and recorded timestamps too)."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            SQL(
-                "INSERT INTO {}.{} (notification_id, originator_id, originator_version, topic,"
-                " state) SELECT notification_id, originator_id, originator_version, topic, state"
-                " FROM {}.{}"
-            ).format(
-                Identifier(target.schema),
-                Identifier(EVENTS_TABLE),
-                Identifier(source.schema),
-                Identifier(EVENTS_TABLE),
-            )
-        )
+    execute(
+        target,
+        "INSERT INTO {schema}.{events} (notification_id, originator_id, originator_version,"
+        " topic, state) SELECT notification_id, originator_id, originator_version, topic, state"
+        " FROM {source}.{events}",
+        source=source.schema,
+    )
 
 
-@settings(
-    max_examples=examples(15),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(DB)
 @given(history=histories(), data=st.data())
 def test_status_view_equals_a_fold_of_the_events(
     database_url: str, history: History, data: st.DataObject
@@ -165,7 +153,7 @@ def test_status_view_equals_a_fold_of_the_events(
     def page_size() -> int:
         return data.draw(page_sizes, label="page size")
 
-    with fresh_store(database_url) as store:
+    with scratch_store(database_url) as store:
         writer = BatchWriter(store)
         fired = 0
         for i, chunk in enumerate(chunks):
@@ -183,8 +171,8 @@ def test_status_view_equals_a_fold_of_the_events(
         assert final.position() == (events[-1][0] if events else 0)
         assert final.catch_up() == 0
 
-        with fresh_store(database_url) as fresh:
-            copy_events(database_url, store, fresh)
+        with scratch_store(database_url) as fresh:
+            copy_events(store, fresh)
             # Incrementally from position 0, in pages...
             size = data.draw(st.integers(1, 50), label="rebuild page size")
             Projector(fresh, CaseStatusProjection(), page_size=size).catch_up()
@@ -222,26 +210,20 @@ class PoisonedProjection(CaseStatusProjection):
 
 
 def dead_positions(store: CaseStore) -> list[int]:
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL(
-                "SELECT position FROM {}.projection_dead_letters"
-                " WHERE projection = 'case_status' ORDER BY position"
-            ).format(Identifier(store.schema))
-        )
-        return [r["position"] for r in curs.fetchall()]
+    letters = rows(
+        store,
+        "SELECT position FROM {schema}.projection_dead_letters"
+        " WHERE projection = 'case_status' ORDER BY position",
+    )
+    return [r["position"] for r in letters]
 
 
-@settings(
-    max_examples=examples(10),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(DB, max_examples=examples(10))
 @given(history=histories(), data=st.data())
 def test_whatever_events_fail_the_view_goes_on_and_a_rebuild_equals_it(
     database_url: str, history: History, data: st.DataObject
 ) -> None:
-    with fresh_store(database_url) as store:
+    with scratch_store(database_url) as store:
         ingest_lines(list(history.lines), "history.jsonl", store, batch_size=25)
         head = store.recorder.max_notification_id() or 0
         poisoned = frozenset(

@@ -1,4 +1,5 @@
-"""Small builders for unit tests: commands, cases in a given state, contract messages.
+"""Small builders for unit tests: commands, cases in a given state, their events and
+status view, contract messages.
 
 Two shapes of the same events live here:
 
@@ -23,6 +24,7 @@ from domain import catalogue as t
 from domain.activities import Activity
 from domain.case import Case, handle
 from domain.commands import RecordCaseEvent
+from projections import case_status
 
 APPLICATION_NUMBER = "F000123456"
 SOURCE = "gcms"
@@ -143,6 +145,19 @@ def given(*steps: Step) -> Case:
     case = apply(None, t.RECEIVED, *steps)
     case.collect_events()
     return case
+
+
+def events_of(*steps: Step) -> list[Case.Event]:
+    """The events of a case received, then taken through ``steps``."""
+    case = apply(None, t.RECEIVED, *steps)
+    return list(case.collect_events())  # type: ignore[arg-type]  # a Case raises Case.Events
+
+
+def view_of(*steps: Step) -> case_status.View:
+    """The status view of a case received, then taken through ``steps``."""
+    view = case_status.fold(events_of(*steps))
+    assert view is not None
+    return view
 
 
 # Steps that finish each activity with an outcome an approval accepts.

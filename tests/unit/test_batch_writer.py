@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,15 @@ def _message(
         topic="events",
         partition=3,
         key=b"key",
+    )
+
+
+def _letter(message: Message, error_kind: str, reason: str, **why: Any) -> DeadLetter:
+    """The dead letter ``message`` must become: where it came from and its bytes, as they
+    came, and why it was rejected."""
+    where = {"topic": message.topic, "partition": message.partition, "key": message.key}
+    return DeadLetter(
+        message.origin, message.position, message.raw, error_kind, reason, **where, **why
     )
 
 
@@ -78,19 +88,7 @@ def test_a_message_that_breaks_the_contract_becomes_its_dead_letter(
     error = parse_line(b"not json")
     message = Message(ORIGIN, 7, b"not json", error, topic="events", partition=3, key=b"k")
     assert writer.write([message]) == [Outcome.REJECTED]
-    assert store.dead_letters == [
-        DeadLetter(
-            ORIGIN,
-            7,
-            b"not json",
-            "invalid_json",
-            str(error),
-            field=None,
-            topic="events",
-            partition=3,
-            key=b"k",
-        )
-    ]
+    assert store.dead_letters == [_letter(message, "invalid_json", str(error), field=None)]
     assert store.events == {}
 
 
@@ -98,20 +96,16 @@ def test_a_rule_violation_becomes_a_dead_letter_naming_the_rule_and_the_event(
     store: FakeStore, writer: BatchWriter
 ) -> None:
     orphan = cmd(t.ACKNOWLEDGED)  # no application.received for the case
-    assert writer.write([_message(orphan, 4)]) == [Outcome.REJECTED]
+    message = _message(orphan, 4)
+    assert writer.write([message]) == [Outcome.REJECTED]
     (letter,) = store.dead_letters
-    assert letter == DeadLetter(
-        ORIGIN,
-        4,
-        b"raw 4",
+    assert letter == _letter(
+        message,
         "rule_violation",
         letter.reason,
         rule="case_not_received",
         application_number=APPLICATION_NUMBER,
         event_id=orphan.event_id,
-        topic="events",
-        partition=3,
-        key=b"key",
     )
     assert store.events == {}
 

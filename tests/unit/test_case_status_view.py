@@ -6,24 +6,12 @@ from datetime import date
 
 import pytest
 
-from domain.case import Case
 from projections import case_status
-from tests.unit.builders import apply
-
-
-def _events(*steps: str) -> list[Case.Event]:
-    case = apply(None, "application.received", *steps)
-    return list(case.collect_events())  # type: ignore[arg-type]
-
-
-def _view(*steps: str) -> case_status.View:
-    view = case_status.fold(_events(*steps))
-    assert view is not None
-    return view
+from tests.unit.builders import events_of, view_of
 
 
 def test_before_the_acknowledgement_nobody_sees_more_than_the_date_received() -> None:
-    view = _view("biometrics.requested")
+    view = view_of("biometrics.requested")
     for role in case_status.ROLES:
         shown = case_status.for_role(view, role)
         assert set(shown) == set(case_status.BEFORE_AOR_FIELDS)
@@ -31,7 +19,7 @@ def test_before_the_acknowledgement_nobody_sees_more_than_the_date_received() ->
 
 
 def test_the_sponsor_sees_overall_status_only() -> None:
-    view = _view("application.acknowledged", "biometrics.requested")
+    view = view_of("application.acknowledged", "biometrics.requested")
     shown = case_status.for_role(view, "sponsor")
     assert set(shown) == set(case_status.SPONSOR_FIELDS)
     assert "activities" not in shown and "next_steps" not in shown
@@ -39,7 +27,7 @@ def test_the_sponsor_sees_overall_status_only() -> None:
 
 @pytest.mark.parametrize("role", ["principal_applicant", "representative"])
 def test_applicant_and_representative_see_everything(role: str) -> None:
-    view = _view("application.acknowledged", "biometrics.requested")
+    view = view_of("application.acknowledged", "biometrics.requested")
     shown = case_status.for_role(view, role)
     assert shown["activities"]["biometrics"] == "action_required"
     assert shown["next_steps"][0]["kind"] == "biometrics"
@@ -48,23 +36,23 @@ def test_applicant_and_representative_see_everything(role: str) -> None:
 
 def test_an_unknown_role_is_refused() -> None:
     with pytest.raises(ValueError, match="role must be one of"):
-        case_status.for_role(_view(), "auditor")
+        case_status.for_role(view_of(), "auditor")
 
 
 def test_copr_appears_in_documents_and_closes_the_passport_step() -> None:
     from tests.unit.builders import ready_for_approval_steps
 
     steps = (*ready_for_approval_steps(), "decision.made", "passport.requested")
-    before = _view(*steps)
+    before = view_of(*steps)
     assert before["documents"] == {"copr": "not_issued", "copr_issued_on": None}
     assert [s["kind"] for s in before["next_steps"]] == ["passport"]
-    after = _view(*steps, "copr.issued")
+    after = view_of(*steps, "copr.issued")
     assert after["documents"]["copr"] == "issued" and after["documents"]["copr_issued_on"]
     assert after["next_steps"] == []
 
 
 def test_last_updated_moves_only_on_visible_changes() -> None:
-    events = _events("application.acknowledged", "eligibility.started")
+    events = events_of("application.acknowledged", "eligibility.started")
     view = case_status.fold(events[:2])
     assert view is not None
     after_internal = case_status.evolve(view, events[2])
@@ -82,14 +70,14 @@ def test_days_elapsed_stops_at_the_decision() -> None:
 def test_a_second_passport_request_replaces_the_first() -> None:
     from tests.unit.builders import ready_for_approval_steps
 
-    view = _view(
+    view = view_of(
         *ready_for_approval_steps(), "decision.made", "passport.requested", "passport.requested"
     )
     assert [s["kind"] for s in view["next_steps"]] == ["passport"]
 
 
 def test_the_sponsor_last_update_moves_only_with_what_the_sponsor_sees() -> None:
-    events = _events(
+    events = events_of(
         "application.acknowledged",
         "biometrics.requested",
         "correspondence.sent",

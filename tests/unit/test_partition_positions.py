@@ -47,8 +47,17 @@ def _given(client: FakeClient, positions: PartitionPositions, *partitions: int) 
     positions.assigned(client, tps)
 
 
-def _placed(client: FakeClient, positions: PartitionPositions, log_id: UUID | None) -> None:
-    """Partitions 0 and 1 assigned and synced at their stored offsets, in log ``log_id``."""
+def _placed(
+    store: FakeStore,
+    client: FakeClient,
+    positions: PartitionPositions,
+    stored: dict[int, int],
+    log_id: UUID | None = None,
+) -> None:
+    """The ``stored`` offsets (partition: offset) stored in log ``log_id``, then partitions
+    0 and 1 assigned and synced at their stored offsets, in that log."""
+    for partition, offset in stored.items():
+        _stored(store, partition, offset, log_id)
     _given(client, positions, 0, 1)
     positions.sync(client, lambda: log_id)
     assert not client.paused
@@ -94,9 +103,7 @@ def test_partitions_wait_for_metadata_fresher_than_the_last_lost_connection(
 def test_revoked_partitions_are_forgotten(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
-    _stored(store, 0, 42)
-    _stored(store, 1, 7)
-    _placed(client, positions, None)
+    _placed(store, client, positions, {0: 42, 1: 7})
     positions.revoked({client.tp(0)})
     assert positions.offsets() == {1: 7}
 
@@ -104,9 +111,7 @@ def test_revoked_partitions_are_forgotten(
 def test_a_failed_batch_holds_every_partition_at_its_position_until_the_retry_is_due(
     store: FakeStore, client: FakeClient, positions: PartitionPositions, clock: FakeClock
 ) -> None:
-    _stored(store, 0, 42)
-    _stored(store, 1, 7)
-    _placed(client, positions, None)
+    _placed(store, client, positions, {0: 42, 1: 7})
     client.fetch_at = {client.tp(0): 60, client.tp(1): 9}  # fetched ahead of the failed batch
 
     positions.hold(client, 2.0)
@@ -127,8 +132,7 @@ def test_a_failed_batch_holds_every_partition_at_its_position_until_the_retry_is
 def test_records_below_the_stored_offset_are_skipped(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
-    _stored(store, 0, 10)
-    _placed(client, positions, None)
+    _placed(store, client, positions, {0: 10})
     records = [FakeRecord(n) for n in range(8, 13)]
     fresh = positions.writable(client, client.tp(0), records, 10, None)
     assert [r.offset for r in fresh] == [10, 11, 12]
@@ -138,8 +142,7 @@ def test_records_below_the_stored_offset_are_skipped(
 def test_records_all_below_the_stored_offset_move_the_position_to_it(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
-    _stored(store, 0, 10)
-    _placed(client, positions, None)
+    _placed(store, client, positions, {0: 10})
     # Another member stored up to 30 since: everything fetched here is a redelivery.
     fresh = positions.writable(client, client.tp(0), [FakeRecord(10), FakeRecord(11)], 30, None)
     assert fresh == []
@@ -157,8 +160,7 @@ def test_records_of_a_partition_not_yet_synced_are_not_written(
 def test_a_written_batch_stores_its_next_offset_in_the_log_it_was_read_from(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
-    _stored(store, 0, 10, NEW_LOG)
-    _placed(client, positions, NEW_LOG)
+    _placed(store, client, positions, {0: 10}, NEW_LOG)
     tp = client.tp(0)
     assert positions.writable(client, tp, [FakeRecord(10)], 10, NEW_LOG) == [FakeRecord(10)]
     assert positions.next_offset(tp, 11) == ConsumerOffset(GROUP, TOPIC, 0, 11, NEW_LOG)
@@ -169,8 +171,7 @@ def test_a_written_batch_stores_its_next_offset_in_the_log_it_was_read_from(
 def test_records_fetched_before_fresh_metadata_are_fetched_again(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
-    _stored(store, 0, 10, NEW_LOG)
-    _placed(client, positions, NEW_LOG)
+    _placed(store, client, positions, {0: 10}, NEW_LOG)
     tp = client.tp(0)
     client.fetch_at[tp] = 13
     assert positions.writable(client, tp, [FakeRecord(10)], 10, MetadataPending(TOPIC)) == []
@@ -198,8 +199,7 @@ def test_a_stored_offset_of_a_replaced_log_is_rewound_to_the_log_start_on_sync(
 def test_records_from_a_replaced_log_are_not_written_and_the_partition_is_reread(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
-    _stored(store, 0, 40, OLD_LOG)
-    _placed(client, positions, OLD_LOG)
+    _placed(store, client, positions, {0: 40}, OLD_LOG)
     tp = client.tp(0)
     assert positions.writable(client, tp, [FakeRecord(40)], 40, NEW_LOG) == []
     assert store.rewinds == [(ConsumerOffset(GROUP, TOPIC, 0, 0, NEW_LOG), 40)]
@@ -230,8 +230,7 @@ def test_an_offset_beyond_the_log_end_is_rewound_to_the_log_start(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
     client.starts[0], client.ends[0] = 2, 20
-    _stored(store, 0, 50)
-    _placed(client, positions, None)
+    _placed(store, client, positions, {0: 50})
     positions.out_of_range(client, client.tp(0), 50)
     assert store.rewinds == [(ConsumerOffset(GROUP, TOPIC, 0, 2), 50)]
     assert store.stored_offsets(GROUP, TOPIC) == {0: 2}
@@ -243,8 +242,7 @@ def test_an_offset_before_the_log_start_goes_on_from_the_start_without_a_rewind(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
     client.starts[0] = 30
-    _stored(store, 0, 10)
-    _placed(client, positions, None)
+    _placed(store, client, positions, {0: 10})
     positions.out_of_range(client, client.tp(0), 10)
     assert store.rewinds == [] and store.stored_offsets(GROUP, TOPIC) == {0: 10}
     assert client.fetch_at[client.tp(0)] == 30 and positions.offsets()[0] == 30
@@ -254,8 +252,7 @@ def test_an_offset_before_the_log_start_goes_on_from_the_start_without_a_rewind(
 def test_an_offset_within_the_log_is_fetched_again(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
-    _stored(store, 0, 10)
-    _placed(client, positions, None)
+    _placed(store, client, positions, {0: 10})
     client.fetch_at[client.tp(0)] = 99
     positions.out_of_range(client, client.tp(0), 10)  # raced with new messages arriving
     assert client.fetch_at[client.tp(0)] == 10 and store.rewinds == []
@@ -265,8 +262,7 @@ def test_an_out_of_range_rewind_lost_to_another_member_waits_for_the_store(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
     client.ends[0] = 20
-    _stored(store, 0, 50)
-    _placed(client, positions, None)
+    _placed(store, client, positions, {0: 50})
     store.before_rewind = lambda: _stored(store, 0, 5)
     positions.out_of_range(client, client.tp(0), 50)
     assert client.paused == {client.tp(0)} and 0 not in positions.offsets()
@@ -279,9 +275,7 @@ def test_a_high_watermark_below_the_position_on_two_polls_running_is_beyond_the_
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
     client.ends[0] = 20
-    _stored(store, 0, 50)
-    _stored(store, 1, 5)
-    _placed(client, positions, None)
+    _placed(store, client, positions, {0: 50, 1: 5})
     client.highwaters = {client.tp(0): 20, client.tp(1): 20}
     positions.check_log_ends(client, {})
     assert store.rewinds == []  # once may be a watermark from before a seek
@@ -293,8 +287,7 @@ def test_a_high_watermark_below_the_position_on_two_polls_running_is_beyond_the_
 def test_a_poll_with_records_clears_the_suspicion(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
-    _stored(store, 0, 50)
-    _placed(client, positions, None)
+    _placed(store, client, positions, {0: 50})
     client.highwaters = {client.tp(0): 20}
     positions.check_log_ends(client, {})
     positions.check_log_ends(client, {client.tp(0): [FakeRecord(50)]})
@@ -305,8 +298,7 @@ def test_a_poll_with_records_clears_the_suspicion(
 def test_positions_outside_the_log_are_left_out_of_the_undecodable_search(
     store: FakeStore, client: FakeClient, positions: PartitionPositions
 ) -> None:
-    _stored(store, 0, 20)
-    _placed(client, positions, None)  # partition 1: nothing stored, at its log start
+    _placed(store, client, positions, {0: 20})  # partition 1: nothing stored, at its log start
     client.starts[1] = 4
     client.highwaters = {client.tp(0): 20, client.tp(1): 9}
     assert positions.held(client) == {client.tp(1): 4}

@@ -6,36 +6,24 @@ from datetime import date, timedelta
 
 import pytest
 
-from domain.case import Case
 from projections import case_status, timeline, tracker_view
 from projections.as_of import events_as_of, state_as_of
-from tests.unit.builders import apply
+from tests.unit.builders import events_of, view_of
 
 TODAY = date(2024, 6, 1)
 
 
-def _events(*steps: str) -> list[Case.Event]:
-    case = apply(None, "application.received", *steps)
-    return list(case.collect_events())  # type: ignore[arg-type]
-
-
-def _view(*steps: str) -> case_status.View:
-    view = case_status.fold(_events(*steps))
-    assert view is not None
-    return view
-
-
 def test_an_estimate_only_for_open_files_to_roles_that_see_the_activities() -> None:
-    acknowledged = _view("application.acknowledged")
+    acknowledged = view_of("application.acknowledged")
     wanted = tracker_view.estimate_of(acknowledged, "principal_applicant")
     assert wanted == tracker_view.EstimateOf("spouse", date(2024, 1, 15))
     assert tracker_view.estimate_of(acknowledged, "representative") == wanted
     assert tracker_view.estimate_of(acknowledged, "sponsor") is None
-    assert tracker_view.estimate_of(_view(), "principal_applicant") is None
-    closed = _view("application.acknowledged", "application.withdrawn")
+    assert tracker_view.estimate_of(view_of(), "principal_applicant") is None
+    closed = view_of("application.acknowledged", "application.withdrawn")
     assert tracker_view.estimate_of(closed, "principal_applicant") is None
     for role in case_status.ROLES:  # the same rule as "activities" in the role's view
-        for view in (acknowledged, _view(), closed):
+        for view in (acknowledged, view_of(), closed):
             shown = case_status.presented(view, TODAY, role)
             expected = view["status"] != "closed" and "activities" in shown
             assert (tracker_view.estimate_of(view, role) is not None) == expected
@@ -44,7 +32,7 @@ def test_an_estimate_only_for_open_files_to_roles_that_see_the_activities() -> N
 
 
 def test_the_view_the_role_sees_then_the_estimate_what_is_beside_and_the_history() -> None:
-    view = _view("application.acknowledged")
+    view = view_of("application.acknowledged")
     estimate = {"text": "about a year"}
     shown = tracker_view.tracker_view(
         view, TODAY, "principal_applicant", estimate, ["line"], role="principal_applicant"
@@ -62,7 +50,7 @@ def test_the_view_the_role_sees_then_the_estimate_what_is_beside_and_the_history
 
 
 def test_the_history_is_filtered_for_the_role_and_served_in_its_language() -> None:
-    events = _events("application.acknowledged", "biometrics.requested")
+    events = events_of("application.acknowledged", "biometrics.requested")
     lines = [line for line in map(timeline.entry, events) if line is not None]
     applicant = tracker_view.served_history(lines, "principal_applicant", "fr")
     assert applicant == [timeline.served(line, "fr") for line in lines]
@@ -73,7 +61,7 @@ def test_the_history_is_filtered_for_the_role_and_served_in_its_language() -> No
 
 
 def test_the_state_as_of_a_version_or_an_instant() -> None:
-    events = _events("application.acknowledged", "application.withdrawn")
+    events = events_of("application.acknowledged", "application.withdrawn")
     assert events_as_of(events) == events
     assert events_as_of(events, version=2) == events[:2]
     received = case_status.fold(events[:1])
