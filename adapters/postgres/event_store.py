@@ -4,9 +4,10 @@ Events, the dead letters of the same batch, the consumer offsets it moves and it
 event_ids are written in one transaction (through the recorder's ``insert_events``),
 so a crash never keeps one without the others. Each of those tables' SQL lives with
 its owner (dead_letters.py, consumer_offsets.py, event_ids.py). ``CaseStore``
-implements the write side's ports (consumers/ports.py): it raises StoreUnavailable
-and ConcurrencyConflict, never the driver's errors. Tables are created only by
-``casetrack db init``.
+implements the write side's ports (consumers/ports.py): their methods raise
+StoreUnavailable and ConcurrencyConflict, not the driver's errors (the auditors' and
+tools' reads, ``stored_events`` and ``load``, let those through). Tables are created
+and migrated only by ``casetrack db init``.
 """
 
 from __future__ import annotations
@@ -48,8 +49,20 @@ EVENTS_TABLE = f"{APPLICATION_NAME}_events"
 
 
 class SchemaMissing(RuntimeError):
+    def __init__(
+        self, message: str = "the database has no casetrack schema yet: run `casetrack db init`"
+    ) -> None:
+        super().__init__(message)
+
+
+class SchemaOutdated(SchemaMissing):
+    """An older release's tables: `db init` migrates them (a query would fail on a column
+    this release renamed)."""
+
     def __init__(self) -> None:
-        super().__init__("the database has no casetrack schema yet: run `casetrack db init`")
+        super().__init__(
+            "the database schema is older than this casetrack: run `casetrack db init`"
+        )
 
 
 class DateAsISO(Transcoding):
@@ -255,11 +268,19 @@ class CaseStore:
         self.app.close()
 
     def check_schema(self) -> None:
+        """SchemaMissing before `db init`, SchemaOutdated when it is due again."""
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute("SELECT to_regclass(%s) AS t", (f"{self.schema}.dead_letters",))
+            curs.execute(
+                "SELECT to_regclass(%s) AS t, EXISTS (SELECT FROM information_schema.columns"
+                " WHERE table_schema = %s AND table_name = 'dead_letters'"
+                " AND column_name = 'position') AS current",
+                (f"{self.schema}.dead_letters", self.schema),
+            )
             row = curs.fetchone()
         if row is None or row["t"] is None:
             raise SchemaMissing()
+        if not row["current"]:
+            raise SchemaOutdated()
         self.datastore.register_type_adapters()
 
     def load(self, ids: Iterable[UUID]) -> dict[UUID, Case]:

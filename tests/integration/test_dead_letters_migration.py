@@ -3,7 +3,9 @@ keeping every row and the key that deduplicates dead letters; again, it is a no-
 
 from __future__ import annotations
 
-from adapters.postgres.event_store import CaseStore
+import pytest
+
+from adapters.postgres.event_store import CaseStore, SchemaOutdated
 from consumers.ports import DeadLetter
 from tests.integration.migrations import init_twice, older_schema
 
@@ -51,3 +53,15 @@ def test_db_init_renames_line_number_to_position_and_can_run_again(database_url:
         ("file:a.jsonl", 7),
         ("kafka:t:0", 7),
     ]
+
+
+def test_an_older_schema_asks_for_db_init_instead_of_failing_on_a_missing_column(
+    database_url: str,
+) -> None:
+    with older_schema(database_url, OLD_DEAD_LETTERS) as schema:
+        store = CaseStore(database_url, schema)
+        try:
+            with pytest.raises(SchemaOutdated, match="run `casetrack db init`"):
+                store.check_schema()
+        finally:
+            store.close()
