@@ -62,14 +62,31 @@ class Settings:
             log_level=env.get("CASETRACK_LOG_LEVEL", "info"),
             smtp=_smtp(env),
             secret_key=_secret_key(env.get("CASETRACK_SECRET_KEY", "")),
-            session_ttl=timedelta(minutes=int(env.get("CASETRACK_SESSION_MINUTES", "480"))),
-            ready_max_lag=int(env.get("CASETRACK_READY_MAX_LAG", "10000")),
-            db_pool_max=int(env.get("CASETRACK_DB_POOL_MAX", "16")),
-            read_connections=int(env.get("CASETRACK_READ_CONNECTIONS", "8")),
+            session_ttl=timedelta(minutes=_whole(env, "CASETRACK_SESSION_MINUTES", 480, 1)),
+            ready_max_lag=_whole(env, "CASETRACK_READY_MAX_LAG", 10_000, 0),
+            db_pool_max=_whole(env, "CASETRACK_DB_POOL_MAX", 16, 1),
+            read_connections=_whole(env, "CASETRACK_READ_CONNECTIONS", 8, 1),
             trusted_proxies=_trusted_proxies(env.get("CASETRACK_TRUSTED_PROXIES", "")),
             metrics_token=_metrics_token(env.get("CASETRACK_METRICS_TOKEN", "")),
-            demo_port=int(env.get("CASETRACK_PORT", "8000")),
+            demo_port=_whole(env, "CASETRACK_PORT", 8000, 1, 65535),
         )
+
+
+def _whole(
+    env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None
+) -> int:
+    """A whole number from ``env[name]``; a malformed or out-of-range one is refused by name."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else " up")
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number ({bounds})") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be a whole number ({bounds})")
+    return value
 
 
 def _schema(name: str) -> str:
