@@ -55,7 +55,12 @@ def from_the_event(error: BaseException) -> bool:
 
 
 def unavailable(error: BaseException) -> bool:
-    """Whether ``error`` says the database is away for now: retry later."""
+    """Whether ``error`` says the database is away for now: retry later.
+
+    A value the database refuses is never an outage, even where psycopg files it under
+    OperationalError (SQLSTATE class 54, a value too large for an index): retrying it
+    would loop for ever, so the projector dead-letters the event and the write side
+    lets the error through (the contract's size limits keep it out of the log)."""
     return isinstance(error, _AWAY) and not refused(error)
 
 

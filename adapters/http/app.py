@@ -36,14 +36,14 @@ operations endpoints. Errors are RFC 9457 problem details. See docs/api.md.
 ServicesFactory = Callable[[ApiSettings, Metrics], Services]
 
 
-def create_app(settings: ApiSettings, build_services: ServicesFactory) -> FastAPI:
+def create_app(api: ApiSettings, build_services: ServicesFactory) -> FastAPI:
     """The app; ``build_services`` (adapters.bootstrap.services) runs at each start-up,
     in the server's event loop."""
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = build_services(settings, metrics)
+        services = build_services(api, metrics)
         await services.open()
         app.state.services = services
         gc.collect()
@@ -74,13 +74,13 @@ def create_app(settings: ApiSettings, build_services: ServicesFactory) -> FastAP
     app.add_middleware(FastReads, routes=reads_api.router.routes)
     app.add_middleware(
         RequestLimits,
-        max_body_bytes=settings.max_body_bytes,
-        max_headers=settings.max_headers,
-        max_header_bytes=settings.max_header_bytes,
+        max_body_bytes=api.max_body_bytes,
+        max_headers=api.max_headers,
+        max_header_bytes=api.max_header_bytes,
     )
     app.add_middleware(Observability, metrics=metrics)
-    if settings.trusted_proxies:  # outermost: address and scheme settled before anything reads them
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
+    if api.trusted_proxies:  # outermost: address and scheme settled before anything reads them
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(api.trusted_proxies))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -50,10 +50,10 @@ async def answer(
     """What a read of file ``number``'s view (or of its ``history``) answers the session
     ``token``: 401 without a live session, 404 when the file is not theirs."""
     now = services.settings.clock()
-    found = await read(services, token, number, lang, now)
+    file_read = await read(services, token, number, lang, now)
     if history:
-        return await file_history(services, found, number, conditions)
-    return await file_view(services, found, number, now, conditions)
+        return await file_history(services, file_read, number, conditions)
+    return await file_view(services, file_read, number, now, conditions)
 
 
 async def read(
@@ -69,29 +69,30 @@ async def read(
 
 
 async def file_view(
-    services: Services, read: FileRead, number: str, now: datetime, conditions: Conditions
+    services: Services, file_read: FileRead, number: str, now: datetime, conditions: Conditions
 ) -> Answer:
-    assert read.view is not None and read.role is not None and read.history is not None
-    view = orjson.loads(read.view)
+    assert file_read.view is not None and file_read.history is not None
+    assert file_read.role is not None
+    view = orjson.loads(file_read.view)
     today = now.date()
-    wanted = tracker_view.estimate_of(view, read.role)
+    wanted = tracker_view.estimate_of(view, file_read.role)
     estimate: dict[str, Any] | None = None
     fingerprint, changed_at = "-", None
     if wanted is not None:
         estimate, cached = await services.estimates.get(
-            wanted.category, wanted.received_on, today, read.language
+            wanted.category, wanted.received_on, today, file_read.language
         )
         fingerprint, changed_at = cached.fingerprint, cached.changed_at
     shown = tracker_view.tracker_view(
-        view, today, read.role, estimate, orjson.Fragment(read.history),
-        role=read.role, lang=read.language,
+        view, today, file_read.role, estimate, orjson.Fragment(file_read.history),
+        role=file_read.role, lang=file_read.language,
     )  # fmt: skip
     last_updated = shown["last_updated"]  # the role's own: a sponsor's moves less often
     last_modified = _latest(last_updated, today)
     if changed_at is not None:
         last_modified = max(last_modified, changed_at)
     tag = caching.etag(
-        "view", number, last_updated, read.role, read.language, today.isoformat(),
+        "view", number, last_updated, file_read.role, file_read.language, today.isoformat(),
         fingerprint,
     )  # fmt: skip
     headers = caching.validators(tag, last_modified, services.settings.cache_max_age)
@@ -99,17 +100,20 @@ async def file_view(
         conditions.if_none_match, conditions.if_modified_since, tag, last_modified
     ):
         return Answer(304, headers, b"")
-    shown["contact"] = {"text": text("label.contact", read.language)}
+    shown["contact"] = {"text": text("label.contact", file_read.language)}
     return Answer(200, [_JSON, *headers], orjson.dumps(shown))
 
 
 async def file_history(
-    services: Services, read: FileRead, number: str, conditions: Conditions
+    services: Services, file_read: FileRead, number: str, conditions: Conditions
 ) -> Answer:
-    assert read.view is not None and read.role is not None and read.history is not None
-    last_updated = case_status.for_role(orjson.loads(read.view), read.role)["last_updated"]
+    assert file_read.view is not None and file_read.history is not None
+    assert file_read.role is not None
+    last_updated = case_status.for_role(orjson.loads(file_read.view), file_read.role)[
+        "last_updated"
+    ]
     last_modified = datetime.fromisoformat(last_updated)
-    tag = caching.etag("history", number, last_updated, read.role, read.language)
+    tag = caching.etag("history", number, last_updated, file_read.role, file_read.language)
     headers = caching.validators(tag, last_modified, services.settings.cache_max_age)
     if caching.not_modified(
         conditions.if_none_match, conditions.if_modified_since, tag, last_modified
@@ -117,8 +121,8 @@ async def file_history(
         return Answer(304, headers, b"")
     body = {
         "application_number": number,
-        "lang": read.language,
-        "history": orjson.Fragment(read.history),
+        "lang": file_read.language,
+        "history": orjson.Fragment(file_read.history),
     }
     return Answer(200, [_JSON, *headers], orjson.dumps(body))
 

@@ -202,8 +202,8 @@ class PartitionPositions:
     ) -> list[R]:
         """The records polled for ``tp`` that are to be written now, given its ``stored``
         offset as read for this poll and the broker's topic id (MetadataPending while
-        it may be stale). None while the partition's position is not settled or the
-        records come from another log; records below the stored offset (another member
+        it may be stale). None of them while the partition's position is not settled or
+        the records come from another log; records below the stored offset (another member
         stored them first, when it had the partition) are skipped."""
         if tp in self._unsynced:
             return []  # its position is not settled yet: these records come again
