@@ -114,7 +114,7 @@ class CaseRepository(Protocol):
 
 
 class DeadLetterLookup(Protocol):
-    def dead_lettered(self, origin: str, lines: Sequence[tuple[int, bytes]]) -> set[int]:
+    def dead_lettered(self, origin: str, positions: Sequence[tuple[int, bytes]]) -> set[int]:
         """Positions of ``origin`` already dead-lettered with the same bytes (an earlier run's)."""
         ...
 

@@ -142,17 +142,17 @@ class DeadLetters:
         )
 
     @raises_store_unavailable
-    def dead_lettered(self, origin: str, lines: Sequence[tuple[int, bytes]]) -> set[int]:
+    def dead_lettered(self, origin: str, positions: Sequence[tuple[int, bytes]]) -> set[int]:
         """Positions of ``origin`` that an earlier (interrupted) run already dead-lettered.
 
         A position counts only if its content is unchanged (same SHA-256).
         """
-        if not lines:
+        if not positions:
             return set()
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._judged, (origin, [n for n, _ in lines]))
+            curs.execute(self._judged, (origin, [n for n, _ in positions]))
             stored = {(row["position"], bytes(row["raw_sha256"])) for row in curs.fetchall()}
-        return {n for n, raw in lines if (n, hashlib.sha256(raw).digest()) in stored}
+        return {n for n, raw in positions if (n, hashlib.sha256(raw).digest()) in stored}
 
     # ------------------------------------------------------------ the outbox
 

@@ -358,10 +358,10 @@ class CaseStore:
         """See ConsumerOffsets.rewind: the one move backwards, for a replaced log."""
         return self.consumer_offsets.rewind(offset, expected)
 
-    def dead_lettered(self, origin: str, lines: Sequence[tuple[int, bytes]]) -> set[int]:
+    def dead_lettered(self, origin: str, positions: Sequence[tuple[int, bytes]]) -> set[int]:
         """Positions of ``origin`` an earlier (interrupted) run already dead-lettered,
         with unchanged content."""
-        return self.dead_letters.dead_lettered(origin, lines)
+        return self.dead_letters.dead_lettered(origin, positions)
 
     def unpublished_dead_letters(self, topic: str) -> int:
         """Kafka dead letters read from ``topic`` not yet on the dead-letter topic."""

@@ -100,10 +100,10 @@ class FakeStore:
 
     # ------------------------------------------------------------ DeadLetterLookup
 
-    def dead_lettered(self, origin: str, lines: Sequence[tuple[int, bytes]]) -> set[int]:
+    def dead_lettered(self, origin: str, positions: Sequence[tuple[int, bytes]]) -> set[int]:
         return {
             n
-            for n, raw in lines
+            for n, raw in positions
             if any(
                 d.origin == origin and d.position == n and d.raw == raw for d in self.dead_letters
             )
