@@ -102,8 +102,8 @@ class Checkpoint:
         """The checkpoint body, ready to sign."""
         if not _valid_line(self.origin) or any(not _valid_line(e) for e in self.extensions):
             raise MalformedCheckpoint("the origin and extension lines must be non-empty lines")
-        if self.size < 0 or len(self.root) != HASH_SIZE:
-            raise MalformedCheckpoint("a checkpoint needs a size >= 0 and a 32-byte root")
+        if not 0 <= self.size < 1 << 64 or len(self.root) != HASH_SIZE:
+            raise MalformedCheckpoint("a checkpoint needs a u64 size and a 32-byte root")
         lines = [
             self.origin,
             str(self.size),
