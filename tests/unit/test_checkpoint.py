@@ -4,6 +4,8 @@ PeterNeumann and EnochRoot keys and notes, and its ways of mangling them."""
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 
 import pytest
 
@@ -166,3 +168,16 @@ def test_checkpoint_extension_lines_are_kept() -> None:
 def test_malformed_checkpoints_are_refused(text: str) -> None:
     with pytest.raises(MalformedCheckpoint):
         cp.parse_checkpoint(text)
+
+
+def test_the_package_imports_nothing_of_casetrack_or_its_heavy_dependencies() -> None:
+    """An auditor imports domain.integrity with only the standard library and cryptography."""
+    code = (
+        "import sys, domain.integrity.checkpoint, domain.integrity.leaves;"
+        "print(sorted({m.split('.')[0] for m in sys.modules}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    for heavy in ("eventsourcing", "psycopg", "pydantic", "adapters", "projections", "consumers"):
+        assert f"'{heavy}'" not in loaded
