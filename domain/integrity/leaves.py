@@ -1,0 +1,161 @@
+"""The canonical leaf encoding of a stored event, its leaf hash, and the per-case chain.
+
+Leaf layout, version 1 (all integers big-endian; `bytes[n]` is raw; `str` and `blob` are a
+u32 byte length followed by that many bytes, UTF-8 for `str`):
+
+    u8        format version (1)
+    bytes[16] case id (UUID bytes)
+    u64       case version
+    str       event type
+    u32       class version
+    bytes[16] event id (UUID bytes)
+    str       source
+    i64       occurred_at, microseconds since 1970-01-01T00:00:00Z
+    i64       recorded_at, microseconds since 1970-01-01T00:00:00Z
+    blob      payload, exactly as stored (ciphertext once personal data is encrypted)
+
+Every field has a fixed width or a length prefix, so no two different events share an encoding,
+and the version byte lets a later layout coexist with this one. The leaf hash is the RFC 6962
+leaf hash of the encoding. The chain links a case's leaves in version order:
+chain_v = SHA-256(chain_{v-1} || leaf_v), starting from CHAIN_0, so deleting, inserting or
+reordering a case's events changes every later link.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from hashlib import sha256
+from typing import Any
+from uuid import UUID
+
+from domain.integrity.merkle import hash_leaf
+
+LEAF_FORMAT_VERSION = 1
+CHAIN_0 = sha256(b"casetrack chain v1").digest()
+"""The link before a case's first event: SHA-256 of the ASCII text "casetrack chain v1"."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_U32 = struct.Struct(">I")
+_VERSION_AND_CASE = struct.Struct(">B16sQ")
+_CLASS_VERSION_AND_EVENT = struct.Struct(">I16s")
+_TIMES = struct.Struct(">qq")
+
+
+class LeafEncodingError(ValueError):
+    """An event that has no canonical encoding, or bytes that are not one."""
+
+
+@dataclass(frozen=True)
+class LeafRecord:
+    """The stored columns of one event that its leaf covers."""
+
+    case_id: UUID
+    case_version: int
+    event_type: str
+    class_version: int
+    event_id: UUID
+    source: str
+    occurred_at: datetime
+    recorded_at: datetime
+    payload: bytes
+
+
+def encode_leaf(record: LeafRecord) -> bytes:
+    """The canonical bytes of an event (the layout in this module's docstring)."""
+    if not 0 <= record.case_version < 1 << 64:
+        raise LeafEncodingError(f"case version {record.case_version} is not a u64")
+    if not 0 <= record.class_version < 1 << 32:
+        raise LeafEncodingError(f"class version {record.class_version} is not a u32")
+    return b"".join(
+        (
+            _VERSION_AND_CASE.pack(LEAF_FORMAT_VERSION, record.case_id.bytes, record.case_version),
+            _sized(record.event_type.encode(), "event type"),
+            _CLASS_VERSION_AND_EVENT.pack(record.class_version, record.event_id.bytes),
+            _sized(record.source.encode(), "source"),
+            _TIMES.pack(
+                _microseconds(record.occurred_at, "occurred_at"),
+                _microseconds(record.recorded_at, "recorded_at"),
+            ),
+            _sized(bytes(record.payload), "payload"),
+        )
+    )
+
+
+def decode_leaf(data: bytes) -> LeafRecord:
+    """The event that `encode_leaf` turned into `data` (times come back in UTC)."""
+    reader = _Reader(data)
+    version, case_id, case_version = reader.fixed(_VERSION_AND_CASE, "case id and version")
+    if version != LEAF_FORMAT_VERSION:
+        raise LeafEncodingError(f"leaf format version {version} is not {LEAF_FORMAT_VERSION}")
+    event_type = reader.text("event type")
+    class_version, event_id = reader.fixed(_CLASS_VERSION_AND_EVENT, "class version")
+    source = reader.text("source")
+    occurred, recorded = reader.fixed(_TIMES, "times")
+    payload = reader.sized("payload")
+    if reader.offset != len(data):
+        raise LeafEncodingError(f"{len(data) - reader.offset} bytes follow the payload")
+    return LeafRecord(
+        case_id=UUID(bytes=case_id),
+        case_version=case_version,
+        event_type=event_type,
+        class_version=class_version,
+        event_id=UUID(bytes=event_id),
+        source=source,
+        occurred_at=_EPOCH + occurred * _MICROSECOND,
+        recorded_at=_EPOCH + recorded * _MICROSECOND,
+        payload=payload,
+    )
+
+
+def leaf_hash(record: LeafRecord) -> bytes:
+    """The RFC 6962 leaf hash of the event's canonical encoding."""
+    return hash_leaf(encode_leaf(record))
+
+
+def chain(previous: bytes, leaf: bytes) -> bytes:
+    """The case's next link: SHA-256(previous link || this event's leaf hash)."""
+    return sha256(previous + leaf).digest()
+
+
+def _sized(value: bytes, what: str) -> bytes:
+    if len(value) >= 1 << 32:
+        raise LeafEncodingError(f"the {what} is longer than 4 GiB")
+    return _U32.pack(len(value)) + value
+
+
+def _microseconds(moment: datetime, what: str) -> int:
+    if moment.utcoffset() is None:
+        raise LeafEncodingError(f"{what} has no time zone, so its instant is unknown")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+class _Reader:
+    """Reads the leaf layout front to back, naming the field that runs short."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.offset = 0
+
+    def take(self, n: int, what: str) -> bytes:
+        end = self.offset + n
+        if end > len(self.data):
+            raise LeafEncodingError(f"the leaf ends inside its {what}")
+        chunk = self.data[self.offset : end]
+        self.offset = end
+        return chunk
+
+    def fixed(self, layout: struct.Struct, what: str) -> tuple[Any, ...]:
+        return layout.unpack(self.take(layout.size, what))
+
+    def sized(self, what: str) -> bytes:
+        (n,) = _U32.unpack(self.take(_U32.size, what))
+        return self.take(n, what)
+
+    def text(self, what: str) -> str:
+        try:
+            return self.sized(what).decode()
+        except UnicodeDecodeError as error:
+            raise LeafEncodingError(f"the {what} is not UTF-8") from error
