@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from domain.accounts import SESSION_PREFIX, new_token
 from tests.api.conftest import Files, Mailbox, add_event, applicant_registration, bearer, sign_up
 
 # The overall milestones, the only history a sponsor sees (English titles).
@@ -73,6 +74,30 @@ def test_a_file_linked_to_another_caller_answers_like_a_missing_one(
             assert theirs.json()["type"] == missing.json()["type"] == "/problems/not-found"
             assert theirs.json()["detail"] == missing.json()["detail"]
             assert a_number not in theirs.text and "history" not in theirs.json()
+
+
+def test_a_caller_without_a_live_session_learns_nothing_of_a_file(
+    client: TestClient, mailbox: Mailbox, files: Files
+) -> None:
+    """No header, a malformed one, a well-formed token never issued: 401 alike for a real
+    file and a missing one, on the view and the history, in the fast lane and the routes."""
+    number, payload = files.pick(representative=False, applicant_email=True, acknowledged=True)
+    owner = _signed_up(client, mailbox, number, payload, "principal_applicant")
+    assert client.get(f"/v1/applications/{number}", headers=bearer(owner)).status_code == 200
+    callers: list[dict[str, str]] = [
+        {},
+        {"Authorization": "Basic Zm9vOmJhcg=="},
+        bearer(new_token(SESSION_PREFIX)),  # well formed, never issued
+    ]
+    for headers in callers:
+        for suffix in ("", "/history"):
+            for query in ("", "?page=1"):  # the fast lane and the routes
+                real = client.get(f"/v1/applications/{number}{suffix}{query}", headers=headers)
+                missing = client.get(f"/v1/applications/Z999999999{suffix}{query}", headers=headers)
+                assert real.status_code == missing.status_code == 401, (headers, suffix, query)
+                same = {k: v for k, v in real.json().items() if k != "instance"}  # request id
+                assert same == {k: v for k, v in missing.json().items() if k != "instance"}
+                assert number not in real.text and "history" not in real.json()
 
 
 def test_a_sponsor_sees_the_overall_milestones_only_in_every_history(
