@@ -22,6 +22,8 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+from children import CASETRACK, ROOT, child_env
+
 from adapters import bootstrap, smtp_sink
 from adapters.kafka_broker import EmbeddedBroker, free_port
 from adapters.postgres.event_store import CaseStore
@@ -30,11 +32,10 @@ from adapters.settings import Settings
 from projections import case_status
 from projections.case_status_table import read
 from projections.labels import text
-from projections.projector import Projector
 from projections.registry import select
+from projections.status import statuses
 from simulation import kafka_feed
 
-ROOT = Path(__file__).resolve().parent.parent
 os.chdir(ROOT)
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
@@ -46,7 +47,7 @@ def say(line: str) -> None:
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli.main", *args],
+        [*CASETRACK, *args],
         env=env,
         cwd=ROOT,
         stdout=log.open("ab"),
@@ -90,10 +91,7 @@ def run(settings: Settings, duration: float | None, cases: int, rate: float) -> 
     sink = smtp_sink.start(mail_dir, port=mail_port)
     api_port = settings.demo_port
     env = {
-        **os.environ,
-        "CASETRACK_DATABASE_URL": url,
-        "CASETRACK_SCHEMA": schema,
-        "CASETRACK_LOG_LEVEL": "warning",
+        **child_env(url, schema, log_level="warning"),
         "CASETRACK_SMTP_HOST": "127.0.0.1",
         "CASETRACK_SMTP_PORT": str(mail_port),
         "CASETRACK_SMTP_TLS": "none",
@@ -153,8 +151,7 @@ def run(settings: Settings, duration: float | None, cases: int, rate: float) -> 
                     stop.set()
             if not announced:
                 show(store, watched)
-            head = store.recorder.max_notification_id() or 0
-            caught_up = head and all(Projector(store, p).position() >= head for p in select(None))
+            caught_up = all(s.head and not s.lag_events for s in statuses(store, select(None)))
             if published.is_set() and caught_up and not announced:
                 announced = True
                 hints(watched[0], api_port)
