@@ -39,6 +39,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from adapters.postgres.consumer_offsets import ConsumerOffsets
 from adapters.postgres.dead_letters import DeadLetters
 from adapters.postgres.event_codec import CaseEventMapper
+from adapters.postgres.event_hashes import EventHashes
 from adapters.postgres.event_ids import EventIds
 from adapters.postgres.unavailable import raises_store_unavailable
 from consumers.ports import ConcurrencyConflict, ConsumerOffset, DeadLetter
@@ -84,7 +85,8 @@ class CaseRecorder(PostgresApplicationRecorder):
     order equals id order for readers), a NOTIFY for subscribers. Rows go in
     with binary COPY instead of an array of composites, which psycopg dumps
     slowly in Python; the batch's dead letters, offsets and event_ids share the
-    transaction, written by their tables' owners.
+    transaction, written by their tables' owners, and so do the events' hashes
+    (event_hashes.py: leaf, chain link and leaf index, under the same lock).
     """
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str) -> None:
@@ -92,6 +94,7 @@ class CaseRecorder(PostgresApplicationRecorder):
         self.dead_letters = DeadLetters(datastore, datastore.schema)
         self.consumer_offsets = ConsumerOffsets(datastore, datastore.schema)
         self.event_ids = EventIds(datastore, datastore.schema)
+        self.event_hashes = EventHashes(datastore.schema, events_table_name)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -122,6 +125,7 @@ class CaseRecorder(PostgresApplicationRecorder):
                     for e in stored_events:
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
                 notification_ids = self._notification_ids(curs, stored_events)
+                self.event_hashes.append(curs, stored_events, notification_ids)
             if event_ids:  # a reused event_id breaks the primary key: IntegrityError
                 self.event_ids.copy(curs, event_ids)
         return notification_ids
@@ -273,8 +277,8 @@ class CaseStore:
             curs.execute(
                 "SELECT to_regclass(%s) AS t, EXISTS (SELECT FROM information_schema.columns"
                 " WHERE table_schema = %s AND table_name = 'dead_letters'"
-                " AND column_name = 'position') AS current",
-                (f"{self.schema}.dead_letters", self.schema),
+                " AND column_name = 'position') AND to_regclass(%s) IS NOT NULL AS current",
+                (f"{self.schema}.dead_letters", self.schema, f"{self.schema}.event_hashes"),
             )
             row = curs.fetchone()
         if row is None or row["t"] is None:

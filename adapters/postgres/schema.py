@@ -15,6 +15,7 @@ from adapters.postgres import (
     auditors_store,
     consumer_offsets,
     dead_letters,
+    event_hashes,
     event_ids,
 )
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
@@ -44,6 +45,7 @@ def init_schema(url: str, schema: str) -> None:
                 ).fetchone()
                 for ddl in (
                     event_ids.DDL,
+                    event_hashes.DDL,
                     dead_letters.DDL,
                     dead_letters.PUBLISH_ERROR,
                     consumer_offsets.DDL,
@@ -60,6 +62,9 @@ def init_schema(url: str, schema: str) -> None:
                     event_ids.backfill(conn, schema, EVENTS_TABLE)
                 for projection in all_projections().values():
                     _create_or_reset_view(conn, schema, projection)
+            # A log from before event_hashes, or an init that was interrupted: batches
+            # that each commit, so the next init resumes where this one stopped.
+            event_hashes.EventHashes(schema, EVENTS_TABLE).backfill(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
 

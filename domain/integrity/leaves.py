@@ -39,6 +39,8 @@ CHAIN_0 = sha256(b"casetrack chain v1").digest()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_I64 = struct.Struct(">q")
 _VERSION_AND_CASE = struct.Struct(">B16sQ")
 _CLASS_VERSION_AND_EVENT = struct.Struct(">I16s")
 _TIMES = struct.Struct(">qq")
@@ -63,24 +65,71 @@ class LeafRecord:
     payload: bytes
 
 
+FIELDS = (
+    "case id",
+    "case version",
+    "event type",
+    "class version",
+    "event id",
+    "source",
+    "occurred_at",
+    "recorded_at",
+    "payload",
+)
+"""The leaf's fields, in layout order: what a mismatch is named by."""
+
+_DIGEST_SIZE = 4
+
+
 def encode_leaf(record: LeafRecord) -> bytes:
     """The canonical bytes of an event (the layout in this module's docstring)."""
+    return bytes([LEAF_FORMAT_VERSION]) + b"".join(_fields(record))
+
+
+def field_digests(record: LeafRecord) -> bytes:
+    """Four bytes of SHA-256 per field, in FIELDS order: kept beside the leaf so that, when a
+    stored event no longer matches its leaf, the verifier can say which field changed. Only
+    a diagnostic: the leaf, not these, is what detects the change."""
+    return b"".join(sha256(part).digest()[:_DIGEST_SIZE] for part in _fields(record))
+
+
+def leaf_and_digests(record: LeafRecord) -> tuple[bytes, bytes]:
+    """(leaf_hash(record), field_digests(record)), encoding the fields once."""
+    parts = _fields(record)
+    leaf = hash_leaf(bytes([LEAF_FORMAT_VERSION]) + b"".join(parts))
+    return leaf, b"".join(sha256(part).digest()[:_DIGEST_SIZE] for part in parts)
+
+
+def changed_fields(record: LeafRecord, digests: bytes) -> list[str]:
+    """The fields of `record` whose digests differ from `digests` (all of them when
+    `digests` is not a field_digests value)."""
+    if len(digests) != _DIGEST_SIZE * len(FIELDS):
+        return list(FIELDS)
+    now = field_digests(record)
+    return [
+        name
+        for i, name in enumerate(FIELDS)
+        if now[i * _DIGEST_SIZE : (i + 1) * _DIGEST_SIZE]
+        != digests[i * _DIGEST_SIZE : (i + 1) * _DIGEST_SIZE]
+    ]
+
+
+def _fields(record: LeafRecord) -> tuple[bytes, ...]:
+    """Each field's bytes in the layout, in FIELDS order (the version byte excluded)."""
     if not 0 <= record.case_version < 1 << 64:
         raise LeafEncodingError(f"case version {record.case_version} is not a u64")
     if not 0 <= record.class_version < 1 << 32:
         raise LeafEncodingError(f"class version {record.class_version} is not a u32")
-    return b"".join(
-        (
-            _VERSION_AND_CASE.pack(LEAF_FORMAT_VERSION, record.case_id.bytes, record.case_version),
-            _sized(record.event_type.encode(), "event type"),
-            _CLASS_VERSION_AND_EVENT.pack(record.class_version, record.event_id.bytes),
-            _sized(record.source.encode(), "source"),
-            _TIMES.pack(
-                _microseconds(record.occurred_at, "occurred_at"),
-                _microseconds(record.recorded_at, "recorded_at"),
-            ),
-            _sized(bytes(record.payload), "payload"),
-        )
+    return (
+        record.case_id.bytes,
+        _U64.pack(record.case_version),
+        _sized(record.event_type.encode(), "event type"),
+        _U32.pack(record.class_version),
+        record.event_id.bytes,
+        _sized(record.source.encode(), "source"),
+        _I64.pack(_microseconds(record.occurred_at, "occurred_at")),
+        _I64.pack(_microseconds(record.recorded_at, "recorded_at")),
+        _sized(bytes(record.payload), "payload"),
     )
 
 

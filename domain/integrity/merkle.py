@@ -10,7 +10,7 @@ Sizes and indices are counts of leaves; a leaf's index is its 0-based position i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from hashlib import sha256
 
 HASH_SIZE = 32
@@ -57,7 +57,23 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
 def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
     """The audit path of the leaf at `index` in the tree of all of `leaf_hashes` (RFC 6962
     2.1.1), nearest the leaf first."""
-    size = len(leaf_hashes)
+    return inclusion_path(_in_memory(leaf_hashes), len(leaf_hashes), index)
+
+
+def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes]:
+    """The proof that the tree of the first `old_size` leaf hashes is a prefix of the tree of
+    all of them (RFC 6962 2.1.2), in the RFC's order. Empty when there is nothing to prove."""
+    return consistency_path(_in_memory(leaf_hashes), len(leaf_hashes), old_size)
+
+
+Subtree = Callable[[int, int], bytes]
+"""subtree(lo, hi): the root of the tree over leaves lo..hi-1. The proofs only ask for ranges
+that the RFC's splits make: a range whose length is a power of two starts at a multiple of
+it, so a store of such perfect subtrees can answer most of them without the leaves."""
+
+
+def inclusion_path(subtree: Subtree, size: int, index: int) -> list[bytes]:
+    """`inclusion_proof` in a tree of `size` leaves whose subtree roots `subtree` gives."""
     if not 0 <= index < size:
         raise TreeSizeError(f"leaf index {index} is not in a tree of size {size}")
     path: list[bytes] = []
@@ -65,19 +81,17 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
     while hi - lo > 1:
         k = _split(hi - lo)
         if index < lo + k:
-            path.append(_subtree_root(leaf_hashes, lo + k, hi))
+            path.append(subtree(lo + k, hi))
             hi = lo + k
         else:
-            path.append(_subtree_root(leaf_hashes, lo, lo + k))
+            path.append(subtree(lo, lo + k))
             lo += k
     path.reverse()
     return path
 
 
-def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes]:
-    """The proof that the tree of the first `old_size` leaf hashes is a prefix of the tree of
-    all of them (RFC 6962 2.1.2), in the RFC's order. Empty when there is nothing to prove."""
-    size = len(leaf_hashes)
+def consistency_path(subtree: Subtree, size: int, old_size: int) -> list[bytes]:
+    """`consistency_proof` in a tree of `size` leaves whose subtree roots `subtree` gives."""
     if not 0 <= old_size <= size:
         raise TreeSizeError(f"no consistency proof from size {old_size} to size {size}")
     if old_size in (0, size):
@@ -87,17 +101,53 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes
     while m != hi - lo:
         k = _split(hi - lo)
         if m <= k:
-            proof.append(_subtree_root(leaf_hashes, lo + k, hi))
+            proof.append(subtree(lo + k, hi))
             hi = lo + k
         else:
-            proof.append(_subtree_root(leaf_hashes, lo, lo + k))
+            proof.append(subtree(lo, lo + k))
             lo += k
             m -= k
             complete = False
     if not complete:
-        proof.append(_subtree_root(leaf_hashes, lo, hi))
+        proof.append(subtree(lo, hi))
     proof.reverse()
     return proof
+
+
+class Frontier:
+    """The right edge of a growing tree (a "compact range"): the roots of its perfect
+    subtrees, largest first, at most log2(size) + 1 of them. Append leaves in log order;
+    `root()` is the tree head at the current size, in O(log n), so one pass over a log
+    yields the root at every size on the way. `append` returns the perfect subtrees it
+    completed, as (height, index, hash), for a store of them to keep."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._hashes: list[bytes] = []
+
+    def append(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
+        completed: list[tuple[int, int, bytes]] = []
+        node, height, n = leaf_hash, 0, self.size
+        while n & 1:
+            node = hash_children(self._hashes.pop(), node)
+            n >>= 1
+            height += 1
+            completed.append((height, n, node))
+        self._hashes.append(node)
+        self.size += 1
+        return completed
+
+    def root(self) -> bytes:
+        if not self._hashes:
+            return EMPTY_ROOT
+        node = self._hashes[-1]
+        for left in reversed(self._hashes[:-1]):
+            node = hash_children(left, node)
+        return node
+
+
+def _in_memory(leaf_hashes: Sequence[bytes]) -> Subtree:
+    return lambda lo, hi: _subtree_root(leaf_hashes, lo, hi)
 
 
 def root_from_inclusion_proof(

@@ -1,0 +1,173 @@
+"""The event_hashes table: each stored event's leaf hash, its case's chain link, and its
+place in the global Merkle tree (docs/integrity.md).
+
+A row goes in with its event, in the events' transaction and under their table lock
+(``append``, called by the recorder), so no event is ever committed without its hashes
+and leaf indexes follow notification ids with no gap. ``backfill`` hashes a log written
+before this table, in batches that each commit, so an interrupted `db init` resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+from uuid import UUID
+
+import psycopg
+import structlog
+from eventsourcing.persistence import StoredEvent
+from psycopg import Cursor
+from psycopg.rows import DictRow, dict_row
+from psycopg.sql import SQL, Composed, Identifier
+
+from domain.integrity.stored import HashedEvent, StoredRow, hash_events
+
+log = structlog.get_logger(__name__)
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.event_hashes ("
+    " leaf_index bigint PRIMARY KEY,"
+    " notification_id bigint NOT NULL,"
+    " case_id uuid NOT NULL,"
+    " case_version bigint NOT NULL,"
+    " leaf bytea NOT NULL,"
+    " chain bytea NOT NULL,"
+    " fields bytea NOT NULL,"
+    " UNIQUE (case_id, case_version))"
+)
+
+BACKFILL_BATCH = 10_000
+
+
+class LogNotChained(RuntimeError):
+    """Events would be hashed after a stored event that has no hashes yet: the backfill of
+    an older log has not finished. Nothing is written."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "stored events are not all hashed yet: run `casetrack db init` to finish the"
+            " backfill before writing"
+        )
+
+
+class EventHashes:
+    """The SQL of event_hashes in one schema; every method runs on the caller's cursor."""
+
+    def __init__(self, schema: str, events_table: str) -> None:
+        self.schema = schema
+        table = SQL("{}.event_hashes").format(Identifier(schema))
+        events = SQL("{}.{}").format(Identifier(schema), Identifier(events_table))
+        self._lock_events = SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(events)
+        self._tail = SQL(
+            "SELECT (SELECT leaf_index FROM {h} ORDER BY leaf_index DESC LIMIT 1) AS leaf_index,"
+            " (SELECT notification_id FROM {h} ORDER BY leaf_index DESC LIMIT 1) AS hashed,"
+            " (SELECT max(notification_id) FROM {e} WHERE notification_id < %s) AS stored"
+        ).format(h=table, e=events)
+        self._chains = SQL(
+            "SELECT h.case_id, h.chain FROM unnest(%s::uuid[], %s::int8[])"
+            " AS k(case_id, case_version) JOIN {} h USING (case_id, case_version)"
+        ).format(table)
+        self._copy = SQL(
+            "COPY {} (leaf_index, notification_id, case_id, case_version, leaf, chain, fields)"
+            " FROM STDIN (FORMAT BINARY)"
+        ).format(table)
+        self._unhashed: Composed = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}"
+            " WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(events)
+        self._select = SQL(
+            "SELECT leaf_index, notification_id, case_id, case_version, leaf, chain, fields"
+            " FROM {} WHERE leaf_index >= %s AND leaf_index < %s ORDER BY leaf_index"
+        ).format(table)
+
+    def append(
+        self, curs: Cursor[DictRow], stored: Sequence[StoredEvent], notification_ids: Sequence[int]
+    ) -> None:
+        """Hash events just inserted with these ids, under the events' table lock (the
+        caller holds it): leaves, chains from each case's previous link, next leaf indexes."""
+        if not stored:
+            return
+        rows = [
+            StoredRow(nid, cast(UUID, e.originator_id), e.originator_version, e.topic, e.state)
+            for nid, e in zip(notification_ids, stored, strict=True)
+        ]
+        self._write(curs, rows)
+
+    def _write(self, curs: Cursor[DictRow], rows: Sequence[StoredRow]) -> None:
+        curs.execute(self._tail, (rows[0].notification_id,))
+        tail = curs.fetchone()
+        assert tail is not None
+        if tail["hashed"] != tail["stored"]:
+            raise LogNotChained()
+        links = self._previous_links(curs, rows)
+        first = 0 if tail["leaf_index"] is None else tail["leaf_index"] + 1
+        with curs.copy(self._copy) as copy:
+            copy.set_types(["int8", "int8", "uuid", "int8", "bytea", "bytea", "bytea"])
+            for h in hash_events(rows, links, first):
+                copy.write_row(
+                    (
+                        h.leaf_index,
+                        h.notification_id,
+                        h.case_id,
+                        h.case_version,
+                        h.leaf,
+                        h.chain,
+                        h.fields,
+                    )
+                )
+
+    def _previous_links(
+        self, curs: Cursor[DictRow], rows: Sequence[StoredRow]
+    ) -> dict[UUID, bytes]:
+        """Each case's link before its first row here; a case that starts here starts at
+        CHAIN_0. A case continued here whose previous event has no link cannot be chained."""
+        firsts: dict[UUID, int] = {}
+        for row in rows:
+            firsts.setdefault(row.case_id, row.case_version)
+        wanted = {case: version - 1 for case, version in firsts.items() if version > 1}
+        if not wanted:
+            return {}
+        curs.execute(self._chains, (list(wanted), list(wanted.values())))
+        links = {r["case_id"]: bytes(r["chain"]) for r in curs.fetchall()}
+        if len(links) != len(wanted):
+            raise LogNotChained()
+        return links
+
+    def rows(self, curs: Cursor[DictRow], start: int, stop: int) -> list[HashedEvent]:
+        """Rows with leaf_index in [start, stop), in order."""
+        curs.execute(self._select, (start, stop))
+        return [HashedEvent(**r) for r in curs.fetchall()]
+
+    def backfill(self, conn: psycopg.Connection[tuple[object, ...]]) -> int:
+        """Hash every stored event that has no hashes yet, oldest first, BACKFILL_BATCH per
+        transaction; returns how many it hashed. Writers wait for each batch's lock."""
+        done = 0
+        while True:
+            with conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
+                curs.execute(self._lock_events)
+                curs.execute(
+                    SQL(
+                        "SELECT notification_id FROM {}.event_hashes"
+                        " ORDER BY leaf_index DESC LIMIT 1"
+                    ).format(Identifier(self.schema))
+                )
+                last = curs.fetchone()
+                curs.execute(
+                    self._unhashed, (last["notification_id"] if last else 0, BACKFILL_BATCH)
+                )
+                rows = [
+                    StoredRow(
+                        r["notification_id"],
+                        r["originator_id"],
+                        r["originator_version"],
+                        r["topic"],
+                        bytes(r["state"]),
+                    )
+                    for r in curs.fetchall()
+                ]
+                if not rows:
+                    break
+                self._write(curs, rows)
+            done += len(rows)
+            log.info("hashed stored events", events=done)
+        return done
