@@ -187,8 +187,10 @@ class EventHashes:
         curs.execute(self._select, (start, stop))
         return [HashedEvent(**r) for r in curs.fetchall()]
 
-    def backfill(self, conn: psycopg.Connection[tuple[object, ...]]) -> int:
-        """Hash every stored event that has no hashes yet, oldest first, BACKFILL_BATCH per
+    def backfill(
+        self, conn: psycopg.Connection[tuple[object, ...]], batch: int = BACKFILL_BATCH
+    ) -> int:
+        """Hash every stored event that has no hashes yet, oldest first, ``batch`` per
         transaction; returns how many it hashed. Writers wait for each batch's lock."""
         done = 0
         while True:
@@ -201,9 +203,7 @@ class EventHashes:
                     ).format(Identifier(self.schema))
                 )
                 last = curs.fetchone()
-                curs.execute(
-                    self._unhashed, (last["notification_id"] if last else 0, BACKFILL_BATCH)
-                )
+                curs.execute(self._unhashed, (last["notification_id"] if last else 0, batch))
                 rows = [
                     StoredRow(
                         r["notification_id"],
