@@ -51,7 +51,7 @@ class LeafEncodingError(ValueError):
     """An event that has no canonical encoding, or bytes that are not one."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs a µs per event written
 class LeafRecord:
     """The stored columns of one event that its leaf covers."""
 
