@@ -9,7 +9,7 @@ before this table, in batches that each commit, so an interrupted `db init` resu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import cast
 from uuid import UUID
 
@@ -120,9 +120,14 @@ class EventHashes:
             raise LogNotChained()
         links = self._previous_links(curs, rows)
         first = 0 if tail["leaf_index"] is None else tail["leaf_index"] + 1
+        self.copy(curs, hash_events(rows, links, first))
+
+    def copy(self, curs: Cursor[DictRow], hashed: Iterable[HashedEvent]) -> None:
+        """COPY rows in as they are: the caller vouches that they continue the log (the
+        recorder's and the backfill's ``_write``, or a benchmark's synthetic log)."""
         with curs.copy(self._copy) as copy:
             copy.set_types(["int8", "int8", "uuid", "int8", "bytea", "bytea", "bytea"])
-            for h in hash_events(rows, links, first):
+            for h in hashed:
                 copy.write_row(
                     (
                         h.leaf_index,
