@@ -41,12 +41,13 @@ COMMAND_GROUPS = (
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    try:
-        args.settings = Settings.from_env()
-    except ValueError as e:  # a malformed CASETRACK_* variable, named in the message
-        print(f"casetrack: {e}", file=sys.stderr)
-        return 2
-    bootstrap.configure_logging(args.settings)
+    if args.configured:  # offline commands (audit verify-bundle) read no configuration
+        try:
+            args.settings = Settings.from_env()
+        except ValueError as e:  # a malformed CASETRACK_* variable, named in the message
+            print(f"casetrack: {e}", file=sys.stderr)
+            return 2
+        bootstrap.configure_logging(args.settings)
     try:
         return int(args.run(args) or 0)
     except UsageError as e:
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="casetrack", description=__doc__)
+    p.set_defaults(configured=True)
     sub = p.add_subparsers(required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.add_commands(sub)

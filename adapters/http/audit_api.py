@@ -1,4 +1,6 @@
-"""Auditor reads: every stored event of a file, and its state at a version or a time.
+"""Auditor reads: every stored event of a file, and its state at a version or a time; the
+tamper-evident log's proofs (a file's proof bundle, the latest signed checkpoint, the
+consistency proof between two tree sizes: docs/integrity.md).
 
 Auditors authenticate with an API key (``casetrack auditors add``). Every
 auditor read, whatever its answer (validation errors included), is written to the
@@ -26,9 +28,17 @@ from adapters.http.auth import CurrentAuditor
 from adapters.http.problems import Problem, field_errors, responses
 from adapters.http.services import Services, ServicesDep
 from adapters.postgres.auditors_store import Auditor
+from adapters.postgres.proof_bundles import (
+    NoCheckpoint,
+    SinceBeyondCheckpoint,
+    UnknownApplication,
+    export_bundle,
+)
 from domain import application_number as numbers
 from domain.application_number import case_id
 from domain.case import Case
+from domain.integrity.merkle import TreeSizeError
+from domain.integrity.stored import HashedEvent
 from projections.as_of import events_as_of, state_as_of
 from projections.changes import Change, event_changes
 
@@ -134,6 +144,111 @@ async def audit_log(
     return Response(orjson.dumps({"entries": entries}), media_type=_JSON)
 
 
+@router.get(
+    "/v1/audit/applications/{application_number}/proof",
+    response_model=None,
+    responses={
+        200: {"model": models.ProofBundle, "description": "The file's proof bundle"},
+        **responses(401, 403, 404, 422),
+    },
+    summary="A file's proof bundle: its events, hashes and inclusion proofs under the latest"
+    " signed checkpoint (what `casetrack audit export` prints)",
+)
+async def proof(
+    application_number: models.NumberInPath,
+    request: Request,
+    auditor: Admitted,
+    services: ServicesDep,
+    since: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=2**62,
+            description="Add the consistency proof from the checkpoint of this size (one kept)",
+        ),
+    ] = None,
+) -> Response:
+    parameters = {"since": since}
+    try:
+        try:
+            bundle = await run_in_threadpool(
+                export_bundle, services.case_store.integrity, [application_number], since
+            )
+        except UnknownApplication:
+            raise Problem(404, "No application with that number.") from None
+        except NoCheckpoint:
+            raise Problem(404, "No checkpoint yet: the log has not been signed.") from None
+        except SinceBeyondCheckpoint as error:
+            raise Problem(
+                422, f"since must be at most {error.size}, the latest checkpoint's size."
+            ) from None
+    except Problem as problem:
+        await _log(
+            services, request, auditor, "proof", application_number, parameters, problem.status
+        )
+        raise
+    await _log(services, request, auditor, "proof", application_number, parameters, 200)
+    return Response(orjson.dumps(bundle), media_type=_JSON)
+
+
+@router.get(
+    "/v1/audit/checkpoints/latest",
+    response_model=None,
+    responses={
+        200: {"model": models.CheckpointOut, "description": "The latest signed checkpoint"},
+        **responses(401, 403, 404),
+    },
+    summary="The latest signed checkpoint of the log's Merkle tree",
+)
+async def checkpoints_latest(
+    request: Request, auditor: Admitted, services: ServicesDep
+) -> Response:
+    latest = await run_in_threadpool(services.case_store.integrity.latest)
+    status = 200 if latest is not None else 404
+    await _log(services, request, auditor, "checkpoints_latest", None, {}, status)
+    if latest is None:
+        raise Problem(404, "No checkpoint yet: the log has not been signed.")
+    body = {"size": latest.size, "root": latest.root.hex(), "note": latest.note}
+    return Response(orjson.dumps(body), media_type=_JSON)
+
+
+@router.get(
+    "/v1/audit/checkpoints/consistency",
+    response_model=None,
+    responses={
+        200: {"model": models.ConsistencyOut, "description": "The consistency proof"},
+        **responses(401, 403, 422),
+    },
+    summary="The proof that the log's tree at one size is a prefix of it at a larger size",
+)
+async def checkpoints_consistency(
+    request: Request,
+    auditor: Admitted,
+    services: ServicesDep,
+    from_: Annotated[int, Query(alias="from", ge=0, le=2**62, description="The older size")],
+    to: Annotated[int, Query(ge=0, le=2**62, description="The newer size")],
+) -> Response:
+    parameters = {"from": from_, "to": to}
+    try:
+        if from_ > to:
+            raise Problem(422, "from must not be larger than to.")
+        try:
+            proof = await run_in_threadpool(
+                services.case_store.integrity.consistency_proof, from_, to
+            )
+        except TreeSizeError:
+            raise Problem(422, "to is beyond the log: it has fewer events.") from None
+    except Problem as problem:
+        await _log(
+            services, request, auditor, "checkpoints_consistency", None, parameters,
+            problem.status,
+        )  # fmt: skip
+        raise
+    await _log(services, request, auditor, "checkpoints_consistency", None, parameters, 200)
+    body = {"from": from_, "to": to, "proof": [h.hex() for h in proof]}
+    return Response(orjson.dumps(body), media_type=_JSON)
+
+
 async def _events(
     services: Services, number: str, as_of_version: int | None, as_of: datetime | None
 ) -> dict[str, Any]:
@@ -141,9 +256,11 @@ async def _events(
         raise Problem(422, "Give as_of_version or as_of, not both.")
     if as_of is not None and as_of.tzinfo is None:
         raise Problem(422, "as_of needs a time zone offset, e.g. 2024-05-01T12:00:00Z.")
-    stored: list[Case.Event] = await run_in_threadpool(
-        services.case_store.stored_events, case_id(number)
+    audited: list[tuple[Case.Event, HashedEvent | None]] = await run_in_threadpool(
+        services.case_store.audited_events, case_id(number)
     )
+    stored = [event for event, _ in audited]
+    hashes = {event.originator_version: hashed for event, hashed in audited}
     if not stored:
         raise Problem(404, "No application with that number.")
     if as_of_version is not None and as_of_version > len(stored):
@@ -153,12 +270,15 @@ async def _events(
         "application_number": number,
         "as_of_version": as_of_version,
         "as_of": as_of,
-        "events": [_event(e, c) for e, c in zip(selected, event_changes(selected), strict=True)],
+        "events": [
+            _event(e, c, hashes[e.originator_version])
+            for e, c in zip(selected, event_changes(selected), strict=True)
+        ],
         "state": state_as_of(selected),
     }
 
 
-def _event(event: Case.Event, changes: list[Change]) -> dict[str, Any]:
+def _event(event: Case.Event, changes: list[Change], hashed: HashedEvent | None) -> dict[str, Any]:
     return {
         "version": event.originator_version,
         "event_type": event.event_type,
@@ -168,6 +288,9 @@ def _event(event: Case.Event, changes: list[Change]) -> dict[str, Any]:
         "recorded_at": event.timestamp,
         "data": {k: v for k, v in vars(event).items() if k not in _ENVELOPE},
         "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in changes],
+        "leaf_index": hashed.leaf_index if hashed else None,
+        "leaf": hashed.leaf.hex() if hashed else None,
+        "chain": hashed.chain.hex() if hashed else None,
     }
 
 

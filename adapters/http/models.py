@@ -51,6 +51,15 @@ NewPassword = Annotated[
 ]
 
 
+HashHex = Annotated[
+    str, StringConstraints(pattern=r"^[0-9a-f]{64}$"), Field(description="SHA-256, lowercase hex")
+]
+_UNHASHED = (
+    "{}; null when the event has no hashes (a log not backfilled, or an altered one:"
+    " run `casetrack audit verify`)"
+)
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -219,6 +228,9 @@ class StoredEventOut(BaseModel):
     changes: list[StateChange] = Field(
         description="What the event changed in the state (the day's figures aside)"
     )
+    leaf_index: int | None = Field(description=_UNHASHED.format("Its place in the log's tree"))
+    leaf: HashHex | None = Field(description=_UNHASHED.format("Its leaf hash"))
+    chain: HashHex | None = Field(description=_UNHASHED.format("Its case's chain link"))
 
 
 class AuditEvents(BaseModel):
@@ -229,6 +241,56 @@ class AuditEvents(BaseModel):
     state: dict[str, Any] | None = Field(
         description="The full status view after the last listed event (null before the first)"
     )
+
+
+class ProofEvent(BaseModel):
+    leaf_index: int
+    notification_id: int
+    case_version: int
+    topic: str
+    state: str = Field(description="base64 of the stored payload bytes, exactly")
+    leaf: HashHex
+    chain: HashHex
+    fields: str = Field(description="Field digests, hex: name a changed field")
+    inclusion: list[HashHex] = Field(description="The leaf's audit path, nearest first")
+
+
+class ProofCase(BaseModel):
+    application_number: str | None
+    case_id: str
+    uncovered_events: int = Field(
+        description="Events stored after the checkpoint, not covered by it: left out"
+    )
+    events: list[ProofEvent]
+
+
+class BundleConsistency(BaseModel):
+    from_: int = Field(alias="from", description="The older tree size the proof starts from")
+    proof: list[HashHex]
+
+
+class ProofBundle(BaseModel):
+    """A proof bundle (domain/integrity/bundle.py): `casetrack audit verify-bundle` checks
+    it offline against the log's public key."""
+
+    format: Literal["casetrack-proof-bundle/1"]
+    checkpoint: str = Field(description="The latest signed checkpoint note (C2SP)")
+    consistency: BundleConsistency | None = Field(
+        default=None, description="Present when asked for with ?since=SIZE"
+    )
+    cases: list[ProofCase]
+
+
+class CheckpointOut(BaseModel):
+    size: int
+    root: HashHex
+    note: str = Field(description="The signed checkpoint note (C2SP tlog-checkpoint)")
+
+
+class ConsistencyOut(BaseModel):
+    from_: int = Field(alias="from")
+    to: int
+    proof: list[HashHex] = Field(description="RFC 6962 consistency proof, in the RFC's order")
 
 
 class AuditLogEntry(BaseModel):

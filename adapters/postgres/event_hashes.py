@@ -9,7 +9,7 @@ before this table, in batches that each commit, so an interrupted `db init` resu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import cast
 from uuid import UUID
 
@@ -91,6 +91,13 @@ class EventHashes:
             " AND e.notification_id = h.notification_id"
             " WHERE h.case_id = %s ORDER BY h.case_version"
         ).format(h=table, e=events)
+        self._case_log = SQL(
+            "SELECT e.notification_id, e.originator_version, e.topic, e.state, h.leaf_index,"
+            " h.leaf, h.chain, h.fields FROM {e} e LEFT JOIN {h} h"
+            " ON h.case_id = e.originator_id AND h.case_version = e.originator_version"
+            " AND h.notification_id = e.notification_id"
+            " WHERE e.originator_id = %s ORDER BY e.originator_version"
+        ).format(h=table, e=events)
 
     def append(
         self, curs: Cursor[DictRow], stored: Sequence[StoredEvent], notification_ids: Sequence[int]
@@ -113,9 +120,14 @@ class EventHashes:
             raise LogNotChained()
         links = self._previous_links(curs, rows)
         first = 0 if tail["leaf_index"] is None else tail["leaf_index"] + 1
+        self.copy(curs, hash_events(rows, links, first))
+
+    def copy(self, curs: Cursor[DictRow], hashed: Iterable[HashedEvent]) -> None:
+        """COPY rows in as they are: the caller vouches that they continue the log (the
+        recorder's and the backfill's ``_write``, or a benchmark's synthetic log)."""
         with curs.copy(self._copy) as copy:
             copy.set_types(["int8", "int8", "uuid", "int8", "bytea", "bytea", "bytea"])
-            for h in hash_events(rows, links, first):
+            for h in hashed:
                 copy.write_row(
                     (
                         h.leaf_index,
@@ -181,6 +193,36 @@ class EventHashes:
             )
             for r in curs.fetchall()
         ]
+
+    def case_log(
+        self, curs: Cursor[DictRow], case_id: UUID
+    ) -> list[tuple[StoredRow, HashedEvent | None]]:
+        """Every stored event of one case, in version order, with its hashes, or None for
+        an event that has none (a log not backfilled, or hashes deleted): what an auditor
+        reads, where a missing hash must show rather than hide the event."""
+        curs.execute(self._case_log, (case_id,))
+        found: list[tuple[StoredRow, HashedEvent | None]] = []
+        for r in curs.fetchall():
+            row = StoredRow(
+                r["notification_id"],
+                case_id,
+                r["originator_version"],
+                r["topic"],
+                bytes(r["state"]),
+            )
+            hashed = None
+            if r["leaf_index"] is not None:
+                hashed = HashedEvent(
+                    r["leaf_index"],
+                    r["notification_id"],
+                    case_id,
+                    r["originator_version"],
+                    bytes(r["leaf"]),
+                    bytes(r["chain"]),
+                    bytes(r["fields"]),
+                )
+            found.append((row, hashed))
+        return found
 
     def rows(self, curs: Cursor[DictRow], start: int, stop: int) -> list[HashedEvent]:
         """Rows with leaf_index in [start, stop), in order."""

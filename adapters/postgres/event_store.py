@@ -45,6 +45,7 @@ from adapters.postgres.integrity_log import IntegrityLog
 from adapters.postgres.unavailable import raises_store_unavailable
 from consumers.ports import ConcurrencyConflict, ConsumerOffset, DeadLetter
 from domain.case import Case
+from domain.integrity.stored import HashedEvent
 
 APPLICATION_NAME = "casetrack"
 EVENTS_TABLE = f"{APPLICATION_NAME}_events"
@@ -334,6 +335,22 @@ class CaseStore:
 
     def stored_events(self, case_id: UUID) -> list[Case.Event]:
         return cast(list[Case.Event], list(self.app.events.get(case_id)))
+
+    def audited_events(self, case_id: UUID) -> list[tuple[Case.Event, HashedEvent | None]]:
+        """``stored_events`` with each event's hashes (None where it has none), from one
+        read: what the auditors' API shows."""
+        return [
+            (
+                cast(
+                    Case.Event,
+                    self.app.mapper.to_domain_event(
+                        StoredEvent(row.case_id, row.case_version, row.topic, row.state)
+                    ),
+                ),
+                hashed,
+            )
+            for row, hashed in self.integrity.case_log(case_id)
+        ]
 
     @raises_store_unavailable
     def save(

@@ -81,6 +81,12 @@ class IntegrityLog:
         with self.datastore.transaction(commit=False) as curs:
             return self.hashes.of_case(curs, case_id)
 
+    def case_log(self, case_id: UUID) -> list[tuple[StoredRow, HashedEvent | None]]:
+        """Every stored event of a case with its hashes (None where it has none), in
+        version order: one read, so events and hashes agree."""
+        with self.datastore.transaction(commit=False) as curs:
+            return self.hashes.case_log(curs, case_id)
+
     def inclusion_proofs(self, leaf_indexes: list[int], size: int) -> list[list[bytes]]:
         """The audit path of each leaf in the tree of `size` leaves (RFC 6962 2.1.1)."""
         with self.datastore.transaction(commit=False) as curs:
