@@ -245,13 +245,13 @@ def _check_checkpoint(
     while pending and pending[0][0] == frontier.size:
         size, expected = pending.pop(0)
         if root != expected:
-            since = f"the checkpoint at size {matched[-1]}" if matched else "the first event"
+            lo = matched[-1] if matched else 0
             raise LogTampered(
                 Finding(
                     FindingKind.CHECKPOINT_MISMATCH,
                     f"the first {size} events do not have the root of the checkpoint at size"
-                    f" {size}: history between {since} and leaf index {size - 1} was rewritten"
-                    " with its hashes recomputed",
+                    f" {size}: events between leaf indexes {lo} and {size - 1} were rewritten"
+                    " with their hashes recomputed",
                     leaf_index=size - 1 if size else None,
                     notification_id=last[1] if last else None,
                 )

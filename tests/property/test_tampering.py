@@ -12,6 +12,7 @@ and the builder works that out from the log.
 from __future__ import annotations
 
 import base64
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,8 +24,8 @@ from hypothesis import strategies as st
 
 from domain.integrity import checkpoint as notes
 from domain.integrity import merkle
-from domain.integrity.leaves import leaf_and_digests
-from domain.integrity.stored import HashedEvent, StoredRow, column_leaf, hash_events, leaf_record
+from domain.integrity.leaves import LeafEncodingError, leaf_and_digests
+from domain.integrity.stored import HashedEvent, StoredRow, column_leaf, leaf_record
 from domain.integrity.verify import FindingKind, LogTampered, verify_log
 from tests.integrity_logs import Log, build_log, forged, payload
 
@@ -374,19 +375,61 @@ def test_a_history_rewritten_and_signed_by_another_key_is_refused(
     assert raised.value.finding.kind == K.CHECKPOINT_MISMATCH
 
 
-@given(logs(), st.data())
+HEX = "0123456789abcdef0123456789ABCDEF"
+ODD_TEXTS = st.sampled_from(
+    [
+        HEX,
+        HEX.lower(),
+        "{" + HEX[:30] + "}",
+        "urn:uuid:" + HEX,
+        "12345678-1234-5678-1234-567812345678",
+        "0x" + HEX[:30],
+        HEX[:16] + "_" + HEX[:15],
+        " " + HEX[:31],
+        "2026-01-01T00:00:00",
+        "2026-01-01T00:00:00+05:30",
+        "2026-01-01T00:00:00.123456Z",
+        "0001-01-01T00:00:00+01:00",
+        "2026-13-01T00:00:00+00:00",
+        "",
+    ]
+)
+TYPED = st.fixed_dictionaries(
+    {
+        "_type_": st.sampled_from(["uuid_hex", "datetime_iso", "date_iso", "other"]),
+        "_data_": st.one_of(ODD_TEXTS, st.text(max_size=40), st.integers(), st.none()),
+    }
+)
+VALUES = st.one_of(
+    TYPED, ODD_TEXTS, st.text(max_size=20), st.integers(), st.booleans(), st.none(), st.floats()
+)
+KEYS = st.sampled_from(["timestamp", "event_id", "source", "occurred_at", "class_version", "x"])
+PAYLOADS = st.one_of(
+    st.dictionaries(KEYS, VALUES).map(lambda d: json.dumps(d).encode()),
+    st.lists(VALUES, max_size=3).map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=64),
+)
+
+
+@given(logs(), st.lists(PAYLOADS, max_size=5), st.integers(0, (1 << 64) - 1))
 def test_the_verifier_reads_leaves_as_the_writer_writes_them(
-    drawn: tuple[Log, random.Random], data: st.DataObject
+    drawn: tuple[Log, random.Random], states: list[bytes], version: int
 ) -> None:
     """column_leaf (the verifier's) equals leaf_and_digests(leaf_record(row)) (the writer's)
     for stored rows, and for payloads that are not eventsourcing's JSON at all."""
     log, _ = drawn
     rows = list(log.events)
-    rows.append(replace(rows[0], state=data.draw(st.binary(max_size=64), label="blob")))
+    rows += [replace(rows[0], state=state, case_version=version) for state in states]
     for row in rows:
         assert column_leaf(
             row.case_id.bytes, row.case_version, row.topic, row.state
         ) == leaf_and_digests(leaf_record(row))
-    assert [h.leaf for h in hash_events(rows, {}, 0)] == [
-        column_leaf(r.case_id.bytes, r.case_version, r.topic, r.state)[0] for r in rows
-    ]
+
+
+@pytest.mark.parametrize("version", [-1, 1 << 64])
+def test_a_version_with_no_encoding_is_refused_by_both(version: int) -> None:
+    row = build_log(random.Random(1), [1]).events[0]
+    with pytest.raises(LeafEncodingError):
+        column_leaf(row.case_id.bytes, version, row.topic, row.state)
+    with pytest.raises(LeafEncodingError):
+        leaf_and_digests(leaf_record(replace(row, case_version=version)))
