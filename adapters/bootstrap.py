@@ -15,10 +15,12 @@ would pay at start-up.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+import structlog
 
 from adapters import logs
 from adapters.postgres import embedded
@@ -27,6 +29,8 @@ from adapters.server_secret import server_secret
 from adapters.settings import Settings
 from adapters.smtp import Mailer, SmtpMailer
 from projections import daemon
+
+log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -116,6 +120,22 @@ def kafka_lag(store: CaseStore, kafka: ConsumerSettings, timeout: float = 5.0) -
         return lag_report(client, store, kafka, timeout)
     finally:
         client.close(autocommit=False)
+
+
+def periodic_checkpoint(settings: Settings, store: CaseStore) -> Callable[[], None] | None:
+    """The projector daemon's checkpoint signer: None (with a warning) without a signing key
+    or when CASETRACK_CHECKPOINT_SECONDS is 0."""
+    from adapters import signing_key
+    from adapters.checkpointer import PeriodicCheckpoint
+
+    if settings.checkpoint_seconds == 0:
+        return None
+    try:
+        signer = signing_key.signer(settings.signing_key_file)
+    except signing_key.SigningKeyError as error:
+        log.warning("checkpoints are off", reason=str(error))
+        return None
+    return PeriodicCheckpoint(store.integrity, signer, settings.checkpoint_seconds)
 
 
 def mailer(settings: Settings) -> Mailer:

@@ -50,6 +50,16 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     # CASETRACK_PORT: the port `make run` (scripts/demo.py) serves the API on
     demo_port: int = 8000
+    # CASETRACK_SIGNING_KEY: the checkpoints' Ed25519 key file (adapters.signing_key);
+    # None: signing.key under ``home``
+    signing_key: Path | None = None
+    # CASETRACK_CHECKPOINT_SECONDS: how often `casetrack project` signs a checkpoint when
+    # the log grew; 0: never (`casetrack audit checkpoint` still does)
+    checkpoint_seconds: int = 60
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.signing_key or self.home / "signing.key"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -69,6 +79,8 @@ class Settings:
             trusted_proxies=_trusted_proxies(env.get("CASETRACK_TRUSTED_PROXIES", "")),
             metrics_token=_metrics_token(env.get("CASETRACK_METRICS_TOKEN", "")),
             demo_port=_whole(env, "CASETRACK_PORT", 8000, 1, 65535),
+            signing_key=Path(key).resolve() if (key := env.get("CASETRACK_SIGNING_KEY")) else None,
+            checkpoint_seconds=_whole(env, "CASETRACK_CHECKPOINT_SECONDS", 60, 0),
         )
 
 

@@ -169,10 +169,16 @@ def for_role(view: View, role: str) -> View:
     return shown
 
 
+def whole(view: View) -> View:
+    """All of the view that operators and auditors read (role None): every field but the
+    bookkeeping version, and none of the figures ``presented`` adds for a day."""
+    return {k: v for k, v in view.items() if k != "version"}
+
+
 def presented(view: View, today: date, role: str | None = None) -> View:
     """The view as served to ``role`` (all of it for operators and auditors: None),
     with the figures that depend on today's date."""
-    shown = for_role(view, role) if role else {k: v for k, v in view.items() if k != "version"}
+    shown = for_role(view, role) if role else whole(view)
     return {
         **shown,
         "days_elapsed": days_elapsed(view, today),

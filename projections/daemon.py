@@ -75,7 +75,10 @@ def run(
     *,
     poll_interval: float = 2.0,
     page_size: int = 5000,
+    after_catch_up: Callable[[], None] | None = None,
 ) -> None:
+    """Keep ``projections`` caught up until ``stop``; ``after_catch_up`` runs after each
+    round (the periodic checkpoint), its database outages retried like the projections'."""
     pages = PageCache()
     projectors = [Projector(store, p, page_size=page_size, pages=pages) for p in projections]
     backoff = _backoff()
@@ -86,6 +89,8 @@ def run(
                 if listener is None or listener.closed:
                     listener = _listen(store.url, store.recorder.channel_name)
                 _catch_up_together(projectors, stop)
+                if after_catch_up is not None:
+                    after_catch_up()
                 backoff.succeeded()
                 _wait(listener, poll_interval, stop)
             except Exception as e:

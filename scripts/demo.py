@@ -24,7 +24,7 @@ from pathlib import Path
 
 from children import CASETRACK, ROOT, child_env
 
-from adapters import bootstrap, smtp_sink
+from adapters import bootstrap, signing_key, smtp_sink
 from adapters.kafka_broker import EmbeddedBroker, free_port
 from adapters.postgres.event_store import CaseStore
 from adapters.postgres.schema import init_schema
@@ -84,6 +84,10 @@ def run(settings: Settings, duration: float | None, cases: int, rate: float) -> 
     where = settings.database_url or f"embedded PostgreSQL in {home}"
     say(f"{BOLD}casetrack{RESET}: {where}, schema {schema}")
     init_schema(url, schema)
+    key = settings.signing_key_file
+    if not key.exists():
+        say(f"  a checkpoint signing key for the demo: {key} (`casetrack audit keygen`)")
+        signing_key.create(key)
 
     broker = EmbeddedBroker(log=home / "broker.log").start()
     mail_port = free_port()
@@ -95,6 +99,8 @@ def run(settings: Settings, duration: float | None, cases: int, rate: float) -> 
         "CASETRACK_SMTP_HOST": "127.0.0.1",
         "CASETRACK_SMTP_PORT": str(mail_port),
         "CASETRACK_SMTP_TLS": "none",
+        "CASETRACK_SIGNING_KEY": str(key),
+        "CASETRACK_CHECKPOINT_SECONDS": "10",
     }
     logs_dir = home / "logs"
     logs_dir.mkdir(exist_ok=True)
@@ -183,6 +189,8 @@ def hints(number: str, port: int) -> None:
         f"  .venv/bin/casetrack status {number} --lang fr      # what the applicant sees\n"
         f"  .venv/bin/casetrack status {number} --role sponsor # what the sponsor sees\n"
         f"  .venv/bin/casetrack history {number}               # the audit trail\n"
+        "  .venv/bin/casetrack audit verify                   # nobody altered the log\n"
+        f"  .venv/bin/casetrack audit export {number} > bundle.json   # proofs, offline\n"
         "  .venv/bin/casetrack dead-letters list              # the poison messages, and why\n"
         "  .venv/bin/casetrack projections status             # positions and lag\n"
         "  .venv/bin/casetrack consume --bootstrap-servers ... --status   # consumer lag\n"

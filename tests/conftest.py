@@ -55,11 +55,13 @@ def store(database_url: str, schema: str) -> Iterator[object]:
 
 
 @pytest.fixture
-def cli_env(database_url: str, schema: str) -> dict[str, str]:
-    """Environment for running `casetrack` in a subprocess against the test schema."""
+def cli_env(database_url: str, schema: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for running `casetrack` in a subprocess against the test schema (and a
+    signing key file of the test's own, created by `casetrack audit keygen`)."""
     env = dict(os.environ)
     env["CASETRACK_DATABASE_URL"] = database_url
     env["CASETRACK_SCHEMA"] = schema
+    env["CASETRACK_SIGNING_KEY"] = str(tmp_path / "signing.key")
     env["CASETRACK_LOG_LEVEL"] = "error"
     return env
 

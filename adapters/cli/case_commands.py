@@ -1,5 +1,6 @@
 """`casetrack status` (the tracker's view of a case, as projections.tracker_view assembles it
-for the API too) and `casetrack history` (the case's stored events, or its state as of one)."""
+for the API too) and `casetrack history` (the case's stored events with what each changed in
+its state, or its state as of one)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     status.set_defaults(run=cmd_status)
 
-    history = sub.add_parser("history", help="every stored event of a case, in order")
+    history = sub.add_parser(
+        "history", help="every stored event of a case, in order, with what it changed"
+    )
     history.add_argument("application_number")
     history.add_argument("--json", action="store_true")
     history.add_argument("--as-of-version", type=int, metavar="N", help="state after event N")
@@ -91,7 +94,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from adapters.cli.render import change_lines
     from projections.as_of import state_as_of
+    from projections.changes import event_changes
 
     number = _application_number(args.application_number)
     with closing(bootstrap.case_store(args.settings)) as store:
@@ -105,6 +110,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         state = state_as_of(events, version=args.as_of_version)
         print(json.dumps({"version": args.as_of_version, "status": state}, indent=2))
         return 0
+    changes = event_changes(events)
     if args.json:
         entries = [
             {
@@ -114,14 +120,17 @@ def cmd_history(args: argparse.Namespace) -> int:
                 "source": e.source,
                 "occurred_at": e.occurred_at.isoformat(),
                 "recorded_at": e.timestamp.isoformat(),
+                "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in cs],
             }
-            for e in events
+            for e, cs in zip(events, changes, strict=True)
         ]
         print(json.dumps(entries, indent=2))
         return 0
-    for e in events:
+    for e, cs in zip(events, changes, strict=True):
         print(
             f"{e.originator_version:>3}  {e.occurred_at.isoformat()[:19]}  {e.event_type:<28}"
             f" {e.source:<16} {e.event_id!s}  recorded {e.timestamp.isoformat()[:19]}"
         )
+        for line in change_lines(cs, indent=" " * 5):
+            print(line)
     return 0

@@ -12,6 +12,7 @@ import sys
 
 from adapters import bootstrap
 from adapters.cli import (
+    audit_commands,
     case_commands,
     db_commands,
     dead_letter_commands,
@@ -33,6 +34,7 @@ COMMAND_GROUPS = (
     case_commands,
     projection_commands,
     http_commands,
+    audit_commands,
 )
 
 

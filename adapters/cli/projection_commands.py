@@ -76,7 +76,13 @@ def cmd_project(args: argparse.Namespace) -> int:
         if opened is None:
             return 0
         with closing(opened) as store:
-            daemon.run(store, projections, stop, poll_interval=args.poll_interval)
+            daemon.run(
+                store,
+                projections,
+                stop,
+                poll_interval=args.poll_interval,
+                after_catch_up=bootstrap.periodic_checkpoint(args.settings, store),
+            )
     except KeyboardInterrupt:
         stop.set()
     return 0

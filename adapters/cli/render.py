@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from domain.activities import Activity
+from projections.changes import Change
 from projections.labels import text
 
 
@@ -43,3 +46,10 @@ def status_text(view: dict[str, Any], lang: str) -> str:
             lines.append(f"  {entry['occurred_at'][:10]}  {entry['title']}")
     lines += ["", t("label.contact")]
     return "\n".join(lines)
+
+
+def change_lines(changes: Sequence[Change], indent: str) -> list[str]:
+    """What an event changed, a line each: ``path: before → after``, values as JSON (so a
+    null reads apart from the text "null")."""
+    show = lambda value: json.dumps(value, ensure_ascii=False)  # noqa: E731
+    return [f"{indent}{c.path}: {show(c.before)} → {show(c.after)}" for c in changes]

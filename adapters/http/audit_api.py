@@ -30,6 +30,7 @@ from domain import application_number as numbers
 from domain.application_number import case_id
 from domain.case import Case
 from projections.as_of import events_as_of, state_as_of
+from projections.changes import Change, event_changes
 
 
 class AuditedRoute(APIRoute):
@@ -152,12 +153,12 @@ async def _events(
         "application_number": number,
         "as_of_version": as_of_version,
         "as_of": as_of,
-        "events": [_event(e) for e in selected],
+        "events": [_event(e, c) for e, c in zip(selected, event_changes(selected), strict=True)],
         "state": state_as_of(selected),
     }
 
 
-def _event(event: Case.Event) -> dict[str, Any]:
+def _event(event: Case.Event, changes: list[Change]) -> dict[str, Any]:
     return {
         "version": event.originator_version,
         "event_type": event.event_type,
@@ -166,6 +167,7 @@ def _event(event: Case.Event) -> dict[str, Any]:
         "occurred_at": event.occurred_at,
         "recorded_at": event.timestamp,
         "data": {k: v for k, v in vars(event).items() if k not in _ENVELOPE},
+        "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in changes],
     }
 
 

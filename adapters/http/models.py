@@ -196,6 +196,18 @@ class History(BaseModel):
     history: list[HistoryEntry]
 
 
+class StateChange(BaseModel):
+    """One field of the case state (the shape of ``state``) that an event changed."""
+
+    path: str = Field(
+        description="Keys into the state joined by dots (a key that is not an identifier as"
+        ' ["key"]); a list changes as one value',
+        examples=["activities.medical"],
+    )
+    before: Any = Field(description="The value before the event (null: none)")
+    after: Any = Field(description="The value after it (null: none)")
+
+
 class StoredEventOut(BaseModel):
     version: int
     event_type: str
@@ -204,6 +216,9 @@ class StoredEventOut(BaseModel):
     occurred_at: datetime
     recorded_at: datetime
     data: dict[str, Any]
+    changes: list[StateChange] = Field(
+        description="What the event changed in the state (the day's figures aside)"
+    )
 
 
 class AuditEvents(BaseModel):

@@ -80,6 +80,18 @@ class EventHashes:
             " FROM {} WHERE leaf_index >= %s AND leaf_index < %s ORDER BY leaf_index"
         ).format(table)
 
+        self._size = SQL("SELECT leaf_index FROM {} ORDER BY leaf_index DESC LIMIT 1").format(table)
+        self._leaves = SQL(
+            "SELECT leaf FROM {} WHERE leaf_index >= %s AND leaf_index < %s ORDER BY leaf_index"
+        ).format(table)
+        self._of_case = SQL(
+            "SELECT h.leaf_index, h.notification_id, h.case_id, h.case_version, h.leaf, h.chain,"
+            " h.fields, e.topic, e.state FROM {h} h JOIN {e} e"
+            " ON e.originator_id = h.case_id AND e.originator_version = h.case_version"
+            " AND e.notification_id = h.notification_id"
+            " WHERE h.case_id = %s ORDER BY h.case_version"
+        ).format(h=table, e=events)
+
     def append(
         self, curs: Cursor[DictRow], stored: Sequence[StoredEvent], notification_ids: Sequence[int]
     ) -> None:
@@ -133,13 +145,52 @@ class EventHashes:
             raise LogNotChained()
         return links
 
+    def size(self, curs: Cursor[DictRow]) -> int:
+        """How many events are hashed: the size of the log's tree now."""
+        curs.execute(self._size)
+        row = curs.fetchone()
+        return 0 if row is None else row["leaf_index"] + 1
+
+    def leaves(self, curs: Cursor[DictRow], start: int, stop: int) -> list[bytes]:
+        """The leaf hashes with leaf_index in [start, stop), in order."""
+        curs.execute(self._leaves, (start, stop))
+        return [bytes(r["leaf"]) for r in curs.fetchall()]
+
+    def of_case(self, curs: Cursor[DictRow], case_id: UUID) -> list[tuple[StoredRow, HashedEvent]]:
+        """One case's stored events with their hashes, in version order; an event without
+        hashes (a log not backfilled, or tampered) is left out, as is a hash without event."""
+        curs.execute(self._of_case, (case_id,))
+        return [
+            (
+                StoredRow(
+                    r["notification_id"],
+                    r["case_id"],
+                    r["case_version"],
+                    r["topic"],
+                    bytes(r["state"]),
+                ),
+                HashedEvent(
+                    r["leaf_index"],
+                    r["notification_id"],
+                    r["case_id"],
+                    r["case_version"],
+                    bytes(r["leaf"]),
+                    bytes(r["chain"]),
+                    bytes(r["fields"]),
+                ),
+            )
+            for r in curs.fetchall()
+        ]
+
     def rows(self, curs: Cursor[DictRow], start: int, stop: int) -> list[HashedEvent]:
         """Rows with leaf_index in [start, stop), in order."""
         curs.execute(self._select, (start, stop))
         return [HashedEvent(**r) for r in curs.fetchall()]
 
-    def backfill(self, conn: psycopg.Connection[tuple[object, ...]]) -> int:
-        """Hash every stored event that has no hashes yet, oldest first, BACKFILL_BATCH per
+    def backfill(
+        self, conn: psycopg.Connection[tuple[object, ...]], batch: int = BACKFILL_BATCH
+    ) -> int:
+        """Hash every stored event that has no hashes yet, oldest first, ``batch`` per
         transaction; returns how many it hashed. Writers wait for each batch's lock."""
         done = 0
         while True:
@@ -152,9 +203,7 @@ class EventHashes:
                     ).format(Identifier(self.schema))
                 )
                 last = curs.fetchone()
-                curs.execute(
-                    self._unhashed, (last["notification_id"] if last else 0, BACKFILL_BATCH)
-                )
+                curs.execute(self._unhashed, (last["notification_id"] if last else 0, batch))
                 rows = [
                     StoredRow(
                         r["notification_id"],

@@ -41,6 +41,7 @@ from adapters.postgres.dead_letters import DeadLetters
 from adapters.postgres.event_codec import CaseEventMapper
 from adapters.postgres.event_hashes import EventHashes
 from adapters.postgres.event_ids import EventIds
+from adapters.postgres.integrity_log import IntegrityLog
 from adapters.postgres.unavailable import raises_store_unavailable
 from consumers.ports import ConcurrencyConflict, ConsumerOffset, DeadLetter
 from domain.case import Case
@@ -263,6 +264,7 @@ class CaseStore:
         self.dead_letters = recorder.dead_letters
         self.consumer_offsets = recorder.consumer_offsets
         self.event_ids = recorder.event_ids
+        self.integrity = IntegrityLog(self.datastore, schema, EVENTS_TABLE)
         self._select_many = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {}.{}"
             " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"

@@ -13,10 +13,12 @@ from psycopg.sql import SQL, Identifier
 from adapters.postgres import (
     accounts_store,
     auditors_store,
+    checkpoints,
     consumer_offsets,
     dead_letters,
     event_hashes,
     event_ids,
+    merkle_nodes,
 )
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.rate_limits import RATE_LIMITS_DDL
@@ -46,6 +48,8 @@ def init_schema(url: str, schema: str) -> None:
                 for ddl in (
                     event_ids.DDL,
                     event_hashes.DDL,
+                    merkle_nodes.DDL,
+                    checkpoints.DDL,
                     dead_letters.DDL,
                     dead_letters.PUBLISH_ERROR,
                     consumer_offsets.DDL,

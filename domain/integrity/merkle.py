@@ -125,6 +125,19 @@ class Frontier:
         self.size = 0
         self._hashes: list[bytes] = []
 
+    @classmethod
+    def of(cls, size: int, hashes: Sequence[bytes]) -> Frontier:
+        """The frontier of a tree of `size` leaves, from the roots of its perfect subtrees
+        (those `perfect_subtrees(size)` names, in that order)."""
+        if len(hashes) != size.bit_count():
+            raise TreeSizeError(f"a tree of size {size} has {size.bit_count()} perfect subtrees")
+        for i, h in enumerate(hashes):
+            _check_hash(f"subtree root {i}", h)
+        frontier = cls()
+        frontier.size = size
+        frontier._hashes = list(hashes)
+        return frontier
+
     def append(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
         completed: list[tuple[int, int, bytes]] = []
         node, height, n = leaf_hash, 0, self.size
@@ -144,6 +157,19 @@ class Frontier:
         for left in reversed(self._hashes[:-1]):
             node = hash_children(left, node)
         return node
+
+
+def perfect_subtrees(size: int) -> list[tuple[int, int]]:
+    """The perfect subtrees whose roots make up the frontier of a tree of `size` leaves, as
+    (height, index): the subtree over leaves index * 2**height .. (index + 1) * 2**height - 1.
+    Largest first."""
+    found: list[tuple[int, int]] = []
+    start = 0
+    for height in range(size.bit_length() - 1, -1, -1):
+        if size >> height & 1:
+            found.append((height, start >> height))
+            start += 1 << height
+    return found
 
 
 def _in_memory(leaf_hashes: Sequence[bytes]) -> Subtree:

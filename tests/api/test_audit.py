@@ -9,8 +9,17 @@ from datetime import datetime, timedelta
 import psycopg
 from fastapi.testclient import TestClient
 
+from domain import catalogue
 from tests import cli_process
-from tests.api.conftest import Files, Mailbox, applicant_registration, bearer, sign_up
+from tests.api.conftest import (
+    Files,
+    Mailbox,
+    add_event,
+    applicant_registration,
+    bearer,
+    sign_up,
+)
+from tests.unit.builders import JSON_PAYLOADS
 
 
 def casetrack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -101,6 +110,73 @@ def test_every_event_with_versions_and_both_timestamps(
     assert [e["status"] for e in reads] == [404, 422, 422, 422, 200, 200, 200, 200]
     assert all(e["auditor"] == "alice" and e["application_number"] for e in reads)
     assert reads[-2]["parameters"]["as_of_version"] == 1
+
+
+def test_each_event_with_what_it_changed_in_the_state(
+    cli_env: dict[str, str], client: TestClient, store: object
+) -> None:
+    key = _auditor_key(cli_env)
+    number = "F000000777"
+    steps = [
+        (catalogue.RECEIVED, JSON_PAYLOADS[catalogue.RECEIVED]),
+        (catalogue.ACKNOWLEDGED, {"acknowledged_on": "2024-02-20"}),
+        ("eligibility.started", {}),
+        ("eligibility.met", {}),
+        ("medical.requested", {"due_on": "2024-04-30"}),
+        (catalogue.DOCUMENTS_REQUESTED, {"documents": ["photos"], "due_on": "2024-05-15"}),
+        ("medical.passed", {"completed_on": "2024-04-02"}),
+    ]
+    for event_type, payload in steps:
+        add_event(store, number, event_type, payload)
+    answer = client.get(f"/v1/audit/applications/{number}/events", headers=bearer(key))
+    assert answer.status_code == 200, answer.text
+    events = answer.json()["events"]
+    stamps = [e["recorded_at"] for e in events]
+    changes = [{c["path"]: (c["before"], c["after"]) for c in e["changes"]} for e in events]
+    for event in events:
+        assert len({c["path"] for c in event["changes"]}) == len(event["changes"])
+    received, acknowledged, started, met, medical, documents, passed = changes
+    assert received["status"] == (None, "received")
+    assert received["received_on"] == (None, JSON_PAYLOADS[catalogue.RECEIVED]["received_on"])
+    assert received["activities"][1]["medical"] == "not_started"
+    assert received["next_steps"] == (None, [])
+    assert all(before is None for before, _ in received.values())
+    assert "outcome" not in received, "null before and after: no change"
+    assert acknowledged == {
+        "status": ("received", "in_progress"),
+        "acknowledged_on": (None, "2024-02-20"),
+        "last_updated": (stamps[0], stamps[1]),
+        "sponsor_last_updated": (stamps[0], stamps[1]),
+    }
+    assert started == {
+        "activities.eligibility": ("not_started", "in_progress"),
+        "last_updated": (stamps[1], stamps[2]),
+    }
+    assert met == {
+        "activities.eligibility": ("in_progress", "completed"),
+        "last_updated": (stamps[2], stamps[3]),
+    }
+    medical_step = {"kind": "medical", "due_on": "2024-04-30"}
+    photos_step = {"kind": "documents", "due_on": "2024-05-15", "document": "photos"}
+    assert medical == {
+        "activities.medical": ("not_started", "action_required"),
+        "next_steps": ([], [medical_step]),
+        "last_updated": (stamps[3], stamps[4]),
+    }
+    assert documents == {
+        "next_steps": ([medical_step], [medical_step, photos_step]),
+        "last_updated": (stamps[4], stamps[5]),
+    }
+    assert passed == {
+        "activities.medical": ("action_required", "completed"),
+        "next_steps": ([medical_step, photos_step], [photos_step]),
+        "last_updated": (stamps[5], stamps[6]),
+    }
+
+    at_three = client.get(
+        f"/v1/audit/applications/{number}/events?as_of_version=3", headers=bearer(key)
+    ).json()
+    assert [e["changes"] for e in at_three["events"]] == [e["changes"] for e in events[:3]]
 
 
 def test_audit_rows_are_written_for_every_read(

@@ -95,6 +95,11 @@ def test_history_and_as_of_version(cli_env: dict[str, str]) -> None:
     assert [h["version"] for h in history] == list(range(1, len(history) + 1))
     assert history[0]["type"] == "application.received"
     assert {"event_id", "source", "occurred_at", "recorded_at"} <= set(history[0])
+    assert {"path": "status", "before": None, "after": "received"} in history[0]["changes"]
+    text = casetrack(cli_env, "history", number).stdout.splitlines()
+    assert text[0].split()[:3] == ["1", history[0]["occurred_at"][:19], "application.received"]
+    assert '     status: null → "received"' in text[: 1 + len(history[0]["changes"])]
+    assert len(text) == len(history) + sum(len(h["changes"]) for h in history)
     first = json.loads(casetrack(cli_env, "history", number, "--as-of-version", "1").stdout)
     assert first["status"]["status"] == "received"
     assert first["status"]["next_steps"] == []

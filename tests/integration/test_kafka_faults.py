@@ -17,6 +17,7 @@ from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.kafka.settings import ConsumerSettings
 from simulation import kafka_feed
 from tests import cli_process
+from tests.integration.hashes import assert_hashes_intact
 from tests.integration.kafka_fixtures import (
     EXTERNAL,
     FailingSaves,
@@ -62,6 +63,7 @@ def test_sigkill_mid_batch_then_restart_gives_the_uninterrupted_result(
                 )
                 cli_process.stop_with_sigterm(proc)  # finish the batch, commit, leave, exit 0
             wait_until(lambda: reference.stored_offsets(config.group, topic) == ends, 60, "ref")
+        assert_hashes_intact(store)  # no event without its chain link after the kills, none twice
         project(store)
         after_kills = snapshot(store)
         project(reference)

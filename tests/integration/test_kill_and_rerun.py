@@ -1,4 +1,5 @@
-"""Kill `casetrack ingest` with SIGKILL mid-file, rerun it: same state as one clean run."""
+"""Kill `casetrack ingest` with SIGKILL mid-file, rerun it: same state as one clean run,
+and every event hashed exactly once (no event without its chain link, none twice)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.file_ingest import ingest_lines
 from simulation import casegen
 from tests import cli_process
+from tests.integration.hashes import assert_hashes_intact
 from tests.integration.snapshots import project, snapshot
 from tests.stores import count, scratch_store
 
@@ -33,6 +35,7 @@ def test_sigkill_at_any_moment_then_rerun(
                 proc.wait()
         done = cli_process.run(args, cli_env, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
+        assert_hashes_intact(store)
         project(store)
         after_kills = snapshot(store)
     finally:

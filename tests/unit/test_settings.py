@@ -41,6 +41,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "CASETRACK_TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16",
         "CASETRACK_METRICS_TOKEN": " " + "t" * 32 + " ",
         "CASETRACK_PORT": "8080",
+        "CASETRACK_SIGNING_KEY": str(tmp_path / "keys" / "log.key"),
+        "CASETRACK_CHECKPOINT_SECONDS": "0",
     }
     assert Settings.from_env(env) == Settings(
         database_url="postgresql://db/x",
@@ -64,7 +66,15 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         trusted_proxies=("10.0.0.1/32", "192.168.0.0/16"),
         metrics_token="t" * 32,
         demo_port=8080,
+        signing_key=tmp_path / "keys" / "log.key",
+        checkpoint_seconds=0,
     )
+
+
+def test_the_signing_key_defaults_to_a_file_under_the_home(tmp_path: Path) -> None:
+    settings = Settings.from_env({"CASETRACK_HOME": str(tmp_path)})
+    assert settings.signing_key_file == tmp_path / "signing.key"
+    assert settings.checkpoint_seconds == 60
 
 
 def test_secrets_stay_out_of_the_repr() -> None:
@@ -91,6 +101,7 @@ def test_secrets_stay_out_of_the_repr() -> None:
             "-1",
             r"CASETRACK_READY_MAX_LAG must be a whole number \(from 0 up\)",
         ),
+        ("CASETRACK_CHECKPOINT_SECONDS", "-1", "CASETRACK_CHECKPOINT_SECONDS must be a whole"),
         ("CASETRACK_PORT", "65536", r"CASETRACK_PORT must be a whole number \(from 1 to 65535\)"),
         ("CASETRACK_TRUSTED_PROXIES", "127.0.0.1, *", "CASETRACK_TRUSTED_PROXIES must list"),
         ("CASETRACK_METRICS_TOKEN", "short", "CASETRACK_METRICS_TOKEN must be at least 32"),

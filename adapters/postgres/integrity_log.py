@@ -1,0 +1,146 @@
+"""The log's Merkle tree in PostgreSQL: signed checkpoints and the proofs auditors ask for.
+
+Reads event_hashes (leaves in log order), keeps merkle_nodes (perfect subtrees of 256 leaves
+and up) current as it signs, and stores each checkpoint. The hashing and proof algorithms are
+domain/integrity's; this module only decides what to read. Before it signs, it checks that
+the log still yields the latest checkpoint's root, so it never signs a history that
+contradicts one it signed before (docs/integrity.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from adapters.postgres.checkpoints import Checkpoints, StoredCheckpoint
+from adapters.postgres.event_hashes import EventHashes
+from adapters.postgres.merkle_nodes import TILE_HEIGHT, MerkleNodes
+from domain.integrity import merkle
+from domain.integrity.checkpoint import Checkpoint, parse_vkey, sign_checkpoint, vkey_of
+from domain.integrity.stored import HashedEvent, StoredRow
+
+_LOCK_KEY = 0x43484B50  # "CHKP": one checkpointer at a time
+_READ_CHUNK = 50_000
+_TILE = 1 << TILE_HEIGHT
+
+
+class LogRewritten(RuntimeError):
+    """The log no longer yields the root of a checkpoint signed before: it was altered (or
+    truncated) since. Nothing is signed; `casetrack audit verify` names the spot."""
+
+
+class IntegrityLog:
+    """Checkpoints and proofs over one schema's log."""
+
+    def __init__(self, datastore: PostgresDatastore, schema: str, events_table: str) -> None:
+        self.datastore = datastore
+        self.hashes = EventHashes(schema, events_table)
+        self.nodes = MerkleNodes(schema)
+        self.checkpoints = Checkpoints(schema)
+
+    def checkpoint(self, signer: str) -> tuple[StoredCheckpoint, bool]:
+        """Sign the tree of every event hashed so far, unless the latest checkpoint already
+        has that size: (the checkpoint, whether it is new)."""
+        origin = parse_vkey(vkey_of(signer)).name
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            size = self.hashes.size(curs)
+            latest = self.checkpoints.latest(curs)
+            if latest is not None and latest.size == size:
+                return latest, False
+            if latest is not None and latest.size > size:
+                raise LogRewritten(
+                    f"the log holds {size} events but checkpoint {latest.size} was signed over"
+                    f" {latest.size}: events were deleted"
+                )
+            root = self._extend(curs, size, latest)
+            note = sign_checkpoint(Checkpoint(origin, size, root), signer)
+            self.checkpoints.add(curs, size, root, note)
+            stored = self.checkpoints.at(curs, size)
+        assert stored is not None
+        return stored, True
+
+    def latest(self) -> StoredCheckpoint | None:
+        with self.datastore.transaction(commit=False) as curs:
+            return self.checkpoints.latest(curs)
+
+    def all_checkpoints(self) -> list[StoredCheckpoint]:
+        with self.datastore.transaction(commit=False) as curs:
+            return self.checkpoints.all(curs)
+
+    def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
+        with self.datastore.transaction(commit=False) as curs:
+            return self.checkpoints.at(curs, size)
+
+    def case_events(self, case_id: UUID) -> list[tuple[StoredRow, HashedEvent]]:
+        """A case's stored events with their hashes, in version order."""
+        with self.datastore.transaction(commit=False) as curs:
+            return self.hashes.of_case(curs, case_id)
+
+    def inclusion_proofs(self, leaf_indexes: list[int], size: int) -> list[list[bytes]]:
+        """The audit path of each leaf in the tree of `size` leaves (RFC 6962 2.1.1)."""
+        with self.datastore.transaction(commit=False) as curs:
+            subtree = self._subtree(curs)
+            return [merkle.inclusion_path(subtree, size, i) for i in leaf_indexes]
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """The proof that the tree of `old_size` is a prefix of that of `new_size`."""
+        with self.datastore.transaction(commit=False) as curs:
+            if new_size > self.hashes.size(curs):
+                raise merkle.TreeSizeError(f"the log has fewer than {new_size} events")
+            return merkle.consistency_path(self._subtree(curs), new_size, old_size)
+
+    def _extend(self, curs: Cursor[DictRow], size: int, latest: StoredCheckpoint | None) -> bytes:
+        """The root at `size`, hashing only the leaves past the kept tiles and keeping the
+        tiles and nodes completed on the way; checks `latest` if its size is passed."""
+        start = min(self.nodes.covered(curs), size - size % _TILE)
+        keys = merkle.perfect_subtrees(start)
+        found = self.nodes.get(curs, keys)
+        if len(found) != len(keys):  # a node went missing: rebuild from the first leaf
+            start, keys = 0, []
+        frontier = merkle.Frontier.of(start, [found[k] for k in keys])
+        if latest is not None and latest.size == start:
+            self._check(frontier, latest)
+        for lo in range(start, size, _READ_CHUNK):
+            completed: list[tuple[int, int, bytes]] = []
+            for leaf in self.hashes.leaves(curs, lo, min(lo + _READ_CHUNK, size)):
+                completed += frontier.append(leaf)
+                if latest is not None and frontier.size == latest.size:
+                    self._check(frontier, latest)
+            self.nodes.add(curs, completed)
+        if frontier.size != size:
+            raise LogRewritten(f"leaf indexes below {size} are missing: events were deleted")
+        return frontier.root()
+
+    @staticmethod
+    def _check(frontier: merkle.Frontier, latest: StoredCheckpoint) -> None:
+        if frontier.root() != latest.root:
+            raise LogRewritten(
+                f"the first {latest.size} events no longer yield the root of checkpoint"
+                f" {latest.size}: the log was altered; run `casetrack audit verify`"
+            )
+
+    def _subtree(self, curs: Cursor[DictRow]) -> Callable[[int, int], bytes]:
+        """subtree(lo, hi) from kept nodes where they cover the range, else from leaves."""
+        covered = self.nodes.covered(curs)
+
+        def subtree(lo: int, hi: int) -> bytes:
+            n = hi - lo
+            if n >= _TILE and n & (n - 1) == 0 and hi <= covered:
+                height = n.bit_length() - 1
+                found = self.nodes.get(curs, [(height, lo >> height)])
+                if found:
+                    return next(iter(found.values()))
+            if n <= _TILE:
+                leaves = self.hashes.leaves(curs, lo, hi)
+                if len(leaves) != n:
+                    raise merkle.TreeSizeError(f"the log has no leaves {lo} to {hi - 1}")
+                return merkle.root(leaves)
+            k = 1 << ((n - 1).bit_length() - 1)
+            return merkle.hash_children(subtree(lo, lo + k), subtree(lo + k, hi))
+
+        return subtree
