@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from typing import Any
 from uuid import UUID
+from zlib import crc32
 
 from domain.integrity.leaves import (
     CHAIN_0,
@@ -44,6 +45,7 @@ _fromisoformat = datetime.fromisoformat
 _pack_u32 = struct.Struct(">I").pack
 _pack_u64 = struct.Struct(">Q").pack
 _pack_i64 = struct.Struct(">q").pack
+_pack_crcs = struct.Struct(">9I").pack
 _LEAF_START = LEAF_PREFIX + bytes([LEAF_FORMAT_VERSION])
 
 
@@ -176,35 +178,7 @@ def column_leaf(case_id: bytes, case_version: int, topic: str, state: bytes) -> 
         _pack_i64(_microseconds(get("timestamp"))),
         _pack_u32(len(state)) + state,
     )
-    leaf = sha256(_LEAF_START + b"".join(parts)).digest()
-    # A case's id, small versions, a few types and sources repeat from event to event: their
-    # digests come from a memo.
-    memo = _MEMO.get
-    return leaf, b"".join(
-        (
-            memo(parts[0]) or _memo_digest(parts[0]),
-            memo(parts[1]) or _memo_digest(parts[1]),
-            memo(parts[2]) or _memo_digest(parts[2]),
-            memo(parts[3]) or _memo_digest(parts[3]),
-            sha256(parts[4]).digest()[:4],
-            memo(parts[5]) or _memo_digest(parts[5]),
-            sha256(parts[6]).digest()[:4],
-            sha256(parts[7]).digest()[:4],
-            sha256(parts[8]).digest()[:4],
-        )
-    )
-
-
-_MEMO: dict[bytes, bytes] = {}
-_MEMO_SIZE = 1 << 16
-
-
-def _memo_digest(part: bytes) -> bytes:
-    """The field digest of `part`, remembered (up to _MEMO_SIZE parts: no more memory)."""
-    digest = sha256(part).digest()[:4]
-    if len(_MEMO) < _MEMO_SIZE:
-        _MEMO[part] = digest
-    return digest
+    return sha256(_LEAF_START + b"".join(parts)).digest(), _pack_crcs(*map(crc32, parts))
 
 
 def _uuid_bytes(value: object) -> bytes:
