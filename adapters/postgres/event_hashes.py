@@ -5,22 +5,25 @@ A row goes in with its event, in the events' transaction and under their table l
 (``append``, called by the recorder), so no event is ever committed without its hashes
 and leaf indexes follow notification ids with no gap. ``backfill`` hashes a log written
 before this table, in batches that each commit, so an interrupted `db init` resumes.
+``streams`` reads both tables for `casetrack audit verify` (domain/integrity/verify.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
 import structlog
 from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.integrity.stored import HashedEvent, StoredRow, hash_events
+from domain.integrity.verify import RawEvent, RawHash
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +40,8 @@ DDL = (
 )
 
 BACKFILL_BATCH = 10_000
+STREAM_BATCH = 5_000
+"""Rows per fetch when the verifier streams the log: a few MB in memory, few round trips."""
 
 
 class LogNotChained(RuntimeError):
@@ -91,6 +96,24 @@ class EventHashes:
             " AND e.notification_id = h.notification_id"
             " WHERE h.case_id = %s ORDER BY h.case_version"
         ).format(h=table, e=events)
+        # The verifier's streams: case ids as their 16 bytes (uuid_send), so that no row
+        # costs a UUID object; the cases' variant filters both tables by case id.
+        event_columns = SQL(
+            "SELECT notification_id, uuid_send(originator_id), originator_version, topic, state"
+            " FROM {}"
+        ).format(events)
+        hash_columns = SQL(
+            "SELECT leaf_index, notification_id, uuid_send(case_id), case_version, leaf, chain,"
+            " fields FROM {}"
+        ).format(table)
+        self._stream_events = SQL("{} ORDER BY notification_id").format(event_columns)
+        self._stream_hashes = SQL("{} ORDER BY leaf_index").format(hash_columns)
+        self._stream_case_events = SQL(
+            "{} WHERE originator_id = ANY(%s) ORDER BY notification_id"
+        ).format(event_columns)
+        self._stream_case_hashes = SQL("{} WHERE case_id = ANY(%s) ORDER BY leaf_index").format(
+            hash_columns
+        )
 
     def append(
         self, curs: Cursor[DictRow], stored: Sequence[StoredEvent], notification_ids: Sequence[int]
@@ -182,6 +205,34 @@ class EventHashes:
             for r in curs.fetchall()
         ]
 
+    @contextmanager
+    def streams(
+        self,
+        conn: psycopg.Connection[Any],
+        cases: Sequence[UUID] | None = None,
+        batch: int = STREAM_BATCH,
+    ) -> Iterator[tuple[Iterator[RawEvent], Iterator[RawHash]]]:
+        """The events rows in notification id order and the event_hashes rows in leaf index
+        order (of `cases` only, when given), as domain.integrity.verify.verify_rows takes
+        them. Both come from one REPEATABLE READ snapshot, so a writer committing meanwhile
+        (an event and its hashes, together) is in both or in neither; each is a server-side
+        cursor read `batch` rows at a time, in binary, so memory stays constant.
+
+        `conn` must be outside a transaction; the streams are read inside the block."""
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            with (
+                conn.cursor("verify_events", binary=True, row_factory=tuple_row) as events,
+                conn.cursor("verify_hashes", binary=True, row_factory=tuple_row) as hashes,
+            ):
+                if cases is None:
+                    events.execute(self._stream_events)
+                    hashes.execute(self._stream_hashes)
+                else:
+                    events.execute(self._stream_case_events, (list(cases),))
+                    hashes.execute(self._stream_case_hashes, (list(cases),))
+                yield _batched(events, batch), _batched(hashes, batch)
+
     def rows(self, curs: Cursor[DictRow], start: int, stop: int) -> list[HashedEvent]:
         """Rows with leaf_index in [start, stop), in order."""
         curs.execute(self._select, (start, stop))
@@ -220,3 +271,8 @@ class EventHashes:
             done += len(rows)
             log.info("hashed stored events", events=done)
         return done
+
+
+def _batched(cursor: psycopg.ServerCursor[Any], batch: int) -> Iterator[Any]:
+    while rows := cursor.fetchmany(batch):
+        yield from rows

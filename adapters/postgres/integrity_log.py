@@ -1,7 +1,8 @@
 """The log's Merkle tree in PostgreSQL: signed checkpoints and the proofs auditors ask for.
 
 Reads event_hashes (leaves in log order), keeps merkle_nodes (perfect subtrees of 256 leaves
-and up) current as it signs, and stores each checkpoint. The hashing and proof algorithms are
+and up) current as it signs, and stores each checkpoint. `verify` streams the whole log (or
+some cases) through domain/integrity/verify.py. The hashing and proof algorithms are
 domain/integrity's; this module only decides what to read. Before it signs, it checks that
 the log still yields the latest checkpoint's root, so it never signs a history that
 contradicts one it signed before (docs/integrity.md).
@@ -9,7 +10,7 @@ contradicts one it signed before (docs/integrity.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
@@ -22,6 +23,7 @@ from adapters.postgres.merkle_nodes import TILE_HEIGHT, MerkleNodes
 from domain.integrity import merkle
 from domain.integrity.checkpoint import Checkpoint, parse_vkey, sign_checkpoint, vkey_of
 from domain.integrity.stored import HashedEvent, StoredRow
+from domain.integrity.verify import LogReport, verify_rows
 
 _LOCK_KEY = 0x43484B50  # "CHKP": one checkpointer at a time
 _READ_CHUNK = 50_000
@@ -63,6 +65,26 @@ class IntegrityLog:
             stored = self.checkpoints.at(curs, size)
         assert stored is not None
         return stored, True
+
+    def verify(
+        self,
+        cases: Sequence[UUID] | None = None,
+        checkpoints: Sequence[tuple[int, bytes]] = (),
+        progress: Callable[[int], None] | None = None,
+    ) -> LogReport:
+        """Verify the whole log against `checkpoints` (whose signatures the caller checked),
+        or only the chains and leaves of `cases`; raises LogTampered with the first finding.
+        Reads one snapshot of both tables (EventHashes.streams)."""
+        with (
+            self.datastore.get_connection() as conn,
+            self.hashes.streams(conn, cases) as (events, hashes),
+        ):
+            return verify_rows(events, hashes, checkpoints, progress, whole_log=cases is None)
+
+    def size(self) -> int:
+        """How many events are hashed (the tree's size now)."""
+        with self.datastore.transaction(commit=False) as curs:
+            return self.hashes.size(curs)
 
     def latest(self) -> StoredCheckpoint | None:
         with self.datastore.transaction(commit=False) as curs:
