@@ -67,6 +67,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         " signing key, CASETRACK_SIGNING_KEY)",
     )
     verify.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes recomputing leaves side by side (default: one per core on large logs)",
+    )
+    verify.add_argument(
         "--progress", action="store_true", help="a progress bar on stderr even off a terminal"
     )
     verify.add_argument("--json", action="store_true", help="the result as one JSON line")
@@ -146,7 +152,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         with _progress(total, args.progress) as progress:
             try:
-                report = store.integrity.verify(cases or None, checkpoints, progress)
+                report = store.integrity.verify(
+                    cases or None, checkpoints, progress, workers=args.workers
+                )
             except LogTampered as tampered:
                 return _failed(tampered.finding, args.json)
         elapsed = time.perf_counter() - started

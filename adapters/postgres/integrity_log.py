@@ -20,6 +20,7 @@ from psycopg.rows import DictRow
 from adapters.postgres.checkpoints import Checkpoints, StoredCheckpoint
 from adapters.postgres.event_hashes import EventHashes
 from adapters.postgres.merkle_nodes import TILE_HEIGHT, MerkleNodes
+from adapters.postgres.parallel_verify import verify_in_parallel, worker_count
 from domain.integrity import merkle
 from domain.integrity.checkpoint import Checkpoint, parse_vkey, sign_checkpoint, vkey_of
 from domain.integrity.stored import HashedEvent, StoredRow
@@ -38,8 +39,15 @@ class LogRewritten(RuntimeError):
 class IntegrityLog:
     """Checkpoints and proofs over one schema's log."""
 
-    def __init__(self, datastore: PostgresDatastore, schema: str, events_table: str) -> None:
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        schema: str,
+        events_table: str,
+        url: str | None = None,
+    ) -> None:
         self.datastore = datastore
+        self.url = url  # for worker processes' connections: none, no workers
         self.hashes = EventHashes(schema, events_table)
         self.nodes = MerkleNodes(schema)
         self.checkpoints = Checkpoints(schema)
@@ -71,15 +79,29 @@ class IntegrityLog:
         cases: Sequence[UUID] | None = None,
         checkpoints: Sequence[tuple[int, bytes]] = (),
         progress: Callable[[int], None] | None = None,
+        workers: int | None = None,
     ) -> LogReport:
         """Verify the whole log against `checkpoints` (whose signatures the caller checked),
         or only the chains and leaves of `cases`; raises LogTampered with the first finding.
-        Reads one snapshot of both tables (EventHashes.streams)."""
-        with (
-            self.datastore.get_connection() as conn,
-            self.hashes.streams(conn, cases) as (events, hashes),
-        ):
-            return verify_rows(events, hashes, checkpoints, progress, whole_log=cases is None)
+        Both tables are read in one snapshot (EventHashes.reading). A large log is checked
+        on `workers` processes (default: one per core; parallel_verify.py); a finding is
+        always named by one walk of the log (verify_rows), so it is the same either way."""
+        with self.datastore.get_connection() as conn, self.hashes.reading(conn) as reader:
+            if cases is None and self.url is not None:
+                parts = worker_count(workers, reader.size())
+                if parts > 1:
+                    report = verify_in_parallel(
+                        reader, self.url, self.hashes, parts, checkpoints, progress
+                    )
+                    if report is not None:
+                        return report
+            return verify_rows(
+                reader.events(cases),
+                reader.hashes(cases),
+                checkpoints,
+                progress,
+                whole_log=cases is None,
+            )
 
     def size(self) -> int:
         """How many events are hashed (the tree's size now)."""

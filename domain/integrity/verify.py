@@ -32,10 +32,11 @@ columns, never payload contents.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from hashlib import sha256
+from itertools import pairwise
 from uuid import UUID
 
 from domain.integrity.leaves import CHAIN_0, LeafEncodingError, changed_fields
@@ -231,6 +232,124 @@ def verify_rows(
         whole_log=whole_log,
         size=frontier.size if whole_log else None,
         root=frontier.root() if whole_log else None,
+        checkpoints_matched=tuple(matched),
+    )
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """A part of the log for `check_rows`: the hash rows with leaf indexes in `leaf_indexes`
+    and the events with notification ids in `notification_ids` ([low, high); None: open),
+    the first of them at leaf index `first_index`."""
+
+    first_index: int
+    leaf_indexes: tuple[int | None, int | None]
+    notification_ids: tuple[int | None, int | None]
+
+
+def stretch_starts(size: int, parts: int) -> list[int]:
+    """The leaf indexes where the 2nd to last of `parts` equal stretches of a log of `size`
+    start: the hash rows whose notification ids `stretches` needs."""
+    return [i * size // parts for i in range(1, parts)]
+
+
+def stretches(size: int, parts: int, notification_ids: Mapping[int, int]) -> list[Stretch] | None:
+    """`parts` stretches that cover every row of both tables: the first and the last open
+    ended, so that no row escapes, and cut where the hash rows at `stretch_starts` are
+    (`notification_ids`: leaf index -> notification id). None when one of those rows is
+    missing or their notification ids do not go up: the log is not sound there, and only
+    `verify_rows` says how."""
+    starts = stretch_starts(size, parts)
+    if any(start not in notification_ids for start in starts):
+        return None
+    cuts = [notification_ids[start] for start in starts]
+    if any(a >= b for a, b in pairwise(cuts)):
+        return None
+    lows: list[int | None] = [None, *starts]
+    highs: list[int | None] = [*starts, None]
+    nid_lows: list[int | None] = [None, *cuts]
+    nid_highs: list[int | None] = [*cuts, None]
+    return [
+        Stretch(0 if low is None else low, (low, high), (nid_low, nid_high))
+        for low, high, nid_low, nid_high in zip(lows, highs, nid_lows, nid_highs, strict=True)
+    ]
+
+
+def check_rows(
+    events: Iterable[RawEvent], hashes: Iterable[RawHash], first_index: int
+) -> int | None:
+    """The row checks of `verify_rows` alone, over a stretch of the log whose first hash row
+    is at leaf index `first_index`: leaf indexes consecutive, each event paired with its hash
+    row, its leaf, identity and field digests as stored. None when all hold; else the leaf
+    index where one fails (`verify_rows` then says what and where precisely).
+
+    With `check_structure` over the same snapshot, it splits `verify_rows` in two: stretches
+    checked side by side in separate processes, the structure in one pass over the hashes.
+    Every check of verify_rows is in one of the two, so both passing means it passes."""
+    index = first_index
+    hs = iter(hashes)
+    leaf_of = column_leaf
+    for nid, case, version, topic, state in events:
+        h = next(hs, None)
+        if h is None or h[0] != index or h[1] != nid or h[2] != case or h[3] != version:
+            return index
+        try:
+            if leaf_of(case, version, topic, state) != (h[4], h[6]):
+                return index
+        except (LeafEncodingError, UnicodeError):
+            return index
+        index += 1
+    return index if next(hs, None) is not None else None
+
+
+def check_structure(
+    hashes: Iterable[RawHash],
+    checkpoints: Sequence[tuple[int, bytes]] = (),
+    progress: Callable[[int], None] | None = None,
+) -> LogReport | None:
+    """The structure checks of `verify_rows` alone, from the hash rows: leaf indexes 0, 1,
+    2, ..., each case's versions and chain links (from the stored leaves), the tree at each
+    checkpoint, no checkpoint past the end. The report when all hold, else None (see
+    `check_rows`)."""
+    pending = sorted(checkpoints)
+    frontier = Frontier()
+    append = frontier.append
+    matched: list[int] = []
+    cases: dict[bytes, tuple[int, bytes]] = {}
+    get_case = cases.get
+    index = 0
+    next_progress = PROGRESS_EVERY
+    try:
+        if pending and pending[0][0] == 0:
+            _check_checkpoint(frontier, pending, matched, None)
+        for h in hashes:
+            case, version, leaf = h[2], h[3], h[4]
+            last = get_case(case)
+            if h[0] != index or version != (1 if last is None else last[0] + 1):
+                return None
+            link = sha256((CHAIN_0 if last is None else last[1]) + leaf).digest()
+            if link != h[5]:
+                return None
+            cases[case] = (version, link)
+            index += 1
+            append(leaf)
+            if pending and pending[0][0] == index:
+                _check_checkpoint(frontier, pending, matched, h)
+            if progress is not None and index == next_progress:
+                progress(index)
+                next_progress += PROGRESS_EVERY
+    except LogTampered:
+        return None
+    if pending:
+        return None
+    if progress is not None:
+        progress(index)
+    return LogReport(
+        events=index,
+        cases=len(cases),
+        whole_log=True,
+        size=index,
+        root=frontier.root(),
         checkpoints_matched=tuple(matched),
     )
 

@@ -233,3 +233,24 @@ def _application_number(store: CaseStore, case: UUID) -> str:
     ]
     [number] = [n for n in numbers if case_id(n) == case]
     return str(number)
+
+
+def test_worker_processes_give_the_same_report_and_the_same_finding(
+    log: CaseStore, cli_env: dict[str, str]
+) -> None:
+    """Stretches of the log checked in worker processes (as on a large log) report what one
+    walk reports, and a tampering near a cut between stretches is named the same way."""
+    alone = log.integrity.verify(workers=1)
+    assert log.integrity.verify(workers=3) == alone
+    assert verified(cli_env, "--workers", "2")["root"] == alone.root.hex()  # type: ignore[union-attr]
+
+    n = count(log, "event_hashes")
+    [row] = rows(
+        log,
+        "SELECT notification_id FROM {schema}.event_hashes WHERE leaf_index = %s",
+        (n // 2 - 1,),  # the last event of the first of two stretches
+    )
+    sql(log, "DELETE FROM {schema}.{events} WHERE notification_id = %s", row["notification_id"])
+    one_walk = failed(cli_env, "--workers", "1")
+    assert "is not in the events table: it was deleted" in one_walk
+    assert failed(cli_env, "--workers", "2") == one_walk

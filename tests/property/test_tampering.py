@@ -26,7 +26,16 @@ from domain.integrity import checkpoint as notes
 from domain.integrity import merkle
 from domain.integrity.leaves import LeafEncodingError, leaf_and_digests
 from domain.integrity.stored import HashedEvent, StoredRow, column_leaf, leaf_record
-from domain.integrity.verify import FindingKind, LogTampered, verify_log
+from domain.integrity.verify import (
+    FindingKind,
+    LogTampered,
+    check_rows,
+    check_structure,
+    stretch_starts,
+    stretches,
+    verify_log,
+    verify_rows,
+)
 from tests.integrity_logs import Log, build_log, forged, payload
 
 K = FindingKind
@@ -373,6 +382,54 @@ def test_a_history_rewritten_and_signed_by_another_key_is_refused(
     with pytest.raises(LogTampered) as raised:  # the kept one does not
         verify_log(log.events, log.hashes, [(len(log.events), log.checkpoints[-1][1])])
     assert raised.value.finding.kind == K.CHECKPOINT_MISMATCH
+
+
+@settings(max_examples=300)
+@given(logs(min_events=2), st.sampled_from(TAMPERINGS), st.data(), st.integers(1, 5))
+def test_stretches_and_structure_together_agree_with_the_walk(
+    drawn: tuple[Log, random.Random], tamper: Tampering, data: st.DataObject, parts: int
+) -> None:
+    """What the parallel verifier runs (check_rows on each stretch, in worker processes,
+    and check_structure over the hash rows) passes exactly when verify_rows passes, with
+    the same report: a tampering cannot slip between the stretches."""
+    log, rng = drawn
+    how = data.draw(st.sampled_from(["untouched", "tampered", "at a cut"]), label="how")
+    if how == "tampered":
+        log, _ = tamper(log.copy(), rng, data)
+    elif how == "at a cut":  # a row on either side of where the stretches meet, or the last
+        at = data.draw(st.sampled_from([*stretch_starts(len(log.events), parts), 0]), label="at")
+        p = data.draw(st.sampled_from([at - 1, at]), label="row")
+        table = data.draw(st.sampled_from([log.events, log.hashes]), label="table")
+        del table[p]
+    events = [(e.notification_id, e.case_id.bytes, e.case_version, e.topic, e.state)
+              for e in log.events]  # fmt: skip
+    hashes = [(h.leaf_index, h.notification_id, h.case_id.bytes, h.case_version, h.leaf,
+               h.chain, h.fields) for h in log.hashes]  # fmt: skip
+    try:
+        walked = verify_rows(events, hashes, log.checkpoints)
+    except LogTampered:
+        walked = None
+    size = max((h[0] for h in hashes), default=-1) + 1
+    cut = stretches(size, parts, {h[0]: h[1] for h in hashes})
+    event("cut" if cut is not None else "not cut: the walk alone")
+    if cut is None:
+        return
+    rows_hold = all(
+        check_rows(
+            [e for e in events if _within(e[0], s.notification_ids)],
+            [h for h in hashes if _within(h[0], s.leaf_indexes)],
+            s.first_index,
+        )
+        is None
+        for s in cut
+    )
+    structure = check_structure(hashes, log.checkpoints)
+    assert (structure if rows_hold else None) == walked
+
+
+def _within(value: int, bounds: tuple[int | None, int | None]) -> bool:
+    low, high = bounds
+    return (low is None or value >= low) and (high is None or value < high)
 
 
 HEX = "0123456789abcdef0123456789ABCDEF"
