@@ -170,15 +170,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 f"{_count(len(set(cases)) - report.cases, 'application')} of those given"
                 " had no events"
             )
-    elif not checkpoints:
+    elif checkpoints:
+        if report.size is not None and report.size > checkpoints[-1][0]:
+            notes.append(
+                f"the last {report.size - checkpoints[-1][0]:,} events are not covered by a"
+                " checkpoint yet"
+            )
+    elif not notes:  # (when stored checkpoints went unused, a note says so already)
         notes.append(
             "no checkpoint to check the tree against: a rewrite of the whole history would"
             " go unnoticed (`casetrack audit checkpoint` signs one)"
-        )
-    elif report.size is not None and report.size > checkpoints[-1][0]:
-        notes.append(
-            f"the last {report.size - checkpoints[-1][0]:,} events are not covered by a"
-            " checkpoint yet"
         )
     _print_report(report, elapsed, len(kept), notes, args.json)
     return 0
@@ -250,8 +251,9 @@ def _stored_checkpoints(
         return [], None
     if vkey is None:
         notes.append(
-            f"the {len(stored)} stored checkpoints were not used: no verifier key to check"
-            " them with (--public-key, or CASETRACK_SIGNING_KEY)"
+            f"{_count(len(stored), 'stored checkpoint')} not used: no verifier key to check"
+            " signatures with (--public-key, or CASETRACK_SIGNING_KEY), so the tree was"
+            " checked against no checkpoint"
         )
         return [], None
     good: list[tuple[int, bytes]] = []
@@ -282,9 +284,10 @@ def _stored_checkpoints(
 
 @contextmanager
 def _progress(total: int | None, forced: bool) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr (on a terminal, or when asked); None elsewhere."""
-    if not (forced or sys.stderr.isatty()):
-        yield None
+    """Progress on stderr: a bar on a terminal; with --progress elsewhere (a log file), a
+    line at every tenth of the way; None otherwise."""
+    if not sys.stderr.isatty():
+        yield _progress_lines(total) if forced else None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -299,6 +302,20 @@ def _progress(total: int | None, forced: bool) -> Iterator[Callable[[int], None]
     ) as bar:
         task = bar.add_task("verifying", total=total)
         yield lambda done: bar.update(task, completed=done)
+
+
+def _progress_lines(total: int | None) -> Callable[[int], None]:
+    step = max((total or 0) // 10, 1)
+    shown = 0
+
+    def show(done: int) -> None:
+        nonlocal shown
+        if done - shown >= step or done == total:
+            shown = done
+            of = f" of {total:,}" if total else ""
+            print(f"verified {done:,}{of} events", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _failed(finding: Finding, as_json: bool) -> int:

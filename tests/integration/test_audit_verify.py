@@ -182,6 +182,13 @@ def test_a_rewrite_with_every_hash_recomputed_fails_only_a_kept_checkpoint(
     kept.write_text(signed.stdout)
     public = cli_process.run(["audit", "public-key"], cli_env).stdout.strip()
     assert verified(cli_env)["checkpoints_matched"] == [count(log, "event_hashes")]
+    keyless = verified(dict(cli_env, CASETRACK_SIGNING_KEY=str(tmp_path / "absent.key")))
+    assert keyless["checkpoints_matched"] == []
+    assert keyless["notes"] == [
+        "1 stored checkpoint not used: no verifier key to check signatures with"
+        " (--public-key, or CASETRACK_SIGNING_KEY), so the tree was checked against no"
+        " checkpoint"
+    ]
 
     target = event(log, 2)
     sql(
@@ -208,6 +215,19 @@ def test_a_rewrite_with_every_hash_recomputed_fails_only_a_kept_checkpoint(
     refused = verify(cli_env, "--checkpoint", str(tmp_path / "forged.note"), "--public-key", public)
     assert refused.returncode == 2
     assert "does not verify: the note is not signed by" in refused.stderr
+
+
+def test_events_after_the_latest_checkpoint_are_said_to_be_uncovered(
+    log: CaseStore, cli_env: dict[str, str]
+) -> None:
+    assert cli_process.run(["audit", "keygen"], cli_env).returncode == 0
+    assert cli_process.run(["audit", "checkpoint"], cli_env).returncode == 0
+    signed = count(log, "event_hashes")
+    ingest_lines(_lines(casegen.generate(2, seed=6)), "file:6", log)
+    result = verified(cli_env)
+    assert result["checkpoints_matched"] == [signed]
+    later = count(log, "event_hashes") - signed
+    assert result["notes"] == [f"the last {later:,} events are not covered by a checkpoint yet"]
 
 
 def test_usage_and_a_schema_before_db_init(cli_env: dict[str, str]) -> None:
