@@ -29,6 +29,7 @@ schema: $(STAMP)
 bench: $(STAMP)
 	@$(BIN)/python scripts/bench_ingest.py
 	@$(BIN)/python scripts/bench_projection.py
+	@$(BIN)/python scripts/bench_verify.py
 	@$(BIN)/python scripts/bench_kafka_ingest.py
 	@$(BIN)/python scripts/bench_api.py
 

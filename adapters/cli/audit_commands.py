@@ -4,11 +4,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from adapters import bootstrap
 from adapters.cli.usage import UsageError
+
+if TYPE_CHECKING:
+    from adapters.postgres.checkpoints import StoredCheckpoint
+    from domain.integrity.verify import Finding, LogReport
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +39,46 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     ).set_defaults(run=cmd_checkpoint)
     add_export(commands)
     add_verify_bundle(commands)
+    verify = commands.add_parser(
+        "verify",
+        help="recompute every leaf, chain and the tree; name the first altered spot",
+        description="Recompute every stored event's leaf, each case's chain and the log's"
+        " Merkle tree, and check them against the event_hashes table, the stored checkpoints"
+        " and any checkpoint kept elsewhere (--checkpoint). Exit 0 when all match; 1 with"
+        " the first altered spot named.",
+    )
+    verify.add_argument(
+        "--application",
+        nargs="+",
+        default=[],
+        metavar="NUMBER",
+        help="only these applications' events, leaves and chains (the tree needs the whole log)",
+    )
+    verify.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a signed checkpoint kept earlier: the log must still yield its root (repeatable)",
+    )
+    verify.add_argument(
+        "--public-key",
+        metavar="KEY_OR_FILE",
+        help="the verifier key checkpoints are checked with (default: derived from the"
+        " signing key, CASETRACK_SIGNING_KEY)",
+    )
+    verify.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes recomputing leaves side by side (default: one per core on large logs)",
+    )
+    verify.add_argument(
+        "--progress", action="store_true", help="a progress bar on stderr even off a terminal"
+    )
+    verify.add_argument("--json", action="store_true", help="the result as one JSON line")
+    verify.set_defaults(run=cmd_verify)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -157,7 +207,7 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     from domain.application_number import case_id
     from domain.integrity.bundle import BundleError, verify_bundle
 
-    vkey = _verifier_key(args.public_key)
+    vkey = _public_key(args.public_key)
     try:
         data = sys.stdin.buffer.read() if args.bundle == "-" else Path(args.bundle).read_bytes()
         older = args.checkpoint.read_text() if args.checkpoint is not None else None
@@ -188,7 +238,7 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verifier_key(value: str) -> str:
+def _public_key(value: str) -> str:
     """KEY_OR_FILE: a verifier key as it is, else the key in the file of that name."""
     from domain.integrity.checkpoint import NoteError, parse_vkey
 
@@ -214,3 +264,243 @@ def _size(text: str) -> int:
     if size < 0:
         raise argparse.ArgumentTypeError("SIZE must be a whole number")
     return size
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from domain.integrity.verify import LogTampered
+
+    cases = _cases(args.application)
+    if cases and args.checkpoint:
+        raise UsageError("--checkpoint covers the whole log: leave out --application")
+    vkey = _verify_key(args.public_key, args.settings.signing_key_file)
+    if args.checkpoint and vkey is None:
+        raise UsageError(
+            "a kept checkpoint is checked with the log's verifier key: give --public-key"
+        )
+    notes: list[str] = []
+    kept = [_kept_checkpoint(path, vkey) for path in args.checkpoint] if vkey else []
+    store = bootstrap.case_store(args.settings)
+    try:
+        checkpoints = list(kept)
+        if not cases:
+            stored, bad = _stored_checkpoints(store.integrity.all_checkpoints(), vkey, notes)
+            if bad is not None:
+                return _failed(bad, args.json)
+            checkpoints = sorted(set(checkpoints + stored))
+        total = store.integrity.size() if not cases else None
+        started = time.perf_counter()
+        with _progress(total, args.progress) as progress:
+            try:
+                report = store.integrity.verify(
+                    cases or None, checkpoints, progress, workers=args.workers
+                )
+            except LogTampered as tampered:
+                return _failed(tampered.finding, args.json)
+        elapsed = time.perf_counter() - started
+    finally:
+        store.close()
+    if cases:
+        notes.append(
+            "only these applications' leaves and chains were checked: the Merkle tree and the"
+            " checkpoints cover the whole log (run without --application)"
+        )
+        if report.cases < len(set(cases)):
+            notes.append(
+                f"{_count(len(set(cases)) - report.cases, 'application')} of those given"
+                " had no events"
+            )
+    elif checkpoints:
+        if report.size is not None and report.size > checkpoints[-1][0]:
+            notes.append(
+                f"the last {report.size - checkpoints[-1][0]:,} events are not covered by a"
+                " checkpoint yet"
+            )
+    elif not notes:  # (when stored checkpoints went unused, a note says so already)
+        notes.append(
+            "no checkpoint to check the tree against: a rewrite of the whole history would"
+            " go unnoticed (`casetrack audit checkpoint` signs one)"
+        )
+    _print_report(report, elapsed, len(kept), notes, args.json)
+    return 0
+
+
+def _cases(numbers: Sequence[str]) -> list[UUID]:
+    from domain import application_number
+
+    for number in numbers:
+        if not application_number.is_valid(number):
+            raise UsageError(f"{number!r} is not an application number (a letter and 9 digits)")
+    return [application_number.case_id(number) for number in numbers]
+
+
+def _verify_key(given: str | None, signing_key_file: Path) -> str | None:
+    """--public-key (a verifier key, or a file holding one), else the signing key's; None
+    when neither is at hand (an auditor's machine without --public-key)."""
+    from adapters import signing_key
+
+    if given is not None:
+        return _public_key(given)
+    try:
+        return signing_key.verifier(signing_key_file)
+    except signing_key.SigningKeyError:
+        return None
+
+
+def _kept_checkpoint(path: Path, vkey: str) -> tuple[int, bytes]:
+    from domain.integrity.checkpoint import NoteError, verify_checkpoint
+
+    try:
+        note = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"--checkpoint {path}: {error.strerror}") from None
+    try:
+        checkpoint = verify_checkpoint(note, vkey)
+    except NoteError as error:
+        raise UsageError(f"--checkpoint {path} does not verify: {error}") from None
+    return checkpoint.size, checkpoint.root
+
+
+def _stored_checkpoints(
+    stored: Sequence[StoredCheckpoint], vkey: str | None, notes: list[str]
+) -> tuple[list[tuple[int, bytes]], Finding | None]:
+    """The (size, root) of each stored checkpoint whose note verifies with `vkey`, or the
+    finding that one was altered. One signed by another key (before a rotation) is left
+    out; without a key, all are (an unsigned row proves nothing)."""
+    from domain.integrity.checkpoint import NoteError, WrongKey, verify_checkpoint
+    from domain.integrity.verify import Finding, FindingKind
+
+    if not stored:
+        return [], None
+    if vkey is None:
+        notes.append(
+            f"{_count(len(stored), 'stored checkpoint')} not used: no verifier key to check"
+            " signatures with (--public-key, or CASETRACK_SIGNING_KEY), so the tree was"
+            " checked against no checkpoint"
+        )
+        return [], None
+    good: list[tuple[int, bytes]] = []
+    other_key = 0
+    for row in stored:
+        try:
+            checkpoint = verify_checkpoint(row.note, vkey)
+        except WrongKey:
+            other_key += 1
+            continue
+        except NoteError as error:
+            return good, Finding(
+                FindingKind.CHECKPOINT_MISMATCH,
+                f"the stored checkpoint at size {row.size} does not verify ({error}): the"
+                " checkpoints table was altered",
+            )
+        if (checkpoint.size, checkpoint.root) != (row.size, row.root):
+            return good, Finding(
+                FindingKind.CHECKPOINT_MISMATCH,
+                f"the checkpoints row at size {row.size} differs from its signed note: the"
+                " checkpoints table was altered",
+            )
+        good.append((checkpoint.size, checkpoint.root))
+    if other_key:
+        notes.append(f"{_count(other_key, 'stored checkpoint')} signed by another key were skipped")
+    return good, None
+
+
+@contextmanager
+def _progress(total: int | None, forced: bool) -> Iterator[Callable[[int], None] | None]:
+    """Progress on stderr: a bar on a terminal; with --progress elsewhere (a log file), a
+    line at every tenth of the way; None otherwise."""
+    if not sys.stderr.isatty():
+        yield _progress_lines(total) if forced else None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("verifying", total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _progress_lines(total: int | None) -> Callable[[int], None]:
+    step = max((total or 0) // 10, 1)
+    shown = 0
+
+    def show(done: int) -> None:
+        nonlocal shown
+        if done - shown >= step or done == total:
+            shown = done
+            of = f" of {total:,}" if total else ""
+            print(f"verified {done:,}{of} events", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _failed(finding: Finding, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"ok": False, **_finding_fields(finding)}))
+    else:
+        print(f"FAILED: {finding.message}")
+    return 1
+
+
+def _finding_fields(finding: Finding) -> dict[str, Any]:
+    return {
+        "kind": str(finding.kind),
+        "message": finding.message,
+        "leaf_index": finding.leaf_index,
+        "notification_id": finding.notification_id,
+        "case_id": str(finding.case_id) if finding.case_id else None,
+        "case_version": finding.case_version,
+        "fields": list(finding.fields),
+    }
+
+
+def _print_report(
+    report: LogReport, elapsed: float, kept: int, notes: Sequence[str], as_json: bool
+) -> None:
+    rate = report.events / elapsed if elapsed > 0 else 0.0
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "ok": True,
+                    "events": report.events,
+                    "cases": report.cases,
+                    "whole_log": report.whole_log,
+                    "size": report.size,
+                    "root": report.root.hex() if report.root else None,
+                    "checkpoints_matched": list(report.checkpoints_matched),
+                    "kept_checkpoints": kept,
+                    "seconds": round(elapsed, 3),
+                    "events_per_second": round(rate),
+                    "notes": list(notes),
+                }
+            )
+        )
+        return
+    for note in notes:
+        print(f"note: {note}")
+    tree = (
+        f"; tree size {report.size:,}, root {report.root.hex()}"
+        if report.root is not None and report.size is not None
+        else ""
+    )
+    matched = report.checkpoints_matched
+    checkpoints = (
+        f"; {_count(len(matched), 'checkpoint')} matched (the latest at size {matched[-1]:,})"
+        if matched
+        else ""
+    )
+    print(
+        f"ok: {_count(report.events, 'event')} of {_count(report.cases, 'case')} verified in"
+        f" {elapsed:.1f}s ({rate:,.0f} events/s){tree}{checkpoints}"
+    )
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"

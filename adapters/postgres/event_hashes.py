@@ -5,22 +5,25 @@ A row goes in with its event, in the events' transaction and under their table l
 (``append``, called by the recorder), so no event is ever committed without its hashes
 and leaf indexes follow notification ids with no gap. ``backfill`` hashes a log written
 before this table, in batches that each commit, so an interrupted `db init` resumes.
+``reading`` streams both tables for `casetrack audit verify` (domain/integrity/verify.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import cast
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
 import structlog
 from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor
-from psycopg.rows import DictRow, dict_row
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.rows import DictRow, dict_row, tuple_row
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.integrity.stored import HashedEvent, StoredRow, hash_events
+from domain.integrity.verify import RawEvent, RawHash
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +40,8 @@ DDL = (
 )
 
 BACKFILL_BATCH = 10_000
+STREAM_BATCH = 5_000
+"""Rows per fetch when the verifier streams the log: a few MB in memory, few round trips."""
 
 
 class LogNotChained(RuntimeError):
@@ -55,6 +60,7 @@ class EventHashes:
 
     def __init__(self, schema: str, events_table: str) -> None:
         self.schema = schema
+        self.events_table = events_table
         table = SQL("{}.event_hashes").format(Identifier(schema))
         events = SQL("{}.{}").format(Identifier(schema), Identifier(events_table))
         self._lock_events = SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(events)
@@ -98,6 +104,8 @@ class EventHashes:
             " AND h.notification_id = e.notification_id"
             " WHERE e.originator_id = %s ORDER BY e.originator_version"
         ).format(h=table, e=events)
+        self._events_table = events
+        self._table = table
 
     def append(
         self, curs: Cursor[DictRow], stored: Sequence[StoredEvent], notification_ids: Sequence[int]
@@ -224,6 +232,34 @@ class EventHashes:
             found.append((row, hashed))
         return found
 
+    @contextmanager
+    def reading(
+        self, conn: psycopg.Connection[Any], snapshot: str | None = None
+    ) -> Iterator[LogReader]:
+        """A reader of both tables for the verifier, in one REPEATABLE READ, READ ONLY
+        transaction on `conn` (which must be outside a transaction): every stream it opens
+        sees the same snapshot, so a writer committing meanwhile (an event and its hashes,
+        together) is in all of them or in none. With `snapshot` (pg_export_snapshot() of
+        another session), that session's snapshot. Its cursors close with the block."""
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if snapshot is not None:
+                conn.execute(SQL("SET TRANSACTION SNAPSHOT {}").format(Literal(snapshot)))
+            reader = LogReader(conn, self._events_table, self._table)
+            try:
+                yield reader
+            finally:
+                reader.close()
+
+    @contextmanager
+    def streams(
+        self, conn: psycopg.Connection[Any], cases: Sequence[UUID] | None = None
+    ) -> Iterator[tuple[Iterator[RawEvent], Iterator[RawHash]]]:
+        """Both tables' rows (of `cases` only, when given) from one snapshot, as
+        domain.integrity.verify.verify_rows takes them."""
+        with self.reading(conn) as reader:
+            yield reader.events(cases), reader.hashes(cases)
+
     def rows(self, curs: Cursor[DictRow], start: int, stop: int) -> list[HashedEvent]:
         """Rows with leaf_index in [start, stop), in order."""
         curs.execute(self._select, (start, stop))
@@ -262,3 +298,115 @@ class EventHashes:
             done += len(rows)
             log.info("hashed stored events", events=done)
         return done
+
+
+Bounds = tuple[int | None, int | None]
+"""[low, high) of a column; None: no bound on that side."""
+
+
+class LogReader:
+    """The verifier's streams of the events and event_hashes tables: case ids as their 16
+    bytes (uuid_send), so that no row costs a UUID object; server-side cursors read in
+    binary, STREAM_BATCH rows a fetch, so memory stays constant. Made by
+    EventHashes.reading, inside its transaction."""
+
+    def __init__(self, conn: psycopg.Connection[Any], events: Composed, hashes: Composed) -> None:
+        self.conn = conn
+        self._events = events
+        self._hashes = hashes
+        self._cursors: list[psycopg.ServerCursor[Any]] = []
+
+    def events(
+        self, cases: Sequence[UUID] | None = None, notification_ids: Bounds = (None, None)
+    ) -> Iterator[RawEvent]:
+        """Events rows in notification id order: (notification id, case id bytes, case
+        version, topic, state); of `cases`, and within `notification_ids`, when given."""
+        where, params = _where("originator_id", cases, "notification_id", notification_ids)
+        columns = "notification_id, uuid_send(originator_id), originator_version, topic, state"
+        return self._stream(
+            SQL("SELECT {} FROM {}{} ORDER BY notification_id").format(
+                SQL(columns), self._events, where
+            ),
+            params,
+        )
+
+    def hashes(
+        self, cases: Sequence[UUID] | None = None, leaf_indexes: Bounds = (None, None)
+    ) -> Iterator[RawHash]:
+        """event_hashes rows in leaf index order: (leaf index, notification id, case id
+        bytes, case version, leaf, chain, fields); of `cases`, and within `leaf_indexes`,
+        when given."""
+        where, params = _where("case_id", cases, "leaf_index", leaf_indexes)
+        columns = (
+            "leaf_index, notification_id, uuid_send(case_id), case_version, leaf, chain, fields"
+        )
+        return self._stream(
+            SQL("SELECT {} FROM {}{} ORDER BY leaf_index").format(
+                SQL(columns), self._hashes, where
+            ),
+            params,
+        )
+
+    def export_snapshot(self) -> str:
+        """This transaction's snapshot, for other sessions to read the same (their
+        EventHashes.reading(conn, snapshot)); valid while this transaction is open."""
+        row = self._one(SQL("SELECT pg_export_snapshot()"))
+        assert row is not None
+        return str(row[0])
+
+    def notification_ids(self, leaf_indexes: Sequence[int]) -> dict[int, int]:
+        """leaf index -> notification id of the hash rows at `leaf_indexes` that exist."""
+        query = SQL("SELECT leaf_index, notification_id FROM {} WHERE leaf_index = ANY(%s)")
+        with self.conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(query.format(self._hashes), (list(leaf_indexes),))
+            return {int(i): int(n) for i, n in curs.fetchall()}
+
+    def size(self) -> int:
+        """One past the highest leaf index (what the tree's size is when nothing is amiss)."""
+        row = self._one(
+            SQL("SELECT leaf_index FROM {} ORDER BY leaf_index DESC LIMIT 1").format(self._hashes)
+        )
+        return 0 if row is None else int(row[0]) + 1
+
+    def _one(self, query: Composed | SQL) -> tuple[Any, ...] | None:
+        with self.conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(query)
+            return curs.fetchone()
+
+    def close(self) -> None:
+        for cursor in self._cursors:
+            cursor.close()
+
+    def _stream(self, query: Composed, params: list[Any]) -> Iterator[Any]:
+        cursor = self.conn.cursor(
+            f"verify_{len(self._cursors)}", binary=True, row_factory=tuple_row
+        )
+        self._cursors.append(cursor)
+        cursor.execute(query, params)
+        return _batched(cursor)
+
+
+def _where(
+    case_column: str, cases: Sequence[UUID] | None, column: str, bounds: Bounds
+) -> tuple[Composed, list[Any]]:
+    """The WHERE clause (empty when nothing is filtered) and its parameters."""
+    conditions: list[Composed] = []
+    params: list[Any] = []
+    if cases is not None:
+        conditions.append(SQL("{} = ANY(%s)").format(Identifier(case_column)))
+        params.append(list(cases))
+    low, high = bounds
+    if low is not None:
+        conditions.append(SQL("{} >= %s").format(Identifier(column)))
+        params.append(low)
+    if high is not None:
+        conditions.append(SQL("{} < %s").format(Identifier(column)))
+        params.append(high)
+    if not conditions:
+        return Composed([]), params
+    return Composed([SQL(" WHERE "), SQL(" AND ").join(conditions)]), params
+
+
+def _batched(cursor: psycopg.ServerCursor[Any]) -> Iterator[Any]:
+    while rows := cursor.fetchmany(STREAM_BATCH):
+        yield from rows

@@ -265,7 +265,7 @@ class CaseStore:
         self.dead_letters = recorder.dead_letters
         self.consumer_offsets = recorder.consumer_offsets
         self.event_ids = recorder.event_ids
-        self.integrity = IntegrityLog(self.datastore, schema, EVENTS_TABLE)
+        self.integrity = IntegrityLog(self.datastore, schema, EVENTS_TABLE, url)
         self._select_many = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {}.{}"
             " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"

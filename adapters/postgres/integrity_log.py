@@ -1,7 +1,8 @@
 """The log's Merkle tree in PostgreSQL: signed checkpoints and the proofs auditors ask for.
 
 Reads event_hashes (leaves in log order), keeps merkle_nodes (perfect subtrees of 256 leaves
-and up) current as it signs, and stores each checkpoint. The hashing and proof algorithms are
+and up) current as it signs, and stores each checkpoint. `verify` streams the whole log (or
+some cases) through domain/integrity/verify.py. The hashing and proof algorithms are
 domain/integrity's; this module only decides what to read. Before it signs, it checks that
 the log still yields the latest checkpoint's root, so it never signs a history that
 contradicts one it signed before (docs/integrity.md).
@@ -9,7 +10,7 @@ contradicts one it signed before (docs/integrity.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
@@ -19,9 +20,11 @@ from psycopg.rows import DictRow
 from adapters.postgres.checkpoints import Checkpoints, StoredCheckpoint
 from adapters.postgres.event_hashes import EventHashes
 from adapters.postgres.merkle_nodes import TILE_HEIGHT, MerkleNodes
+from adapters.postgres.parallel_verify import verify_in_parallel, worker_count
 from domain.integrity import merkle
 from domain.integrity.checkpoint import Checkpoint, parse_vkey, sign_checkpoint, vkey_of
 from domain.integrity.stored import HashedEvent, StoredRow
+from domain.integrity.verify import LogReport, verify_rows
 
 _LOCK_KEY = 0x43484B50  # "CHKP": one checkpointer at a time
 _READ_CHUNK = 50_000
@@ -36,8 +39,15 @@ class LogRewritten(RuntimeError):
 class IntegrityLog:
     """Checkpoints and proofs over one schema's log."""
 
-    def __init__(self, datastore: PostgresDatastore, schema: str, events_table: str) -> None:
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        schema: str,
+        events_table: str,
+        url: str | None = None,
+    ) -> None:
         self.datastore = datastore
+        self.url = url  # for worker processes' connections: none, no workers
         self.hashes = EventHashes(schema, events_table)
         self.nodes = MerkleNodes(schema)
         self.checkpoints = Checkpoints(schema)
@@ -63,6 +73,40 @@ class IntegrityLog:
             stored = self.checkpoints.at(curs, size)
         assert stored is not None
         return stored, True
+
+    def verify(
+        self,
+        cases: Sequence[UUID] | None = None,
+        checkpoints: Sequence[tuple[int, bytes]] = (),
+        progress: Callable[[int], None] | None = None,
+        workers: int | None = None,
+    ) -> LogReport:
+        """Verify the whole log against `checkpoints` (whose signatures the caller checked),
+        or only the chains and leaves of `cases`; raises LogTampered with the first finding.
+        Both tables are read in one snapshot (EventHashes.reading). A large log is checked
+        on `workers` processes (default: one per core; parallel_verify.py); a finding is
+        always named by one walk of the log (verify_rows), so it is the same either way."""
+        with self.datastore.get_connection() as conn, self.hashes.reading(conn) as reader:
+            if cases is None and self.url is not None:
+                parts = worker_count(workers, reader.size())
+                if parts > 1:
+                    report = verify_in_parallel(
+                        reader, self.url, self.hashes, parts, checkpoints, progress
+                    )
+                    if report is not None:
+                        return report
+            return verify_rows(
+                reader.events(cases),
+                reader.hashes(cases),
+                checkpoints,
+                progress,
+                whole_log=cases is None,
+            )
+
+    def size(self) -> int:
+        """How many events are hashed (the tree's size now)."""
+        with self.datastore.transaction(commit=False) as curs:
+            return self.hashes.size(curs)
 
     def latest(self) -> StoredCheckpoint | None:
         with self.datastore.transaction(commit=False) as curs:

@@ -12,13 +12,24 @@ The standard library parses the payload; orjson, when installed, does the same f
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from hashlib import sha256
 from typing import Any
 from uuid import UUID
+from zlib import crc32
 
-from domain.integrity.leaves import CHAIN_0, LeafRecord, chain, leaf_and_digests
+from domain.integrity.leaves import (
+    CHAIN_0,
+    LEAF_FORMAT_VERSION,
+    LeafEncodingError,
+    LeafRecord,
+    chain,
+    leaf_and_digests,
+)
+from domain.integrity.merkle import LEAF_PREFIX
 
 _loads: Callable[[bytes], Any]
 try:  # the same result for every payload casetrack writes; ~4x faster
@@ -28,6 +39,14 @@ except ImportError:  # pragma: no cover - an auditor's machine without orjson
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NIL = UUID(int=0)
+_MICROSECOND = timedelta(microseconds=1)
+_NIL_BYTES = _NIL.bytes
+_fromisoformat = datetime.fromisoformat
+_pack_u32 = struct.Struct(">I").pack
+_pack_u64 = struct.Struct(">Q").pack
+_pack_i64 = struct.Struct(">q").pack
+_pack_crcs = struct.Struct(">9I").pack
+_LEAF_START = LEAF_PREFIX + bytes([LEAF_FORMAT_VERSION])
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs a µs per event written
@@ -129,3 +148,71 @@ def _aware(text: str) -> datetime:
     if moment.utcoffset() is None:
         raise ValueError("no time zone")
     return moment
+
+
+def column_leaf(case_id: bytes, case_version: int, topic: str, state: bytes) -> tuple[bytes, bytes]:
+    """``leaves.leaf_and_digests(leaf_record(row))`` straight from the stored columns (the
+    case id as its 16 bytes), without the intermediate objects: the verifier's inner loop,
+    about twice as fast. The same result, and the same LeafEncodingError, for every row (a
+    property test holds the two to that)."""
+    if len(case_id) != 16:
+        raise LeafEncodingError(f"a case id is 16 bytes, not {len(case_id)}")
+    if not 0 <= case_version < 1 << 64:
+        raise LeafEncodingError(f"case version {case_version} is not a u64")
+    get = _payload(state).get
+    class_version = get("class_version", 1)
+    if not (type(class_version) is int and 0 <= class_version < 1 << 32):
+        class_version = 1
+    event_type = topic.encode()
+    source = _text(get("source")).encode()
+    if len(event_type) >= 1 << 32 or len(source) >= 1 << 32 or len(state) >= 1 << 32:
+        raise LeafEncodingError("a field is longer than 4 GiB")
+    parts = (
+        case_id,
+        _pack_u64(case_version),
+        _pack_u32(len(event_type)) + event_type,
+        _pack_u32(class_version),
+        _uuid_bytes(get("event_id")),
+        _pack_u32(len(source)) + source,
+        _pack_i64(_microseconds(get("occurred_at"))),
+        _pack_i64(_microseconds(get("timestamp"))),
+        _pack_u32(len(state)) + state,
+    )
+    return sha256(_LEAF_START + b"".join(parts)).digest(), _pack_crcs(*map(crc32, parts))
+
+
+def _uuid_bytes(value: object) -> bytes:
+    """_typed(value, "uuid_hex", UUID, _NIL).bytes, with a shortcut for 32 hex digits (what
+    eventsourcing writes), which both read the same way."""
+    if not (type(value) is dict and value.get("_type_") == "uuid_hex"):
+        return _NIL_BYTES
+    data = value.get("_data_")
+    if type(data) is not str:
+        return _NIL_BYTES
+    if len(data) == 32:
+        try:
+            raw = bytes.fromhex(data)
+        except ValueError:
+            raw = b""
+        if len(raw) == 16:
+            return raw
+    try:
+        return UUID(data).bytes
+    except ValueError:
+        return _NIL_BYTES
+
+
+def _microseconds(value: object) -> int:
+    """The leaf's i64 for _typed(value, "datetime_iso", _aware, _EPOCH)."""
+    if not (type(value) is dict and value.get("_type_") == "datetime_iso"):
+        return 0
+    data = value.get("_data_")
+    if type(data) is not str:
+        return 0
+    try:
+        moment = _fromisoformat(data)
+    except ValueError:
+        return 0
+    if moment.utcoffset() is None:
+        return 0
+    return (moment - _EPOCH) // _MICROSECOND
