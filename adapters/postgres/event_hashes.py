@@ -22,7 +22,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
-from domain.integrity.stored import HashedEvent, StoredRow, hash_events
+from domain.integrity.stored import Envelope, HashedEvent, StoredRow, hash_events
 from domain.integrity.verify import RawEvent, RawHash
 
 log = structlog.get_logger(__name__)
@@ -108,7 +108,11 @@ class EventHashes:
         self._table = table
 
     def append(
-        self, curs: Cursor[DictRow], stored: Sequence[StoredEvent], notification_ids: Sequence[int]
+        self,
+        curs: Cursor[DictRow],
+        stored: Sequence[StoredEvent],
+        notification_ids: Sequence[int],
+        envelopes: Sequence[Envelope] | None = None,
     ) -> None:
         """Hash events just inserted with these ids, under the events' table lock (the
         caller holds it): leaves, chains from each case's previous link, next leaf indexes."""
@@ -118,9 +122,14 @@ class EventHashes:
             StoredRow(nid, cast(UUID, e.originator_id), e.originator_version, e.topic, e.state)
             for nid, e in zip(notification_ids, stored, strict=True)
         ]
-        self._write(curs, rows)
+        self._write(curs, rows, envelopes)
 
-    def _write(self, curs: Cursor[DictRow], rows: Sequence[StoredRow]) -> None:
+    def _write(
+        self,
+        curs: Cursor[DictRow],
+        rows: Sequence[StoredRow],
+        envelopes: Sequence[Envelope] | None = None,
+    ) -> None:
         curs.execute(self._tail, (rows[0].notification_id,))
         tail = curs.fetchone()
         assert tail is not None
@@ -128,7 +137,7 @@ class EventHashes:
             raise LogNotChained()
         links = self._previous_links(curs, rows)
         first = 0 if tail["leaf_index"] is None else tail["leaf_index"] + 1
-        self.copy(curs, hash_events(rows, links, first))
+        self.copy(curs, hash_events(rows, links, first, envelopes))
 
     def copy(self, curs: Cursor[DictRow], hashed: Iterable[HashedEvent]) -> None:
         """COPY rows in as they are: the caller vouches that they continue the log (the

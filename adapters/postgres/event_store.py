@@ -45,7 +45,7 @@ from adapters.postgres.integrity_log import IntegrityLog
 from adapters.postgres.unavailable import raises_store_unavailable
 from consumers.ports import ConcurrencyConflict, ConsumerOffset, DeadLetter
 from domain.case import Case
-from domain.integrity.stored import HashedEvent
+from domain.integrity.stored import Envelope, HashedEvent
 
 APPLICATION_NAME = "casetrack"
 EVENTS_TABLE = f"{APPLICATION_NAME}_events"
@@ -106,6 +106,7 @@ class CaseRecorder(PostgresApplicationRecorder):
         dead_letters: Sequence[DeadLetter] = (),
         offsets: Sequence[ConsumerOffset] = (),
         event_ids: Sequence[tuple[UUID, UUID]] = (),
+        envelopes: Sequence[Envelope] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
         """Returns the events' notification ids, in the order of ``stored_events``."""
@@ -127,7 +128,7 @@ class CaseRecorder(PostgresApplicationRecorder):
                     for e in stored_events:
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
                 notification_ids = self._notification_ids(curs, stored_events)
-                self.event_hashes.append(curs, stored_events, notification_ids)
+                self.event_hashes.append(curs, stored_events, notification_ids, envelopes)
             if event_ids:  # a reused event_id breaks the primary key: IntegrityError
                 self.event_ids.copy(curs, event_ids)
         return notification_ids
@@ -238,12 +239,22 @@ class CaseEvents(Application[UUID]):
         processing_event.saved_kwargs.update(kwargs)
         # The library types pending events by protocol; these are Case events, which carry
         # the event_id of the message they record.
-        processing_event.saved_kwargs["event_ids"] = [
-            (cast(Case.Event, e).event_id, e.originator_id) for e in processing_event.events
+        events = cast(list[Case.Event], processing_event.events)
+        processing_event.saved_kwargs["event_ids"] = [(e.event_id, e.originator_id) for e in events]
+        # What the leaves cover besides the stored row, so the recorder does not parse back
+        # the payloads it was just given (domain/integrity/stored.py).
+        processing_event.saved_kwargs["envelopes"] = [
+            Envelope(e.event_id, e.source, e.occurred_at, e.timestamp, _class_version(e))
+            for e in events
         ]
         recordings = self._record(processing_event)
         self._take_snapshots(processing_event)
         self._notify(recordings)
+
+
+def _class_version(event: Case.Event) -> int:
+    """As the mapper stores it (event_codec.py): the class's version, 1 when it has none."""
+    return int(getattr(type(event), "class_version", 1))
 
 
 class CaseStore:

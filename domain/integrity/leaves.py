@@ -31,7 +31,7 @@ from typing import Any
 from uuid import UUID
 from zlib import crc32
 
-from domain.integrity.merkle import hash_leaf
+from domain.integrity.merkle import LEAF_PREFIX, hash_leaf
 
 LEAF_FORMAT_VERSION = 1
 CHAIN_0 = sha256(b"casetrack chain v1").digest()
@@ -81,6 +81,7 @@ FIELDS = (
 
 _DIGEST_SIZE = 4
 _CRCS = struct.Struct(">9I")
+_LEAF_START = LEAF_PREFIX + bytes([LEAF_FORMAT_VERSION])
 
 
 def encode_leaf(record: LeafRecord) -> bytes:
@@ -98,7 +99,7 @@ def field_digests(record: LeafRecord) -> bytes:
 def leaf_and_digests(record: LeafRecord) -> tuple[bytes, bytes]:
     """(leaf_hash(record), field_digests(record)), encoding the fields once."""
     parts = _fields(record)
-    return hash_leaf(bytes([LEAF_FORMAT_VERSION]) + b"".join(parts)), _digests(parts)
+    return sha256(_LEAF_START + b"".join(parts)).digest(), _digests(parts)
 
 
 def changed_fields(record: LeafRecord, digests: bytes) -> list[str]:
@@ -119,22 +120,76 @@ def _digests(parts: tuple[bytes, ...]) -> bytes:
     return _CRCS.pack(*map(crc32, parts))
 
 
+def hash_fields(
+    case_id: bytes,
+    case_version: int,
+    event_type: bytes,
+    class_version: int,
+    event_id: bytes,
+    source: bytes,
+    occurred_us: int,
+    recorded_us: int,
+    payload: bytes,
+) -> tuple[bytes, bytes]:
+    """(leaf hash, field digests) from each field's raw value (ids as 16 bytes, texts as
+    UTF-8, times in µs since the epoch): the one encoder behind every path that hashes an
+    event (a LeafRecord, the stored columns, the writer's events), so they cannot differ."""
+    parts = _parts(
+        case_id, case_version, event_type, class_version, event_id, source, occurred_us,
+        recorded_us, payload,
+    )  # fmt: skip
+    return sha256(_LEAF_START + b"".join(parts)).digest(), _CRCS.pack(*map(crc32, parts))
+
+
+def microseconds(moment: datetime) -> int:
+    """An aware time as the leaf's µs since 1970-01-01T00:00:00Z."""
+    return _microseconds(moment, "a time")
+
+
 def _fields(record: LeafRecord) -> tuple[bytes, ...]:
     """Each field's bytes in the layout, in FIELDS order (the version byte excluded)."""
-    if not 0 <= record.case_version < 1 << 64:
-        raise LeafEncodingError(f"case version {record.case_version} is not a u64")
-    if not 0 <= record.class_version < 1 << 32:
-        raise LeafEncodingError(f"class version {record.class_version} is not a u32")
-    return (
+    return _parts(
         record.case_id.bytes,
-        _U64.pack(record.case_version),
-        _sized(record.event_type.encode(), "event type"),
-        _U32.pack(record.class_version),
+        record.case_version,
+        record.event_type.encode(),
+        record.class_version,
         record.event_id.bytes,
-        _sized(record.source.encode(), "source"),
-        _I64.pack(_microseconds(record.occurred_at, "occurred_at")),
-        _I64.pack(_microseconds(record.recorded_at, "recorded_at")),
-        _sized(bytes(record.payload), "payload"),
+        record.source.encode(),
+        _microseconds(record.occurred_at, "occurred_at"),
+        _microseconds(record.recorded_at, "recorded_at"),
+        bytes(record.payload),
+    )
+
+
+def _parts(
+    case_id: bytes,
+    case_version: int,
+    event_type: bytes,
+    class_version: int,
+    event_id: bytes,
+    source: bytes,
+    occurred_us: int,
+    recorded_us: int,
+    payload: bytes,
+) -> tuple[bytes, ...]:
+    if not 0 <= case_version < 1 << 64:
+        raise LeafEncodingError(f"case version {case_version} is not a u64")
+    if not 0 <= class_version < 1 << 32:
+        raise LeafEncodingError(f"class version {class_version} is not a u32")
+    if len(case_id) != 16 or len(event_id) != 16:
+        raise LeafEncodingError("a case id and an event id are 16 bytes each")
+    if len(payload) >= 1 << 32 or len(event_type) >= 1 << 32 or len(source) >= 1 << 32:
+        raise LeafEncodingError("a field is longer than 4 GiB")
+    return (
+        case_id,
+        _U64.pack(case_version),
+        _U32.pack(len(event_type)) + event_type,
+        _U32.pack(class_version),
+        event_id,
+        _U32.pack(len(source)) + source,
+        _I64.pack(occurred_us),
+        _I64.pack(recorded_us),
+        _U32.pack(len(payload)) + payload,
     )
 
 
@@ -172,12 +227,6 @@ def leaf_hash(record: LeafRecord) -> bytes:
 def chain(previous: bytes, leaf: bytes) -> bytes:
     """The case's next link: SHA-256(previous link || this event's leaf hash)."""
     return sha256(previous + leaf).digest()
-
-
-def _sized(value: bytes, what: str) -> bytes:
-    if len(value) >= 1 << 32:
-        raise LeafEncodingError(f"the {what} is longer than 4 GiB")
-    return _U32.pack(len(value)) + value
 
 
 def _microseconds(moment: datetime, what: str) -> int:
