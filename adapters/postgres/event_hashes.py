@@ -69,9 +69,12 @@ class EventHashes:
             " (SELECT notification_id FROM {h} ORDER BY leaf_index DESC LIMIT 1) AS hashed,"
             " (SELECT max(notification_id) FROM {e} WHERE notification_id < %s) AS stored"
         ).format(h=table, e=events)
+        # A scalar subquery per key, not a join: the planner would hash-join the whole
+        # table (a scan that grows with the log) where a few index probes do.
         self._chains = SQL(
-            "SELECT h.case_id, h.chain FROM unnest(%s::uuid[], %s::int8[])"
-            " AS k(case_id, case_version) JOIN {} h USING (case_id, case_version)"
+            "SELECT k.case_id, (SELECT h.chain FROM {} h WHERE h.case_id = k.case_id"
+            " AND h.case_version = k.case_version) AS chain"
+            " FROM unnest(%b::uuid[], %b::int8[]) AS k(case_id, case_version)"
         ).format(table)
         self._copy = SQL(
             "COPY {} (leaf_index, notification_id, case_id, case_version, leaf, chain, fields)"
@@ -169,7 +172,7 @@ class EventHashes:
         if not wanted:
             return {}
         curs.execute(self._chains, (list(wanted), list(wanted.values())))
-        links = {r["case_id"]: bytes(r["chain"]) for r in curs.fetchall()}
+        links = {r["case_id"]: bytes(r["chain"]) for r in curs.fetchall() if r["chain"]}
         if len(links) != len(wanted):
             raise LogNotChained()
         return links
