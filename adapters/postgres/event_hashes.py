@@ -40,6 +40,7 @@ DDL = (
 )
 
 BACKFILL_BATCH = 10_000
+_LAST_LINKS = 200_000  # cases whose last link the writer keeps in memory (~40 MB at most)
 STREAM_BATCH = 5_000
 """Rows per fetch when the verifier streams the log: a few MB in memory, few round trips."""
 
@@ -60,6 +61,8 @@ class EventHashes:
 
     def __init__(self, schema: str, events_table: str) -> None:
         self.schema = schema
+        self._last: dict[UUID, tuple[int, bytes]] = {}  # case -> (version, link), committed
+        self._pending: dict[UUID, tuple[int, bytes]] = {}
         self.events_table = events_table
         table = SQL("{}.event_hashes").format(Identifier(schema))
         events = SQL("{}.{}").format(Identifier(schema), Identifier(events_table))
@@ -127,6 +130,16 @@ class EventHashes:
         ]
         self._write(curs, rows, envelopes)
 
+    def committed(self) -> None:
+        """The transaction that wrote the last ``append``'s rows committed: their links are
+        now each case's last, and the next batch need not read them back. Only links known
+        committed are kept, and one is used only for the version it was written at, so a
+        case another process wrote since is read from the table as before."""
+        if len(self._last) + len(self._pending) > _LAST_LINKS:
+            self._last.clear()
+        self._last.update(self._pending)
+        self._pending = {}
+
     def _write(
         self,
         curs: Cursor[DictRow],
@@ -140,7 +153,9 @@ class EventHashes:
             raise LogNotChained()
         links = self._previous_links(curs, rows)
         first = 0 if tail["leaf_index"] is None else tail["leaf_index"] + 1
-        self.copy(curs, hash_events(rows, links, first, envelopes))
+        hashed = hash_events(rows, links, first, envelopes)
+        self.copy(curs, hashed)
+        self._pending = {h.case_id: (h.case_version, h.chain) for h in hashed}
 
     def copy(self, curs: Cursor[DictRow], hashed: Iterable[HashedEvent]) -> None:
         """COPY rows in as they are: the caller vouches that they continue the log (the
@@ -168,13 +183,21 @@ class EventHashes:
         firsts: dict[UUID, int] = {}
         for row in rows:
             firsts.setdefault(row.case_id, row.case_version)
-        wanted = {case: version - 1 for case, version in firsts.items() if version > 1}
-        if not wanted:
-            return {}
-        curs.execute(self._chains, (list(wanted), list(wanted.values())))
-        links = {r["case_id"]: bytes(r["chain"]) for r in curs.fetchall() if r["chain"]}
-        if len(links) != len(wanted):
-            raise LogNotChained()
+        links: dict[UUID, bytes] = {}
+        wanted: dict[UUID, int] = {}
+        for case, version in firsts.items():
+            if version > 1:
+                known = self._last.get(case)
+                if known is not None and known[0] == version - 1:
+                    links[case] = known[1]
+                else:
+                    wanted[case] = version - 1
+        if wanted:
+            curs.execute(self._chains, (list(wanted), list(wanted.values())))
+            found = {r["case_id"]: bytes(r["chain"]) for r in curs.fetchall() if r["chain"]}
+            if len(found) != len(wanted):
+                raise LogNotChained()
+            links.update(found)
         return links
 
     def size(self, curs: Cursor[DictRow]) -> int:

@@ -131,6 +131,8 @@ class CaseRecorder(PostgresApplicationRecorder):
                 self.event_hashes.append(curs, stored_events, notification_ids, envelopes)
             if event_ids:  # a reused event_id breaks the primary key: IntegrityError
                 self.event_ids.copy(curs, event_ids)
+        if stored_events:
+            self.event_hashes.committed()
         return notification_ids
 
     def _notification_ids(

@@ -81,6 +81,13 @@ FIELDS = (
 
 _DIGEST_SIZE = 4
 _CRCS = struct.Struct(">9I")
+_pack_crcs = _CRCS.pack
+_pack_u32 = _U32.pack
+_pack_u64 = _U64.pack
+_pack_i64 = _I64.pack
+_sha256 = sha256
+_U32_END = 1 << 32
+_U64_END = 1 << 64
 _LEAF_START = LEAF_PREFIX + bytes([LEAF_FORMAT_VERSION])
 
 
@@ -138,12 +145,13 @@ def hash_fields(
         case_id, case_version, event_type, class_version, event_id, source, occurred_us,
         recorded_us, payload,
     )  # fmt: skip
-    return sha256(_LEAF_START + b"".join(parts)).digest(), _CRCS.pack(*map(crc32, parts))
+    return _sha256(_LEAF_START + b"".join(parts)).digest(), _pack_crcs(*map(crc32, parts))
 
 
 def microseconds(moment: datetime) -> int:
-    """An aware time as the leaf's µs since 1970-01-01T00:00:00Z."""
-    return _microseconds(moment, "a time")
+    """An aware time as the leaf's µs since 1970-01-01T00:00:00Z (a naive one has no
+    instant: subtracting it from the aware epoch raises TypeError)."""
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _fields(record: LeafRecord) -> tuple[bytes, ...]:
@@ -172,24 +180,23 @@ def _parts(
     recorded_us: int,
     payload: bytes,
 ) -> tuple[bytes, ...]:
-    if not 0 <= case_version < 1 << 64:
-        raise LeafEncodingError(f"case version {case_version} is not a u64")
-    if not 0 <= class_version < 1 << 32:
-        raise LeafEncodingError(f"class version {class_version} is not a u32")
+    if not (0 <= case_version < _U64_END and 0 <= class_version < _U32_END):
+        raise LeafEncodingError(f"case version {case_version} is not a u64 or class version"
+                                f" {class_version} not a u32")  # fmt: skip
     if len(case_id) != 16 or len(event_id) != 16:
         raise LeafEncodingError("a case id and an event id are 16 bytes each")
-    if len(payload) >= 1 << 32 or len(event_type) >= 1 << 32 or len(source) >= 1 << 32:
+    if len(payload) >= _U32_END or len(event_type) >= _U32_END or len(source) >= _U32_END:
         raise LeafEncodingError("a field is longer than 4 GiB")
     return (
         case_id,
-        _U64.pack(case_version),
-        _U32.pack(len(event_type)) + event_type,
-        _U32.pack(class_version),
+        _pack_u64(case_version),
+        _pack_u32(len(event_type)) + event_type,
+        _pack_u32(class_version),
         event_id,
-        _U32.pack(len(source)) + source,
-        _I64.pack(occurred_us),
-        _I64.pack(recorded_us),
-        _U32.pack(len(payload)) + payload,
+        _pack_u32(len(source)) + source,
+        _pack_i64(occurred_us),
+        _pack_i64(recorded_us),
+        _pack_u32(len(payload)) + payload,
     )
 
 

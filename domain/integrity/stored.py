@@ -92,12 +92,13 @@ def hash_events(
     links = dict(previous_links)
     hashed = []
     for i, row in enumerate(rows):
+        case_id = row.case_id
         if envelopes is None:
-            leaf, fields = column_leaf(row.case_id.bytes, row.case_version, row.topic, row.state)
+            leaf, fields = column_leaf(case_id.bytes, row.case_version, row.topic, row.state)
         else:
             e = envelopes[i]
             leaf, fields = hash_fields(
-                row.case_id.bytes,
+                case_id.bytes,
                 row.case_version,
                 row.topic.encode(),
                 e.class_version,
@@ -107,11 +108,11 @@ def hash_events(
                 microseconds(e.recorded_at),
                 row.state,
             )
-        link = chain(links.get(row.case_id, CHAIN_0), leaf)
-        links[row.case_id] = link
+        link = chain(links.get(case_id, CHAIN_0), leaf)
+        links[case_id] = link
         hashed.append(
             HashedEvent(
-                first_index + i, row.notification_id, row.case_id, row.case_version, leaf, link,
+                first_index + i, row.notification_id, case_id, row.case_version, leaf, link,
                 fields,
             )
         )  # fmt: skip
