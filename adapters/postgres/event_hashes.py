@@ -22,7 +22,13 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
-from domain.integrity.stored import Envelope, HashedEvent, StoredRow, hash_events
+from domain.integrity.stored import (
+    Envelope,
+    HashedEvent,
+    StoredRow,
+    hash_events,
+    iter_hash_events,
+)
 from domain.integrity.verify import RawEvent, RawHash
 
 log = structlog.get_logger(__name__)
@@ -40,6 +46,7 @@ DDL = (
 )
 
 BACKFILL_BATCH = 10_000
+_AFTER_EVERY_ID = 1 << 62  # a notification id above any: "the last stored event"
 _LAST_LINKS = 200_000  # cases whose last link the writer keeps in memory (~40 MB at most)
 STREAM_BATCH = 5_000
 """Rows per fetch when the verifier streams the log: a few MB in memory, few round trips."""
@@ -113,22 +120,33 @@ class EventHashes:
         self._events_table = events
         self._table = table
 
-    def append(
+    def hashing(
         self,
         curs: Cursor[DictRow],
         stored: Sequence[StoredEvent],
-        notification_ids: Sequence[int],
         envelopes: Sequence[Envelope] | None = None,
-    ) -> None:
-        """Hash events just inserted with these ids, under the events' table lock (the
-        caller holds it): leaves, chains from each case's previous link, next leaf indexes."""
+    ) -> Iterator[HashedEvent]:
+        """Under the events' table lock (the caller holds it), before ``stored`` is
+        inserted: check that every stored event is hashed, read each case's previous link,
+        and yield the events' hashes one by one (their notification ids are set by
+        ``write``, once the rows have them)."""
         if not stored:
-            return
+            return iter(())
         rows = [
-            StoredRow(nid, cast(UUID, e.originator_id), e.originator_version, e.topic, e.state)
-            for nid, e in zip(notification_ids, stored, strict=True)
+            StoredRow(0, cast(UUID, e.originator_id), e.originator_version, e.topic, e.state)
+            for e in stored
         ]
-        self._write(curs, rows, envelopes)
+        first = self._next_index(curs, _AFTER_EVERY_ID)
+        return iter_hash_events(rows, self._previous_links(curs, rows), first, envelopes)
+
+    def write(
+        self, curs: Cursor[DictRow], hashed: Sequence[HashedEvent], notification_ids: Sequence[int]
+    ) -> None:
+        """Store the hashes ``hashing`` gave, with the ids their events were given."""
+        for h, notification_id in zip(hashed, notification_ids, strict=True):
+            h.notification_id = notification_id
+        self.copy(curs, hashed)
+        self._pending = {h.case_id: (h.case_version, h.chain) for h in hashed}
 
     def committed(self) -> None:
         """The transaction that wrote the last ``append``'s rows committed: their links are
@@ -140,22 +158,20 @@ class EventHashes:
         self._last.update(self._pending)
         self._pending = {}
 
-    def _write(
-        self,
-        curs: Cursor[DictRow],
-        rows: Sequence[StoredRow],
-        envelopes: Sequence[Envelope] | None = None,
-    ) -> None:
-        curs.execute(self._tail, (rows[0].notification_id,))
+    def _next_index(self, curs: Cursor[DictRow], before: int) -> int:
+        """The leaf index after the last hashed event; LogNotChained unless that event is
+        the last stored before notification id ``before`` (every earlier one is hashed)."""
+        curs.execute(self._tail, (before,))
         tail = curs.fetchone()
         assert tail is not None
         if tail["hashed"] != tail["stored"]:
             raise LogNotChained()
-        links = self._previous_links(curs, rows)
-        first = 0 if tail["leaf_index"] is None else tail["leaf_index"] + 1
-        hashed = hash_events(rows, links, first, envelopes)
-        self.copy(curs, hashed)
-        self._pending = {h.case_id: (h.case_version, h.chain) for h in hashed}
+        return 0 if tail["leaf_index"] is None else tail["leaf_index"] + 1
+
+    def _write(self, curs: Cursor[DictRow], rows: Sequence[StoredRow]) -> None:
+        """Hash and store stored rows that have their ids (the backfill's batches)."""
+        first = self._next_index(curs, rows[0].notification_id)
+        self.copy(curs, hash_events(rows, self._previous_links(curs, rows), first))
 
     def copy(self, curs: Cursor[DictRow], hashed: Iterable[HashedEvent]) -> None:
         """COPY rows in as they are: the caller vouches that they continue the log (the

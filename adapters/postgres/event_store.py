@@ -123,12 +123,17 @@ class CaseRecorder(PostgresApplicationRecorder):
             if stored_events:
                 self._lock_table(curs)
                 self._notify_channel(curs)
+                # Each event's hashes are computed as its row streams in, so the hashing
+                # overlaps the server's inserting the rows before it.
+                hashing = self.event_hashes.hashing(curs, stored_events, envelopes)
+                hashed = []
                 with curs.copy(self._copy_statement) as copy:
                     copy.set_types(["uuid", "int8", "text", "bytea"])
-                    for e in stored_events:
+                    for e, h in zip(stored_events, hashing, strict=True):
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
+                        hashed.append(h)
                 notification_ids = self._notification_ids(curs, stored_events)
-                self.event_hashes.append(curs, stored_events, notification_ids, envelopes)
+                self.event_hashes.write(curs, hashed, notification_ids)
             if event_ids:  # a reused event_id breaks the primary key: IntegrityError
                 self.event_ids.copy(curs, event_ids)
         if stored_events:

@@ -12,7 +12,7 @@ The standard library parses the payload; orjson, when installed, does the same f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -89,8 +89,17 @@ def hash_events(
     """The hashes of `rows` (in log order), appended at leaf index `first_index`: each case's
     chain continues from its link in `previous_links`, or starts at CHAIN_0. With the
     writer's `envelopes` (one per row), the payloads are not parsed."""
+    return list(iter_hash_events(rows, previous_links, first_index, envelopes))
+
+
+def iter_hash_events(
+    rows: Sequence[StoredRow],
+    previous_links: Mapping[UUID, bytes],
+    first_index: int,
+    envelopes: Sequence[Envelope] | None = None,
+) -> Iterator[HashedEvent]:
+    """`hash_events`, one event at a time (the writer hashes each as its row streams in)."""
     links = dict(previous_links)
-    hashed = []
     for i, row in enumerate(rows):
         case_id = row.case_id
         if envelopes is None:
@@ -110,13 +119,9 @@ def hash_events(
             )
         link = chain(links.get(case_id, CHAIN_0), leaf)
         links[case_id] = link
-        hashed.append(
-            HashedEvent(
-                first_index + i, row.notification_id, case_id, row.case_version, leaf, link,
-                fields,
-            )
-        )  # fmt: skip
-    return hashed
+        yield HashedEvent(
+            first_index + i, row.notification_id, case_id, row.case_version, leaf, link, fields
+        )
 
 
 def leaf_record(row: StoredRow) -> LeafRecord:
