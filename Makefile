@@ -30,6 +30,7 @@ bench: $(STAMP)
 	@$(BIN)/python scripts/bench_ingest.py
 	@$(BIN)/python scripts/bench_projection.py
 	@$(BIN)/python scripts/bench_verify.py
+	@$(BIN)/python scripts/bench_proof.py
 	@$(BIN)/python scripts/bench_kafka_ingest.py
 	@$(BIN)/python scripts/bench_api.py
 
