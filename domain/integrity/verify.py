@@ -528,8 +528,18 @@ def _pair_finding(e: RawEvent, h: RawHash, rest: Iterator[RawEvent], leaf: bytes
                     fields=("case version",),
                 )
     fields = _changed_fields(e, h)
-    if not fields:  # the event matches its digests: the stored leaf was rewritten
-        return _changed_hash(h, ("leaf",), "its leaf")
+    if not fields:  # the event matches its digests, which are no proof: they are unkeyed
+        return Finding(
+            FindingKind.CHANGED_HASH,
+            f"the event of {hashed_as} ({at}) no longer matches its leaf, and its field"
+            " checksums name no field: either the leaf was rewritten, or the event was altered"
+            " and its checksums rewritten to match (a checkpoint covering it tells which)",
+            leaf_index=h[0],
+            notification_id=nid,
+            case_id=UUID(bytes=h[2]),
+            case_version=h[3],
+            fields=("leaf",),
+        )
     named = ", ".join(fields)
     now = (
         f" (stored now as case {UUID(bytes=case)} version {version})"

@@ -10,7 +10,7 @@ import pytest
 
 from domain.integrity import merkle
 from domain.integrity.merkle import ProofError
-from domain.integrity.stored import StoredRow
+from domain.integrity.stored import StoredRow, column_leaf
 from domain.integrity.verify import Finding, FindingKind, LogTampered, verify_log
 from tests.integrity_logs import Log, build_log, forged
 
@@ -177,7 +177,6 @@ def test_an_altered_leaf_index(log: Log) -> None:
 @pytest.mark.parametrize(
     ("column", "value", "words"),
     [
-        ("leaf", bytes(32), "its leaf"),
         ("fields", bytes(36), "its field digests"),
         ("case_version", 9, "its case version"),
     ],
@@ -194,6 +193,29 @@ def test_an_altered_hash_row_column_is_named(
         f"the event_hashes row of {where(stored, 3)} was altered: {words} no longer matches"
         " the event, which is intact"
     )
+
+
+def test_a_leaf_that_no_field_explains_is_not_blamed_on_either_side(log: Log) -> None:
+    """The field checksums are unkeyed: a rewritten leaf and an event altered with checksums
+    rewritten to match look alike, and the finding says so rather than guess."""
+    rewritten_leaf = replace(log.hashes[3], leaf=bytes(32))
+    forged = replace(log.events[3], state=log.events[3].state.replace(b"}", b" }", 1))
+    forged_fields = column_leaf(forged.case_id.bytes, forged.case_version, forged.topic,
+                                forged.state)[1]  # fmt: skip
+    for events, hashes in (
+        (log.events, [*log.hashes[:3], rewritten_leaf, *log.hashes[4:]]),
+        (
+            [*log.events[:3], forged, *log.events[4:]],
+            [*log.hashes[:3], replace(log.hashes[3], fields=forged_fields), *log.hashes[4:]],
+        ),
+    ):
+        found = finding(Log(events, hashes))
+        assert (found.kind, found.leaf_index, found.fields) == (K.CHANGED_HASH, 3, ("leaf",))
+        assert found.message == (
+            f"the event of {where(log.events[3], 3)} no longer matches its leaf, and its field"
+            " checksums name no field: either the leaf was rewritten, or the event was altered"
+            " and its checksums rewritten to match (a checkpoint covering it tells which)"
+        )
 
 
 def test_an_altered_notification_id_in_a_hash_row(log: Log) -> None:
