@@ -34,9 +34,18 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     commands.add_parser(
         "public-key", help="print the verifier key auditors check checkpoints with"
     ).set_defaults(run=cmd_public_key)
-    commands.add_parser(
+    checkpoint = commands.add_parser(
         "checkpoint", help="sign a checkpoint of the log now (if it grew) and print it"
-    ).set_defaults(run=cmd_checkpoint)
+    )
+    checkpoint.add_argument(
+        "--after-rotation",
+        action="append",
+        default=[],
+        metavar="OLD_KEY_OR_FILE",
+        help="the verifier key the latest checkpoint was signed with before the signing key"
+        " was rotated (docs/integrity.md); needed once, for the new key's first checkpoint",
+    )
+    checkpoint.set_defaults(run=cmd_checkpoint)
     add_export(commands)
     add_verify_bundle(commands)
     verify = commands.add_parser(
@@ -115,9 +124,10 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     except signing_key.SigningKeyError as e:
         print(f"casetrack: {e}", file=sys.stderr)
         return 1
+    previous = [_public_key(key) for key in args.after_rotation]
     store = bootstrap.case_store(args.settings)
     try:
-        checkpoint, new = store.integrity.checkpoint(signer)
+        checkpoint, new = store.integrity.checkpoint(signer, previous)
     except LogRewritten as e:
         print(f"casetrack: refusing to sign: {e}", file=sys.stderr)
         return 1

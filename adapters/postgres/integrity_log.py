@@ -22,7 +22,14 @@ from adapters.postgres.event_hashes import EventHashes
 from adapters.postgres.merkle_nodes import TILE_HEIGHT, MerkleNodes
 from adapters.postgres.parallel_verify import verify_in_parallel, worker_count
 from domain.integrity import merkle
-from domain.integrity.checkpoint import Checkpoint, parse_vkey, sign_checkpoint, vkey_of
+from domain.integrity.checkpoint import (
+    Checkpoint,
+    NoteError,
+    parse_vkey,
+    sign_checkpoint,
+    verify_checkpoint,
+    vkey_of,
+)
 from domain.integrity.stored import HashedEvent, StoredRow
 from domain.integrity.verify import LogReport, verify_rows
 
@@ -34,6 +41,33 @@ _TILE = 1 << TILE_HEIGHT
 class LogRewritten(RuntimeError):
     """The log no longer yields the root of a checkpoint signed before: it was altered (or
     truncated) since. Nothing is signed; `casetrack audit verify` names the spot."""
+
+
+class UntrustedCheckpoint(LogRewritten):
+    """The latest stored checkpoint does not verify with the log's key, or its row disagrees
+    with its note: the checkpoints table was altered (or the key changed without saying so).
+    Nothing is signed over it."""
+
+
+def _signed(stored: StoredCheckpoint, keys: Sequence[str], origin: str) -> Checkpoint:
+    """The checkpoint `stored`'s note signs, under any of `keys`, for this log's origin."""
+    for key in keys:
+        try:
+            checkpoint = verify_checkpoint(stored.note, key, origin=origin)
+        except NoteError:
+            continue
+        if (checkpoint.size, checkpoint.root) != (stored.size, stored.root):
+            raise UntrustedCheckpoint(
+                f"the stored checkpoint at size {stored.size} does not match its own signed"
+                " note: the checkpoints table was altered; nothing signed"
+            )
+        return checkpoint
+    raise UntrustedCheckpoint(
+        f"the stored checkpoint at size {stored.size} is not signed by this log's key"
+        f" ({origin}): the checkpoints table was altered, or the key was changed (after a"
+        " rotation, sign once with `casetrack audit checkpoint --after-rotation OLD_KEY`,"
+        " docs/integrity.md); nothing signed"
+    )
 
 
 class IntegrityLog:
@@ -52,16 +86,23 @@ class IntegrityLog:
         self.nodes = MerkleNodes(schema)
         self.checkpoints = Checkpoints(schema)
 
-    def checkpoint(self, signer: str) -> tuple[StoredCheckpoint, bool]:
+    def checkpoint(
+        self, signer: str, previous_keys: Sequence[str] = ()
+    ) -> tuple[StoredCheckpoint, bool]:
         """Sign the tree of every event hashed so far, unless the latest checkpoint already
-        has that size: (the checkpoint, whether it is new)."""
-        origin = parse_vkey(vkey_of(signer)).name
+        has that size: (the checkpoint, whether it is new). The latest checkpoint is trusted
+        only as its signed note says, checked with this key (or, once after a rotation, with
+        one of `previous_keys`); the tables are not, so nothing in them can get a rewritten
+        history signed."""
+        vkey = vkey_of(signer)
+        origin = parse_vkey(vkey).name
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             size = self.hashes.size(curs)
-            latest = self.checkpoints.latest(curs)
-            if latest is not None and latest.size == size:
-                return latest, False
+            stored = self.checkpoints.latest(curs)
+            latest = None if stored is None else _signed(stored, (vkey, *previous_keys), origin)
+            if stored is not None and latest is not None and latest.size == size:
+                return stored, False
             if latest is not None and latest.size > size:
                 raise LogRewritten(
                     f"the log holds {size} events but checkpoint {latest.size} was signed over"
@@ -70,9 +111,9 @@ class IntegrityLog:
             root = self._extend(curs, size, latest)
             note = sign_checkpoint(Checkpoint(origin, size, root), signer)
             self.checkpoints.add(curs, size, root, note)
-            stored = self.checkpoints.at(curs, size)
-        assert stored is not None
-        return stored, True
+            kept = self.checkpoints.at(curs, size)
+        assert kept is not None
+        return kept, True
 
     def verify(
         self,
@@ -144,10 +185,14 @@ class IntegrityLog:
                 raise merkle.TreeSizeError(f"the log has fewer than {new_size} events")
             return merkle.consistency_path(self._subtree(curs), new_size, old_size)
 
-    def _extend(self, curs: Cursor[DictRow], size: int, latest: StoredCheckpoint | None) -> bytes:
+    def _extend(self, curs: Cursor[DictRow], size: int, latest: Checkpoint | None) -> bytes:
         """The root at `size`, hashing only the leaves past the kept tiles and keeping the
-        tiles and nodes completed on the way; checks `latest` if its size is passed."""
+        tiles and nodes completed on the way. It starts at or before `latest`'s size, so
+        the leaves up to it are always checked against its signed root: kept nodes are
+        unsigned, and nodes forged past it would otherwise carry a rewrite into the tree."""
         start = min(self.nodes.covered(curs), size - size % _TILE)
+        if latest is not None:
+            start = min(start, latest.size - latest.size % _TILE)
         keys = merkle.perfect_subtrees(start)
         found = self.nodes.get(curs, keys)
         if len(found) != len(keys):  # a node went missing: rebuild from the first leaf
@@ -167,7 +212,7 @@ class IntegrityLog:
         return frontier.root()
 
     @staticmethod
-    def _check(frontier: merkle.Frontier, latest: StoredCheckpoint) -> None:
+    def _check(frontier: merkle.Frontier, latest: Checkpoint) -> None:
         if frontier.root() != latest.root:
             raise LogRewritten(
                 f"the first {latest.size} events no longer yield the root of checkpoint"

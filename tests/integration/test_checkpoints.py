@@ -11,13 +11,14 @@ import pytest
 from adapters import signing_key
 from adapters.checkpointer import PeriodicCheckpoint
 from adapters.postgres.event_store import CaseStore
-from adapters.postgres.integrity_log import LogRewritten
+from adapters.postgres.integrity_log import LogRewritten, UntrustedCheckpoint
 from consumers.file_ingest import ingest_lines
 from domain.integrity import merkle
-from domain.integrity.checkpoint import generate_key, verify_checkpoint
+from domain.integrity.checkpoint import Checkpoint, generate_key, sign_checkpoint, verify_checkpoint
+from domain.integrity.stored import hash_events
 from simulation import casegen
 from tests import cli_process
-from tests.integration.hashes import stored_hashes
+from tests.integration.hashes import stored_hashes, stored_rows
 from tests.integration.test_ingest import _lines
 from tests.stores import count, execute
 
@@ -125,3 +126,111 @@ def test_keygen_public_key_and_checkpoint_commands(
     opened = verify_checkpoint(signed.stdout, vkey, origin="ministry.example/cases")
     assert opened.size == count(store, "event_hashes")
     assert store.integrity.latest().note == signed.stdout  # type: ignore[union-attr]
+
+    key_file.rename(tmp_path / "old.key")  # a rotation: a new key at the configured path
+    rotated = cli_process.run(["audit", "keygen", "--name", "ministry.example/cases"], cli_env)
+    assert rotated.returncode == 0, rotated.stderr
+    _ingest(store, 5, 10)
+    refused = cli_process.run(["audit", "checkpoint"], cli_env)
+    assert refused.returncode == 1 and "--after-rotation" in refused.stderr
+    after = cli_process.run(["audit", "checkpoint", "--after-rotation", vkey], cli_env)
+    assert after.returncode == 0, after.stderr
+    assert verify_checkpoint(after.stdout, rotated.stdout.strip()).size > opened.size
+
+
+def _rehash_everything(store: CaseStore) -> list[bytes]:
+    """What an attacker with SQL (not the key) does after editing an event: recompute every
+    leaf, link and index, so the tables agree with each other again. The new leaves."""
+    rehashed = hash_events(stored_rows(store), {}, 0)
+    execute(store, "DELETE FROM {schema}.event_hashes")
+    with store.datastore.transaction(commit=True) as curs:
+        store.integrity.hashes.copy(curs, rehashed)
+    return [h.leaf for h in rehashed]
+
+
+def _edit_first_event(store: CaseStore) -> None:
+    execute(
+        store,
+        "UPDATE {schema}.{events} SET state = state || ' '::bytea"
+        " WHERE notification_id = (SELECT min(notification_id) FROM {schema}.{events})",
+    )
+
+
+def test_forged_tiles_past_the_last_checkpoint_do_not_get_a_rewrite_signed(
+    store: CaseStore,
+) -> None:
+    signer, _ = generate_key("test.example/log")
+    _ingest(store, 40, 11)
+    first, _ = store.integrity.checkpoint(signer)
+    _ingest(store, 120, 12)
+    size = count(store, "event_hashes")
+    assert size - size % 256 > first.size  # whole tiles past the checkpoint, to forge
+    _edit_first_event(store)
+    leaves = _rehash_everything(store)
+    frontier, forged = merkle.Frontier(), []
+    for leaf in leaves[: size - size % 256]:
+        forged += frontier.append(leaf)
+    execute(store, "DELETE FROM {schema}.merkle_nodes")
+    with store.datastore.transaction(commit=True) as curs:
+        store.integrity.nodes.add(curs, forged)
+
+    with pytest.raises(LogRewritten, match=f"root of checkpoint {first.size}"):
+        store.integrity.checkpoint(signer)
+    assert [c.size for c in store.integrity.all_checkpoints()] == [first.size]
+
+
+def test_an_edited_checkpoint_row_does_not_get_a_rewrite_signed(store: CaseStore) -> None:
+    signer, _ = generate_key("test.example/log")
+    _ingest(store, 30, 13)
+    first, _ = store.integrity.checkpoint(signer)
+    _edit_first_event(store)
+    leaves = _rehash_everything(store)
+    execute(
+        store, "UPDATE {schema}.checkpoints SET root = %s WHERE size = %s",
+        (merkle.root(leaves[: first.size]), first.size),
+    )  # fmt: skip
+    _ingest(store, 5, 14)
+
+    with pytest.raises(UntrustedCheckpoint, match="does not match its own signed note"):
+        store.integrity.checkpoint(signer)
+
+
+@pytest.mark.parametrize("size", ["past the log", "the log's size"])
+def test_a_checkpoint_row_signed_by_another_key_is_never_trusted(
+    store: CaseStore, size: str
+) -> None:
+    signer, _ = generate_key("test.example/log")
+    mallory, _ = generate_key("test.example/log")
+    _ingest(store, 10, 15)
+    store.integrity.checkpoint(signer)
+    _ingest(store, 5, 16)
+    forged_size = 10**9 if size == "past the log" else count(store, "event_hashes")
+    note = sign_checkpoint(Checkpoint("test.example/log", forged_size, bytes(32)), mallory)
+    execute(
+        store, "INSERT INTO {schema}.checkpoints (size, root, note) VALUES (%s, %s, %s)",
+        (forged_size, bytes(32), note),
+    )  # fmt: skip
+
+    with pytest.raises(UntrustedCheckpoint, match="is not signed by this log's key"):
+        store.integrity.checkpoint(signer)
+
+
+def test_after_a_key_rotation_the_new_key_signs_once_told_the_old_one(store: CaseStore) -> None:
+    old, old_verifier = generate_key("test.example/log")
+    new, new_verifier = generate_key("test.example/log")
+    _ingest(store, 10, 17)
+    first, _ = store.integrity.checkpoint(old)
+    _ingest(store, 5, 18)
+    with pytest.raises(UntrustedCheckpoint, match="--after-rotation"):
+        store.integrity.checkpoint(new)
+
+    second, new_one = store.integrity.checkpoint(new, previous_keys=[old_verifier])
+    assert new_one
+    opened = verify_checkpoint(second.note, new_verifier)
+    leaves = _leaves(store)
+    old_root = verify_checkpoint(first.note, old_verifier).root
+    proof = store.integrity.consistency_proof(first.size, opened.size)
+    merkle.verify_consistency(first.size, opened.size, old_root, opened.root, proof)
+    assert opened.root == merkle.root(leaves)
+    _ingest(store, 5, 19)
+    assert store.integrity.checkpoint(new)[1]  # the new key's own checkpoint is the latest now
