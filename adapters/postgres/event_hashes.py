@@ -45,6 +45,14 @@ DDL = (
     " UNIQUE (case_id, case_version))"
 )
 
+# One row once a backfill has hashed every event stored before the writer hashed them
+# (`through`: the last such notification id); from then on the writer alone hashes.
+BACKFILL_DONE_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.event_hashes_backfill ("
+    " through bigint NOT NULL,"
+    " finished_at timestamptz NOT NULL DEFAULT now())"
+)
+
 BACKFILL_BATCH = 10_000
 _AFTER_EVERY_ID = 1 << 62  # a notification id above any: "the last stored event"
 _LAST_LINKS = 200_000  # cases whose last link the writer keeps in memory (~40 MB at most)
@@ -53,13 +61,16 @@ STREAM_BATCH = 5_000
 
 
 class LogNotChained(RuntimeError):
-    """Events would be hashed after a stored event that has no hashes yet: the backfill of
-    an older log has not finished. Nothing is written."""
+    """Events would be hashed after a stored event that has no hashes: the backfill of an
+    older log has not finished, or (once it has) casetrack did not write that event, or its
+    hashes were deleted. Nothing is written; the message says which event."""
 
-    def __init__(self) -> None:
+    def __init__(self, which: str) -> None:
         super().__init__(
-            "stored events are not all hashed yet: run `casetrack db init` to finish the"
-            " backfill before writing"
+            f"{which} has no hashes, so nothing can be chained after it. If `casetrack db"
+            " init` has not run since the upgrade that added them, run it; if it has, that"
+            " event was not written by casetrack or its hashes were deleted: run `casetrack"
+            " audit verify`"
         )
 
 
@@ -99,6 +110,12 @@ class EventHashes:
             " FROM {} WHERE leaf_index >= %s AND leaf_index < %s ORDER BY leaf_index"
         ).format(table)
 
+        backfilled = SQL("{}.event_hashes_backfill").format(Identifier(schema))
+        self._finished = SQL("SELECT through FROM {}").format(backfilled)
+        self._finish = SQL("INSERT INTO {} (through) VALUES (%s)").format(backfilled)
+        self._last_hashed = SQL(
+            "SELECT notification_id FROM {} ORDER BY leaf_index DESC LIMIT 1"
+        ).format(table)
         self._size = SQL("SELECT leaf_index FROM {} ORDER BY leaf_index DESC LIMIT 1").format(table)
         self._leaves = SQL(
             "SELECT leaf FROM {} WHERE leaf_index >= %s AND leaf_index < %s ORDER BY leaf_index"
@@ -165,7 +182,7 @@ class EventHashes:
         tail = curs.fetchone()
         assert tail is not None
         if tail["hashed"] != tail["stored"]:
-            raise LogNotChained()
+            raise LogNotChained(f"the stored event at notification id {tail['stored']}")
         return 0 if tail["leaf_index"] is None else tail["leaf_index"] + 1
 
     def _write(self, curs: Cursor[DictRow], rows: Sequence[StoredRow]) -> None:
@@ -212,7 +229,8 @@ class EventHashes:
             curs.execute(self._chains, (list(wanted), list(wanted.values())))
             found = {r["case_id"]: bytes(r["chain"]) for r in curs.fetchall() if r["chain"]}
             if len(found) != len(wanted):
-                raise LogNotChained()
+                case = next(c for c in wanted if c not in found)
+                raise LogNotChained(f"case {case} version {wanted[case]}")
             links.update(found)
         return links
 
@@ -320,17 +338,19 @@ class EventHashes:
         self, conn: psycopg.Connection[tuple[object, ...]], batch: int = BACKFILL_BATCH
     ) -> int:
         """Hash every stored event that has no hashes yet, oldest first, ``batch`` per
-        transaction; returns how many it hashed. Writers wait for each batch's lock."""
+        transaction; returns how many it hashed. Writers wait for each batch's lock.
+
+        Once a backfill has finished (or found nothing to do), that is recorded and no
+        later one hashes anything: from then on only the writer hashes, so an unhashed
+        event was not written by casetrack, and hashing it would launder it into the log.
+        Such events are reported (by notification id) and left for `audit verify`."""
         done = 0
         while True:
             with conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
                 curs.execute(self._lock_events)
-                curs.execute(
-                    SQL(
-                        "SELECT notification_id FROM {}.event_hashes"
-                        " ORDER BY leaf_index DESC LIMIT 1"
-                    ).format(Identifier(self.schema))
-                )
+                curs.execute(self._finished)
+                finished = curs.fetchone()
+                curs.execute(self._last_hashed)
                 last = curs.fetchone()
                 curs.execute(self._unhashed, (last["notification_id"] if last else 0, batch))
                 rows = [
@@ -343,7 +363,18 @@ class EventHashes:
                     )
                     for r in curs.fetchall()
                 ]
+                if finished is not None:
+                    if rows:
+                        log.error(
+                            "stored events without hashes after the log was fully hashed:"
+                            " casetrack did not write them; not hashing them, run"
+                            " `casetrack audit verify`",
+                            first_notification_id=rows[0].notification_id,
+                            hashed_through=finished["through"],
+                        )
+                    break
                 if not rows:
+                    curs.execute(self._finish, (last["notification_id"] if last else 0,))
                     break
                 self._write(curs, rows)
             done += len(rows)

@@ -48,6 +48,7 @@ def init_schema(url: str, schema: str) -> None:
                 for ddl in (
                     event_ids.DDL,
                     event_hashes.DDL,
+                    event_hashes.BACKFILL_DONE_DDL,
                     merkle_nodes.DDL,
                     checkpoints.DDL,
                     dead_letters.DDL,

@@ -164,7 +164,8 @@ def test_a_rewritten_chain_link(log: CaseStore, cli_env: dict[str, str]) -> None
 def test_a_log_hashed_by_the_backfill_verifies(log: CaseStore, cli_env: dict[str, str]) -> None:
     """An older log (no event_hashes yet) gets its hashes from `db init`, and verifies."""
     before = verified(cli_env)
-    execute(log, "DELETE FROM {schema}.event_hashes")
+    for table in ("event_hashes", "event_hashes_backfill"):  # as before the tables existed
+        execute(log, "DELETE FROM {schema}.{table}", table=table)
     assert "no event_hashes row" in failed(cli_env)
     assert cli_process.run(["db", "init"], cli_env).returncode == 0
     assert verified(cli_env)["root"] == before["root"]
@@ -199,7 +200,7 @@ def test_a_rewrite_with_every_hash_recomputed_fails_only_a_kept_checkpoint(
     )
     said = failed(cli_env)  # the stored checkpoint catches it first...
     assert f"case {target['case_id']} version 2" in said
-    for table in ("event_hashes", "checkpoints", "merkle_nodes"):
+    for table in ("event_hashes", "event_hashes_backfill", "checkpoints", "merkle_nodes"):
         execute(log, "DELETE FROM {schema}.{table}", table=table)
     assert cli_process.run(["db", "init"], cli_env).returncode == 0
     assert verified(cli_env)["checkpoints_matched"] == []  # ...then nothing in the database
