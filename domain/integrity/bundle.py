@@ -269,6 +269,8 @@ def _parse(bundle: Mapping[str, Any] | bytes | str) -> Mapping[str, Any]:
             bundle = json.loads(bundle)
         except ValueError:
             raise MalformedBundle("the bundle is not JSON") from None
+        except RecursionError:  # the parser's stack, not ours: a hostile input
+            raise MalformedBundle("the bundle is not JSON (nested too deeply)") from None
     if not isinstance(bundle, Mapping):
         raise MalformedBundle("the bundle is not a JSON object")
     return bundle

@@ -447,3 +447,11 @@ def test_an_auditor_verifies_with_a_copy_of_domain_integrity_alone(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["10", "[]"]
+
+
+def test_json_nested_too_deeply_is_a_malformed_bundle() -> None:
+    """The standard library's parser runs out of stack on deep nesting (RecursionError):
+    that is bad input, refused like any other."""
+    deep = b'{"format": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    assert "nested too deeply" in str(refused(MalformedBundle, deep))
+    assert "nested too deeply" in str(refused(MalformedBundle, deep.decode()))
