@@ -190,8 +190,11 @@ def add_verify_bundle(commands: argparse._SubParsersAction[argparse.ArgumentPars
     verify.add_argument(
         "--public-key",
         required=True,
+        action="append",
         metavar="KEY_OR_FILE",
-        help="the verifier key (`casetrack audit public-key`), or a file holding it",
+        help="the verifier key (`casetrack audit public-key`), or a file holding it; repeat"
+        " it to accept each key the log signed with (the old one and the new one after a"
+        " rotation)",
     )
     verify.add_argument(
         "--checkpoint",
@@ -207,7 +210,7 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     from domain.application_number import case_id
     from domain.integrity.bundle import BundleError, verify_bundle
 
-    vkey = _public_key(args.public_key)
+    vkeys = _public_keys(args.public_key)
     try:
         data = sys.stdin.buffer.read() if args.bundle == "-" else Path(args.bundle).read_bytes()
         older = args.checkpoint.read_text() if args.checkpoint is not None else None
@@ -216,7 +219,7 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 1
     try:
-        report = verify_bundle(data, vkey, older, case_id_of=case_id)
+        report = verify_bundle(data, vkeys, older, case_id_of=case_id)
     except BundleError as e:
         print(f"casetrack: bundle refused: {e}", file=sys.stderr)
         return 1
@@ -236,6 +239,11 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
             " and are not in the bundle"
         )
     return 0
+
+
+def _public_keys(values: Sequence[str]) -> list[str]:
+    """Every --public-key given, each once, in order."""
+    return list(dict.fromkeys(_public_key(value) for value in values))
 
 
 def _public_key(value: str) -> str:

@@ -35,15 +35,18 @@ standard base64 with padding)::
 
 What `verify_bundle` checks, and so what a bundle proves:
 
-- the checkpoint note is signed by the verifier key;
+- the checkpoint note is signed by one of the verifier keys given (several after a key
+  rotation), and its origin line is that key's name (the log the key signs for);
 - each event's leaf is recomputed from its stored columns (case id, version, topic, state):
   a changed byte anywhere gives another leaf;
 - a case's events are versions 1..n in order with no gap, in increasing leaf order, and
   their chain links follow from CHAIN_0 (a case's whole history is in the bundle);
 - each leaf is at its leaf index in the checkpoint's tree (RFC 6962 inclusion proof), so the
   events are those the log had signed, not a copy made for the auditor;
-- with an older checkpoint the auditor kept (same key, same log), that the bundle's
-  checkpoint extends it (RFC 6962 consistency proof): the log was only appended to since.
+- with an older checkpoint the auditor kept (signed by one of the keys, for the same log:
+  the same origin), that the bundle's checkpoint extends it (RFC 6962 consistency proof):
+  the log was only appended to since. The two may be signed by different keys: a key
+  rotation does not change the tree.
 
 Events that the log stored after its latest checkpoint are not in a bundle (no signed tree
 covers them yet): `uncovered_events` counts them; a newer checkpoint covers them. A bundle
@@ -66,7 +69,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.integrity import merkle
-from domain.integrity.checkpoint import Checkpoint, NoteError, verify_checkpoint
+from domain.integrity.checkpoint import Checkpoint, NoteError, verify_checkpoint_any
 from domain.integrity.leaves import CHAIN_0, chain, changed_fields, leaf_and_digests
 from domain.integrity.stored import HashedEvent, StoredRow, leaf_record
 
@@ -227,14 +230,18 @@ def _event(event: ProvenEvent) -> dict[str, Any]:
 
 def verify_bundle(
     bundle: Mapping[str, Any] | bytes | str,
-    vkey: str,
+    vkeys: str | Sequence[str],
     older_checkpoint: str | None = None,
     case_id_of: Callable[[str], UUID] | None = None,
 ) -> BundleReport:
     """Check everything `bundle` claims (see the module docstring) against the verifier key
-    `vkey` and, when given, the older checkpoint note an auditor kept; a BundleError names the
-    first thing that fails. `case_id_of` maps an application number to its case id (casetrack
-    passes domain.application_number.case_id) to check the numbers too."""
+    or keys `vkeys` (a note verifies when one of them signed it) and, when given, the older
+    checkpoint note an auditor kept; a BundleError names the first thing that fails.
+    `case_id_of` maps an application number to its case id (casetrack passes
+    domain.application_number.case_id) to check the numbers too."""
+    keys = [vkeys] if isinstance(vkeys, str) else list(vkeys)
+    if not keys:
+        raise ValueError("no verifier key to check the bundle with")
     data = _parse(bundle)
     if data.get("format") != FORMAT:
         raise MalformedBundle(f"the bundle's format is not {FORMAT!r}")
@@ -242,7 +249,7 @@ def verify_bundle(
     if not isinstance(note, str):
         raise MalformedBundle("the bundle has no checkpoint note")
     try:
-        checkpoint = verify_checkpoint(note, vkey)
+        checkpoint = verify_checkpoint_any(note, keys)
     except NoteError as error:
         raise CheckpointRefused(f"the bundle's checkpoint: {error}") from None
     consistency = _consistency(data.get("consistency"), checkpoint.size)
@@ -259,7 +266,7 @@ def verify_bundle(
         reports.append(report)
     consistent_with = None
     if older_checkpoint is not None:
-        consistent_with = _check_older(older_checkpoint, vkey, checkpoint, consistency)
+        consistent_with = _check_older(older_checkpoint, keys, checkpoint, consistency)
     return BundleReport(checkpoint, tuple(reports), consistent_with)
 
 
@@ -394,17 +401,21 @@ def _verify_event(
 
 
 def _check_older(
-    note: str, vkey: str, checkpoint: Checkpoint, consistency: tuple[int, list[bytes]] | None
+    note: str,
+    vkeys: Sequence[str],
+    checkpoint: Checkpoint,
+    consistency: tuple[int, list[bytes]] | None,
 ) -> int:
     """The older checkpoint's size once the bundle's checkpoint is proved to extend it."""
     try:
-        older = verify_checkpoint(note, vkey)
+        older = verify_checkpoint_any(note, vkeys)
     except NoteError as error:
         raise CheckpointRefused(f"the older checkpoint: {error}") from None
     if older.origin != checkpoint.origin:
         raise ConsistencyFailed(
             f"the older checkpoint is for log {older.origin!r}, the bundle's for"
-            f" {checkpoint.origin!r}"
+            f" {checkpoint.origin!r}: only checkpoints of one log are compared (a key"
+            " rotated under a new --name signs under that name: keep the name when rotating)"
         )
     if older.size > checkpoint.size:
         raise ConsistencyFailed(

@@ -153,10 +153,16 @@ def test_a_newer_bundle_extends_the_checkpoint_the_auditor_kept(
 
     kept = parse_checkpoint(parse_note(first.read_text()).text)  # the same tree, and name
     foreign = tmp_path / "foreign.note"
-    foreign.write_text(sign_checkpoint(kept, generate_key("test.example/log")[0]))
+    old_skey, old_vkey = generate_key("test.example/log")
+    foreign.write_text(sign_checkpoint(kept, old_skey))
     refused = casetrack(offline, *verify, "--checkpoint", str(foreign))
     assert refused.returncode == 1 and "the older checkpoint: the note is not signed by" in (
         refused.stderr
     )
+    # the same note after a key rotation: the auditor accepts the old key and the new one
+    rotated = ok(
+        casetrack(offline, *verify, "--public-key", old_vkey, "--checkpoint", str(foreign))
+    )
+    assert f"extends the kept checkpoint of size {first_size}" in rotated
     beyond = casetrack(env, "audit", "export", number, "--since", str(10**9))
     assert beyond.returncode == 1 and "beyond the latest checkpoint" in beyond.stderr

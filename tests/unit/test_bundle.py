@@ -388,12 +388,37 @@ def test_a_kept_checkpoint_signed_by_another_key_is_refused() -> None:
 
 
 def test_a_kept_checkpoint_of_another_log_is_refused() -> None:
+    """Both keys accepted, but they sign two logs (two origins): their trees are not
+    compared."""
     skey, vkey = generate_key("elsewhere.example/log")
-    note = sign_checkpoint(Checkpoint("elsewhere.example/log", FIRST, b"\0" * 32), skey)
+    note = sign_checkpoint(Checkpoint("elsewhere.example/log", FIRST, LOG.leaves[0]), skey)
+    with pytest.raises(ConsistencyFailed) as error:
+        verify_bundle(LOG.bundle(), [VKEY, vkey], note)
+    assert "is for log 'elsewhere.example/log'" in str(error.value)
+
+
+def test_a_checkpoint_whose_origin_is_not_its_keys_name_is_refused() -> None:
+    """A key signs one log, whose name it bears: a note of another log signed by the same
+    key (the key reused, or a note made up by its holder) is not this log's checkpoint."""
+    skey, vkey = generate_key("elsewhere.example/log")
     other = sign_checkpoint(Checkpoint(ORIGIN, 0, merkle.EMPTY_ROOT), skey)
-    bundle = build_bundle(other, [], None)
-    with pytest.raises(ConsistencyFailed, match="is for log"):
-        verify_bundle(bundle, vkey, note)
+    error = refused(CheckpointRefused, build_bundle(other, [], None), vkey=vkey)
+    assert "not 'elsewhere.example/log'" in str(error)
+    note = sign_checkpoint(Checkpoint("elsewhere.example/log", FIRST, merkle.root(LOG.leaves)),
+                           SKEY)  # fmt: skip
+    error = refused(CheckpointRefused, LOG.bundle(), older=note)
+    assert "the older checkpoint" in str(error) and f"not {ORIGIN!r}" in str(error)
+
+
+def test_after_a_key_rotation_both_keys_verify_a_bundle_and_its_consistency() -> None:
+    """The older checkpoint signed by the old key, the bundle's by the new one (same log
+    name): with both keys accepted the bundle proves it extends the older one."""
+    bundle = GROWN.bundle(since=FIRST)
+    older = LOG.note(skey=OTHER_SKEY)
+    report = verify_bundle(bundle, [OTHER_VKEY, VKEY], older, case_id_of=case_id_of)
+    assert report.consistent_with == FIRST
+    assert "older checkpoint" in str(refused(CheckpointRefused, bundle, older))
+    assert "bundle's checkpoint" in str(refused(CheckpointRefused, bundle, older, OTHER_VKEY))
 
 
 @given(st.data())
