@@ -55,7 +55,10 @@ prove that no version n+1 exists (an exporter could leave the last ones out): th
 whole log (`casetrack audit verify`), or a later bundle whose checkpoint extends this one.
 
 Errors are BundleError subclasses naming the case, the version and what failed; they never
-quote a payload.
+quote a payload. When an event's recomputed leaf differs from the bundle's, the bundle's leaf
+is looked for in the checkpoint's tree: there, the event was altered after it was signed
+(EventAltered, the changed fields named by the field digests, which are not keyed and so
+only name, never prove); not there, the leaf itself is not what the log signed.
 """
 
 from __future__ import annotations
@@ -116,6 +119,12 @@ class LeafMismatch(BundleError):
     def __init__(self, problem: str, case: str, version: int, fields: Sequence[str]):
         super().__init__(problem, case, version)
         self.fields = tuple(fields)
+
+
+class EventAltered(LeafMismatch):
+    """An event whose leaf is the one the checkpoint signed (its inclusion proof holds) but
+    whose stored columns no longer give it: the event was altered after it was signed.
+    `fields` is empty when the field digests were rewritten to match the altered event."""
 
 
 class ChainBroken(BundleError):
@@ -371,12 +380,31 @@ def _verify_event(
     )
     record = leaf_record(row)
     leaf, _ = leaf_and_digests(record)
-    if leaf != event.hash("leaf"):
+    proof = event.hashes("inclusion")
+    given = event.hash("leaf")
+    if leaf != given:
         changed = changed_fields(record, event.hex("fields"))
+        named = ", ".join(changed)
+        if _included(given, leaf_index, checkpoint, proof):
+            raise EventAltered(
+                "the stored event no longer gives its leaf (the one the checkpoint signed): the"
+                " event was altered since; "
+                + (
+                    f"changed {named}"
+                    if changed
+                    else "its field digests were rewritten to match, so the changed field"
+                    " cannot be named"
+                ),
+                name,
+                version,
+                changed,
+            )
         problem = (
-            f"the stored event no longer gives its leaf: changed {', '.join(changed)}"
+            f"the stored event no longer gives its leaf, which is not in the checkpoint's"
+            f" tree either: changed {named}"
             if changed
-            else "the leaf is not the one the stored event gives (the leaf was altered)"
+            else "the leaf is not the one the stored event gives, nor in the checkpoint's tree"
+            " (the leaf was altered)"
         )
         raise LeafMismatch(problem, name, version, changed)
     link = chain(previous_link, leaf)
@@ -392,12 +420,20 @@ def _verify_event(
             name,
             version,
         )
-    proof = event.hashes("inclusion")
     try:
         merkle.verify_inclusion(leaf, leaf_index, checkpoint.size, proof, checkpoint.root)
     except merkle.ProofError as error:
         raise InclusionFailed(f"the inclusion proof fails: {error}", name, version) from None
     return link, leaf_index
+
+
+def _included(leaf: bytes, index: int, checkpoint: Checkpoint, proof: Sequence[bytes]) -> bool:
+    """Whether `proof` places `leaf` at `index` in the checkpoint's tree."""
+    try:
+        merkle.verify_inclusion(leaf, index, checkpoint.size, proof, checkpoint.root)
+    except merkle.ProofError:
+        return False
+    return True
 
 
 def _check_older(

@@ -28,6 +28,7 @@ from domain.integrity.bundle import (
     CheckpointRefused,
     ConsistencyFailed,
     ConsistencyProofMissing,
+    EventAltered,
     InclusionFailed,
     LeafMismatch,
     MalformedBundle,
@@ -36,7 +37,8 @@ from domain.integrity.bundle import (
     verify_bundle,
 )
 from domain.integrity.checkpoint import Checkpoint, generate_key, sign_checkpoint
-from domain.integrity.stored import HashedEvent, StoredRow, hash_events
+from domain.integrity.leaves import field_digests
+from domain.integrity.stored import HashedEvent, StoredRow, hash_events, leaf_record
 
 ORIGIN = "example.org/case-log"
 SKEY, VKEY = generate_key(ORIGIN)
@@ -197,6 +199,26 @@ def test_a_changed_topic_is_named() -> None:
     assert isinstance(error, LeafMismatch) and error.fields == ("event type",)
 
 
+def test_an_event_altered_after_it_was_signed_is_named_so_even_with_its_digests_rewritten() -> None:
+    """The bundle's leaf is the one the checkpoint signed (its inclusion proof holds), but
+    the stored event no longer gives it: the event changed, not the leaf. With the (unkeyed)
+    field digests rewritten to match, no field can be named, but that is still what it says."""
+    bundle = LOG.bundle()
+    event = events(bundle)[2]
+    stored = base64.b64decode(event["state"]).replace(b"intake/0@3", b"intake/0@8")
+    event["state"] = base64.b64encode(stored).decode()
+    error = refused(EventAltered, bundle)
+    assert isinstance(error, EventAltered) and set(error.fields) == {"source", "payload"}
+    assert "(the one the checkpoint signed): the event was altered since" in str(error)
+
+    altered = StoredRow(0, case_id_of(NUMBERS[0]), 3, event["topic"], stored)
+    event["fields"] = field_digests(leaf_record(altered)).hex()
+    error = refused(EventAltered, bundle)
+    assert isinstance(error, EventAltered) and error.fields == ()
+    assert "its field digests were rewritten to match" in str(error)
+    assert "leaf was altered" not in str(error)
+
+
 def test_an_altered_leaf_is_refused() -> None:
     bundle = LOG.bundle()
     leaf = bytearray(bytes.fromhex(events(bundle)[3]["leaf"]))
@@ -204,6 +226,7 @@ def test_an_altered_leaf_is_refused() -> None:
     events(bundle)[3]["leaf"] = leaf.hex()
     error = refused(LeafMismatch, bundle)
     assert isinstance(error, LeafMismatch) and error.fields == () and error.version == 4
+    assert not isinstance(error, EventAltered) and "the leaf was altered" in str(error)
 
 
 def test_an_altered_chain_link_is_refused() -> None:
