@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from domain.integrity.verify import Finding, LogReport
 
 
+MAX_WORKERS = 64
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = sub.add_parser("audit", help="tamper evidence: keys, checkpoints, proofs")
     commands = audit.add_subparsers(required=True, metavar="AUDIT_COMMAND")
@@ -73,15 +76,19 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     verify.add_argument(
         "--public-key",
+        action="append",
         metavar="KEY_OR_FILE",
-        help="the verifier key checkpoints are checked with (default: derived from the"
-        " signing key, CASETRACK_SIGNING_KEY)",
+        help="a verifier key checkpoints are checked with, or a file holding one; repeat it"
+        " to accept each key the log signed with (after a rotation: the old one and the new"
+        " one). Every stored checkpoint must verify under one of them. Default: the signing"
+        " key's (CASETRACK_SIGNING_KEY)",
     )
     verify.add_argument(
         "--workers",
-        type=int,
+        type=_workers,
         metavar="N",
-        help="processes recomputing leaves side by side (default: one per core on large logs)",
+        help=f"processes recomputing leaves side by side, 1 to {MAX_WORKERS} (default: one per"
+        " core on large logs)",
     )
     verify.add_argument(
         "--progress", action="store_true", help="a progress bar on stderr even off a terminal"
@@ -200,8 +207,11 @@ def add_verify_bundle(commands: argparse._SubParsersAction[argparse.ArgumentPars
     verify.add_argument(
         "--public-key",
         required=True,
+        action="append",
         metavar="KEY_OR_FILE",
-        help="the verifier key (`casetrack audit public-key`), or a file holding it",
+        help="the verifier key (`casetrack audit public-key`), or a file holding it; repeat"
+        " it to accept each key the log signed with (the old one and the new one after a"
+        " rotation)",
     )
     verify.add_argument(
         "--checkpoint",
@@ -217,7 +227,7 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     from domain.application_number import case_id
     from domain.integrity.bundle import BundleError, verify_bundle
 
-    vkey = _public_key(args.public_key)
+    vkeys = _public_keys(args.public_key)
     try:
         data = sys.stdin.buffer.read() if args.bundle == "-" else Path(args.bundle).read_bytes()
         older = args.checkpoint.read_text() if args.checkpoint is not None else None
@@ -226,7 +236,7 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 1
     try:
-        report = verify_bundle(data, vkey, older, case_id_of=case_id)
+        report = verify_bundle(data, vkeys, older, case_id_of=case_id)
     except BundleError as e:
         print(f"casetrack: bundle refused: {e}", file=sys.stderr)
         return 1
@@ -248,6 +258,11 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _public_keys(values: Sequence[str]) -> list[str]:
+    """Every --public-key given, each once, in order."""
+    return list(dict.fromkeys(_public_key(value) for value in values))
+
+
 def _public_key(value: str) -> str:
     """KEY_OR_FILE: a verifier key as it is, else the key in the file of that name."""
     from domain.integrity.checkpoint import NoteError, parse_vkey
@@ -266,6 +281,16 @@ def _public_key(value: str) -> str:
         ) from None
 
 
+def _workers(text: str) -> int:
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"N must be a whole number from 1 to {MAX_WORKERS}")
+    return workers
+
+
 def _size(text: str) -> int:
     try:
         size = int(text)
@@ -282,18 +307,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     cases = _cases(args.application)
     if cases and args.checkpoint:
         raise UsageError("--checkpoint covers the whole log: leave out --application")
-    vkey = _verify_key(args.public_key, args.settings.signing_key_file)
-    if args.checkpoint and vkey is None:
+    vkeys = _verify_keys(args.public_key, args.settings.signing_key_file)
+    if args.checkpoint and not vkeys:
         raise UsageError(
             "a kept checkpoint is checked with the log's verifier key: give --public-key"
         )
     notes: list[str] = []
-    kept = [_kept_checkpoint(path, vkey) for path in args.checkpoint] if vkey else []
+    kept = [_kept_checkpoint(path, vkeys) for path in args.checkpoint]
     store = bootstrap.case_store(args.settings)
     try:
         checkpoints = list(kept)
         if not cases:
-            stored, bad = _stored_checkpoints(store.integrity.all_checkpoints(), vkey, notes)
+            stored, bad = _stored_checkpoints(store.integrity.all_checkpoints(), vkeys, notes)
             if bad is not None:
                 return _failed(bad, args.json)
             checkpoints = sorted(set(checkpoints + stored))
@@ -343,45 +368,58 @@ def _cases(numbers: Sequence[str]) -> list[UUID]:
     return [application_number.case_id(number) for number in numbers]
 
 
-def _verify_key(given: str | None, signing_key_file: Path) -> str | None:
-    """--public-key (a verifier key, or a file holding one), else the signing key's; None
-    when neither is at hand (an auditor's machine without --public-key)."""
+def _verify_keys(given: Sequence[str] | None, signing_key_file: Path) -> list[str]:
+    """The accepted verifier keys: every --public-key (a verifier key, or a file holding
+    one), else the signing key's; none when neither is at hand (an auditor's machine
+    without --public-key)."""
     from adapters import signing_key
 
-    if given is not None:
-        return _public_key(given)
+    if given:
+        return _public_keys(given)
     try:
-        return signing_key.verifier(signing_key_file)
+        return [signing_key.verifier(signing_key_file)]
     except signing_key.SigningKeyError:
-        return None
+        return []
 
 
-def _kept_checkpoint(path: Path, vkey: str) -> tuple[int, bytes]:
-    from domain.integrity.checkpoint import NoteError, verify_checkpoint
+def _kept_checkpoint(path: Path, vkeys: Sequence[str]) -> tuple[int, bytes]:
+    from domain.integrity.checkpoint import NoteError, verify_checkpoint_any
 
     try:
         note = path.read_bytes()
     except OSError as error:
         raise UsageError(f"--checkpoint {path}: {error.strerror}") from None
     try:
-        checkpoint = verify_checkpoint(note, vkey)
+        checkpoint = verify_checkpoint_any(note, vkeys)
     except NoteError as error:
         raise UsageError(f"--checkpoint {path} does not verify: {error}") from None
     return checkpoint.size, checkpoint.root
 
 
 def _stored_checkpoints(
-    stored: Sequence[StoredCheckpoint], vkey: str | None, notes: list[str]
+    stored: Sequence[StoredCheckpoint], vkeys: Sequence[str], notes: list[str]
 ) -> tuple[list[tuple[int, bytes]], Finding | None]:
-    """The (size, root) of each stored checkpoint whose note verifies with `vkey`, or the
-    finding that one was altered. One signed by another key (before a rotation) is left
-    out; without a key, all are (an unsigned row proves nothing)."""
-    from domain.integrity.checkpoint import NoteError, WrongKey, verify_checkpoint
+    """The (size, root) of each stored checkpoint, as its signed note says (the row's
+    columns are not signed), or the finding that one is not a note signed by an accepted
+    key for this log, or that its row differs from its note. Without a key none are used
+    (an unsigned row proves nothing), and stderr says so loudly."""
+    from domain.integrity.checkpoint import NoteError, verify_checkpoint_any
     from domain.integrity.verify import Finding, FindingKind
 
     if not stored:
         return [], None
-    if vkey is None:
+    if not vkeys:
+        unchecked = (
+            "1 stored checkpoint was"
+            if len(stored) == 1
+            else f"{len(stored):,} stored checkpoints were"
+        )
+        print(
+            f"casetrack: WARNING: {unchecked} NOT checked: no verifier key to check their"
+            " signatures with (give --public-key, or CASETRACK_SIGNING_KEY); the tree was"
+            " checked against no checkpoint, so a rewritten history would pass",
+            file=sys.stderr,
+        )
         notes.append(
             f"{_count(len(stored), 'stored checkpoint')} not used: no verifier key to check"
             " signatures with (--public-key, or CASETRACK_SIGNING_KEY), so the tree was"
@@ -389,28 +427,24 @@ def _stored_checkpoints(
         )
         return [], None
     good: list[tuple[int, bytes]] = []
-    other_key = 0
     for row in stored:
         try:
-            checkpoint = verify_checkpoint(row.note, vkey)
-        except WrongKey:
-            other_key += 1
-            continue
+            checkpoint = verify_checkpoint_any(row.note, vkeys)
         except NoteError as error:
             return good, Finding(
                 FindingKind.CHECKPOINT_MISMATCH,
                 f"the stored checkpoint at size {row.size} does not verify ({error}): the"
-                " checkpoints table was altered",
+                " checkpoints table was altered or the note signed by another key (after a"
+                " key rotation, accept each key the log signed with: --public-key OLD"
+                " --public-key NEW)",
             )
         if (checkpoint.size, checkpoint.root) != (row.size, row.root):
             return good, Finding(
                 FindingKind.CHECKPOINT_MISMATCH,
-                f"the checkpoints row at size {row.size} differs from its signed note: the"
-                " checkpoints table was altered",
+                f"the checkpoints row at size {row.size} differs from its signed note (size"
+                f" {checkpoint.size}): the checkpoints table was altered",
             )
         good.append((checkpoint.size, checkpoint.root))
-    if other_key:
-        notes.append(f"{_count(other_key, 'stored checkpoint')} signed by another key were skipped")
     return good, None
 
 

@@ -29,15 +29,17 @@ from adapters.http.problems import Problem, field_errors, responses
 from adapters.http.services import Services, ServicesDep
 from adapters.postgres.auditors_store import Auditor
 from adapters.postgres.proof_bundles import (
+    LogAltered,
     NoCheckpoint,
     SinceBeyondCheckpoint,
     UnknownApplication,
     export_bundle,
+    signed_checkpoint,
 )
 from domain import application_number as numbers
 from domain.application_number import case_id
 from domain.case import Case
-from domain.integrity.merkle import TreeSizeError
+from domain.integrity.merkle import ProofError
 from domain.integrity.stored import HashedEvent
 from projections.as_of import events_as_of, state_as_of
 from projections.changes import Change, event_changes
@@ -90,6 +92,18 @@ _ENVELOPE = {
     "occurred_at",
 }
 _JSON = "application/json"
+
+
+def _altered(detail: str) -> Problem:
+    """409: the stored log contradicts its signed checkpoint; no proof can be made until
+    an operator finds out why (`casetrack audit verify`). Not the caller's error, and no
+    retry helps."""
+    return Problem(
+        409,
+        detail[0].upper() + detail[1:] + ".",
+        slug="log-altered",
+        title="The log does not match its signed checkpoint",
+    )
 
 
 @router.get(
@@ -149,7 +163,7 @@ async def audit_log(
     response_model=None,
     responses={
         200: {"model": models.ProofBundle, "description": "The file's proof bundle"},
-        **responses(401, 403, 404, 422),
+        **responses(401, 403, 404, 409, 422),
     },
     summary="A file's proof bundle: its events, hashes and inclusion proofs under the latest"
     " signed checkpoint (what `casetrack audit export` prints)",
@@ -182,6 +196,8 @@ async def proof(
             raise Problem(
                 422, f"since must be at most {error.size}, the latest checkpoint's size."
             ) from None
+        except LogAltered as error:
+            raise _altered(str(error)) from None
     except Problem as problem:
         await _log(
             services, request, auditor, "proof", application_number, parameters, problem.status
@@ -196,19 +212,27 @@ async def proof(
     response_model=None,
     responses={
         200: {"model": models.CheckpointOut, "description": "The latest signed checkpoint"},
-        **responses(401, 403, 404),
+        **responses(401, 403, 404, 409),
     },
-    summary="The latest signed checkpoint of the log's Merkle tree",
+    summary="The latest signed checkpoint of the log's Merkle tree (size and root as its"
+    " signed note holds them)",
 )
 async def checkpoints_latest(
     request: Request, auditor: Admitted, services: ServicesDep
 ) -> Response:
     latest = await run_in_threadpool(services.case_store.integrity.latest)
-    status = 200 if latest is not None else 404
-    await _log(services, request, auditor, "checkpoints_latest", None, {}, status)
-    if latest is None:
-        raise Problem(404, "No checkpoint yet: the log has not been signed.")
-    body = {"size": latest.size, "root": latest.root.hex(), "note": latest.note}
+    try:
+        if latest is None:
+            raise Problem(404, "No checkpoint yet: the log has not been signed.")
+        try:
+            signed = signed_checkpoint(latest)
+        except LogAltered as error:
+            raise _altered(str(error)) from None
+    except Problem as problem:
+        await _log(services, request, auditor, "checkpoints_latest", None, {}, problem.status)
+        raise
+    await _log(services, request, auditor, "checkpoints_latest", None, {}, 200)
+    body = {"size": signed.size, "root": signed.root.hex(), "note": latest.note}
     return Response(orjson.dumps(body), media_type=_JSON)
 
 
@@ -217,7 +241,7 @@ async def checkpoints_latest(
     response_model=None,
     responses={
         200: {"model": models.ConsistencyOut, "description": "The consistency proof"},
-        **responses(401, 403, 422),
+        **responses(401, 403, 409, 422),
     },
     summary="The proof that the log's tree at one size is a prefix of it at a larger size",
 )
@@ -232,12 +256,19 @@ async def checkpoints_consistency(
     try:
         if from_ > to:
             raise Problem(422, "from must not be larger than to.")
+        # The log only grows: a `to` within it now stays within it, so a proof that fails
+        # after this check means the log lost leaves it once held.
+        if to > await run_in_threadpool(services.case_store.integrity.size):
+            raise Problem(422, "to is beyond the log: it has fewer events.")
         try:
             proof = await run_in_threadpool(
                 services.case_store.integrity.consistency_proof, from_, to
             )
-        except TreeSizeError:
-            raise Problem(422, "to is beyond the log: it has fewer events.") from None
+        except ProofError:
+            raise _altered(
+                f"the log no longer holds the events of its tree at size {to}: run"
+                " `casetrack audit verify`"
+            ) from None
     except Problem as problem:
         await _log(
             services, request, auditor, "checkpoints_consistency", None, parameters,

@@ -35,15 +35,18 @@ standard base64 with padding)::
 
 What `verify_bundle` checks, and so what a bundle proves:
 
-- the checkpoint note is signed by the verifier key;
+- the checkpoint note is signed by one of the verifier keys given (several after a key
+  rotation), and its origin line is that key's name (the log the key signs for);
 - each event's leaf is recomputed from its stored columns (case id, version, topic, state):
   a changed byte anywhere gives another leaf;
 - a case's events are versions 1..n in order with no gap, in increasing leaf order, and
   their chain links follow from CHAIN_0 (a case's whole history is in the bundle);
 - each leaf is at its leaf index in the checkpoint's tree (RFC 6962 inclusion proof), so the
   events are those the log had signed, not a copy made for the auditor;
-- with an older checkpoint the auditor kept (same key, same log), that the bundle's
-  checkpoint extends it (RFC 6962 consistency proof): the log was only appended to since.
+- with an older checkpoint the auditor kept (signed by one of the keys, for the same log:
+  the same origin), that the bundle's checkpoint extends it (RFC 6962 consistency proof):
+  the log was only appended to since. The two may be signed by different keys: a key
+  rotation does not change the tree.
 
 Events that the log stored after its latest checkpoint are not in a bundle (no signed tree
 covers them yet): `uncovered_events` counts them; a newer checkpoint covers them. A bundle
@@ -52,7 +55,10 @@ prove that no version n+1 exists (an exporter could leave the last ones out): th
 whole log (`casetrack audit verify`), or a later bundle whose checkpoint extends this one.
 
 Errors are BundleError subclasses naming the case, the version and what failed; they never
-quote a payload.
+quote a payload. When an event's recomputed leaf differs from the bundle's, the bundle's leaf
+is looked for in the checkpoint's tree: there, the event was altered after it was signed
+(EventAltered, the changed fields named by the field digests, which are not keyed and so
+only name, never prove); not there, the leaf itself is not what the log signed.
 """
 
 from __future__ import annotations
@@ -66,7 +72,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.integrity import merkle
-from domain.integrity.checkpoint import Checkpoint, NoteError, verify_checkpoint
+from domain.integrity.checkpoint import Checkpoint, NoteError, verify_checkpoint_any
 from domain.integrity.leaves import CHAIN_0, chain, changed_fields, leaf_and_digests
 from domain.integrity.stored import HashedEvent, StoredRow, leaf_record
 
@@ -113,6 +119,12 @@ class LeafMismatch(BundleError):
     def __init__(self, problem: str, case: str, version: int, fields: Sequence[str]):
         super().__init__(problem, case, version)
         self.fields = tuple(fields)
+
+
+class EventAltered(LeafMismatch):
+    """An event whose leaf is the one the checkpoint signed (its inclusion proof holds) but
+    whose stored columns no longer give it: the event was altered after it was signed.
+    `fields` is empty when the field digests were rewritten to match the altered event."""
 
 
 class ChainBroken(BundleError):
@@ -227,14 +239,18 @@ def _event(event: ProvenEvent) -> dict[str, Any]:
 
 def verify_bundle(
     bundle: Mapping[str, Any] | bytes | str,
-    vkey: str,
+    vkeys: str | Sequence[str],
     older_checkpoint: str | None = None,
     case_id_of: Callable[[str], UUID] | None = None,
 ) -> BundleReport:
     """Check everything `bundle` claims (see the module docstring) against the verifier key
-    `vkey` and, when given, the older checkpoint note an auditor kept; a BundleError names the
-    first thing that fails. `case_id_of` maps an application number to its case id (casetrack
-    passes domain.application_number.case_id) to check the numbers too."""
+    or keys `vkeys` (a note verifies when one of them signed it) and, when given, the older
+    checkpoint note an auditor kept; a BundleError names the first thing that fails.
+    `case_id_of` maps an application number to its case id (casetrack passes
+    domain.application_number.case_id) to check the numbers too."""
+    keys = [vkeys] if isinstance(vkeys, str) else list(vkeys)
+    if not keys:
+        raise ValueError("no verifier key to check the bundle with")
     data = _parse(bundle)
     if data.get("format") != FORMAT:
         raise MalformedBundle(f"the bundle's format is not {FORMAT!r}")
@@ -242,7 +258,7 @@ def verify_bundle(
     if not isinstance(note, str):
         raise MalformedBundle("the bundle has no checkpoint note")
     try:
-        checkpoint = verify_checkpoint(note, vkey)
+        checkpoint = verify_checkpoint_any(note, keys)
     except NoteError as error:
         raise CheckpointRefused(f"the bundle's checkpoint: {error}") from None
     consistency = _consistency(data.get("consistency"), checkpoint.size)
@@ -259,7 +275,7 @@ def verify_bundle(
         reports.append(report)
     consistent_with = None
     if older_checkpoint is not None:
-        consistent_with = _check_older(older_checkpoint, vkey, checkpoint, consistency)
+        consistent_with = _check_older(older_checkpoint, keys, checkpoint, consistency)
     return BundleReport(checkpoint, tuple(reports), consistent_with)
 
 
@@ -269,6 +285,8 @@ def _parse(bundle: Mapping[str, Any] | bytes | str) -> Mapping[str, Any]:
             bundle = json.loads(bundle)
         except ValueError:
             raise MalformedBundle("the bundle is not JSON") from None
+        except RecursionError:  # the parser's stack, not ours: a hostile input
+            raise MalformedBundle("the bundle is not JSON (nested too deeply)") from None
     if not isinstance(bundle, Mapping):
         raise MalformedBundle("the bundle is not a JSON object")
     return bundle
@@ -362,12 +380,31 @@ def _verify_event(
     )
     record = leaf_record(row)
     leaf, _ = leaf_and_digests(record)
-    if leaf != event.hash("leaf"):
+    proof = event.hashes("inclusion")
+    given = event.hash("leaf")
+    if leaf != given:
         changed = changed_fields(record, event.hex("fields"))
+        named = ", ".join(changed)
+        if _included(given, leaf_index, checkpoint, proof):
+            raise EventAltered(
+                "the stored event no longer gives its leaf (the one the checkpoint signed): the"
+                " event was altered since; "
+                + (
+                    f"changed {named}"
+                    if changed
+                    else "its field digests were rewritten to match, so the changed field"
+                    " cannot be named"
+                ),
+                name,
+                version,
+                changed,
+            )
         problem = (
-            f"the stored event no longer gives its leaf: changed {', '.join(changed)}"
+            f"the stored event no longer gives its leaf, which is not in the checkpoint's"
+            f" tree either: changed {named}"
             if changed
-            else "the leaf is not the one the stored event gives (the leaf was altered)"
+            else "the leaf is not the one the stored event gives, nor in the checkpoint's tree"
+            " (the leaf was altered)"
         )
         raise LeafMismatch(problem, name, version, changed)
     link = chain(previous_link, leaf)
@@ -383,7 +420,6 @@ def _verify_event(
             name,
             version,
         )
-    proof = event.hashes("inclusion")
     try:
         merkle.verify_inclusion(leaf, leaf_index, checkpoint.size, proof, checkpoint.root)
     except merkle.ProofError as error:
@@ -391,18 +427,31 @@ def _verify_event(
     return link, leaf_index
 
 
+def _included(leaf: bytes, index: int, checkpoint: Checkpoint, proof: Sequence[bytes]) -> bool:
+    """Whether `proof` places `leaf` at `index` in the checkpoint's tree."""
+    try:
+        merkle.verify_inclusion(leaf, index, checkpoint.size, proof, checkpoint.root)
+    except merkle.ProofError:
+        return False
+    return True
+
+
 def _check_older(
-    note: str, vkey: str, checkpoint: Checkpoint, consistency: tuple[int, list[bytes]] | None
+    note: str,
+    vkeys: Sequence[str],
+    checkpoint: Checkpoint,
+    consistency: tuple[int, list[bytes]] | None,
 ) -> int:
     """The older checkpoint's size once the bundle's checkpoint is proved to extend it."""
     try:
-        older = verify_checkpoint(note, vkey)
+        older = verify_checkpoint_any(note, vkeys)
     except NoteError as error:
         raise CheckpointRefused(f"the older checkpoint: {error}") from None
     if older.origin != checkpoint.origin:
         raise ConsistencyFailed(
             f"the older checkpoint is for log {older.origin!r}, the bundle's for"
-            f" {checkpoint.origin!r}"
+            f" {checkpoint.origin!r}: only checkpoints of one log are compared (a key"
+            " rotated under a new --name signs under that name: keep the name when rotating)"
         )
     if older.size > checkpoint.size:
         raise ConsistencyFailed(

@@ -19,6 +19,7 @@ import base64
 import binascii
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 
@@ -259,6 +260,39 @@ def verify_checkpoint(note: str | bytes, vkey: str, origin: str | None = None) -
             f"the checkpoint is for log {checkpoint.origin!r}, not {origin!r}"
         )
     return checkpoint
+
+
+def verify_checkpoint_any(note: str | bytes, vkeys: Sequence[str]) -> Checkpoint:
+    """The checkpoint in a note signed by one of `vkeys` (the keys a log has signed with:
+    before and after a rotation), whose origin line is that key's name: casetrack's
+    checkpointer names its log after its key, so a note of another log signed by the same
+    key is refused.
+
+    WrongKey when none of the keys signed it; otherwise the first other error of a key that
+    did (a failing signature by an accepted key says more than the others' absence)."""
+    if not vkeys:
+        raise ValueError("no verifier key to check the checkpoint with")
+    absent: list[WrongKey] = []
+    failed: list[NoteError] = []
+    for vkey in vkeys:
+        try:
+            return verify_checkpoint(note, vkey, origin=parse_vkey(vkey).name)
+        except WrongKey as error:
+            absent.append(error)
+        except MalformedNote:
+            raise  # the same for every key
+        except NoteError as error:
+            failed.append(error)
+    if failed:
+        raise failed[0]
+    if len(absent) == 1:
+        raise absent[0]
+    accepted = ", ".join(f"{v.name}+{v.key_id:08x}" for v in map(parse_vkey, vkeys))
+    signers = ", ".join(f"{s.name}+{s.key_id:08x}" for s in parse_note(note).signatures)
+    raise WrongKey(
+        f"the note is not signed by any of the {len(vkeys)} accepted keys ({accepted});"
+        f" signed by: {signers}"
+    )
 
 
 def _parse_key(text: str, what: str) -> tuple[str, int, bytes]:

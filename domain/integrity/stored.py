@@ -7,7 +7,12 @@ from the payload. A payload that does not hold one of them (a corrupt or foreign
 gets a leaf: the missing field is encoded as empty (the nil UUID, "", the epoch, class
 version 1), and the leaf still covers the payload's bytes, so no stored row escapes the tree.
 
-The standard library parses the payload; orjson, when installed, does the same faster.
+The standard library parses the payload; orjson, when installed, does the same faster. A
+payload that does not parse counts as holding none of the fields: bad JSON, and JSON nested
+more than 1024 levels deep. orjson refuses those with a ValueError; the standard library's
+parser runs out of stack (a RecursionError) a little below 1000 levels, at a depth that
+depends on its caller, so `_payload` then counts the levels itself and parses again with
+room up to 1024: both parsers give every stored row the same leaf.
 """
 
 from __future__ import annotations
@@ -148,6 +153,28 @@ def _payload(state: bytes) -> dict[str, Any]:
         value = _loads(state)
     except ValueError:
         return {}
+    except RecursionError:
+        # Only the standard library's parser gets here (orjson refuses deep nesting with a
+        # ValueError), and at a depth that depends on its caller's stack: apply orjson's
+        # rule instead, so every machine computes the same leaf (the module docstring).
+        import re
+        import sys
+
+        brackets = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", state, flags=re.DOTALL)
+        depth = deepest = 0
+        for bracket in re.findall(rb"[][{}]", brackets):
+            depth += 1 if bracket in b"[{" else -1
+            deepest = max(deepest, depth)
+        if deepest > 1024:  # orjson's limit
+            return {}
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(limit + 1024 + 100)
+        try:
+            value = _loads(state)
+        except (ValueError, RecursionError):
+            return {}
+        finally:
+            sys.setrecursionlimit(limit)
     return value if isinstance(value, dict) else {}
 
 

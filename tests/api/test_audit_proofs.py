@@ -180,3 +180,61 @@ def test_proofs_need_an_auditor_key(
         assert client.get(path).status_code == 401
         assert client.get(path, headers=bearer("cta_" + "A" * 43)).status_code == 401
     assert log_entries(client, key) == []
+
+
+def test_a_log_that_no_longer_holds_what_its_checkpoint_covers_is_a_conflict(
+    client: TestClient, key: dict[str, str], small_files: Files, store: Any
+) -> None:
+    """Hash rows deleted under a signed checkpoint: no proof of its tree can be made. The
+    answer says so (409, logged), not a 500, nor 'beyond the log' for a size the log
+    claims to hold."""
+    number, _ = small_files.pick(decided=True)
+    signed, _ = store.integrity.checkpoint(SKEY)
+    execute(store, "DELETE FROM {schema}.event_hashes WHERE leaf_index = 1")  # a gap
+
+    def get(path: str) -> Any:
+        return client.get(path, headers=key)
+
+    gap = get(f"/v1/audit/checkpoints/consistency?from=1&to={signed.size}")
+    assert gap.status_code == 409
+    assert gap.json()["type"] == "/problems/log-altered"
+    assert "casetrack audit verify" in gap.json()["detail"]
+    assert get(f"/v1/audit/checkpoints/consistency?from=0&to={signed.size + 1}").status_code == 422
+    execute(store, "DELETE FROM {schema}.event_hashes WHERE leaf_index >= %s", (signed.size - 3,))
+    for path in (
+        f"/v1/audit/applications/{number}/proof",
+        f"/v1/audit/applications/{number}/proof?since=1",
+    ):
+        answer = get(path)
+        assert answer.status_code == 409, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        detail = answer.json()["detail"]
+        assert f"the events checkpoint {signed.size} covers" in detail
+    assert [(e["action"], e["status"]) for e in log_entries(client, key)] == [
+        ("proof", 409),
+        ("proof", 409),
+        ("checkpoints_consistency", 422),
+        ("checkpoints_consistency", 409),
+    ]
+
+
+def test_the_latest_checkpoint_is_answered_from_its_signed_note(
+    client: TestClient, key: dict[str, str], small_files: Files, store: Any
+) -> None:
+    """The size and root columns are not signed: an altered row does not change the answer,
+    and a row whose note is not a checkpoint is a conflict, not a 500."""
+    signed, _ = store.integrity.checkpoint(SKEY)
+    execute(
+        store,
+        "UPDATE {schema}.checkpoints SET size = size + 1000, root = sha256(root) WHERE size = %s",
+        (signed.size,),
+    )
+    latest = client.get("/v1/audit/checkpoints/latest", headers=key).json()
+    assert latest == {"size": signed.size, "root": signed.root.hex(), "note": signed.note}
+    execute(store, "UPDATE {schema}.checkpoints SET note = 'not a note'")
+    refused = client.get("/v1/audit/checkpoints/latest", headers=key)
+    assert refused.status_code == 409 and refused.json()["type"] == "/problems/log-altered"
+    assert [(e["action"], e["status"]) for e in log_entries(client, key)] == [
+        ("checkpoints_latest", 409),
+        ("checkpoints_latest", 200),
+    ]

@@ -11,10 +11,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from adapters.postgres.event_store import CaseStore
 from adapters.postgres.schema import drop_schema
 from domain.integrity.checkpoint import generate_key, parse_checkpoint, parse_note, sign_checkpoint
 from simulation import casegen
 from tests import cli_process
+from tests.stores import execute
 
 LINES = casegen.generate(24, seed=11)
 NOWHERE = "postgresql://nobody@127.0.0.1:9/nothing?connect_timeout=1"
@@ -153,10 +155,33 @@ def test_a_newer_bundle_extends_the_checkpoint_the_auditor_kept(
 
     kept = parse_checkpoint(parse_note(first.read_text()).text)  # the same tree, and name
     foreign = tmp_path / "foreign.note"
-    foreign.write_text(sign_checkpoint(kept, generate_key("test.example/log")[0]))
+    old_skey, old_vkey = generate_key("test.example/log")
+    foreign.write_text(sign_checkpoint(kept, old_skey))
     refused = casetrack(offline, *verify, "--checkpoint", str(foreign))
     assert refused.returncode == 1 and "the older checkpoint: the note is not signed by" in (
         refused.stderr
     )
+    # the same note after a key rotation: the auditor accepts the old key and the new one
+    rotated = ok(
+        casetrack(offline, *verify, "--public-key", old_vkey, "--checkpoint", str(foreign))
+    )
+    assert f"extends the kept checkpoint of size {first_size}" in rotated
     beyond = casetrack(env, "audit", "export", number, "--since", str(10**9))
     assert beyond.returncode == 1 and "beyond the latest checkpoint" in beyond.stderr
+
+
+def test_export_from_a_log_that_lost_events_its_checkpoint_covers_says_so(
+    cli_env: dict[str, str], tmp_path: Path, store: CaseStore
+) -> None:
+    env, _ = setup(cli_env, tmp_path)
+    ingest(env, LINES[:6])
+    size = int(ok(casetrack(env, "audit", "checkpoint")).splitlines()[1])
+    number = numbers_by_events(LINES[:6])[0]
+    execute(store, "DELETE FROM {schema}.event_hashes WHERE leaf_index >= %s", (size - 2,))
+    done = casetrack(env, "audit", "export", number)
+    assert done.returncode == 1 and done.stdout == ""
+    assert (
+        f"casetrack: the log no longer holds the events checkpoint {size} covers: run"
+        " `casetrack audit verify`" in done.stderr
+    )
+    assert "Traceback" not in done.stderr

@@ -275,3 +275,85 @@ def test_worker_processes_give_the_same_report_and_the_same_finding(
     one_walk = failed(cli_env, "--workers", "1")
     assert "is not in the events table: it was deleted" in one_walk
     assert failed(cli_env, "--workers", "2") == one_walk
+
+
+def test_stored_checkpoints_must_be_signed_by_an_accepted_key(
+    log: CaseStore, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A key rotation: the old key signed the first checkpoint, the new one the second.
+    Every stored checkpoint must verify under one of the accepted keys (--public-key,
+    repeatable; by default the signing key's): one that does not is a finding, never
+    skipped, since an attacker with SQL can sign notes with a key of their own."""
+    from adapters import signing_key
+    from domain.integrity.checkpoint import Checkpoint, generate_key, sign_checkpoint
+
+    assert cli_process.run(["audit", "keygen"], cli_env).returncode == 0
+    old_public = cli_process.run(["audit", "public-key"], cli_env).stdout.strip()
+    assert cli_process.run(["audit", "checkpoint"], cli_env).returncode == 0
+    first = count(log, "event_hashes")
+    rotated = dict(cli_env, CASETRACK_SIGNING_KEY=str(tmp_path / "new.key"))
+    assert cli_process.run(["audit", "keygen"], rotated).returncode == 0
+    new_key_file = tmp_path / "new.public"
+    new_key_file.write_text(cli_process.run(["audit", "public-key"], rotated).stdout)
+    ingest_lines(_lines(casegen.generate(2, seed=6)), "file:6", log)
+    assert cli_process.run(["audit", "checkpoint"], rotated).returncode == 0
+    second = count(log, "event_hashes")
+
+    said = failed(rotated)  # the new key alone: the old key's checkpoint is not accepted
+    assert f"the stored checkpoint at size {first} " in said
+    assert "the checkpoints table was altered or the note signed by another key" in said
+    assert "--public-key OLD --public-key NEW" in said
+    both = ("--public-key", old_public, "--public-key", str(new_key_file))
+    assert verified(rotated, *both)["checkpoints_matched"] == [first, second]
+
+    # An attacker's key under the log's name signs a note over the same tree...
+    [row] = rows(log, "SELECT root FROM {schema}.checkpoints WHERE size = %s", (second,))
+    mallory, _ = generate_key(signing_key.DEFAULT_NAME)
+    forged = sign_checkpoint(Checkpoint(signing_key.DEFAULT_NAME, second, row["root"]), mallory)
+    sql(log, "UPDATE {schema}.checkpoints SET note = %s WHERE size = %s", forged, second)
+    done = verify(rotated, "--json", *both)
+    assert done.returncode == 1
+    finding = json.loads(done.stdout)
+    assert finding["ok"] is False and finding["kind"] == "checkpoint_mismatch"
+    assert f"the stored checkpoint at size {second} does not verify" in finding["message"]
+    # ...or the accepted key signs a note of another log (its origin is not the key's name).
+    new_signer = signing_key.signer(tmp_path / "new.key")
+    other = Checkpoint("elsewhere.example/log", second, row["root"])
+    other_log = sign_checkpoint(other, new_signer)
+    sql(log, "UPDATE {schema}.checkpoints SET note = %s WHERE size = %s", other_log, second)
+    said = failed(rotated, *both)
+    assert f"size {second}" in said and "is for log 'elsewhere.example/log'" in said
+
+
+def test_a_checkpoints_row_is_checked_by_its_signed_note(
+    log: CaseStore, cli_env: dict[str, str]
+) -> None:
+    """The size and root columns are not signed: the tree is checked against the note's,
+    and a row whose columns differ from its note is a finding."""
+    assert cli_process.run(["audit", "keygen"], cli_env).returncode == 0
+    assert cli_process.run(["audit", "checkpoint"], cli_env).returncode == 0
+    n = count(log, "event_hashes")
+    sql(log, "UPDATE {schema}.checkpoints SET root = sha256(root) WHERE size = %s", n)
+    said = failed(cli_env)
+    assert f"the checkpoints row at size {n} differs from its signed note" in said
+    assert "the checkpoints table was altered" in said
+
+
+def test_without_any_key_the_stored_checkpoints_are_said_loudly_to_go_unchecked(
+    log: CaseStore, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    assert cli_process.run(["audit", "keygen"], cli_env).returncode == 0
+    assert cli_process.run(["audit", "checkpoint"], cli_env).returncode == 0
+    keyless = dict(cli_env, CASETRACK_SIGNING_KEY=str(tmp_path / "absent.key"))
+    for args in ((), ("--json",)):
+        done = verify(keyless, *args)
+        assert done.returncode == 0
+        assert "WARNING: 1 stored checkpoint was NOT checked" in done.stderr
+        assert "--public-key" in done.stderr
+
+
+@pytest.mark.parametrize("workers", ["0", "65", "-1", "two"])
+def test_workers_are_bounded(cli_env: dict[str, str], workers: str) -> None:
+    done = verify(cli_env, "--workers", workers)
+    assert done.returncode == 2
+    assert "--workers: N must be a whole number from 1 to 64" in done.stderr

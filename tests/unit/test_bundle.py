@@ -28,6 +28,7 @@ from domain.integrity.bundle import (
     CheckpointRefused,
     ConsistencyFailed,
     ConsistencyProofMissing,
+    EventAltered,
     InclusionFailed,
     LeafMismatch,
     MalformedBundle,
@@ -36,7 +37,8 @@ from domain.integrity.bundle import (
     verify_bundle,
 )
 from domain.integrity.checkpoint import Checkpoint, generate_key, sign_checkpoint
-from domain.integrity.stored import HashedEvent, StoredRow, hash_events
+from domain.integrity.leaves import field_digests
+from domain.integrity.stored import HashedEvent, StoredRow, hash_events, leaf_record
 
 ORIGIN = "example.org/case-log"
 SKEY, VKEY = generate_key(ORIGIN)
@@ -197,6 +199,26 @@ def test_a_changed_topic_is_named() -> None:
     assert isinstance(error, LeafMismatch) and error.fields == ("event type",)
 
 
+def test_an_event_altered_after_it_was_signed_is_named_so_even_with_its_digests_rewritten() -> None:
+    """The bundle's leaf is the one the checkpoint signed (its inclusion proof holds), but
+    the stored event no longer gives it: the event changed, not the leaf. With the (unkeyed)
+    field digests rewritten to match, no field can be named, but that is still what it says."""
+    bundle = LOG.bundle()
+    event = events(bundle)[2]
+    stored = base64.b64decode(event["state"]).replace(b"intake/0@3", b"intake/0@8")
+    event["state"] = base64.b64encode(stored).decode()
+    error = refused(EventAltered, bundle)
+    assert isinstance(error, EventAltered) and set(error.fields) == {"source", "payload"}
+    assert "(the one the checkpoint signed): the event was altered since" in str(error)
+
+    altered = StoredRow(0, case_id_of(NUMBERS[0]), 3, event["topic"], stored)
+    event["fields"] = field_digests(leaf_record(altered)).hex()
+    error = refused(EventAltered, bundle)
+    assert isinstance(error, EventAltered) and error.fields == ()
+    assert "its field digests were rewritten to match" in str(error)
+    assert "leaf was altered" not in str(error)
+
+
 def test_an_altered_leaf_is_refused() -> None:
     bundle = LOG.bundle()
     leaf = bytearray(bytes.fromhex(events(bundle)[3]["leaf"]))
@@ -204,6 +226,7 @@ def test_an_altered_leaf_is_refused() -> None:
     events(bundle)[3]["leaf"] = leaf.hex()
     error = refused(LeafMismatch, bundle)
     assert isinstance(error, LeafMismatch) and error.fields == () and error.version == 4
+    assert not isinstance(error, EventAltered) and "the leaf was altered" in str(error)
 
 
 def test_an_altered_chain_link_is_refused() -> None:
@@ -388,12 +411,37 @@ def test_a_kept_checkpoint_signed_by_another_key_is_refused() -> None:
 
 
 def test_a_kept_checkpoint_of_another_log_is_refused() -> None:
+    """Both keys accepted, but they sign two logs (two origins): their trees are not
+    compared."""
     skey, vkey = generate_key("elsewhere.example/log")
-    note = sign_checkpoint(Checkpoint("elsewhere.example/log", FIRST, b"\0" * 32), skey)
+    note = sign_checkpoint(Checkpoint("elsewhere.example/log", FIRST, LOG.leaves[0]), skey)
+    with pytest.raises(ConsistencyFailed) as error:
+        verify_bundle(LOG.bundle(), [VKEY, vkey], note)
+    assert "is for log 'elsewhere.example/log'" in str(error.value)
+
+
+def test_a_checkpoint_whose_origin_is_not_its_keys_name_is_refused() -> None:
+    """A key signs one log, whose name it bears: a note of another log signed by the same
+    key (the key reused, or a note made up by its holder) is not this log's checkpoint."""
+    skey, vkey = generate_key("elsewhere.example/log")
     other = sign_checkpoint(Checkpoint(ORIGIN, 0, merkle.EMPTY_ROOT), skey)
-    bundle = build_bundle(other, [], None)
-    with pytest.raises(ConsistencyFailed, match="is for log"):
-        verify_bundle(bundle, vkey, note)
+    error = refused(CheckpointRefused, build_bundle(other, [], None), vkey=vkey)
+    assert "not 'elsewhere.example/log'" in str(error)
+    note = sign_checkpoint(Checkpoint("elsewhere.example/log", FIRST, merkle.root(LOG.leaves)),
+                           SKEY)  # fmt: skip
+    error = refused(CheckpointRefused, LOG.bundle(), older=note)
+    assert "the older checkpoint" in str(error) and f"not {ORIGIN!r}" in str(error)
+
+
+def test_after_a_key_rotation_both_keys_verify_a_bundle_and_its_consistency() -> None:
+    """The older checkpoint signed by the old key, the bundle's by the new one (same log
+    name): with both keys accepted the bundle proves it extends the older one."""
+    bundle = GROWN.bundle(since=FIRST)
+    older = LOG.note(skey=OTHER_SKEY)
+    report = verify_bundle(bundle, [OTHER_VKEY, VKEY], older, case_id_of=case_id_of)
+    assert report.consistent_with == FIRST
+    assert "older checkpoint" in str(refused(CheckpointRefused, bundle, older))
+    assert "bundle's checkpoint" in str(refused(CheckpointRefused, bundle, older, OTHER_VKEY))
 
 
 @given(st.data())
@@ -447,3 +495,11 @@ def test_an_auditor_verifies_with_a_copy_of_domain_integrity_alone(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["10", "[]"]
+
+
+def test_json_nested_too_deeply_is_a_malformed_bundle() -> None:
+    """The standard library's parser runs out of stack on deep nesting (RecursionError):
+    that is bad input, refused like any other."""
+    deep = b'{"format": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    assert "nested too deeply" in str(refused(MalformedBundle, deep))
+    assert "nested too deeply" in str(refused(MalformedBundle, deep.decode()))

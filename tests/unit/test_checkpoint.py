@@ -181,3 +181,43 @@ def test_the_package_imports_nothing_of_casetrack_or_its_heavy_dependencies() ->
     ).stdout
     for heavy in ("eventsourcing", "psycopg", "pydantic", "adapters", "projections", "consumers"):
         assert f"'{heavy}'" not in loaded
+
+
+def test_a_checkpoint_verifies_under_any_of_several_keys_for_that_keys_log() -> None:
+    """After a rotation an auditor accepts the old and the new key; each note names its
+    key's log in its origin line (the checkpointer writes it so)."""
+    old, old_v = cp.generate_key("casetrack.example/log")
+    new, new_v = cp.generate_key("casetrack.example/log")
+    checkpoint = Checkpoint("casetrack.example/log", 8, EMPTY_ROOT)
+    for skey in (old, new):
+        assert cp.verify_checkpoint_any(cp.sign_checkpoint(checkpoint, skey), [old_v, new_v]) == (
+            checkpoint
+        )
+    stranger, stranger_v = cp.generate_key("casetrack.example/log")
+    with pytest.raises(WrongKey, match="not signed by any of the 2 accepted keys") as refused:
+        cp.verify_checkpoint_any(cp.sign_checkpoint(checkpoint, stranger), [old_v, new_v])
+    assert f"signed by: casetrack.example/log+{cp.parse_vkey(stranger_v).key_id:08x}" in str(
+        refused.value
+    )
+    with pytest.raises(WrongKey) as alone:  # one key: the message names it
+        cp.verify_checkpoint_any(cp.sign_checkpoint(checkpoint, stranger), [old_v])
+    assert f"not signed by casetrack.example/log+{cp.parse_vkey(old_v).key_id:08x} (" in str(
+        alone.value
+    )
+
+
+def test_a_checkpoint_of_another_log_signed_by_an_accepted_key_is_refused() -> None:
+    skey, vkey = cp.generate_key("casetrack.example/log")
+    other_log = cp.sign_checkpoint(Checkpoint("elsewhere.example/log", 8, EMPTY_ROOT), skey)
+    with pytest.raises(MalformedCheckpoint, match=r"not 'casetrack\.example/log'"):
+        cp.verify_checkpoint_any(other_log, [vkey])
+
+
+def test_a_failing_signature_by_an_accepted_key_is_named_before_another_keys_absence() -> None:
+    old, old_v = cp.generate_key("casetrack.example/log")
+    _, new_v = cp.generate_key("casetrack.example/log")
+    note = cp.sign_checkpoint(Checkpoint("casetrack.example/log", 8, EMPTY_ROOT), old)
+    with pytest.raises(BadSignature):
+        cp.verify_checkpoint_any(note.replace("\n8\n", "\n9\n"), [new_v, old_v])
+    with pytest.raises(ValueError, match="no verifier key"):
+        cp.verify_checkpoint_any(note, [])
