@@ -296,7 +296,8 @@ def test_stored_checkpoints_must_be_signed_by_an_accepted_key(
     new_key_file = tmp_path / "new.public"
     new_key_file.write_text(cli_process.run(["audit", "public-key"], rotated).stdout)
     ingest_lines(_lines(casegen.generate(2, seed=6)), "file:6", log)
-    assert cli_process.run(["audit", "checkpoint"], rotated).returncode == 0
+    after = ["audit", "checkpoint", "--after-rotation", old_public]
+    assert cli_process.run(after, rotated).returncode == 0
     second = count(log, "event_hashes")
 
     said = failed(rotated)  # the new key alone: the old key's checkpoint is not accepted
