@@ -85,7 +85,7 @@ def main() -> int:
     print(
         f"casetrack ingest of {len(lines)} events, median of {args.rounds}: with hashes"
         f" {hashed:,.0f} events/s, baseline {args.baseline_rev} (no hashes) {base:,.0f}"
-        f" events/s; ratio {ratio:.3f} ({(1 - ratio) * 100:+.1f}% slower)"
+        f" events/s; ratio {ratio:.3f} ({(1 - ratio) * 100:.1f}% slower)"
     )
     print(json.dumps({
         "benchmark": "chain_overhead", "events": len(lines), "rounds": args.rounds,
