@@ -17,6 +17,8 @@ room up to 1024: both parsers give every stored row the same leaf.
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +41,7 @@ except ImportError:  # pragma: no cover - an auditor's machine without orjson
     from json import loads as _loads
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ORJSON_MAX_DEPTH = 1024
 _NIL = UUID(int=0)
 _MICROSECOND = timedelta(microseconds=1)
 _NIL_BYTES = _NIL.bytes
@@ -154,28 +157,29 @@ def _payload(state: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     except RecursionError:
-        # Only the standard library's parser gets here (orjson refuses deep nesting with a
-        # ValueError), and at a depth that depends on its caller's stack: apply orjson's
-        # rule instead, so every machine computes the same leaf (the module docstring).
-        import re
-        import sys
-
-        brackets = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", state, flags=re.DOTALL)
-        depth = deepest = 0
-        for bracket in re.findall(rb"[][{}]", brackets):
-            depth += 1 if bracket in b"[{" else -1
-            deepest = max(deepest, depth)
-        if deepest > 1024:  # orjson's limit
-            return {}
-        limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(limit + 1024 + 100)
-        try:
-            value = _loads(state)
-        except (ValueError, RecursionError):
-            return {}
-        finally:
-            sys.setrecursionlimit(limit)
+        value = _deep_payload(state)
     return value if isinstance(value, dict) else {}
+
+
+def _deep_payload(state: bytes) -> object:
+    """Only the standard library's parser gets here (orjson refuses deep nesting with a
+    ValueError), at a depth that depends on its caller's stack: apply orjson's rule instead
+    (more than 1024 levels is unparsable), so every machine computes the same leaf."""
+    brackets = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", state, flags=re.DOTALL)
+    depth = deepest = 0
+    for bracket in re.findall(rb"[][{}]", brackets):
+        depth += 1 if bracket in b"[{" else -1
+        deepest = max(deepest, depth)
+    if deepest > _ORJSON_MAX_DEPTH:
+        return {}
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + _ORJSON_MAX_DEPTH + 100)
+    try:
+        return _loads(state)
+    except (ValueError, RecursionError):
+        return {}
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _text(value: object) -> str:
