@@ -19,7 +19,14 @@ from domain.integrity.bundle import verify_bundle
 from domain.integrity.checkpoint import generate_key, verify_checkpoint
 from domain.integrity.leaves import CHAIN_0, chain
 from simulation import casegen
-from tests.api.conftest import Files, bearer, load_files
+from tests.api.conftest import (
+    Files,
+    Mailbox,
+    applicant_registration,
+    bearer,
+    load_files,
+    sign_up,
+)
 from tests.stores import execute
 
 SKEY, VKEY = generate_key("test.example/log")
@@ -179,6 +186,27 @@ def test_proofs_need_an_auditor_key(
         path = route.format(number=number)
         assert client.get(path).status_code == 401
         assert client.get(path, headers=bearer("cta_" + "A" * 43)).status_code == 401
+    assert log_entries(client, key) == []
+
+
+def test_applicants_and_sponsors_of_the_file_get_none_of_its_proofs(
+    client: TestClient, key: dict[str, str], mailbox: Mailbox, files: Files, store: Any
+) -> None:
+    """A bundle holds the file's payloads unfiltered (names, UCIs, dates of birth): only
+    auditors may have it. The file's own applicant and sponsor are refused, as anyone is."""
+    store.integrity.checkpoint(SKEY)
+    number, payload = files.pick(representative=False, applicant_email=True)
+    tokens = [
+        sign_up(client, mailbox, applicant_registration(number, payload, role), uci)
+        for role in ("principal_applicant", "sponsor")
+        for uci in [payload[role]["uci"]]
+    ]
+    routes = (*ROUTES, "/v1/audit/applications/{number}/events")
+    for token in tokens:
+        for route in routes:
+            answer = client.get(route.format(number=number), headers=bearer(token))
+            assert answer.status_code == 403, route
+            assert payload["principal_applicant"]["uci"] not in answer.text
     assert log_entries(client, key) == []
 
 
