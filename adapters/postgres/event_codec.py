@@ -40,6 +40,11 @@ _DECODERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+def class_version(domain_event: DomainEventProtocol[UUID]) -> int:
+    """The version an event is stored at: its class's, 1 when it has none."""
+    return int(getattr(type(domain_event), "class_version", 1))
+
+
 class CaseEventMapper(Mapper[UUID]):
     """A Mapper for flat events; no cipher or compressor (none is configured)."""
 
@@ -47,9 +52,9 @@ class CaseEventMapper(Mapper[UUID]):
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
-        class_version = getattr(type(domain_event), "class_version", 1)
-        if class_version > 1:
-            state["class_version"] = class_version
+        version = class_version(domain_event)
+        if version > 1:
+            state["class_version"] = version
         encoded = {k: v if type(v) in _PLAIN else _encode_value(v) for k, v in state.items()}
         return StoredEvent(
             originator_id=originator_id,
@@ -71,9 +76,9 @@ class CaseEventMapper(Mapper[UUID]):
             originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
         )
         state["originator_version"] = stored_event.originator_version
-        class_version = getattr(cls, "class_version", 1)
+        current = getattr(cls, "class_version", 1)
         from_version = state.pop("class_version", 1)
-        while from_version < class_version:
+        while from_version < current:
             getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
             from_version += 1
         event = object.__new__(cls)

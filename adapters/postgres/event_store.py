@@ -38,7 +38,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from adapters.postgres.consumer_offsets import ConsumerOffsets
 from adapters.postgres.dead_letters import DeadLetters
-from adapters.postgres.event_codec import CaseEventMapper
+from adapters.postgres.event_codec import CaseEventMapper, class_version
 from adapters.postgres.event_hashes import EventHashes
 from adapters.postgres.event_ids import EventIds
 from adapters.postgres.integrity_log import IntegrityLog
@@ -251,17 +251,12 @@ class CaseEvents(Application[UUID]):
         # What the leaves cover besides the stored row, so the recorder does not parse back
         # the payloads it was just given (domain/integrity/stored.py).
         processing_event.saved_kwargs["envelopes"] = [
-            Envelope(e.event_id, e.source, e.occurred_at, e.timestamp, _class_version(e))
+            Envelope(e.event_id, e.source, e.occurred_at, e.timestamp, class_version(e))
             for e in events
         ]
         recordings = self._record(processing_event)
         self._take_snapshots(processing_event)
         self._notify(recordings)
-
-
-def _class_version(event: Case.Event) -> int:
-    """As the mapper stores it (event_codec.py): the class's version, 1 when it has none."""
-    return int(getattr(type(event), "class_version", 1))
 
 
 class CaseStore:

@@ -11,8 +11,7 @@ from eventsourcing.persistence import JSONTranscoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.postgres.event_codec import CaseEventMapper
-from adapters.postgres.event_store import _class_version
+from adapters.postgres.event_codec import CaseEventMapper, class_version
 from consumers.contract import parse_event
 from domain.case import Case, handle
 from domain.integrity.stored import Envelope, StoredRow, hash_events
@@ -50,8 +49,7 @@ def test_the_writers_leaves_equal_the_stored_columns_leaves(
         for i, s in enumerate(stored)
     ]
     envelopes = [
-        Envelope(e.event_id, e.source, e.occurred_at, e.timestamp, _class_version(e))
-        for e in events
+        Envelope(e.event_id, e.source, e.occurred_at, e.timestamp, class_version(e)) for e in events
     ]
     assert events
     assert hash_events(rows, {}, 0, envelopes) == hash_events(rows, {}, 0)
