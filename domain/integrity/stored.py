@@ -133,20 +133,18 @@ def iter_hash_events(
 
 
 def leaf_record(row: StoredRow) -> LeafRecord:
-    """The fields of `row` that its leaf covers (see the module docstring for missing ones)."""
-    payload = _payload(row.state)
-    class_version = payload.get("class_version", 1)
+    """The fields of `row` that its leaf covers (see the module docstring for missing ones),
+    read by the same rules as `column_leaf` (times come back in UTC)."""
+    class_version, event_id, source, occurred_us, recorded_us = _payload_fields(row.state)
     return LeafRecord(
         case_id=row.case_id,
         case_version=row.case_version,
         event_type=row.topic,
-        class_version=class_version
-        if type(class_version) is int and 0 <= class_version < 1 << 32
-        else 1,
-        event_id=_typed(payload.get("event_id"), "uuid_hex", UUID, _NIL),
-        source=_text(payload.get("source")),
-        occurred_at=_typed(payload.get("occurred_at"), "datetime_iso", _aware, _EPOCH),
-        recorded_at=_typed(payload.get("timestamp"), "datetime_iso", _aware, _EPOCH),
+        class_version=class_version,
+        event_id=UUID(bytes=event_id),
+        source=source,
+        occurred_at=_EPOCH + occurred_us * _MICROSECOND,
+        recorded_at=_EPOCH + recorded_us * _MICROSECOND,
         payload=bytes(row.state),
     )
 
@@ -186,52 +184,45 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _typed(value: object, kind: str, parse: Callable[[str], Any], default: Any) -> Any:
-    if not (isinstance(value, dict) and value.get("_type_") == kind):
-        return default
-    data = value.get("_data_")
-    if not isinstance(data, str):
-        return default
-    try:
-        return parse(data)
-    except ValueError:
-        return default
-
-
-def _aware(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.utcoffset() is None:
-        raise ValueError("no time zone")
-    return moment
-
-
 def column_leaf(case_id: bytes, case_version: int, topic: str, state: bytes) -> tuple[bytes, bytes]:
     """``leaves.leaf_and_digests(leaf_record(row))`` straight from the stored columns (the
-    case id as its 16 bytes), without the intermediate objects: the verifier's inner loop,
-    about twice as fast. The same result, and the same LeafEncodingError, for every row (a
-    property test holds the two to that)."""
-    get = _payload(state).get
-    class_version = get("class_version", 1)
-    if not (type(class_version) is int and 0 <= class_version < 1 << 32):
-        class_version = 1
+    case id as its 16 bytes), without the intermediate objects: the verifier's inner loop.
+    Both read the payload with `_payload_fields`."""
     if len(case_id) != 16:
         raise LeafEncodingError(f"a case id is 16 bytes, not {len(case_id)}")
+    class_version, event_id, source, occurred_us, recorded_us = _payload_fields(state)
     return hash_fields(
         case_id,
         case_version,
         topic.encode(),
         class_version,
-        _uuid_bytes(get("event_id")),
-        _text(get("source")).encode(),
-        _microseconds(get("occurred_at")),
-        _microseconds(get("timestamp")),
+        event_id,
+        source.encode(),
+        occurred_us,
+        recorded_us,
         state,
     )
 
 
+def _payload_fields(state: bytes) -> tuple[int, bytes, str, int, int]:
+    """(class version, event id bytes, source, occurred µs, recorded µs) as the payload holds
+    them, each missing or malformed one as empty (the module docstring)."""
+    get = _payload(state).get
+    class_version = get("class_version", 1)
+    if not (type(class_version) is int and 0 <= class_version < 1 << 32):
+        class_version = 1
+    return (
+        class_version,
+        _uuid_bytes(get("event_id")),
+        _text(get("source")),
+        _microseconds(get("occurred_at")),
+        _microseconds(get("timestamp")),
+    )
+
+
 def _uuid_bytes(value: object) -> bytes:
-    """_typed(value, "uuid_hex", UUID, _NIL).bytes, with a shortcut for 32 hex digits (what
-    eventsourcing writes), which both read the same way."""
+    """The bytes of a {"_type_": "uuid_hex"} value, else the nil UUID's; 32 hex digits (what
+    eventsourcing writes) take a shortcut that reads them as UUID() would."""
     if not (type(value) is dict and value.get("_type_") == "uuid_hex"):
         return _NIL_BYTES
     data = value.get("_data_")
@@ -251,7 +242,7 @@ def _uuid_bytes(value: object) -> bytes:
 
 
 def _microseconds(value: object) -> int:
-    """The leaf's i64 for _typed(value, "datetime_iso", _aware, _EPOCH)."""
+    """The leaf's µs of an aware {"_type_": "datetime_iso"} value, else 0 (the epoch)."""
     if not (type(value) is dict and value.get("_type_") == "datetime_iso"):
         return 0
     data = value.get("_data_")
