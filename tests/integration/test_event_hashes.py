@@ -3,8 +3,6 @@ older log is backfilled by `db init`, resumably; nothing is hashed past an unhas
 
 from __future__ import annotations
 
-import threading
-
 import psycopg
 import pytest
 
@@ -24,31 +22,6 @@ def test_events_written_in_batches_are_hashed_in_log_order(store: CaseStore) -> 
 
     assert count(store, "event_hashes") == count(store, EVENTS_TABLE) > 0
     assert_hashes_intact(store)
-
-
-def test_concurrent_writers_leave_one_gapless_chained_log(database_url: str, schema: str) -> None:
-    lines = _lines(casegen.generate(120, seed=5))
-    stores = [CaseStore(database_url, schema) for _ in range(3)]
-    errors: list[BaseException] = []
-
-    def run(store: CaseStore, batch: int) -> None:
-        try:
-            ingest_lines(lines, f"writer-{batch}", store, batch_size=batch)
-        except BaseException as e:  # surfaced below
-            errors.append(e)
-
-    batches = (5, 11, 23)
-    threads = [threading.Thread(target=run, args=sb) for sb in zip(stores, batches, strict=True)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    try:
-        assert not errors
-        assert_hashes_intact(stores[0])
-    finally:
-        for s in stores:
-            s.close()
 
 
 def test_db_init_backfills_an_older_log_and_resumes_an_interrupted_backfill(
