@@ -11,7 +11,7 @@ projections.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -129,15 +129,9 @@ async def events(
         "as_of_version": as_of_version,
         "as_of": as_of.isoformat() if as_of else None,
     }
-    try:
-        body = await _events(services, application_number, as_of_version, as_of)
-    except Problem as problem:
-        await _log(
-            services, request, auditor, "events", application_number, parameters, problem.status
-        )
-        raise
-    await _log(services, request, auditor, "events", application_number, parameters, 200)
-    return Response(orjson.dumps(body, default=_plain), media_type=_JSON)
+    answer = _events(services, application_number, as_of_version, as_of)
+    return await _audited(services, request, auditor, "events", application_number, parameters,
+                          answer)  # fmt: skip
 
 
 @router.get(
@@ -182,29 +176,26 @@ async def proof(
         ),
     ] = None,
 ) -> Response:
-    parameters = {"since": since}
+    answer = _proof(services, application_number, since)
+    return await _audited(services, request, auditor, "proof", application_number,
+                          {"since": since}, answer)  # fmt: skip
+
+
+async def _proof(services: Services, number: str, since: int | None) -> dict[str, Any]:
     try:
-        try:
-            bundle = await run_in_threadpool(
-                export_bundle, services.case_store.integrity, [application_number], since
-            )
-        except UnknownApplication:
-            raise Problem(404, "No application with that number.") from None
-        except NoCheckpoint:
-            raise Problem(404, "No checkpoint yet: the log has not been signed.") from None
-        except SinceBeyondCheckpoint as error:
-            raise Problem(
-                422, f"since must be at most {error.size}, the latest checkpoint's size."
-            ) from None
-        except LogAltered as error:
-            raise _altered(str(error)) from None
-    except Problem as problem:
-        await _log(
-            services, request, auditor, "proof", application_number, parameters, problem.status
+        return await run_in_threadpool(
+            export_bundle, services.case_store.integrity, [number], since
         )
-        raise
-    await _log(services, request, auditor, "proof", application_number, parameters, 200)
-    return Response(orjson.dumps(bundle), media_type=_JSON)
+    except UnknownApplication:
+        raise Problem(404, "No application with that number.") from None
+    except NoCheckpoint:
+        raise Problem(404, "No checkpoint yet: the log has not been signed.") from None
+    except SinceBeyondCheckpoint as error:
+        raise Problem(
+            422, f"since must be at most {error.size}, the latest checkpoint's size."
+        ) from None
+    except LogAltered as error:
+        raise _altered(str(error)) from None
 
 
 @router.get(
@@ -220,20 +211,19 @@ async def proof(
 async def checkpoints_latest(
     request: Request, auditor: Admitted, services: ServicesDep
 ) -> Response:
+    return await _audited(services, request, auditor, "checkpoints_latest", None, {},
+                          _latest(services))  # fmt: skip
+
+
+async def _latest(services: Services) -> dict[str, Any]:
     latest = await run_in_threadpool(services.case_store.integrity.latest)
+    if latest is None:
+        raise Problem(404, "No checkpoint yet: the log has not been signed.")
     try:
-        if latest is None:
-            raise Problem(404, "No checkpoint yet: the log has not been signed.")
-        try:
-            signed = signed_checkpoint(latest)
-        except LogAltered as error:
-            raise _altered(str(error)) from None
-    except Problem as problem:
-        await _log(services, request, auditor, "checkpoints_latest", None, {}, problem.status)
-        raise
-    await _log(services, request, auditor, "checkpoints_latest", None, {}, 200)
-    body = {"size": signed.size, "root": signed.root.hex(), "note": latest.note}
-    return Response(orjson.dumps(body), media_type=_JSON)
+        signed = signed_checkpoint(latest)
+    except LogAltered as error:
+        raise _altered(str(error)) from None
+    return {"size": signed.size, "root": signed.root.hex(), "note": latest.note}
 
 
 @router.get(
@@ -252,32 +242,45 @@ async def checkpoints_consistency(
     from_: Annotated[int, Query(alias="from", ge=0, le=2**62, description="The older size")],
     to: Annotated[int, Query(ge=0, le=2**62, description="The newer size")],
 ) -> Response:
-    parameters = {"from": from_, "to": to}
+    return await _audited(services, request, auditor, "checkpoints_consistency", None,
+                          {"from": from_, "to": to}, _consistency(services, from_, to))  # fmt: skip
+
+
+async def _consistency(services: Services, from_: int, to: int) -> dict[str, Any]:
+    if from_ > to:
+        raise Problem(422, "from must not be larger than to.")
+    # The log only grows: a `to` within it now stays within it, so a proof that fails
+    # after this check means the log lost leaves it once held.
+    if to > await run_in_threadpool(services.case_store.integrity.size):
+        raise Problem(422, "to is beyond the log: it has fewer events.")
     try:
-        if from_ > to:
-            raise Problem(422, "from must not be larger than to.")
-        # The log only grows: a `to` within it now stays within it, so a proof that fails
-        # after this check means the log lost leaves it once held.
-        if to > await run_in_threadpool(services.case_store.integrity.size):
-            raise Problem(422, "to is beyond the log: it has fewer events.")
-        try:
-            proof = await run_in_threadpool(
-                services.case_store.integrity.consistency_proof, from_, to
-            )
-        except ProofError:
-            raise _altered(
-                f"the log no longer holds the events of its tree at size {to}: run"
-                " `casetrack audit verify`"
-            ) from None
+        proof = await run_in_threadpool(services.case_store.integrity.consistency_proof, from_, to)
+    except ProofError:
+        raise _altered(
+            f"the log no longer holds the events of its tree at size {to}: run"
+            " `casetrack audit verify`"
+        ) from None
+    return {"from": from_, "to": to, "proof": [h.hex() for h in proof]}
+
+
+async def _audited(
+    services: Services,
+    request: Request,
+    auditor: Auditor,
+    action: str,
+    number: str | None,
+    parameters: dict[str, Any],
+    answer: Awaitable[dict[str, Any]],
+) -> Response:
+    """The answer, with its audit log entry written first, whatever it is (a refusal is
+    logged with its status): the log comes before the answer goes out."""
+    try:
+        body = await answer
     except Problem as problem:
-        await _log(
-            services, request, auditor, "checkpoints_consistency", None, parameters,
-            problem.status,
-        )  # fmt: skip
+        await _log(services, request, auditor, action, number, parameters, problem.status)
         raise
-    await _log(services, request, auditor, "checkpoints_consistency", None, parameters, 200)
-    body = {"from": from_, "to": to, "proof": [h.hex() for h in proof]}
-    return Response(orjson.dumps(body), media_type=_JSON)
+    await _log(services, request, auditor, action, number, parameters, 200)
+    return Response(orjson.dumps(body, default=_plain), media_type=_JSON)
 
 
 async def _events(
