@@ -8,7 +8,7 @@ identifiers from outside are hostile and may carry personal data.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
@@ -86,6 +86,24 @@ Text = Annotated[
     AfterValidator(_no_control_characters),
     Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]+$"}),
 ]
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    """A time must have an instant in UTC that Python can hold: 0001-01-01T00:00+01:00 is
+    before year 1 in UTC (converting it raised OverflowError deep in the writer, which
+    stopped the whole batch), and no processing system means a time before 1900."""
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    if instant is None or not _EARLIEST <= instant < _LATEST:
+        raise PydanticCustomError("time_out_of_range", "must be between 1900 and 9999 in UTC")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
 DocumentCode = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$"),
@@ -158,7 +176,7 @@ class DocumentsReceived(_Model):
 
 
 class InterviewScheduled(_Model):
-    scheduled_for: AwareDatetime
+    scheduled_for: Moment
 
 
 class DecisionMade(_Model):
@@ -203,7 +221,7 @@ class Envelope(_Model):
     application_number: ApplicationNumber = Field(
         description="The case id: one uppercase letter and nine digits, e.g. F000123456"
     )
-    occurred_at: AwareDatetime = Field(
+    occurred_at: Moment = Field(
         description="RFC 3339 timestamp with offset: when it happened in the processing system"
     )
     source: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = Field(

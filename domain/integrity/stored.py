@@ -242,7 +242,8 @@ def _uuid_bytes(value: object) -> bytes:
 
 
 def _microseconds(value: object) -> int:
-    """The leaf's µs of an aware {"_type_": "datetime_iso"} value, else 0 (the epoch)."""
+    """The leaf's µs of an aware {"_type_": "datetime_iso"} value whose UTC instant a
+    datetime can hold, else 0 (the epoch)."""
     if not (type(value) is dict and value.get("_type_") == "datetime_iso"):
         return 0
     data = value.get("_data_")
@@ -253,5 +254,9 @@ def _microseconds(value: object) -> int:
     except ValueError:
         return 0
     if moment.utcoffset() is None:
+        return 0
+    try:  # 0001-01-01T00:00+01:00 has no instant a datetime can hold: malformed too
+        moment.astimezone(UTC)
+    except OverflowError:
         return 0
     return (moment - _EPOCH) // _MICROSECOND

@@ -754,3 +754,27 @@ def test_no_free_text_with_a_control_character_gets_in_and_none_without_is_refus
         assert stored == text.strip()
     if any(not c.isspace() for c in _controls(text)):  # not even trimmable
         assert stored is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("occurred_at", "0001-01-01T00:00:00+01:00"),  # before year 1 in UTC
+        ("occurred_at", "9999-12-31T23:00:00-05:00"),  # after year 9999 in UTC
+        ("occurred_at", "1899-12-31T23:59:59Z"),
+        ("scheduled_for", "0001-01-01T00:30:00+02:00"),
+    ],
+)
+def test_a_time_outside_1900_to_9999_utc_is_refused_and_named(field: str, value: str) -> None:
+    """Such a time has no UTC instant in Python (an OverflowError deep in the writer, which
+    stopped the whole batch) or is no time a processing system meant."""
+    if field == "occurred_at":
+        message = received()
+        message["occurred_at"] = value
+    else:
+        message = envelope(t.INTERVIEW_SCHEDULED, {"scheduled_for": value})
+    error = parse_error(message)
+
+    assert type(error) is InvalidField
+    assert error.field == (field if field == "occurred_at" else f"payload.{field}")
+    assert "between 1900 and 9999" in str(error)
