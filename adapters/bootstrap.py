@@ -25,6 +25,7 @@ import structlog
 from adapters import logs
 from adapters.postgres import embedded
 from adapters.postgres.event_store import CaseStore
+from adapters.privacy.vault import Vault
 from adapters.server_secret import server_secret
 from adapters.settings import Settings
 from adapters.smtp import Mailer, SmtpMailer
@@ -52,9 +53,20 @@ def database_url(settings: Settings) -> str:
     return settings.database_url or embedded.server_url(settings.home)
 
 
+def vault(settings: Settings) -> Vault:
+    """Where the KEK is (made under the home when none is configured) and the server
+    secret that keys the blind indexes (adapters.privacy)."""
+    return Vault(
+        settings.kek_file,
+        server_secret(settings.secret_key, settings.home),
+        generate=settings.kek is None,
+        previous_kek_file=settings.previous_kek,
+    )
+
+
 def case_store(settings: Settings) -> CaseStore:
     """The event store, its schema checked (SchemaMissing when ``casetrack db init`` is due)."""
-    store = CaseStore(database_url(settings), settings.schema)
+    store = CaseStore(database_url(settings), settings.schema, vault(settings))
     try:
         store.check_schema()
     except BaseException:
@@ -63,7 +75,7 @@ def case_store(settings: Settings) -> CaseStore:
     return store
 
 
-def open_case_store(url: str, schema: str) -> CaseStore:
+def open_case_store(url: str, schema: str, vault: Vault) -> CaseStore:
     """The case store, once the database answers (unchecked). A top-level function of
     ``(url, schema)``, so that it pickles: a rebuild's worker processes open theirs with
     it (projections.ports.Opener).
@@ -73,14 +85,20 @@ def open_case_store(url: str, schema: str) -> CaseStore:
     raises here (psycopg's OperationalError) with nothing left behind.
     """
     psycopg.connect(url, connect_timeout=10).close()
-    return CaseStore(url, schema)
+    return CaseStore(url, schema, vault)
+
+
+def store_opener(settings: Settings) -> Callable[[str, str], CaseStore]:
+    """``open_case_store`` with this configuration's vault: what a rebuild's worker
+    processes open their stores with (it pickles)."""
+    return partial(open_case_store, vault=vault(settings))
 
 
 def case_store_when_ready(settings: Settings, stop: threading.Event) -> CaseStore | None:
     """For daemons that may start before their database: the checked store once the
     database answers; None if ``stop`` is set first."""
     return daemon.open_store(
-        partial(open_case_store, database_url(settings), settings.schema), stop
+        partial(open_case_store, database_url(settings), settings.schema, vault(settings)), stop
     )
 
 
@@ -152,6 +170,7 @@ def api_settings(settings: Settings) -> ApiSettings:
         schema=settings.schema,
         mailer=mailer(settings),
         secret_key=server_secret(settings.secret_key, settings.home),
+        vault=vault(settings),
         session_ttl=settings.session_ttl,
         max_lag_events=settings.ready_max_lag,
         pool_max=settings.db_pool_max,
@@ -185,7 +204,7 @@ def services(api: ApiSettings, metrics: Metrics) -> Services:
         timeout=10.0,
     )
     lane = ConnectionLane(api.database_url, api.read_connections, configure_connection)
-    store = CaseStore(api.database_url, api.schema)
+    store = CaseStore(api.database_url, api.schema, api.vault)
     return Services(
         settings=api,
         pool=pool,

@@ -56,10 +56,20 @@ class Settings:
     # CASETRACK_CHECKPOINT_SECONDS: how often `casetrack project` signs a checkpoint when
     # the log grew; 0: never (`casetrack audit checkpoint` still does)
     checkpoint_seconds: int = 60
+    # CASETRACK_KEK_FILE: the key-encryption key that wraps personal-data keys
+    # (adapters.privacy.kek); None: kek.key under ``home``, generated when missing
+    kek: Path | None = None
+    # CASETRACK_KEK_PREVIOUS_FILE: while `casetrack privacy rotate-kek` runs, the KEK being
+    # replaced, so that keys it wrapped still open
+    previous_kek: Path | None = None
 
     @property
     def signing_key_file(self) -> Path:
         return self.signing_key or self.home / "signing.key"
+
+    @property
+    def kek_file(self) -> Path:
+        return self.kek or self.home / "kek.key"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -81,6 +91,10 @@ class Settings:
             demo_port=_whole(env, "CASETRACK_PORT", 8000, 1, 65535),
             signing_key=Path(key).resolve() if (key := env.get("CASETRACK_SIGNING_KEY")) else None,
             checkpoint_seconds=_whole(env, "CASETRACK_CHECKPOINT_SECONDS", 60, 0),
+            kek=Path(kek).resolve() if (kek := env.get("CASETRACK_KEK_FILE")) else None,
+            previous_kek=Path(p).resolve()
+            if (p := env.get("CASETRACK_KEK_PREVIOUS_FILE"))
+            else None,
         )
 
 

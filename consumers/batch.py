@@ -20,6 +20,7 @@ from consumers.contract import ContractError
 from consumers.ports import CaseRepository, ConcurrencyConflict, ConsumerOffset, DeadLetter
 from domain.application_number import case_id
 from domain.case import Case, handle
+from domain.catalogue import RECEIVED
 from domain.commands import Outcome, RecordCaseEvent
 from domain.rules import RuleViolation
 
@@ -74,12 +75,13 @@ class BatchWriter:
         owners = self.store.event_id_owners(
             [m.parsed.event_id for m in messages if isinstance(m.parsed, RecordCaseEvent)]
         )
+        erased = self._erased_people(messages)
         touched: dict[UUID, Case] = {}
         dead: list[DeadLetter] = []
         outcomes: list[Outcome] = []
         try:
             for message in messages:
-                outcome, letter = self._apply(message, cases, touched, owners, unreadable)
+                outcome, letter = self._apply(message, cases, touched, owners, unreadable, erased)
                 outcomes.append(outcome)
                 if letter is not None:
                     dead.append(letter)
@@ -115,6 +117,7 @@ class BatchWriter:
         touched: dict[UUID, Case],
         owners: dict[UUID, UUID],
         unreadable: dict[UUID, Exception],
+        erased: set[str],
     ) -> tuple[Outcome, DeadLetter | None]:
         parsed = message.parsed
         if message.already_dead_lettered:
@@ -149,6 +152,13 @@ class BatchWriter:
                     parsed.type,
                     "the event_id belongs to an event of another case",
                 )
+            if erased and cid not in cases and set(_ucis(parsed)) & erased:
+                raise RuleViolation(
+                    "personal_data_erased",
+                    parsed.type,
+                    "a person on this file had their personal data erased; an operator must"
+                    " lift the tombstone (`casetrack privacy lift`) before a new file for them",
+                )
             case, outcome = handle(cases.get(cid), parsed)
         except RuleViolation as e:
             log.warning(
@@ -180,6 +190,13 @@ class BatchWriter:
         )
         return outcome, None
 
+    def _erased_people(self, messages: Sequence[Message]) -> set[str]:
+        """The tombstoned UCIs among the people of the batch's application.received."""
+        ucis = [
+            u for m in messages if isinstance(m.parsed, RecordCaseEvent) for u in _ucis(m.parsed)
+        ]
+        return self.store.erased_people(ucis) if ucis else set()
+
     def _cases(self, ids: set[UUID]) -> tuple[dict[UUID, Case], set[UUID], dict[UUID, Exception]]:
         """The batch's cases, which of them were read from the store just now, and
         those whose stored events cannot be read (with the error)."""
@@ -195,6 +212,17 @@ class BatchWriter:
             self._cache.move_to_end(cid)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+
+
+def _ucis(command: RecordCaseEvent) -> list[str]:
+    """The UCIs of the people an application.received brings (none for other events)."""
+    if command.type != RECEIVED:
+        return []
+    return [
+        str(party["uci"])
+        for role in ("principal_applicant", "sponsor")
+        if isinstance(party := command.payload.get(role), dict) and party.get("uci")
+    ]
 
 
 def _dead_letter(message: Message, kind: str, reason: str, **details: Any) -> DeadLetter:

@@ -99,6 +99,11 @@ class CaseRepository(Protocol):
 
     def event_id_owners(self, event_ids: Sequence[UUID]) -> dict[UUID, UUID]: ...
 
+    def erased_people(self, ucis: Sequence[str]) -> set[str]:
+        """Those of ``ucis`` whose personal data was erased (a tombstone an operator has
+        not lifted): a new file for one of them is refused, not given a fresh key."""
+        ...
+
     def save(
         self,
         cases: Sequence[Case],

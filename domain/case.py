@@ -28,6 +28,7 @@ from domain import rules
 from domain.activities import STATUS_AFTER, Activity, ActivityStatus, Change, split_activity_type
 from domain.application_number import case_id
 from domain.commands import Outcome, RecordCaseEvent
+from domain.personal_data import ERASED, ERASURE_REASONS, is_erased
 
 
 @dataclass
@@ -44,18 +45,23 @@ class Party:
     uci: str
     given_name: str
     family_name: str
-    date_of_birth: date
+    date_of_birth: date | None  # None once erased
     email: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Party:
+        born = data["date_of_birth"]
         return cls(
             uci=data["uci"],
             given_name=data["given_name"],
             family_name=data["family_name"],
-            date_of_birth=date.fromisoformat(data["date_of_birth"]),
+            date_of_birth=None if is_erased(born) else date.fromisoformat(born),
             email=data.get("email"),
         )
+
+    @classmethod
+    def erased(cls, had_email: bool) -> Party:
+        return cls(ERASED, ERASED, ERASED, None, ERASED if had_email else None)
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class Case(Aggregate):
         self.copr_issued_on: date | None = None
         self.passport_requested_on: date | None = None
         self.event_ids: dict[UUID, bytes] = {}  # event_id -> fingerprint of its event
+        self.erased: set[str] = set()  # the subjects whose personal data is erased
 
     class Event(Aggregate.Event):
         """Base of every case event: the producer's envelope, kept verbatim."""
@@ -213,6 +220,26 @@ class Case(Aggregate):
         class_version = 1
         subject: str
 
+    class PersonalDataErased(Event):
+        """The data keys of these subjects were destroyed (crypto-shredding): their values
+        in every earlier event now read as ERASED. Holds no personal data itself: who asked
+        is an operator's account name, the reason a code (personal_data.ERASURE_REASONS)."""
+
+        class_version = 1
+        subjects: list[str]
+        reason: str
+        requested_by: str
+
+        def apply_to_case(self, case: Case) -> None:
+            case.erased.update(self.subjects)
+            for subject in self.subjects:
+                if subject == "representative" and case.representative is not None:
+                    case.representative = Representative(ERASED, ERASED, ERASED)
+                elif subject in ("principal_applicant", "sponsor"):
+                    party: Party | None = getattr(case, subject)
+                    if party is not None:
+                        setattr(case, subject, Party.erased(party.email is not None))
+
     # ---- commands -------------------------------------------------------
 
     @classmethod
@@ -231,6 +258,12 @@ class Case(Aggregate):
         """Append the event if the rules allow it; a redelivery of an event the case
         holds is a no-op, another event under its event_id a conflict."""
         held = self.event_ids.get(command.event_id)
+        if self.erased and _needs_erased_subject(self, command):
+            raise rules.RuleViolation(
+                "personal_data_erased",
+                command.type,
+                "it holds personal data of a person on this file whose data was erased",
+            )
         if held is not None:
             if held != _fingerprint(command):
                 raise rules.RuleViolation(
@@ -247,6 +280,35 @@ class Case(Aggregate):
         event_class, fields = _event_for(command)
         self.trigger_event(event_class, **_envelope(command), **fields)
         return Outcome.ACCEPTED
+
+    def erase_personal_data(
+        self, subjects: list[str], reason: str, requested_by: str, envelope: dict[str, Any]
+    ) -> bool:
+        """Record that these subjects' keys are destroyed; False (nothing recorded) when
+        every one of them already is, so an erasure run again appends nothing."""
+        if reason not in ERASURE_REASONS:
+            raise ValueError(f"the erasure reason must be one of {', '.join(ERASURE_REASONS)}")
+        present = [s for s in subjects if s != "representative" or self.representative]
+        fresh = sorted(set(present) - self.erased)
+        if not fresh:
+            return False
+        self.trigger_event(
+            Case.PersonalDataErased,
+            **envelope,
+            subjects=fresh,
+            reason=reason,
+            requested_by=requested_by,
+        )
+        return True
+
+
+def _needs_erased_subject(case: Case, command: RecordCaseEvent) -> bool:
+    """An event that would add personal data of an erased subject (a new key for them
+    would silently bring them back): a correspondence subject once the principal
+    applicant is erased, or a redelivered application.received."""
+    if command.type == t.RECEIVED:
+        return True
+    return command.type == t.CORRESPONDENCE_SENT and "principal_applicant" in case.erased
 
 
 def handle(case: Case | None, command: RecordCaseEvent) -> tuple[Case, Outcome]:

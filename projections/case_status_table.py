@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from psycopg import Cursor
@@ -84,3 +85,15 @@ def read(curs: Cursor[DictRow], schema: str, application_number: str) -> dict[st
     )
     row = curs.fetchone()
     return row["view"] if row else None
+
+
+def closed_before(curs: Cursor[DictRow], schema: str, cutoff: date) -> list[str]:
+    """The files closed (decided or withdrawn) before ``cutoff``: what retention erases."""
+    curs.execute(
+        SQL(
+            "SELECT application_number FROM {}.case_status WHERE view->>'status' = 'closed'"
+            " AND (view->>'decided_on')::date < %s ORDER BY application_number"
+        ).format(Identifier(schema)),
+        (cutoff,),
+    )
+    return [row["application_number"] for row in curs.fetchall()]

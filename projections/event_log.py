@@ -68,6 +68,7 @@ def head_statement(schema: str, events_table: str) -> Composed:
     )
 
 
+_REPLAY_BATCH = 10_000  # rows a replay fetches (and fetches the keys of) at a time
 _COLUMNS = SQL("notification_id, originator_id, originator_version, topic, state")
 
 
@@ -97,13 +98,18 @@ class EventLog:
     def page(self, curs: Cursor[DictRow], after: int, upto: int, limit: int) -> list[Stored]:
         """Up to ``limit`` events after position ``after``, up to ``upto``, in order."""
         curs.execute(self._page, (after, upto, limit), binary=True)
-        return [self._decode(row) for row in curs.fetchall()]
+        rows = curs.fetchall()
+        self.mapper.prefetch(row["state"] for row in rows)
+        return [self._decode(row) for row in rows]
 
     def first_after(self, curs: Cursor[DictRow], position: int) -> Stored | None:
         """The oldest event after ``position``, if any."""
         curs.execute(self._first_after, (position,))
         row = curs.fetchone()
-        return self._decode(row) if row else None
+        if row is None:
+            return None
+        self.mapper.prefetch([row["state"]])
+        return self._decode(row)
 
     def cases(
         self, upto: int, first: UUID | None = None, stop: UUID | None = None
@@ -126,14 +132,15 @@ class EventLog:
             conn.transaction(),
             conn.cursor(name="replay", row_factory=tuple_row) as cursor,
         ):
-            cursor.itersize = 10_000
             cursor.execute(query, params, binary=True)
             current: list[Stored] = []
-            for position, case_id, version, topic, state in cursor:
-                if current and current[0].case_id != case_id:
-                    yield current
-                    current = []
-                current.append(decode(self.mapper, position, case_id, version, topic, state))
+            while rows := cursor.fetchmany(_REPLAY_BATCH):
+                self.mapper.prefetch(row[4] for row in rows)
+                for position, case_id, version, topic, state in rows:
+                    if current and current[0].case_id != case_id:
+                        yield current
+                        current = []
+                    current.append(decode(self.mapper, position, case_id, version, topic, state))
             if current:
                 yield current
 

@@ -12,7 +12,7 @@ it pickles, given the URL and the schema. The composition root provides it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Protocol
 from uuid import UUID
@@ -37,6 +37,11 @@ class Datastore(Protocol):
 
 class EventMapper(Protocol):
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]: ...
+
+    def prefetch(self, states: Iterable[bytes]) -> None:
+        """Get ready to decode these stored payloads (fetch their personal-data keys in
+        one go); decoding works without it, a round trip per sealed value."""
+        ...
 
 
 class EventApplication(Protocol):

@@ -111,9 +111,10 @@ def loadgen_main() -> int:
 def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
     from psycopg.sql import SQL, Identifier
 
-    from adapters.bootstrap import open_case_store
+    from adapters import bootstrap
     from adapters.postgres.event_store import CaseStore
     from adapters.postgres.schema import init_schema
+    from adapters.settings import Settings
     from consumers.file_ingest import ingest_lines
     from projections.projector import Projector
     from projections.rebuild import rebuild
@@ -121,7 +122,8 @@ def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
     from simulation import casegen
 
     init_schema(url, schema)
-    store = CaseStore(url, schema)
+    settings = Settings.from_env()
+    store = CaseStore(url, schema, bootstrap.vault(settings))
     try:
         with store.datastore.transaction(commit=False) as curs:
             curs.execute(SQL("SELECT count(*) AS n FROM {}.case_status").format(Identifier(schema)))
@@ -148,7 +150,7 @@ def ensure_cases(url: str, schema: str, cases: int, seed: int) -> None:
         behind = [p for p in select(None) if head - Projector(store, p).position() > 100_000]
         if behind:  # e.g. a projection added since the schema was filled
             print(f"  rebuilding {', '.join(p.name for p in behind)}...", flush=True)
-            rebuild(store, behind, opener=open_case_store)
+            rebuild(store, behind, opener=bootstrap.store_opener(settings))
         for projection in select(None):
             Projector(store, projection).catch_up()
     finally:

@@ -31,7 +31,7 @@ from simulation import casegen
 
 def baseline(url: str, schema: str, lines: list[str]) -> tuple[int, float]:
     """One repository get and one save (one transaction) per event."""
-    store = CaseStore(url, schema)
+    store = CaseStore(url, schema, bootstrap.vault(Settings.from_env()))
     started = time.perf_counter()
     stored = sum(naive.save_one(store.app, line) for line in lines)
     elapsed = time.perf_counter() - started

@@ -113,7 +113,7 @@ def pipeline(
             w.send_signal(signal.SIGTERM)
         for w in workers:
             w.wait(timeout=30)
-    store = CaseStore(url, schema)
+    store = CaseStore(url, schema, bootstrap.vault(Settings.from_env()))
     events = store.recorder.max_notification_id() or 0
     store.close()
     drop_schema(url, schema)
@@ -128,7 +128,7 @@ def naive_consumer(url: str, servers: str, topic: str, limit: int) -> tuple[int,
     """One repository load, one save and one Kafka offset commit per message."""
     schema = f"bench_{secrets.token_hex(4)}"
     init_schema(url, schema)
-    store = CaseStore(url, schema)
+    store = CaseStore(url, schema, bootstrap.vault(Settings.from_env()))
     app = store.app
     consumer = KafkaConsumer(
         topic,

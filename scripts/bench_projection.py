@@ -80,7 +80,7 @@ class BaselineStatusProjection(Projection[BaselineStatusView]):
 
 def baseline(url: str, schema: str, events: int) -> tuple[int, float]:
     env = {**postgres_env(url, schema), "CREATE_TABLE": "y"}
-    store = CaseStore(url, schema)
+    store = CaseStore(url, schema, bootstrap.vault(Settings.from_env()))
     _drop_baseline(store)
     with store.datastore.transaction(commit=False) as curs:
         curs.execute(
@@ -102,7 +102,7 @@ def baseline(url: str, schema: str, events: int) -> tuple[int, float]:
     ) as runner:
         runner.wait(last, timeout=3600)
     elapsed = time.perf_counter() - started
-    cleanup = CaseStore(url, schema)
+    cleanup = CaseStore(url, schema, bootstrap.vault(Settings.from_env()))
     _drop_baseline(cleanup)
     cleanup.close()
     return events, elapsed
@@ -123,7 +123,7 @@ def _drop_baseline(store: CaseStore) -> None:
 
 def ensure_events(url: str, schema: str, cases: int, seed: int) -> int:
     init_schema(url, schema)
-    store = CaseStore(url, schema)
+    store = CaseStore(url, schema, bootstrap.vault(Settings.from_env()))
     try:
         head = store.recorder.max_notification_id() or 0
         if head:

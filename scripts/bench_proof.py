@@ -62,7 +62,7 @@ def real_case(url: str) -> tuple[str, list[StoredRow]]:
     number = max(counts, key=lambda n: counts[n])
     scratch = f"bench_proof_case_{SEED}"
     init_schema(url, scratch)
-    store = CaseStore(url, scratch)
+    store = CaseStore(url, scratch, bootstrap.vault(Settings.from_env()))
     try:
         ingest_lines((line.encode() for line in lines), "bench", store)
         rows = [row for row, _ in store.integrity.case_events(case_id(number))]
@@ -131,14 +131,14 @@ def main() -> int:
     if args.fresh:
         drop_schema(url, schema)
     init_schema(url, schema)
-    store = CaseStore(url, schema)
+    store = CaseStore(url, schema, bootstrap.vault(Settings.from_env()))
     try:
         latest = store.integrity.latest()
         if latest is None or latest.size != args.events or not key_file.exists():
             drop_schema(url, schema)
             store.close()
             init_schema(url, schema)
-            store = CaseStore(url, schema)
+            store = CaseStore(url, schema, bootstrap.vault(Settings.from_env()))
             skey, _ = generate_key(ORIGIN)
             key_file.parent.mkdir(parents=True, exist_ok=True)
             key_file.write_text(skey)

@@ -103,7 +103,7 @@ def main() -> int:
     if filler.exitcode != 0:
         return 1
 
-    store = CaseStore(url, schema)
+    store = CaseStore(url, schema, bootstrap.vault(Settings.from_env()))
     try:
         signer, _ = generate_key("bench.example/log")
         checkpoint, _ = store.integrity.checkpoint(signer)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.vault import TEST_VAULT, vault_env
+
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
@@ -48,7 +50,7 @@ def schema(database_url: str) -> Iterator[str]:
 def store(database_url: str, schema: str) -> Iterator[object]:
     from adapters.postgres.event_store import CaseStore
 
-    s = CaseStore(database_url, schema)
+    s = CaseStore(database_url, schema, TEST_VAULT)
     s.check_schema()
     yield s
     s.close()
@@ -63,6 +65,7 @@ def cli_env(database_url: str, schema: str, tmp_path: Path) -> dict[str, str]:
     env["CASETRACK_SCHEMA"] = schema
     env["CASETRACK_SIGNING_KEY"] = str(tmp_path / "signing.key")
     env["CASETRACK_LOG_LEVEL"] = "error"
+    env.update(vault_env())
     return env
 
 

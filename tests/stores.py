@@ -18,6 +18,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.schema import drop_schema, init_schema
+from tests.vault import TEST_VAULT
 
 
 @contextmanager
@@ -25,7 +26,7 @@ def scratch_store(database_url: str) -> Iterator[CaseStore]:
     """A store on a schema of its own, created by `db init` and dropped afterwards."""
     name = f"t_{secrets.token_hex(6)}"
     init_schema(database_url, name)
-    store = CaseStore(database_url, name)
+    store = CaseStore(database_url, name, TEST_VAULT)
     try:
         store.check_schema()
         yield store

@@ -19,6 +19,7 @@ from adapters.cli import (
     http_commands,
     ingest_commands,
     kafka_commands,
+    privacy_commands,
     projection_commands,
 )
 from adapters.cli.usage import UsageError
@@ -35,6 +36,7 @@ COMMAND_GROUPS = (
     projection_commands,
     http_commands,
     audit_commands,
+    privacy_commands,
 )
 
 

@@ -118,7 +118,10 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
     with closing(bootstrap.case_store(args.settings)) as store:
         if args.verify:
             report = rebuild.verify(
-                store, projections, workers=args.workers, opener=bootstrap.open_case_store
+                store,
+                projections,
+                workers=args.workers,
+                opener=bootstrap.store_opener(args.settings),
             )
             for table, differences in report.differences.items():
                 print(
@@ -131,7 +134,10 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         try:
             report = rebuild.rebuild(
-                store, projections, workers=args.workers, opener=bootstrap.open_case_store
+                store,
+                projections,
+                workers=args.workers,
+                opener=bootstrap.store_opener(args.settings),
             )
         except RebuildCheckFailed as e:
             print(f"casetrack: rebuild aborted, live views untouched: {e}", file=sys.stderr)

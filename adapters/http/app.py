@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,6 +25,7 @@ from adapters.http.observability import Observability
 from adapters.http.request_limits import RequestLimits
 from adapters.http.services import Services
 from adapters.http.settings import ApiSettings
+from adapters.privacy.vault import Vault
 from adapters.settings import Settings
 
 DESCRIPTION = """\
@@ -102,7 +104,12 @@ def openapi_document(app: FastAPI | None = None) -> dict[str, Any]:
     """The OpenAPI document as committed in docs/openapi.json."""
     if app is None:
         app = create_app(
-            ApiSettings(database_url="postgresql://", schema="casetrack", mailer=_NoMail()),
+            ApiSettings(
+                database_url="postgresql://",
+                schema="casetrack",
+                mailer=_NoMail(),
+                vault=Vault(Path("/nonexistent/kek.key"), b""),
+            ),
             _no_services,
         )
     return app.openapi()

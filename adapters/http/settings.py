@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from adapters.privacy.vault import Vault
 from adapters.smtp import Mailer
 from domain.backoff import Backoff
 
@@ -76,6 +77,8 @@ class ApiSettings:
     database_url: str
     schema: str
     mailer: Mailer
+    # The KEK and the blind-index secret: personal data is opened and matched with these.
+    vault: Vault
     clock: Clock = utc_now
     # Keys the rate-limit and lockout buckets (HMAC); bootstrap shares one across processes.
     secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))

@@ -9,9 +9,12 @@ emails are personal data: they are stored, never logged.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
+from uuid import UUID
 
 import orjson
 from psycopg import AsyncConnection, Connection
@@ -403,3 +406,49 @@ class AccountsStore:
         """The owner got in from there: forget that bucket's attempts."""
         async with self.pool.connection() as conn:
             await conn.execute(self._backoff_clear, (bucket,))
+
+
+def erase_accounts(
+    conn: Connection[Any],
+    schema: str,
+    files: Sequence[tuple[UUID, str, str]],
+    logins: Sequence[str],
+    now: datetime,
+) -> int:
+    """Erasure, inside the caller's transaction: the erased (case id, role) pairs leave
+    every account's files; an account whose login is an erased person's (``logins``), or
+    that has no file left, is disabled: login and email replaced by a random tombstone, no
+    usable password, sessions revoked; pending codes for them or for those files are
+    deleted. ``files``: (case id, role, application number). How many were disabled."""
+    q = partial(_q, schema)
+    conn.execute(
+        q(
+            "DELETE FROM {s}.account_links l USING unnest(%s::uuid[], %s::text[]) AS e(c, r)"
+            " WHERE l.case_id = e.c AND l.role = e.r"
+        ),
+        ([f[0] for f in files], [f[1] for f in files]),
+    )
+    disabled = conn.execute(
+        q(
+            "WITH gone AS (SELECT account_id, login FROM {s}.accounts a"
+            " WHERE a.kind <> 'erased' AND (a.login = ANY(%s) OR NOT EXISTS"
+            " (SELECT FROM {s}.account_links l WHERE l.account_id = a.account_id)) FOR UPDATE)"
+            " UPDATE {s}.accounts a SET kind = 'erased', login = 'erased:' || md5(random()::text"
+            " || a.account_id), email = '', password_hash = '!' FROM gone"
+            " WHERE a.account_id = gone.account_id RETURNING gone.account_id, gone.login"
+        ),
+        (list(logins),),
+    ).fetchall()
+    ids = [r[0] for r in disabled]
+    conn.execute(
+        q(
+            "UPDATE {s}.sessions SET revoked_at = %s"
+            " WHERE revoked_at IS NULL AND account_id = ANY(%s)"
+        ),
+        (now, ids),
+    )
+    conn.execute(
+        q("DELETE FROM {s}.account_codes WHERE login = ANY(%s) OR application_number = ANY(%s)"),
+        (list(logins) + [r[1] for r in disabled], [f[2] for f in files]),
+    )
+    return len(ids)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
@@ -47,6 +48,11 @@ DDL = (
 
 # Why the dead-letter topic got a pointer instead of the message (added after the table).
 PUBLISH_ERROR = "ALTER TABLE {schema}.dead_letters ADD COLUMN IF NOT EXISTS publish_error text"
+# When the raw input was dropped (it can hold personal data: kept for a bounded time only,
+# and dropped at once when a person on it is erased); the row, its reason and checksum stay.
+RAW_DROPPED = (
+    "ALTER TABLE {schema}.dead_letters ADD COLUMN IF NOT EXISTS raw_dropped_at timestamptz"
+)
 
 # ``position`` was called ``line_number`` before Kafka offsets were stored in it too.
 _OLD_NAMES = (
@@ -71,6 +77,17 @@ def migrate(conn: Connection[Any], schema: str) -> None:
     for needed, statement in ((column, _RENAME_COLUMN), (constraint, _RENAME_CONSTRAINT)):
         if needed:
             conn.execute(SQL(statement).format(schema=Identifier(schema)))
+
+
+class RawInputDropped(ValueError):
+    """A retry of a dead letter whose raw input was dropped (retention or erasure)."""
+
+    def __init__(self, dead_letter_id: int) -> None:
+        super().__init__(
+            f"dead letter {dead_letter_id} has no raw input any more: it was dropped (it may"
+            " hold personal data, and is kept for a bounded time only); feed the event in again"
+            " from its producer"
+        )
 
 
 class DeadLetters:
@@ -108,9 +125,18 @@ class DeadLetters:
         ).format(table)
         self._one = SQL("SELECT * FROM {} WHERE id = %s").format(table)
         self._retry_source = SQL(
-            "SELECT position, raw, topic, partition, key FROM {} WHERE id = %s"
+            "SELECT position, raw, topic, partition, key, raw_dropped_at FROM {} WHERE id = %s"
         ).format(table)
         self._mark_retried = SQL("UPDATE {} SET retried_at = now() WHERE id = %s").format(table)
+        self._drop_mentioning = SQL(
+            "UPDATE {} SET raw = ''::bytea, raw_dropped_at = now() WHERE raw_dropped_at IS NULL"
+            " AND (application_number = ANY(%s)"
+            " OR EXISTS (SELECT FROM unnest(%s::bytea[]) v WHERE position(v IN raw) > 0))"
+        ).format(table)
+        self._drop_older = SQL(
+            "UPDATE {} SET raw = ''::bytea, raw_dropped_at = now() WHERE raw_dropped_at IS NULL"
+            " AND recorded_at < now() - %s"
+        ).format(table)
         self._last_of_origin = SQL(
             "SELECT error_kind, reason FROM {} WHERE origin = %s ORDER BY id DESC LIMIT 1"
         ).format(table)
@@ -197,6 +223,24 @@ class DeadLetters:
             row = curs.fetchone()
         return int(row["n"]) if row else 0
 
+    # ------------------------------------------------------------ personal data
+
+    def drop_mentioning(
+        self, curs: Cursor[Any], application_numbers: Sequence[str], values: Sequence[bytes]
+    ) -> int:
+        """Erasure, in the caller's transaction: drop the raw input of every dead letter of
+        these files, or whose bytes hold one of ``values`` (an erased person's UCI, names,
+        email, date of birth, as written in JSON). How many were dropped."""
+        curs.execute(self._drop_mentioning, (list(application_numbers), list(values)))
+        return curs.rowcount
+
+    @raises_store_unavailable
+    def drop_older_than(self, age: timedelta) -> int:
+        """Retention: drop the raw input of dead letters recorded more than ``age`` ago."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self._drop_older, (age,))
+            return curs.rowcount
+
     # ------------------------------------------------------------ the CLI
 
     @raises_store_unavailable
@@ -223,6 +267,8 @@ class DeadLetters:
             row = curs.fetchone()
         if row is None:
             return None
+        if row["raw_dropped_at"] is not None:
+            raise RawInputDropped(dead_letter_id)
         return RetrySource(
             position=row["position"],
             raw=bytes(row["raw"]),

@@ -30,22 +30,27 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
-from eventsourcing.utils import retry
+from eventsourcing.utils import get_topic, retry
 from psycopg import Cursor
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from adapters.postgres.consumer_offsets import ConsumerOffsets
+from adapters.postgres.data_keys import DataKeys, PersonErased
 from adapters.postgres.dead_letters import DeadLetters
 from adapters.postgres.event_codec import CaseEventMapper, class_version
 from adapters.postgres.event_hashes import EventHashes
 from adapters.postgres.event_ids import EventIds
 from adapters.postgres.integrity_log import IntegrityLog
 from adapters.postgres.unavailable import raises_store_unavailable
+from adapters.privacy.blind_index import BlindIndex
+from adapters.privacy.personal_codec import PersonalDataCodec
+from adapters.privacy.vault import Vault
 from consumers.ports import ConcurrencyConflict, ConsumerOffset, DeadLetter
 from domain.case import Case
 from domain.integrity.stored import Envelope, HashedEvent
+from domain.personal_data import ERASED, personal_paths
 
 APPLICATION_NAME = "casetrack"
 EVENTS_TABLE = f"{APPLICATION_NAME}_events"
@@ -221,12 +226,66 @@ def postgres_env(url: str, schema: str) -> dict[str, str]:
 
 
 class CaseEvents(Application[UUID]):
-    """The eventsourcing application that stores Case events."""
+    """The eventsourcing application that stores Case events, their personal values
+    sealed with keys from ``data_keys`` (set by CaseStore, which owns the vault)."""
 
     name = APPLICATION_NAME
+    mapper: CaseEventMapper
+    data_keys: DataKeys
+    blind_index: BlindIndex
 
     def construct_mapper(self) -> Mapper[UUID]:
         return CaseEventMapper(transcoder=self.construct_transcoder())
+
+    def load_keys(self, subjects: set[UUID]) -> dict[UUID, bytes | None]:
+        """subject id -> data key (None: destroyed), for the mapper's codec."""
+        assert isinstance(self.factory, PostgresFactory)
+        with self.factory.datastore.transaction(commit=False) as curs:
+            return {k.subject_id: k.key for k in self.data_keys.by_id(curs, subjects).values()}
+
+    def _sealing_keys(
+        self, events: Sequence[Case.Event], cases: dict[UUID, Case]
+    ) -> dict[tuple[UUID, str], tuple[UUID, bytes]]:
+        """The (subject id, key) of every subject whose values these events hold, made
+        for a new file's people (in a transaction of their own: a key whose events then
+        fail to commit is only an unused key). A destroyed key raises PersonErased."""
+        mapper = self.mapper
+        wanted: dict[tuple[UUID, str], bytes | None] = {}
+        for event in events:
+            topic = get_topic(type(event))
+            if not mapper.personal.holds_personal_data(topic):
+                continue
+            fields = vars(event)
+            for owner, _holder, _field in personal_paths(fields, topic):
+                key = (event.originator_id, owner)
+                if key not in wanted:
+                    wanted[key] = self._person(fields, owner, cases.get(event.originator_id))
+        if not wanted:
+            return {}
+        assert isinstance(self.factory, PostgresFactory)
+        with self.factory.datastore.transaction(commit=True) as curs:
+            found = self.data_keys.subjects_for(
+                curs, [(case, owner, person) for (case, owner), person in wanted.items()]
+            )
+        sealing: dict[tuple[UUID, str], tuple[UUID, bytes]] = {}
+        for wanted_key in wanted:
+            subject = found[wanted_key]
+            if subject.key is None:
+                raise PersonErased()
+            sealing[wanted_key] = (subject.subject_id, subject.key)
+        return sealing
+
+    def _person(self, fields: dict[str, Any], owner: str, case: Case | None) -> bytes | None:
+        """The blind index of who ``owner`` is, from the event or else its case."""
+        held = fields.get(owner)
+        if isinstance(held, dict):
+            identity = held.get("uci") or held.get("email")
+        else:
+            party = getattr(case, owner, None) if case is not None else None
+            identity = getattr(party, "uci", None) or getattr(party, "email", None)
+        if not identity or identity == ERASED:
+            return None
+        return self.blind_index.person(str(identity))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -254,7 +313,14 @@ class CaseEvents(Application[UUID]):
             Envelope(e.event_id, e.source, e.occurred_at, e.timestamp, class_version(e))
             for e in events
         ]
-        recordings = self._record(processing_event)
+        mapper = self.mapper
+        mapper.sealing = self._sealing_keys(
+            events, cast(dict[UUID, Case], processing_event.aggregates)
+        )
+        try:
+            recordings = self._record(processing_event)
+        finally:
+            mapper.sealing = {}
         self._take_snapshots(processing_event)
         self._notify(recordings)
 
@@ -267,9 +333,14 @@ class CaseStore:
     (``dead_letters`` is the dead-letter publisher's outbox and the CLI's source).
     """
 
-    def __init__(self, url: str, schema: str) -> None:
+    def __init__(self, url: str, schema: str, vault: Vault) -> None:
         self.url = url
+        self.vault = vault
         self.app = CaseEvents(env=postgres_env(url, schema))
+        self.data_keys = DataKeys(schema, vault.kek, vault.previous_keks)
+        self.app.data_keys = self.data_keys
+        self.app.blind_index = vault.blind_index
+        self.app.mapper.personal = PersonalDataCodec(self.app.load_keys)
         recorder = self.app.recorder
         assert isinstance(recorder, CaseRecorder)
         self.recorder = recorder
@@ -321,6 +392,7 @@ class CaseStore:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_many, (wanted,))
             rows = curs.fetchall()
+        self.app.mapper.prefetch(bytes(row["state"]) for row in rows)
         cases: dict[UUID, Case] = {}
         unreadable: dict[UUID, Exception] = {}
         to_domain_event = self.app.mapper.to_domain_event
@@ -347,11 +419,30 @@ class CaseStore:
         return cases, unreadable
 
     def stored_events(self, case_id: UUID) -> list[Case.Event]:
-        return cast(list[Case.Event], list(self.app.events.get(case_id)))
+        return [event for event, _ in self.audited_events(case_id)]
+
+    def lift_tombstone(self, person: str) -> bool:
+        """Accept new files for an erased person again (their erased data stays erased)."""
+        with self.datastore.transaction(commit=True) as curs:
+            return self.data_keys.lift(curs, self.vault.blind_index.person(person))
+
+    def rewrap_data_keys(self) -> int:
+        """`casetrack privacy rotate-kek`: every live key wrapped with the current KEK."""
+        with self.datastore.get_connection() as conn:
+            return self.data_keys.rewrap(conn)
+
+    def erased_people(self, ucis: Sequence[str]) -> set[str]:
+        """Those of ``ucis`` whose people were erased (tombstoned): a new file for one of
+        them must not bring their data back."""
+        by_index = {self.vault.blind_index.person(u): u for u in ucis}
+        with self.datastore.transaction(commit=False) as curs:
+            return {by_index[p] for p in self.data_keys.erased_people(curs, list(by_index))}
 
     def audited_events(self, case_id: UUID) -> list[tuple[Case.Event, HashedEvent | None]]:
         """``stored_events`` with each event's hashes (None where it has none), from one
         read: what the auditors' API shows."""
+        log = self.integrity.case_log(case_id)
+        self.app.mapper.prefetch(row.state for row, _ in log)
         return [
             (
                 cast(
@@ -362,7 +453,7 @@ class CaseStore:
                 ),
                 hashed,
             )
-            for row, hashed in self.integrity.case_log(case_id)
+            for row, hashed in log
         ]
 
     @raises_store_unavailable
@@ -375,7 +466,9 @@ class CaseStore:
         """One transaction: every pending event of ``cases``, the dead letters, the offsets."""
         try:
             self.app.save_cases(cases, dead_letters=dead_letters, offsets=offsets)
-        except IntegrityError as e:
+        except (IntegrityError, PersonErased) as e:
+            # PersonErased: an erasure destroyed a key after these cases were read; read
+            # again, they hold its personal_data.erased event, and their rules refuse.
             raise ConcurrencyConflict(str(e)) from None
 
     def event_id_owners(self, event_ids: Sequence[UUID]) -> dict[UUID, UUID]:

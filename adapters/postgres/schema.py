@@ -15,12 +15,13 @@ from adapters.postgres import (
     auditors_store,
     checkpoints,
     consumer_offsets,
+    data_keys,
     dead_letters,
     event_hashes,
     event_ids,
     merkle_nodes,
 )
-from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
+from adapters.postgres.event_store import EVENTS_TABLE, CaseEvents, CaseRecorder, postgres_env
 from adapters.postgres.rate_limits import RATE_LIMITS_DDL
 from projections import positions
 from projections.projector import Projection
@@ -36,23 +37,27 @@ def init_schema(url: str, schema: str) -> None:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
-            store = CaseStore(url, schema)
+            app = CaseEvents(env=postgres_env(url, schema))
             try:
-                store.recorder.create_table()
+                recorder = app.recorder
+                assert isinstance(recorder, CaseRecorder)
+                recorder.create_table()
             finally:
-                store.close()
+                app.close()
             with conn.transaction():
                 had_event_ids = conn.execute(
                     "SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.event_ids",)
                 ).fetchone()
                 for ddl in (
                     event_ids.DDL,
+                    *data_keys.DDL,
                     event_hashes.DDL,
                     event_hashes.BACKFILL_DONE_DDL,
                     merkle_nodes.DDL,
                     checkpoints.DDL,
                     dead_letters.DDL,
                     dead_letters.PUBLISH_ERROR,
+                    dead_letters.RAW_DROPPED,
                     consumer_offsets.DDL,
                     consumer_offsets.TOPIC_ID,
                     *positions.DDL,

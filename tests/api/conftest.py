@@ -28,6 +28,7 @@ from consumers.file_ingest import ingest_lines
 from projections.projector import Projector
 from projections.registry import select
 from simulation import casegen
+from tests.vault import TEST_VAULT
 
 FAST_HASHER = HasherCost(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORD = "correct horse battery staple"
@@ -158,6 +159,7 @@ def settings_for(
         "pool_max": 4,
         "read_connections": 2,
         "metrics_token": METRICS_TOKEN,
+        "vault": TEST_VAULT,
     }
     return ApiSettings(database_url=database_url, schema=schema, **{**defaults, **overrides})
 

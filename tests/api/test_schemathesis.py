@@ -34,6 +34,7 @@ from domain.accounts import SESSION_PREFIX, new_token, token_digest
 from domain.backoff import Backoff
 from domain.integrity.checkpoint import generate_key
 from tests.api.conftest import Clock, Mailbox, free_port, load_files, settings_for
+from tests.vault import TEST_VAULT
 
 EXAMPLES = 15
 # What the issue asks: no 5xx, and every answer matches the document. Not the
@@ -72,7 +73,7 @@ class Running:
 def running(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     schema = f"t_{secrets.token_hex(6)}"
     init_schema(database_url, schema)
-    store = CaseStore(database_url, schema)
+    store = CaseStore(database_url, schema, TEST_VAULT)
     sink_port = free_port()
     sink = start_sink(Path(tmp_path_factory.mktemp("mail")), "127.0.0.1", sink_port)
     try:

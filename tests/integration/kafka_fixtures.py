@@ -24,6 +24,7 @@ from adapters.postgres.event_store import CaseStore
 from consumers.kafka.settings import ConsumerSettings
 from consumers.kafka.stats import ConsumeStats
 from consumers.ports import StoreUnavailable
+from tests.vault import TEST_VAULT
 
 EXTERNAL = os.environ.get("CASETRACK_TEST_KAFKA", "").strip()
 
@@ -129,7 +130,7 @@ class FailingSaves:
 def consuming(store: CaseStore, settings: ConsumerSettings) -> Iterator[RunningConsumer]:
     """A consumer on a thread, with a store of its own on ``store``'s database and schema."""
     with (
-        closing(CaseStore(store.url, store.schema)) as own,
+        closing(CaseStore(store.url, store.schema, TEST_VAULT)) as own,
         RunningConsumer(own, settings) as running,
     ):
         yield running

@@ -11,11 +11,12 @@ from simulation import casegen
 from tests.integration.hashes import assert_hashes_intact
 from tests.integration.test_ingest import _lines
 from tests.stores import count
+from tests.vault import TEST_VAULT
 
 
 def test_two_writers_on_the_same_file(database_url: str, schema: str) -> None:
     lines = _lines(casegen.generate(80, seed=21))
-    stores = [CaseStore(database_url, schema) for _ in range(2)]
+    stores = [CaseStore(database_url, schema, TEST_VAULT) for _ in range(2)]
     summaries = []
     errors: list[BaseException] = []
 

@@ -8,6 +8,7 @@ import pytest
 from adapters.postgres.event_store import CaseStore, SchemaOutdated
 from consumers.ports import DeadLetter
 from tests.integration.migrations import init_twice, older_schema
+from tests.vault import TEST_VAULT
 
 # The table as releases before the rename created it.
 OLD_DEAD_LETTERS = (
@@ -39,7 +40,7 @@ def test_db_init_renames_line_number_to_position_and_can_run_again(database_url:
             assert "position" in columns and "line_number" not in columns
             unique = [c for (c,) in conn.execute(CONSTRAINTS, (f"{schema}.dead_letters",))]
             assert unique == ["dead_letters_origin_position_raw_sha256_key"]
-        store = CaseStore(database_url, schema)
+        store = CaseStore(database_url, schema, TEST_VAULT)
         try:
             assert store.dead_lettered("file:a.jsonl", [(7, b"x"), (8, b"x")]) == {7}
             # The kept key still deduplicates: the same dead letter again is not stored twice.
@@ -59,7 +60,7 @@ def test_an_older_schema_asks_for_db_init_instead_of_failing_on_a_missing_column
     database_url: str,
 ) -> None:
     with older_schema(database_url, OLD_DEAD_LETTERS) as schema:
-        store = CaseStore(database_url, schema)
+        store = CaseStore(database_url, schema, TEST_VAULT)
         try:
             with pytest.raises(SchemaOutdated, match="run `casetrack db init`"):
                 store.check_schema()

@@ -14,6 +14,7 @@ from simulation import casegen
 from tests.integration.hashes import assert_hashes_intact, stored_hashes
 from tests.integration.test_ingest import _lines
 from tests.stores import count, execute, rows
+from tests.vault import TEST_VAULT
 
 
 def test_events_written_in_batches_are_hashed_in_log_order(store: CaseStore) -> None:
@@ -70,7 +71,7 @@ def test_a_case_whose_previous_event_lost_its_hashes_is_named(
         store, "DELETE FROM {schema}.event_hashes WHERE case_id = %s AND case_version = %s",
         (version["case_id"], version["v"]),
     )  # fmt: skip
-    restarted = CaseStore(database_url, store.schema)  # remembers no link of its own
+    restarted = CaseStore(database_url, store.schema, TEST_VAULT)  # remembers no link of its own
     try:
         with pytest.raises(LogNotChained, match=f"case {version['case_id']} version"):
             ingest_lines(lines[200:], "file:a", restarted)

@@ -17,6 +17,7 @@ from domain.application_number import case_id
 from domain.commands import Outcome
 from simulation import casegen
 from tests.property.strategies import dead_letter_rows
+from tests.vault import TEST_VAULT
 
 
 def _received_lines(cases: int, seed: int) -> list[dict[str, object]]:
@@ -55,13 +56,13 @@ class _Interleaved(CaseStore):
     writer's batch: the race a primary key must settle."""
 
     def __init__(self, url: str, schema: str, meanwhile: list[Message]) -> None:
-        super().__init__(url, schema)
+        super().__init__(url, schema, TEST_VAULT)
         self.meanwhile = meanwhile
 
     def event_id_owners(self, event_ids: Sequence[UUID]) -> dict[UUID, UUID]:
         owners = super().event_id_owners(event_ids)
         if self.meanwhile:
-            other = CaseStore(self.url, self.schema)
+            other = CaseStore(self.url, self.schema, TEST_VAULT)
             try:
                 assert BatchWriter(other).write(self.meanwhile) == [Outcome.ACCEPTED]
             finally:

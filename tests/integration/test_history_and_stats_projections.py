@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from psycopg.sql import SQL, Identifier
 
-from adapters.bootstrap import open_case_store
 from adapters.postgres.event_store import CaseStore
 from consumers.file_ingest import ingest_lines
 from domain.application_number import case_id
@@ -27,6 +26,7 @@ from projections.projector import Projection, Projector
 from projections.rebuild import rebuild
 from projections.registry import all_projections
 from simulation import casegen
+from tests.vault import open_test_store
 
 CASES = 60
 PAGE_SIZES = (1, 5, 64, 5000)
@@ -98,7 +98,7 @@ def test_a_rebuild_split_over_worker_processes_equals_one_in_process(
     assert all(all(tables.values()) for tables in alone)
 
     # Spawned processes, case id ranges, each opening its own store.
-    report = rebuild(store, projections, workers=3, opener=open_case_store)
+    report = rebuild(store, projections, workers=3, opener=open_test_store)
     assert report.ok and report.events == store.recorder.max_notification_id()
     assert [_tables(store, p) for p in projections] == alone
 

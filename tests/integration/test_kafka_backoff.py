@@ -15,6 +15,7 @@ from tests.integration.kafka_fixtures import (
     unique,
     wait_until,
 )
+from tests.vault import TEST_VAULT
 
 
 def test_pauses_between_failed_batches_grow(
@@ -23,7 +24,7 @@ def test_pauses_between_failed_batches_grow(
     topic, group = new_topic(kafka, partitions=1), unique("group")
     ends = kafka_feed.publish(kafka_feed.feed(5, seed=22, poison_share=0.0), kafka, topic)
     config = settings(kafka, topic, group, backoff_initial=0.3, backoff_max=5.0)
-    with closing(CaseStore(database_url, schema)) as own:
+    with closing(CaseStore(database_url, schema, TEST_VAULT)) as own:
         failing = FailingSaves(own, failures=4)
         with RunningConsumer(failing, config):
             wait_until(lambda: store.stored_offsets(group, topic) == ends, 30, "every message")

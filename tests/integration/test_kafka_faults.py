@@ -30,6 +30,7 @@ from tests.integration.kafka_fixtures import (
 from tests.integration.snapshots import file_reference, project, snapshot
 from tests.integration.tcp_proxy import TcpProxy
 from tests.stores import count, scratch_store
+from tests.vault import TEST_VAULT
 
 
 def test_sigkill_mid_batch_then_restart_gives_the_uninterrupted_result(
@@ -79,7 +80,7 @@ def test_postgres_outage_holds_the_offsets_and_resumes_on_its_own(
     lines = kafka_feed.feed(80, seed=15, duplicate_share=0.02, poison_share=0.01)
     half = len(lines) // 2
     proxy = TcpProxy(database_url).start()
-    consumer_store = CaseStore(proxy.url, schema)
+    consumer_store = CaseStore(proxy.url, schema, TEST_VAULT)
     # Fail within a second when no connection can be had, instead of waiting 10 s for one.
     consumer_store.datastore.pool.timeout = 1.0
     running = RunningConsumer(consumer_store, settings(kafka, topic, group)).start()
@@ -122,7 +123,7 @@ def test_failed_batches_are_read_again_from_the_stored_offsets(
     ends = kafka_feed.publish(lines, kafka, topic)
     config = settings(kafka, topic, group, max_poll_records=30)
     with (
-        closing(CaseStore(database_url, schema)) as own,
+        closing(CaseStore(database_url, schema, TEST_VAULT)) as own,
         RunningConsumer(FailingSaves(own, failures=4), config) as consumer,
     ):
         wait_until(lambda: store.stored_offsets(group, topic) == ends, 60, "every message")
@@ -191,7 +192,7 @@ def test_a_broker_refilled_past_the_stored_offsets_is_read_from_its_start(
     after = kafka_feed.feed(60, seed=20, duplicate_share=0.0, poison_share=0.0)
     with EmbeddedBroker() as broker:
         config = settings(broker.bootstrap_servers, topic, group)
-        running = RunningConsumer(CaseStore(database_url, schema), config).start()
+        running = RunningConsumer(CaseStore(database_url, schema, TEST_VAULT), config).start()
         try:
             first = kafka_feed.publish(before, broker.bootstrap_servers, topic)
             wait_until(lambda: store.stored_offsets(group, topic) == first, 60, "first feed")
@@ -204,7 +205,8 @@ def test_a_broker_refilled_past_the_stored_offsets_is_read_from_its_start(
                 report = lag_report(store, config)
                 assert [p.partition for p in report.partitions if p.log_replaced] == sorted(first)
                 assert json.loads(json.dumps(report.as_dict()))["topic_id"] == report.topic_id
-                running = RunningConsumer(CaseStore(database_url, schema), config).start()
+                restarted = CaseStore(database_url, schema, TEST_VAULT)
+                running = RunningConsumer(restarted, config).start()
             wait_until(lambda: store.stored_offsets(group, topic) == second, 60, "second feed")
             running.stop()
         finally:

@@ -14,6 +14,7 @@ from tests import cli_process
 from tests.integration.hashes import assert_hashes_intact
 from tests.integration.snapshots import project, snapshot
 from tests.stores import count, scratch_store
+from tests.vault import TEST_VAULT
 
 
 def test_sigkill_at_any_moment_then_rerun(
@@ -22,7 +23,7 @@ def test_sigkill_at_any_moment_then_rerun(
     lines = casegen.generate(400, seed=8, duplicate_share=0.03, invalid_share=0.02)
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    store = CaseStore(database_url, schema)
+    store = CaseStore(database_url, schema, TEST_VAULT)
     args = ["ingest", str(path), "--batch-size", "40", "--origin", "file:events"]
     try:
         for threshold in (1, len(lines) // 4, len(lines) // 2):

@@ -13,7 +13,6 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
 
-from adapters.bootstrap import open_case_store
 from adapters.postgres.event_store import CaseStore
 from consumers.file_ingest import ingest_lines
 from domain import catalogue as t
@@ -30,6 +29,7 @@ from tests.integration.snapshots import folded_views, views
 from tests.integration.stored_events import store_bypassing_the_contract, store_undecodable
 from tests.integration.test_ingest import _lines
 from tests.stores import execute, rows
+from tests.vault import TEST_VAULT, open_test_store
 
 
 def _rows(store: CaseStore) -> dict[Any, Any]:
@@ -120,8 +120,8 @@ def test_an_infrastructure_fault_halts_without_dead_letters_and_resume_carries_o
 
 
 def test_no_event_is_missed_while_writers_append(database_url: str, schema: str) -> None:
-    writers = [CaseStore(database_url, schema) for _ in range(3)]
-    reader = CaseStore(database_url, schema)
+    writers = [CaseStore(database_url, schema, TEST_VAULT) for _ in range(3)]
+    reader = CaseStore(database_url, schema, TEST_VAULT)
     stop = threading.Event()
     runner = threading.Thread(
         target=daemon.run,
@@ -227,7 +227,7 @@ def test_interrupted_rebuild_leaves_live_untouched_and_can_restart(
     Projector(store, CaseStatusProjection()).catch_up()
     before = _rows(store)
     with pytest.raises(Killed, match="killed mid-rebuild"):  # raised in a worker too
-        rebuild.rebuild(store, [CrashingRebuild()], workers=workers, opener=open_case_store)
+        rebuild.rebuild(store, [CrashingRebuild()], workers=workers, opener=open_test_store)
     assert _rows(store) == before
     report = rebuild.rebuild(store, [CaseStatusProjection()])
     assert report.cases == 40
@@ -424,7 +424,7 @@ def test_a_rebuild_dead_letters_a_nul_in_a_stored_event_and_keeps_every_other_fi
         Projector(store, projection).catch_up()
     live_dead = _dead_letters(store)
 
-    report = rebuild.rebuild(store, projections, workers=workers, opener=open_case_store)
+    report = rebuild.rebuild(store, projections, workers=workers, opener=open_test_store)
 
     assert report.cases == 7
     assert _registered(store) == _received(lines)
@@ -451,7 +451,7 @@ def test_a_stored_event_that_does_not_decode_is_dead_lettered_by_every_view_live
     for projection in projections:
         Projector(store, projection, page_size=5).catch_up()
     live = _dead_letters(store)
-    rebuild.rebuild(store, projections, workers=workers, opener=open_case_store)
+    rebuild.rebuild(store, projections, workers=workers, opener=open_test_store)
 
     assert _registered(store) == _received(lines)
     found = statuses(store, projections)
@@ -480,7 +480,7 @@ def test_a_value_too_large_for_an_index_is_dead_lettered_live_and_rebuilt(
 
     Projector(store, stats, page_size=4).catch_up()
     live = _dead_letters(store)
-    rebuild.rebuild(store, [stats], workers=workers, opener=open_case_store)
+    rebuild.rebuild(store, [stats], workers=workers, opener=open_test_store)
 
     (found,) = statuses(store, [stats])
     assert found.halted_at is None and found.lag_events == 0

@@ -30,6 +30,7 @@ from tests.integration.snapshots import folded_views, views
 from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_ingest import _lines
 from tests.stores import execute, rows
+from tests.vault import TEST_VAULT
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_daemon_survives_an_outage_mid_page_and_while_listening(
     ingest_lines(_lines(casegen.generate(40, seed=60)), "a", store)
     head = _head(store)
     projection = LoggedAndGated(schema, gate_at=head // 2)
-    reader = CaseStore(proxy.url, schema)
+    reader = CaseStore(proxy.url, schema, TEST_VAULT)
     reader.datastore.pool.timeout = 1.0  # fail fast while the database is away
     stop = threading.Event()
     died: list[BaseException] = []

@@ -15,6 +15,7 @@ from eventsourcing.tests.persistence import ApplicationRecorderTestCase
 
 from adapters.postgres.event_store import CaseRecorder, CaseStore
 from adapters.postgres.schema import drop_schema, init_schema
+from tests.vault import TEST_VAULT
 
 
 class TestCaseRecorder(ApplicationRecorderTestCase[CaseRecorder]):
@@ -28,7 +29,7 @@ class TestCaseRecorder(ApplicationRecorderTestCase[CaseRecorder]):
         schema = f"t_{secrets.token_hex(6)}"
         init_schema(self.database_url, schema)
         self.addCleanup(drop_schema, self.database_url, schema)
-        store = CaseStore(self.database_url, schema)
+        store = CaseStore(self.database_url, schema, TEST_VAULT)
         self.addCleanup(store.close)
         assert isinstance(store.recorder, CaseRecorder)
         return store.recorder

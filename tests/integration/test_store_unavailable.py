@@ -12,6 +12,7 @@ import pytest
 from adapters.postgres.event_store import CaseStore
 from consumers.ports import ConsumerOffset, StoreUnavailable
 from tests.integration.tcp_proxy import TcpProxy
+from tests.vault import TEST_VAULT
 
 OFFSET = ConsumerOffset("group", "events", 0, 5)
 
@@ -37,7 +38,7 @@ CALLS: dict[str, Callable[[CaseStore], Any]] = {
 @pytest.fixture
 def proxied(database_url: str, schema: str) -> Iterator[tuple[CaseStore, TcpProxy]]:
     proxy = TcpProxy(database_url).start()
-    store = CaseStore(proxy.url, schema)
+    store = CaseStore(proxy.url, schema, TEST_VAULT)
     store.datastore.pool.timeout = 0.5  # fail fast when no connection can be had
     try:
         yield store, proxy

@@ -122,7 +122,11 @@ def status_rows(store: CaseStore) -> dict[Any, dict[str, Any]]:
 
 
 def copy_events(source: CaseStore, target: CaseStore) -> None:
-    """The event log, row for row (notification ids and recorded timestamps too)."""
+    """The event log, row for row (notification ids and recorded timestamps too), with the
+    data keys its personal values are sealed with."""
+    for table in ("privacy_subjects", "data_keys"):
+        execute(target, "INSERT INTO {schema}.{t} SELECT * FROM {source}.{t}",
+                source=source.schema, t=table)  # fmt: skip
     execute(
         target,
         "INSERT INTO {schema}.{events} (notification_id, originator_id, originator_version,"

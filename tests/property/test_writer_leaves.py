@@ -5,20 +5,34 @@ leaf and field checksums for every event, or a genuine event would fail verifica
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
+from uuid import UUID, uuid4
 
 from eventsourcing.persistence import JSONTranscoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.postgres.event_codec import CaseEventMapper, class_version
+from adapters.privacy.personal_codec import PersonalDataCodec
 from consumers.contract import parse_event
 from domain.case import Case, handle
 from domain.integrity.stored import Envelope, StoredRow, hash_events
 from simulation import casegen
 from tests.property.strategies import aware_datetimes, examples
 
+
+class _FreshKeys(dict[tuple[UUID, str], tuple[UUID, bytes]]):
+    """A key for every subject asked for: the leaves cover the sealed payload as stored."""
+
+    def __missing__(self, subject: tuple[UUID, str]) -> tuple[UUID, bytes]:
+        self[subject] = (uuid4(), os.urandom(32))
+        return self[subject]
+
+
 _MAPPER = CaseEventMapper(transcoder=JSONTranscoder())
+_MAPPER.personal = PersonalDataCodec(lambda subjects: {})
+_MAPPER.sealing = _FreshKeys()
 _LINES = casegen.generate(40, seed=3)
 
 

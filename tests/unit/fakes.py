@@ -38,6 +38,7 @@ class FakeStore:
         self.failures: list[Exception] = []  # raised by the next saves, one each
         self.before_save: Callable[[], None] | None = None  # another writer, once
         self.rewinds: list[tuple[ConsumerOffset, int]] = []
+        self.tombstones: set[str] = set()  # UCIs of erased people
         self.before_rewind: Callable[[], None] | None = None  # another member, once
 
     # ------------------------------------------------------------ CaseRepository
@@ -56,6 +57,9 @@ class FakeStore:
 
     def event_id_owners(self, event_ids: Sequence[UUID]) -> dict[UUID, UUID]:
         return {e: self.event_ids[e] for e in event_ids if e in self.event_ids}
+
+    def erased_people(self, ucis: Sequence[str]) -> set[str]:
+        return set(ucis) & self.tombstones
 
     def save(
         self,

@@ -1,0 +1,46 @@
+"""Keyed blind indexes: HMAC-SHA-256 of a normalised personal value under a server key.
+
+They let casetrack find a person (registration matching, erasure by UCI, the tombstone
+of an erased person) without storing the value: equal inputs give equal indexes, and
+without the key an index cannot be checked against guessed UCIs or birth dates. Each kind
+of value has its own label, so a UCI's index never equals a name's. Names normalise as
+registration compares them (domain.accounts), emails without case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import date
+
+from domain.accounts import normalize_email, normalize_name
+
+
+class BlindIndex:
+    def __init__(self, secret: bytes) -> None:
+        self._key = hmac.new(secret, b"casetrack blind index v1", hashlib.sha256).digest()
+
+    def _of(self, kind: bytes, value: str) -> bytes:
+        return hmac.new(self._key, kind + b"\x00" + value.encode(), hashlib.sha256).digest()[:16]
+
+    def person(self, uci_or_email: str) -> bytes:
+        """Who a person is across files: their UCI, or a representative's email."""
+        value = uci_or_email.strip()
+        if "@" in value:
+            return self._of(b"email", normalize_email(value))
+        return self._of(b"uci", value)
+
+    def family_name(self, name: str) -> bytes:
+        return self._of(b"family_name", normalize_name(name))
+
+    def date_of_birth(self, born: date) -> bytes:
+        return self._of(b"date_of_birth", born.isoformat())
+
+    def email(self, email: str) -> bytes:
+        return self._of(b"email", normalize_email(email))
+
+    def membership_id(self, membership_id: str) -> bytes:
+        return self._of(b"membership_id", membership_id)
+
+    def __repr__(self) -> str:
+        return "BlindIndex(<key>)"
