@@ -156,6 +156,29 @@ def periodic_checkpoint(settings: Settings, store: CaseStore) -> Callable[[], No
     return PeriodicCheckpoint(store.integrity, signer, settings.checkpoint_seconds)
 
 
+def daemon_chores(settings: Settings, store: CaseStore) -> Callable[[], None]:
+    """What `casetrack project` does after each catch-up besides projecting: sign a
+    checkpoint when one is due, drop dead letters' raw input past its retention."""
+    from datetime import timedelta
+
+    from adapters.raw_input_expiry import RawInputExpiry
+
+    chores = [
+        chore
+        for chore in (
+            periodic_checkpoint(settings, store),
+            RawInputExpiry(store.dead_letters, timedelta(days=settings.dead_letter_raw_days)),
+        )
+        if chore is not None
+    ]
+
+    def run() -> None:
+        for chore in chores:
+            chore()
+
+    return run
+
+
 def mailer(settings: Settings) -> Mailer:
     return SmtpMailer(settings.smtp)
 

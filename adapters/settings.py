@@ -62,6 +62,9 @@ class Settings:
     # CASETRACK_KEK_PREVIOUS_FILE: while `casetrack privacy rotate-kek` runs, the KEK being
     # replaced, so that keys it wrapped still open
     previous_kek: Path | None = None
+    # CASETRACK_DEAD_LETTER_RAW_DAYS: days a dead letter keeps its raw input (it can hold
+    # personal data); then `casetrack project` drops it (adapters.raw_input_expiry)
+    dead_letter_raw_days: int = 30
 
     @property
     def signing_key_file(self) -> Path:
@@ -92,6 +95,7 @@ class Settings:
             signing_key=Path(key).resolve() if (key := env.get("CASETRACK_SIGNING_KEY")) else None,
             checkpoint_seconds=_whole(env, "CASETRACK_CHECKPOINT_SECONDS", 60, 0),
             kek=Path(kek).resolve() if (kek := env.get("CASETRACK_KEK_FILE")) else None,
+            dead_letter_raw_days=_whole(env, "CASETRACK_DEAD_LETTER_RAW_DAYS", 30, 1, 3650),
             previous_kek=Path(p).resolve()
             if (p := env.get("CASETRACK_KEK_PREVIOUS_FILE"))
             else None,

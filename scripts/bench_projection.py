@@ -32,8 +32,10 @@ from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
 
 from adapters import bootstrap, logs
+from adapters.postgres.data_keys import DataKeys
 from adapters.postgres.event_store import EVENTS_TABLE, CaseEvents, CaseStore, postgres_env
 from adapters.postgres.schema import init_schema
+from adapters.privacy.personal_codec import PersonalDataCodec
 from adapters.settings import Settings
 from consumers.file_ingest import ingest_lines
 from projections import case_status
@@ -78,6 +80,16 @@ class BaselineStatusProjection(Projection[BaselineStatusView]):
         self.view.apply(domain_event.originator_id, domain_event, tracking)
 
 
+class BaselineCaseEvents(CaseEvents):
+    """The application the library's runner builds, opening sealed values as ours does."""
+
+    def __init__(self, env: Any = None) -> None:
+        super().__init__(env=env)
+        vault = bootstrap.vault(Settings.from_env())
+        self.data_keys = DataKeys(self.recorder.datastore.schema, vault.kek)  # type: ignore[attr-defined]
+        self.mapper.personal = PersonalDataCodec(self.load_keys)
+
+
 def baseline(url: str, schema: str, events: int) -> tuple[int, float]:
     env = {**postgres_env(url, schema), "CREATE_TABLE": "y"}
     store = CaseStore(url, schema, bootstrap.vault(Settings.from_env()))
@@ -95,7 +107,7 @@ def baseline(url: str, schema: str, events: int) -> tuple[int, float]:
     store.close()
     started = time.perf_counter()
     with ProjectionRunner(
-        application_class=CaseEvents,
+        application_class=BaselineCaseEvents,
         projection_class=BaselineStatusProjection,
         view_class=BaselineStatusView,
         env=env,

@@ -40,15 +40,16 @@ def running(
 
 
 def run(
-    args: Sequence[str], env: Mapping[str, str], timeout: float = 60
+    args: Sequence[str], env: Mapping[str, str], timeout: float = 60, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run to the end; its output as text."""
+    """Run to the end (with ``stdin`` as its input, if given); its output as text."""
     command = [*CASETRACK, *args]
     return subprocess.run(
         command,
         env=env,
         cwd=ROOT,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -1,5 +1,6 @@
-"""`casetrack dead-letters list|show|retry`: what the write side rejected, and feeding it in
-again after a fix (consumers/dead_letter_retry.py)."""
+"""`casetrack dead-letters list|show|retry|expire`: what the write side rejected, feeding it
+in again after a fix (consumers/dead_letter_retry.py), and dropping raw input past its
+retention (adapters/raw_input_expiry.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,22 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     dl_retry = dl.add_parser("retry", help="feed one dead letter in again, after a fix")
     dl_retry.add_argument("id", type=int)
     dl_retry.set_defaults(run=cmd_dead_letters_retry)
+    dl_expire = dl.add_parser(
+        "expire",
+        help="drop the raw input of dead letters older than CASETRACK_DEAD_LETTER_RAW_DAYS"
+        " (`casetrack project` does it hourly)",
+    )
+    dl_expire.set_defaults(run=cmd_dead_letters_expire)
+
+
+def cmd_dead_letters_expire(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    days = args.settings.dead_letter_raw_days
+    with closing(bootstrap.case_store(args.settings)) as store:
+        dropped = store.dead_letters.drop_older_than(timedelta(days=days))
+    print(f"dropped the raw input of {dropped} dead letters older than {days} days")
+    return 0
 
 
 def cmd_dead_letters_list(args: argparse.Namespace) -> int:
@@ -55,11 +72,16 @@ def cmd_dead_letters_show(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters_retry(args: argparse.Namespace) -> int:
+    from adapters.postgres.dead_letters import RawInputDropped
     from consumers.dead_letter_retry import retry_dead_letter
     from domain.commands import Outcome, RecordCaseEvent
 
     with closing(bootstrap.case_store(args.settings)) as store:
-        retried = retry_dead_letter(store, store.dead_letters, args.id)
+        try:
+            retried = retry_dead_letter(store, store.dead_letters, args.id)
+        except RawInputDropped as e:
+            print(f"casetrack: {e}", file=sys.stderr)
+            return 1
     if retried is None:
         print(f"casetrack: no dead letter #{args.id}", file=sys.stderr)
         return 1

@@ -81,7 +81,7 @@ def cmd_project(args: argparse.Namespace) -> int:
                 projections,
                 stop,
                 poll_interval=args.poll_interval,
-                after_catch_up=bootstrap.periodic_checkpoint(args.settings, store),
+                after_catch_up=bootstrap.daemon_chores(args.settings, store),
             )
     except KeyboardInterrupt:
         stop.set()

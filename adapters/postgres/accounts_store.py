@@ -18,6 +18,7 @@ from uuid import UUID
 
 import orjson
 from psycopg import AsyncConnection, Connection
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
 
@@ -421,14 +422,15 @@ def erase_accounts(
     usable password, sessions revoked; pending codes for them or for those files are
     deleted. ``files``: (case id, role, application number). How many were disabled."""
     q = partial(_q, schema)
-    conn.execute(
+    curs = conn.cursor(row_factory=tuple_row)
+    curs.execute(
         q(
             "DELETE FROM {s}.account_links l USING unnest(%s::uuid[], %s::text[]) AS e(c, r)"
             " WHERE l.case_id = e.c AND l.role = e.r"
         ),
         ([f[0] for f in files], [f[1] for f in files]),
     )
-    disabled = conn.execute(
+    disabled = curs.execute(
         q(
             "WITH gone AS (SELECT account_id, login FROM {s}.accounts a"
             " WHERE a.kind <> 'erased' AND (a.login = ANY(%s) OR NOT EXISTS"
@@ -440,14 +442,14 @@ def erase_accounts(
         (list(logins),),
     ).fetchall()
     ids = [r[0] for r in disabled]
-    conn.execute(
+    curs.execute(
         q(
             "UPDATE {s}.sessions SET revoked_at = %s"
             " WHERE revoked_at IS NULL AND account_id = ANY(%s)"
         ),
         (now, ids),
     )
-    conn.execute(
+    curs.execute(
         q("DELETE FROM {s}.account_codes WHERE login = ANY(%s) OR application_number = ANY(%s)"),
         (list(logins) + [r[1] for r in disabled], [f[2] for f in files]),
     )
