@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from adapters import bootstrap
 from adapters.cli.usage import UsageError
+from domain.application_number import is_valid
 from domain.personal_data import ERASURE_REASONS
 
 _PERIOD = re.compile(r"([1-9][0-9]{0,3})([dmy])")
@@ -63,24 +64,28 @@ def cmd_erase(args: argparse.Namespace) -> int:
     people = _people(args.person)
     if not people and not args.application:
         raise UsageError("name at least one --person or --application")
+    if not all(is_valid(n) for n in args.application):
+        raise UsageError("--application takes one uppercase letter and nine digits")
     with closing(bootstrap.case_store(args.settings)) as store:
         report = erase(store, people=people, applications=args.application, reason=args.reason)
     if args.json:
         print(json.dumps(report.as_dict()))
-        return 0
+        return 1 if report.unknown else 0
     print(
         f"erased {report.subjects} people on {len(report.cases)} files: {report.keys_destroyed}"
         f" keys destroyed, {report.events_appended} personal_data.erased events appended,"
         f" {report.accounts_disabled} accounts disabled, {report.dead_letters_dropped}"
         " dead letters' raw input dropped"
     )
+    if report.unknown:
+        print("no such file: " + ", ".join(report.unknown), file=sys.stderr)
     if report.not_encrypted:
         print(
             "not erased (written before encryption; `casetrack db init` migrates them): "
             + ", ".join(report.not_encrypted),
             file=sys.stderr,
         )
-    return 0
+    return 1 if report.unknown else 0
 
 
 def cmd_retention(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ class ErasureReport:
     accounts_disabled: int = 0
     dead_letters_dropped: int = 0
     not_encrypted: list[str] = field(default_factory=list)  # files written before encryption
+    unknown: list[str] = field(default_factory=list)  # application numbers with no file
 
     def as_dict(self) -> dict[str, object]:
         return dict(vars(self))
@@ -78,6 +79,7 @@ def erase(
     report = ErasureReport(subjects=len(subjects))
     case_ids = sorted({s[1] for s in subjects} | set(wanted))
     cases = store.load(case_ids)
+    report.unknown = sorted(n for n in applications if case_id(n) not in cases)
     report.not_encrypted = sorted(
         cases[c].application_number for c in set(wanted) - {s[1] for s in subjects} if c in cases
     )

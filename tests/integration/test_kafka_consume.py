@@ -19,6 +19,7 @@ from tests import cli_process
 from tests.integration.kafka_fixtures import consuming, read_topic, settings, wait_until
 from tests.integration.snapshots import file_reference, project, snapshot
 from tests.stores import count, execute, rows
+from tests.vault import vault_env
 
 
 def test_simulated_feed_ends_in_the_status_views(
@@ -169,6 +170,8 @@ def test_a_dead_letter_is_retried_after_the_fix(
     ids = {r["error_kind"]: r["id"] for r in letters}
 
     monkeypatch.setenv("CASETRACK_DATABASE_URL", database_url)
+    for name, value in vault_env().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("CASETRACK_SCHEMA", schema)
     monkeypatch.setenv("CASETRACK_LOG_LEVEL", "error")
     assert casetrack(["dead-letters", "retry", str(ids["rule_violation"])]) == 0

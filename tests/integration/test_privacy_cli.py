@@ -122,3 +122,13 @@ def test_dead_letters_lose_their_raw_input_after_the_retention_and_say_so_on_ret
         ["dead-letters", "expire"], dict(cli_env, CASETRACK_DEAD_LETTER_RAW_DAYS="0")
     )
     assert shorter.returncode == 2 and "CASETRACK_DEAD_LETTER_RAW_DAYS" in shorter.stderr
+
+
+def test_erase_names_unknown_files_and_refuses_malformed_input(cli_env: dict[str, str]) -> None:
+    unknown = cli_process.run(["privacy", "erase", "--application", "F999999999"], cli_env)
+    assert unknown.returncode == 1 and "no such file: F999999999" in unknown.stderr
+    malformed = cli_process.run(["privacy", "erase", "--application", "f1; DROP"], cli_env)
+    assert malformed.returncode == 2 and "nine digits" in malformed.stderr
+    nothing = cli_process.run(["privacy", "erase"], cli_env)
+    assert nothing.returncode == 2 and "--person or --application" in nothing.stderr
+    assert "Traceback" not in unknown.stderr + malformed.stderr + nothing.stderr
