@@ -75,7 +75,8 @@ def test_a_sealed_event_holds_no_personal_value_and_opens_to_the_original() -> N
     keys, case = Keys(), uuid4()
     state, _ = sealed_received(keys, case)
     stored = orjson.dumps(state)
-    for value in (b"12345678", b"Tremblay", b"Zo", b"1990-01-02", b"zoe@", b"Jo Rep", b"R1"):
+    # (values of 4 bytes and more: shorter ones turn up in random base64 by chance)
+    for value in (b"12345678", b"Tremblay", "Zoë".encode(), b"1990-01-02", b"zoe@", b"Jo Rep"):
         assert value not in stored
     assert b"F000000001" in stored and b"spouse" in stored  # the rest stays readable
     assert state["sponsor"]["email"] is None  # type: ignore[index]  # absent, not sealed
@@ -142,7 +143,7 @@ def test_correspondence_subjects_are_the_principal_applicants() -> None:
 
     state: dict[str, object] = {"subject": "Your medical results, Zoë", "event_type": "x"}
     PersonalDataCodec(keys.load).seal(state, LETTER, case, 7, key_of)
-    assert asked == ["principal_applicant"] and b"Zo" not in orjson.dumps(state)
+    assert asked == ["principal_applicant"] and "Zoë".encode() not in orjson.dumps(state)
     PersonalDataCodec(keys.load).open(state, LETTER, case, 7)
     assert state["subject"] == "Your medical results, Zoë"
 
