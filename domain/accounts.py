@@ -4,7 +4,9 @@ A registration is answered the same way whether or not it matches (no
 enumeration); ``delivery`` only decides whether a code goes out, and where.
 Names compare after Unicode NFC normalisation, whitespace trimming and case
 folding (accents still matter); UCIs, dates of birth and membership ids
-compare exactly; emails without regard to case.
+compare exactly; emails without regard to case. The file's side is held as keyed
+blind indexes of those normalised values (``PersonIndex``), never the values: the
+registration's details are indexed with the same key and the indexes compared.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import hmac
 import re
 import secrets
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol, TypeVar
+
+from domain.case import Case
+from domain.personal_data import is_erased
 
 CODE_DIGITS = 8
 # A code's guesses in all, from everywhere: 25 in 10^8. Each address gets 5 before it
@@ -33,18 +39,78 @@ _TOKEN = re.compile(r"(cts|cta)_[A-Za-z0-9_-]{43}")
 CODE = re.compile(f"[0-9]{{{CODE_DIGITS}}}")
 
 
+class PersonIndex(Protocol):
+    """Keyed blind indexes (adapters.privacy.blind_index): equal values give equal
+    indexes, and without the key an index tells nothing of its value. Each method
+    normalises as registration compares (see the module's docstring)."""
+
+    def uci(self, uci: str) -> bytes: ...
+
+    def family_name(self, name: str) -> bytes:
+        """Of ``normalize_name(name)``."""
+        ...
+
+    def family_name_endings(self, full_name: str) -> list[bytes]:
+        """One per ``name_endings(full_name)``: those runs, already normalised."""
+        ...
+
+    def date_of_birth(self, born: date) -> bytes: ...
+
+    def email(self, email: str) -> bytes: ...
+
+    def membership_id(self, membership_id: str) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class FileParty:
-    """One person on a file as the case_parties view holds it. Personal data."""
+    """One person on a file as the case_parties view holds them: blind indexes of the
+    values registration compares, never the values. ``family_names`` holds one index, or
+    for a representative (whose file holds one full name) one per ending of that name
+    that registration accepts as the family name."""
 
     role: str
     preferred_language: str
-    uci: str | None = None
-    family_name: str | None = None
-    date_of_birth: date | None = None
-    email: str | None = None
-    name: str | None = None  # representatives only
-    membership_id: str | None = None  # representatives only
+    uci: bytes | None = None
+    family_names: tuple[bytes, ...] = ()
+    date_of_birth: bytes | None = None
+    email: bytes | None = None  # also tells whether there is an email to send a code to
+    membership_id: bytes | None = None  # representatives only
+
+
+def file_party(
+    index: PersonIndex,
+    role: str,
+    preferred_language: str,
+    *,
+    uci: str | None = None,
+    family_name: str | None = None,
+    date_of_birth: date | None = None,
+    email: str | None = None,
+    name: str | None = None,
+    membership_id: str | None = None,
+) -> FileParty:
+    """A person on a file, indexed: applicants and sponsors by UCI, family name and date
+    of birth, representatives by email, membership id and their name's endings."""
+    if role == "representative":
+        family_names = tuple(index.family_name_endings(name or ""))
+    else:
+        family_names = (index.family_name(family_name or ""),)
+    return FileParty(
+        role,
+        preferred_language,
+        _indexed(index.uci, uci),
+        family_names,
+        _indexed(index.date_of_birth, date_of_birth),
+        _indexed(index.email, email),
+        _indexed(index.membership_id, membership_id),
+    )
+
+
+_V = TypeVar("_V")
+
+
+def _indexed(of: Callable[[_V], bytes], value: _V | None) -> bytes | None:
+    return None if value is None else of(value)
 
 
 @dataclass(frozen=True)
@@ -63,11 +129,12 @@ class Registration:
 
 @dataclass(frozen=True)
 class Delivery:
-    """Where a registration's code goes, and in which language."""
+    """Where a registration's code goes: to the email on file of the role ``to`` (the
+    person's own, or their representative's), in the file's language."""
 
     login: str
     role: str
-    email: str
+    to: str
     language: str
 
 
@@ -92,55 +159,77 @@ def normalize_login(value: str) -> str:
     return normalize_email(value) if "@" in value else value
 
 
-def delivery(registration: Registration, parties: Sequence[FileParty]) -> Delivery | None:
+def delivery(
+    registration: Registration, parties: Sequence[FileParty], index: PersonIndex
+) -> Delivery | None:
     """The code's delivery when the registration matches the file exactly, else None.
 
     Codes for the principal applicant go to the representative when the file
     has one; a person without an email on file (and no representative to
-    relay) cannot register.
+    relay) cannot register. ``index`` is the key the file's indexes were made with.
     """
     by_role = {p.role: p for p in parties}
     party = by_role.get(registration.role)
-    if party is None or not _matches(registration, party):
+    if party is None or not _matches(registration, party, index):
         return None
-    email = party.email
-    representative = by_role.get("representative")
-    if registration.role == "principal_applicant" and representative is not None:
-        email = representative.email
-    if not email:
+    to = registration.role
+    if registration.role == "principal_applicant" and "representative" in by_role:
+        to = "representative"
+    if by_role[to].email is None:
         return None
-    return Delivery(registration.login, registration.role, email, party.preferred_language)
+    return Delivery(registration.login, registration.role, to, party.preferred_language)
 
 
-def _matches(registration: Registration, party: FileParty) -> bool:
+def _matches(registration: Registration, party: FileParty, index: PersonIndex) -> bool:
+    if not normalize_name(registration.family_name):
+        return False
+    if index.family_name(registration.family_name) not in party.family_names:
+        return False
     if registration.role == "representative":
         return (
             party.email is not None
             and registration.email is not None
-            and normalize_email(registration.email) == normalize_email(party.email)
-            and registration.membership_id == party.membership_id
-            and _family_name_of(registration.family_name, party.name or "")
+            and index.email(registration.email) == party.email
+            and _indexed(index.membership_id, registration.membership_id) == party.membership_id
         )
     return (
         registration.uci is not None
-        and registration.uci == party.uci
-        and registration.date_of_birth == party.date_of_birth
-        and normalize_name(registration.family_name) == normalize_name(party.family_name or "")
+        and index.uci(registration.uci) == party.uci
+        and _indexed(index.date_of_birth, registration.date_of_birth) == party.date_of_birth
     )
 
 
-def family_name_on_file(party: FileParty) -> str:
-    """The party's family name (a representative's file holds one name: its last word)."""
-    if party.role == "representative":
-        words = (party.name or "").split()
-        return words[-1] if words else ""
-    return party.family_name or ""
+def name_endings(full_name: str) -> list[str]:
+    """A representative's file holds one full name: registration accepts as their family
+    name any run of its last words, "Pelletier" or "André Pelletier" of "Marc André
+    Pelletier" (normalised), never part of a word."""
+    words = normalize_name(full_name).split(" ")
+    return [" ".join(words[start:]) for start in range(len(words)) if words[start]]
 
 
-def _family_name_of(family_name: str, full_name: str) -> bool:
-    """A representative's file holds one name: the family name must be its last word(s)."""
-    family, full = normalize_name(family_name), normalize_name(full_name)
-    return bool(family) and (full == family or full.endswith(" " + family))
+def email_on_file(case: Case | None, role: str) -> str | None:
+    """The email a code for ``role`` goes to, None when the file has none (or it is
+    erased): read from the case, since the case_parties view keeps only indexes."""
+    holder = getattr(case, role, None) if case is not None and role in _ROLES else None
+    email = getattr(holder, "email", None)
+    return None if not email or is_erased(email) else str(email)
+
+
+def family_name_on_file(case: Case | None, role: str) -> str:
+    """The party's family name ("" when none, or erased): a representative's file holds
+    one name, whose last word stands for it."""
+    holder = getattr(case, role, None) if case is not None and role in _ROLES else None
+    if holder is None:
+        return ""
+    if role == "representative":
+        words = str(holder.name).split()
+        name = words[-1] if words else ""
+    else:
+        name = str(holder.family_name)
+    return "" if is_erased(name) else name
+
+
+_ROLES = ("principal_applicant", "sponsor", "representative")
 
 
 # ---------------------------------------------------------------- codes and tokens

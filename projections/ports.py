@@ -3,8 +3,10 @@
 Projections are SQL by design: they work on a psycopg cursor inside transactions
 of eventsourcing's PostgreSQL datastore. What they need beyond that, they find on
 a ``ProjectionStore``: the schema, the events table and its notification channel,
-the application's mapper to decode a stored event, and the URL a listener or a
-worker process connects to. ``adapters.postgres.event_store.CaseStore`` is one.
+the application's mapper to decode a stored event, the URL a listener or a
+worker process connects to, and the vault's blind-index key (for a view that keeps
+indexes of personal data in place of the values). ``adapters.postgres.event_store.CaseStore``
+is one.
 
 Worker processes open their own store with an ``Opener``: a top-level function, so
 it pickles, given the URL and the schema. The composition root provides it.
@@ -21,6 +23,8 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import StoredEvent
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
+
+from domain.accounts import PersonIndex
 
 
 class Datastore(Protocol):
@@ -59,6 +63,13 @@ class EventsRecorder(Protocol):
         ...
 
 
+class Vault(Protocol):
+    """adapters.privacy.vault.Vault, as far as projections need it."""
+
+    @property
+    def blind_index(self) -> PersonIndex: ...
+
+
 class ProjectionStore(Protocol):
     @property
     def url(self) -> str: ...
@@ -74,6 +85,9 @@ class ProjectionStore(Protocol):
 
     @property
     def recorder(self) -> EventsRecorder: ...
+
+    @property
+    def vault(self) -> Vault: ...
 
 
 class ClosableStore(ProjectionStore, Protocol):

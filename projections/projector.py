@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 from psycopg import Cursor
@@ -81,6 +81,20 @@ class Projection(Protocol):
     def replayer(self) -> Replayer: ...
 
 
+@runtime_checkable
+class StoreBound(Protocol):
+    """A projection that needs something of its store beyond the cursor (case_parties:
+    the blind-index key). Whatever applies or replays a projection takes ``for_store``
+    of it first, so the projection cannot run without it."""
+
+    def for_store(self, store: ProjectionStore) -> Projection: ...
+
+
+def for_store(projection: Projection, store: ProjectionStore) -> Projection:
+    """``projection`` with what it needs of ``store`` (itself, if it needs nothing)."""
+    return projection.for_store(store) if isinstance(projection, StoreBound) else projection
+
+
 class PageCache:
     """The last pages read from the log, decoded, shared by projectors in one process.
 
@@ -116,7 +130,7 @@ class Projector:
         pages: PageCache | None = None,
     ) -> None:
         self.store = store
-        self.projection = projection
+        self.projection = for_store(projection, store)
         self.page_size = page_size
         self.pages = pages  # shared with other projectors in this process, if any
         self.position_name = projection.name + suffix

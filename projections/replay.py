@@ -40,7 +40,7 @@ from projections.failures import from_the_event, refused
 from projections.parallel import Run, case_ranges
 from projections.ports import ProjectionStore
 from projections.positions import Positions
-from projections.projector import Projection, Replayer, dead_letter
+from projections.projector import Projection, Replayer, dead_letter, for_store
 from projections.tables import Row
 
 log = structlog.get_logger("casetrack.projections")
@@ -166,7 +166,8 @@ def _replay(
         if part is not parts[0]:
             for mine, theirs in zip(replayers, part.replayers, strict=True):
                 mine.absorb(theirs)
-    writer = _Writer(store, projections, suffix, report.tables, replayers)
+    bound = [for_store(p, store) for p in projections]
+    writer = _Writer(store, bound, suffix, report.tables, replayers)
     with store.datastore.transaction(commit=True) as curs:
         for replayer in replayers:
             writer.emit(replayer.finish())
@@ -311,10 +312,11 @@ class _Writer:
 
 def _replay_range(store: ProjectionStore, task: _Task) -> _Part:
     """Fold and copy the cases of one id range (in a worker, or in-process)."""
-    tables = [t for p in task.projections for t in p.tables]
+    projections = [for_store(p, store) for p in task.projections]  # this process's store
+    tables = [t for p in projections for t in p.tables]
     part = _Part(0, 0, {t.name: TableCheck() for t in tables}, [])
-    part.replayers = [p.replayer() for p in task.projections]
-    writer = _Writer(store, task.projections, task.suffix, part.tables, part.replayers)
+    part.replayers = [p.replayer() for p in projections]
+    writer = _Writer(store, projections, task.suffix, part.tables, part.replayers)
     # The fold makes millions of acyclic objects, and the rows buffered between flushes
     # survive the young collections: the cyclic collector's passes over them cost about
     # a third of the fold, and there is nothing for it to find. Reference counting frees
@@ -363,4 +365,6 @@ def _row_hash(row: Row) -> int:
 def _unwrap(value: Any) -> Any:
     if isinstance(value, Jsonb):
         return value.obj
+    if isinstance(value, bytes):  # bytea (blind indexes), as produced and as read back
+        return value.hex()
     raise TypeError(f"cannot checksum a {type(value).__name__}")

@@ -2,7 +2,8 @@
 
 Registration and reset requests always answer 202 with the same body, and
 all their work past the rate limits (reading the file's parties, matching,
-hashing and storing the code, sending mail) goes to the outbox's workers, so
+reading the address on file from the log, hashing and storing the code, sending
+mail) goes to the outbox's workers, so
 neither the body, the request's timing nor the next request's on the same
 connection tells whether a file or an account exists. Codes get a fixed
 number of attempts, counted before the check so concurrent guesses cannot
@@ -10,6 +11,8 @@ exceed it.
 """
 
 from __future__ import annotations
+
+from uuid import UUID
 
 import structlog
 from fastapi import APIRouter, Request
@@ -24,6 +27,7 @@ from adapters.mail_texts import code_message
 from adapters.postgres.accounts_store import AccountExists, PendingCode
 from adapters.smtp import MailNotSent
 from domain import accounts
+from domain.application_number import case_id
 from projections import case_parties
 
 log = structlog.get_logger("casetrack.accounts")
@@ -95,13 +99,9 @@ async def verify(
     login = await _login_for_new_password(request, services, "verify", body.login, body.password)
     now = services.settings.clock()
     code = await _spend_attempt(request, services, login, "register", body.code)
-    async with services.pool.connection() as conn, conn.cursor() as curs:
-        parties = await case_parties.read(
-            curs, services.settings.schema, code.application_number or ""
-        )
-    _check_names(
-        body.password, [accounts.family_name_on_file(p) for p in parties if p.role == code.role]
-    )
+    if code.application_number and code.role:
+        files = [(case_id(code.application_number), code.role)]
+        _check_names(body.password, await _family_names_on_file(services, files))
     password_hash = await services.passwords.hash(body.password)
     kind = "representative" if code.role == "representative" else "client"
     try:
@@ -168,7 +168,8 @@ async def password_reset_confirm(
     existing = await services.accounts.account(login)
     if existing is None:
         raise invalid_code()
-    _check_names(body.password, await services.accounts.family_names(existing[0].account_id))
+    files = await services.accounts.linked_files(existing[0].account_id)
+    _check_names(body.password, await _family_names_on_file(services, files))
     password_hash = await services.passwords.hash(body.password)
     if not await services.accounts.reset_password(
         login, existing[0].account_id, code, password_hash, now
@@ -190,6 +191,16 @@ async def _login_for_new_password(
     except accounts.WeakPassword as e:
         raise weak_password(e) from None
     return login
+
+
+async def _family_names_on_file(services: Services, files: list[tuple[UUID, str]]) -> list[str]:
+    """The family name of each (case id, role), read from the log (case_parties keeps
+    only blind indexes); none for a file or person erased since."""
+    if not files:
+        return []
+    cases = await run_in_threadpool(services.case_store.load, {cid for cid, _ in files})
+    names = [accounts.family_name_on_file(cases.get(cid), role) for cid, role in files]
+    return [name for name in names if name]
 
 
 def _check_names(password: str, names: list[str]) -> None:
@@ -238,10 +249,16 @@ async def _match_and_issue(
 ) -> None:
     async with services.pool.connection() as conn, conn.cursor() as curs:
         parties = await case_parties.read(curs, services.settings.schema, application_number)
-    delivery = accounts.delivery(registration, parties)
-    if delivery is not None:
+    delivery = accounts.delivery(registration, parties, services.settings.vault.blind_index)
+    if delivery is None:
+        return
+    # The address is read from the log: case_parties holds only indexes. None when the
+    # person's key was destroyed after the view last saw the file (it is erased).
+    cases = await run_in_threadpool(services.case_store.load, [case_id(application_number)])
+    email = accounts.email_on_file(cases.get(case_id(application_number)), delivery.to)
+    if email is not None:
         await _issue_code(
-            services, "register", delivery.login, delivery.email, delivery.language,
+            services, "register", delivery.login, email, delivery.language,
             application_number, delivery.role,
         )  # fmt: skip
 

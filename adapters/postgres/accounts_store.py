@@ -22,7 +22,6 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
 
-from domain.accounts import FileParty, family_name_on_file
 from domain.application_number import case_id
 from domain.backoff import Backoff
 from projections import case_status
@@ -208,11 +207,9 @@ class AccountsStore:
             " FROM {s}.account_links l LEFT JOIN {s}.case_status s ON s.case_id = l.case_id"
             " WHERE l.account_id = %s ORDER BY l.application_number"
         )
-        self._names = q(
-            "SELECT p.role, p.preferred_language, p.uci, p.family_name, p.date_of_birth,"
-            " p.email, p.name, p.membership_id FROM {s}.account_links l"
-            " JOIN {s}.case_parties p ON p.case_id = l.case_id AND p.role = l.role"
-            " WHERE l.account_id = %s"
+        self._files = q(
+            "SELECT case_id, role FROM {s}.account_links WHERE account_id = %s"
+            " ORDER BY application_number"
         )
         self._backoff_row = q(
             "INSERT INTO {s}.backoff (bucket, score, updated_at, blocked_until)"
@@ -376,12 +373,13 @@ class AccountsStore:
             )
         return found
 
-    async def family_names(self, account_id: int) -> list[str]:
-        """The family names on the account's files (for the password policy)."""
+    async def linked_files(self, account_id: int) -> list[tuple[UUID, str]]:
+        """(case id, role) of each of the account's files: whose family names the password
+        policy reads from the log."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(self._names, (account_id,))
+            cur = await conn.execute(self._files, (account_id,))
             rows = await cur.fetchall()
-        return [family_name_on_file(FileParty(*row)) for row in rows]
+        return [(row[0], row[1]) for row in rows]
 
     # ------------------------------------------------------------ backoff
 

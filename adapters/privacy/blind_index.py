@@ -4,7 +4,8 @@ They let casetrack find a person (registration matching, erasure by UCI, the tom
 of an erased person) without storing the value: equal inputs give equal indexes, and
 without the key an index cannot be checked against guessed UCIs or birth dates. Each kind
 of value has its own label, so a UCI's index never equals a name's. Names normalise as
-registration compares them (domain.accounts), emails without case.
+registration compares them (domain.accounts), emails without case. Implements
+domain.accounts.PersonIndex: case_parties holds these in place of the values.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import hmac
 from datetime import date
 
-from domain.accounts import normalize_email, normalize_name
+from domain.accounts import name_endings, normalize_email, normalize_name
 
 
 class BlindIndex:
@@ -30,8 +31,17 @@ class BlindIndex:
             return self._of(b"email", normalize_email(value))
         return self._of(b"uci", value)
 
+    def uci(self, uci: str) -> bytes:
+        """Exactly as given (``person`` strips it first: erasure takes a UCI as typed)."""
+        return self._of(b"uci", uci)
+
     def family_name(self, name: str) -> bytes:
         return self._of(b"family_name", normalize_name(name))
+
+    def family_name_endings(self, full_name: str) -> list[bytes]:
+        """Of each run of last words of a full name that registration takes for its
+        family name (domain.accounts.name_endings): equal to ``family_name`` of that run."""
+        return [self._of(b"family_name", run) for run in name_endings(full_name)]
 
     def date_of_birth(self, born: date) -> bytes:
         return self._of(b"date_of_birth", born.isoformat())

@@ -49,20 +49,3 @@ def test_tracker_history_matches_case_history(store: Any, files: Files) -> None:
         for lang in ("en", "fr"):
             served = [timeline.served(line, lang) for line in mine]
             assert orjson.loads(row[f"history_{lang}"]) == served
-
-
-def test_case_parties_hold_what_registration_needs(store: Any, files: Files) -> None:
-    number, payload = files.pick(representative=True)
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL(
-                "SELECT role, uci, family_name, email, name, membership_id FROM {}.case_parties"
-                " WHERE application_number = %s ORDER BY role"
-            ).format(Identifier(store.schema)),
-            (number,),
-        )
-        rows = {r["role"]: r for r in curs.fetchall()}
-    assert set(rows) == {"principal_applicant", "sponsor", "representative"}
-    assert rows["sponsor"]["uci"] == payload["sponsor"]["uci"]
-    assert rows["representative"]["email"] == payload["representative"]["email"]
-    assert rows["representative"]["membership_id"] == payload["representative"].get("membership_id")

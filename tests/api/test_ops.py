@@ -22,7 +22,7 @@ from tests.api.conftest import (
     free_port,
     outbox_done,
 )
-from tests.integration.stored_events import store_bypassing_the_contract
+from tests.integration.stored_events import store_nul_in_a_text_column
 
 
 def scrape(client: TestClient) -> str:
@@ -129,7 +129,7 @@ def test_no_metric_tells_whether_a_registration_matched(
 def test_a_bad_stored_event_leaves_readyz_ready_and_shows_in_the_metrics(
     client: TestClient, store: Any
 ) -> None:
-    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    store_nul_in_a_text_column(store, "F000000001")
     ingest_lines((line.encode() for line in casegen.generate(3, seed=8)), "later", store)
     for projection in all_projections().values():
         Projector(store, projection).catch_up()

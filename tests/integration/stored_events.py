@@ -13,15 +13,7 @@ from adapters.postgres.event_store import CaseStore
 from domain import catalogue as t
 from domain.application_number import case_id
 from domain.case import Case, handle
-from tests.unit.builders import cmd, person
-
-
-def store_bypassing_the_contract(store: CaseStore, application_number: str, **party: Any) -> None:
-    """An application.received written straight through the store, as an older contract,
-    a bug or a manual repair could have: nothing checked it on the way in."""
-    command = cmd(t.RECEIVED, principal_applicant=person(**party))
-    case, _ = handle(None, dataclasses.replace(command, application_number=application_number))
-    store.save([case])
+from tests.unit.builders import cmd
 
 
 def store_undecodable(store: CaseStore, application_number: str) -> None:
@@ -36,3 +28,10 @@ def store_received_with(store: CaseStore, application_number: str, **payload: An
     command = cmd(t.RECEIVED, **payload)
     case, _ = handle(None, dataclasses.replace(command, application_number=application_number))
     store.save([case])
+
+
+def store_nul_in_a_text_column(store: CaseStore, application_number: str) -> None:
+    """An application.received whose language holds a NUL: PostgreSQL refuses it in
+    case_parties' text column and in case_status' jsonb, a data error of this event alone.
+    (A NUL in a name no longer reaches any table: case_parties keeps only its index.)"""
+    store_received_with(store, application_number, preferred_language="f\x00r")

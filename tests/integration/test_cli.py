@@ -10,7 +10,7 @@ from pathlib import Path
 
 from adapters.postgres.event_store import CaseStore
 from simulation import casegen
-from tests.integration.stored_events import store_bypassing_the_contract
+from tests.integration.stored_events import store_nul_in_a_text_column
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -160,7 +160,7 @@ def test_logs_carry_no_personal_data(cli_env: dict[str, str]) -> None:
 def test_a_bad_stored_event_neither_halts_projection_nor_breaks_a_rebuild(
     cli_env: dict[str, str], store: CaseStore
 ) -> None:
-    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    store_nul_in_a_text_column(store, "F000000001")
     lines = casegen.generate(3, seed=5)
     assert casetrack(cli_env, "ingest", "-", stdin="\n".join(lines).encode()).returncode == 0
 

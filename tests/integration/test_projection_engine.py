@@ -26,7 +26,7 @@ from projections.status import statuses
 from projections.tables import Row
 from simulation import casegen
 from tests.integration.snapshots import folded_views, views
-from tests.integration.stored_events import store_bypassing_the_contract, store_undecodable
+from tests.integration.stored_events import store_nul_in_a_text_column, store_undecodable
 from tests.integration.test_ingest import _lines
 from tests.stores import execute, rows
 from tests.vault import TEST_VAULT, open_test_store
@@ -391,7 +391,7 @@ def _received(lines: list[bytes]) -> set[str]:
 def test_a_nul_in_a_stored_event_is_dead_lettered_and_every_later_file_registers(
     store: CaseStore,
 ) -> None:
-    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    store_nul_in_a_text_column(store, "F000000001")
     earlier = _lines(casegen.generate(4, seed=3))
     ingest_lines(earlier, "earlier", store)
     projections = list(all_projections().values())
@@ -417,7 +417,7 @@ def test_a_rebuild_dead_letters_a_nul_in_a_stored_event_and_keeps_every_other_fi
 ) -> None:
     lines = _lines(casegen.generate(6, seed=5))
     ingest_lines(lines[:20], "a", store)
-    store_bypassing_the_contract(store, "F000000001", family_name="Lam\x00bert")
+    store_nul_in_a_text_column(store, "F000000001")
     ingest_lines(lines[20:], "b", store)
     projections = list(all_projections().values())
     for projection in projections:
