@@ -15,6 +15,7 @@ from adapters.postgres.event_store import CaseStore
 from adapters.privacy.erasure import erase
 from consumers.file_ingest import ingest_lines
 from domain.application_number import case_id
+from tests import cli_process
 from tests.stores import execute, rows
 
 NUMBER = "F931020311"
@@ -243,3 +244,10 @@ def test_a_crash_mid_erasure_does_not_stall_ingestion_of_other_files(
     ]
     ingest_lines(later, "b", store)  # today: ConcurrencyConflict after 8 attempts
     assert store.load([case_id(other)])[case_id(other)].acknowledged_on is not None
+
+
+def test_lift_refuses_no_person_or_several_without_a_traceback(cli_env: dict[str, str]) -> None:
+    for stdin in ("", "\n", "12345678\n87654321\n"):
+        done = cli_process.run(["privacy", "lift", "--person", "-"], cli_env, stdin=stdin)
+        assert done.returncode == 2 and "--person takes one" in done.stderr
+        assert "Traceback" not in done.stderr and "87654321" not in done.stderr
