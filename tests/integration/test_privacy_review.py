@@ -251,3 +251,24 @@ def test_lift_refuses_no_person_or_several_without_a_traceback(cli_env: dict[str
         done = cli_process.run(["privacy", "lift", "--person", "-"], cli_env, stdin=stdin)
         assert done.returncode == 2 and "--person takes one" in done.stderr
         assert "Traceback" not in done.stderr and "87654321" not in done.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 8: `erase --person <representative email>` writes a tombstone that nothing"
+    " reads (the writer checks UCIs only): the next file naming them is accepted with a new key",
+)
+def test_a_representative_erased_by_email_is_not_brought_back_by_a_new_file(
+    store: CaseStore,
+) -> None:
+    rep = {"name": "Ada Counsel", "email": "ada.counsel@example.org", "membership_id": "R-123"}
+    first = line(NUMBER, "application.received", dict(RECEIVED, representative=rep))
+    assert ingest_lines([first], "a", store).rejected == 0
+    report = erase(store, people=[rep["email"]], requested_by="review")
+    assert report.keys_destroyed == 1
+    assert rows(store, "SELECT count(*) AS n FROM {schema}.erased_people")[0]["n"] == 1
+
+    other_client = dict(RECEIVED, principal_applicant=dict(APPLICANT, uci="7316402977"),
+                        sponsor=dict(SPONSOR, uci="58204777"), representative=rep)  # fmt: skip
+    later = ingest_lines([line("F931020318", "application.received", other_client)], "b", store)
+    assert later.rejected == 1, "the tombstoned representative's data came back on a new file"
