@@ -114,7 +114,10 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 def cmd_lift(args: argparse.Namespace) -> int:
-    [person] = _people([args.person])
+    people = _people([args.person])
+    if len(people) != 1:  # `-` with no line or several: a usage error, not a traceback
+        raise UsageError("--person takes one UCI or email ('-': one line on stdin)")
+    [person] = people
     with closing(bootstrap.case_store(args.settings)) as store:
         lifted = store.lift_tombstone(person)
     print("tombstone lifted" if lifted else "no tombstone for that person")

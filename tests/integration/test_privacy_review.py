@@ -1,0 +1,274 @@
+"""Security review of personal-data erasure (issue 12): ways an erased person's plaintext
+survives or comes back, against the real PostgreSQL. Each xfail(strict=True) test is a
+finding that fails today; it turns green (and must lose its mark) once fixed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from adapters.postgres.event_store import CaseStore
+from adapters.privacy.erasure import erase
+from consumers.file_ingest import ingest_lines
+from domain.application_number import case_id
+from tests import cli_process
+from tests.stores import execute, rows
+
+NUMBER = "F931020311"
+APPLICANT = {
+    "uci": "7316402911",
+    "given_name": "Zéphyrine",
+    "family_name": "Quaglieri-Ostrowska",
+    "date_of_birth": "1931-02-03",
+    "email": "zq.review-test@example.org",
+}
+SPONSOR = {
+    "uci": "58204711",
+    "given_name": "Wenceslas",
+    "family_name": "Abernathy-Kowalczyk",
+    "date_of_birth": "1934-05-06",
+}
+RECEIVED = {
+    "category": "spouse",
+    "received_on": "2024-02-01",
+    "principal_applicant": APPLICANT,
+    "sponsor": SPONSOR,
+    "preferred_language": "fr",
+}
+LETTER = "Lettre pour Zéphyrine au sujet de sa santé"
+
+
+def line(number: str, event_type: str, payload: dict[str, Any], event_id: str = "") -> bytes:
+    return json.dumps(
+        {
+            "event_id": event_id or str(uuid.uuid4()),
+            "schema_version": 1,
+            "type": event_type,
+            "application_number": number,
+            "occurred_at": datetime(2024, 2, 1, 9, tzinfo=UTC).isoformat(),
+            "source": "gcms",
+            "payload": payload,
+        }
+    ).encode()
+
+
+def raw_inputs_holding(store: CaseStore, value: str) -> list[int]:
+    """Ids of the dead letters whose raw input holds ``value`` (as text or JSON-escaped)."""
+    forms = {value.encode(), json.dumps(value)[1:-1].encode()}
+    return [
+        r["id"]
+        for r in rows(store, "SELECT id, raw FROM {schema}.dead_letters ORDER BY id")
+        if any(f in bytes(r["raw"]) for f in forms)
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 1: a message refused after erasure (rule personal_data_erased) is"
+    " dead-lettered with its raw bytes: the erased person's values are stored in clear again",
+)
+def test_messages_refused_after_an_erasure_do_not_store_the_erased_values_again(
+    store: CaseStore,
+) -> None:
+    received = line(NUMBER, "application.received", RECEIVED)
+    letter_id = str(uuid.uuid4())
+    letter = line(NUMBER, "correspondence.sent", {"subject": LETTER}, letter_id)
+    assert ingest_lines([received, letter], "first.jsonl", store).rejected == 0
+    erase(store, people=[APPLICANT["uci"]], requested_by="review")
+
+    # The producer redelivers (at-least-once), and a new file names the erased person.
+    new_file = line("F931020312", "application.received", RECEIVED)
+    later = ingest_lines([received, letter, new_file], "redelivered.jsonl", store)
+    assert later.rejected == 3
+    assert {r["rule"] for r in rows(store, "SELECT rule FROM {schema}.dead_letters")} == {
+        "personal_data_erased"
+    }
+    leaks = {v: raw_inputs_holding(store, v) for v in [*APPLICANT.values(), LETTER]}
+    assert not any(leaks.values()), f"erased values back in dead_letters.raw: {leaks}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 2: a new file for the person committed while `erase --person` runs (after"
+    " it looked up their subjects, before it tombstoned them) keeps a live key: their data"
+    " survives the erasure and no tombstone check ever catches it",
+)
+def test_a_new_file_written_during_an_erasure_by_person_does_not_survive_it(
+    store: CaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ingest_lines([line(NUMBER, "application.received", RECEIVED)], "a", store).rejected == 0
+    newer = "F931020313"
+    load = store.load
+    concurrent: list[Any] = []
+
+    def load_while_a_writer_commits(ids: Any) -> Any:
+        # erase() reads the cases between its subject lookup and its key destruction: the
+        # ingest writer commits a new file of the person in that window (the tombstone is
+        # not there yet, so nothing refuses it).
+        if not concurrent:
+            concurrent.append(
+                ingest_lines([line(newer, "application.received", RECEIVED)], "b", store)
+            )
+        return load(ids)
+
+    monkeypatch.setattr(store, "load", load_while_a_writer_commits)
+    report = erase(store, people=[APPLICANT["uci"]], requested_by="review")
+    monkeypatch.undo()
+    assert concurrent[0].rejected == 0 and report.keys_destroyed == 1
+    case = store.load([case_id(newer)]).get(case_id(newer))
+    assert case is None or case.principal_applicant.uci == "[erased]", (  # type: ignore[union-attr]
+        "a file of the erased person still opens after the erasure"
+    )
+
+
+def _account(store: CaseStore, login: str, kind: str, files: list[tuple[str, str]]) -> None:
+    """An account as registration leaves it: its login, and a link per (file, role)."""
+    now = datetime.now(UTC)
+    with store.datastore.transaction(commit=True) as curs:
+        curs.execute(
+            f"INSERT INTO {store.schema}.accounts (login, kind, email, language, password_hash,"
+            " created_at, password_changed_at) VALUES (%s, %s, 'x@example.org', 'en', 'h', %s, %s)"
+            " RETURNING account_id",
+            (login, kind, now, now),
+        )
+        row = curs.fetchone()
+        assert row is not None
+        for number, role in files:
+            curs.execute(
+                f"INSERT INTO {store.schema}.account_links (account_id, application_number,"
+                " case_id, role, linked_at) VALUES (%s, %s, %s, %s, %s)",
+                (row["account_id"], number, case_id(number), role, now),
+            )
+
+
+def _kinds(store: CaseStore) -> dict[str, str]:
+    """login -> kind of the live accounts, and under "erased" how many are disabled."""
+    live = rows(store, "SELECT login, kind FROM {schema}.accounts WHERE kind <> 'erased'")
+    gone = rows(store, "SELECT 1 FROM {schema}.accounts WHERE kind = 'erased'")
+    return {r["login"]: r["kind"] for r in live} | {"erased": str(len(gone))}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 3: erasing one file (retention, --application) disables the accounts of"
+    " its people outright, though they have other files that are not erased: a"
+    " representative loses every client's file when one old file is retained",
+)
+def test_retention_of_one_file_keeps_the_accounts_of_people_with_other_live_files(
+    store: CaseStore,
+) -> None:
+    rep = {"name": "Ada Counsel", "email": "ada.counsel@example.org", "membership_id": "R-123"}
+    old, live = "F931020314", "F931020315"
+    other_client = dict(RECEIVED, principal_applicant=dict(APPLICANT, uci="7316402999"),
+                        sponsor=dict(SPONSOR, uci="58204799"), representative=rep)  # fmt: skip
+    lines = [
+        line(old, "application.received", dict(RECEIVED, representative=rep)),
+        line(live, "application.received", other_client),
+    ]
+    assert ingest_lines(lines, "files", store).rejected == 0
+    _account(store, rep["email"], "representative", [(old, "representative"),
+                                                     (live, "representative")])  # fmt: skip
+    _account(store, APPLICANT["uci"], "client", [(old, "principal_applicant")])
+
+    erase(store, applications=[old], reason="retention", requested_by="review")
+
+    kinds = _kinds(store)
+    assert kinds.get(rep["email"]) == "representative", "the representative was locked out"
+    assert kinds["erased"] == "1"  # the applicant's account: its only file is erased
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 4: one unreadable file of a person (a corrupt row, a key row lost) makes"
+    " `erase --person` raise before it destroys anything: no key of any of their files goes",
+)
+def test_an_unreadable_file_does_not_stop_the_erasure_of_a_persons_other_files(
+    store: CaseStore,
+) -> None:
+    damaged = "F931020316"
+    lines = [
+        line(NUMBER, "application.received", RECEIVED),
+        line(
+            damaged, "application.received", dict(RECEIVED, sponsor=dict(SPONSOR, uci="58204798"))
+        ),
+        line(damaged, "application.acknowledged", {"acknowledged_on": "2024-02-02"}),
+    ]
+    assert ingest_lines(lines, "files", store).rejected == 0
+    execute(
+        store,
+        "UPDATE {schema}.{events} SET state = '{{not json'::bytea"
+        " WHERE originator_id = %s AND originator_version = 2",
+        (case_id(damaged),),
+    )
+    try:
+        erase(store, people=[APPLICANT["uci"]], requested_by="review")
+    except Exception as error:
+        print(f"erasure failed: {type(error).__name__}")
+    destroyed = rows(store, "SELECT count(*) AS n FROM {schema}.data_keys WHERE wrapped IS NULL")
+    assert destroyed[0]["n"] == 2, "neither file's key of the person was destroyed"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 5: after a crash between an erasure's key destruction and its"
+    " personal_data.erased event, any personal event for the file makes every batch that"
+    " holds it conflict forever: file ingest dies, a Kafka partition stalls, other files wait",
+)
+def test_a_crash_mid_erasure_does_not_stall_ingestion_of_other_files(
+    store: CaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = "F931020317"
+    other_file = dict(RECEIVED, principal_applicant=dict(APPLICANT, uci="7316402988"),
+                      sponsor=dict(SPONSOR, uci="58204788"))  # fmt: skip
+    first = [
+        line(NUMBER, "application.received", RECEIVED),
+        line(other, "application.received", other_file),
+    ]
+    assert ingest_lines(first, "a", store).rejected == 0
+
+    def crash(*args: Any, **kwargs: Any) -> int:
+        raise SystemExit("the erasure's process died after its transaction committed")
+
+    monkeypatch.setattr("adapters.privacy.erasure._record_erasure", crash)
+    with pytest.raises(SystemExit):
+        erase(store, people=[APPLICANT["uci"]], requested_by="review")
+    monkeypatch.undo()
+
+    later = [
+        line(NUMBER, "correspondence.sent", {"subject": LETTER}),
+        line(other, "application.acknowledged", {"acknowledged_on": "2024-02-02"}),
+    ]
+    ingest_lines(later, "b", store)  # today: ConcurrencyConflict after 8 attempts
+    assert store.load([case_id(other)])[case_id(other)].acknowledged_on is not None
+
+
+def test_lift_refuses_no_person_or_several_without_a_traceback(cli_env: dict[str, str]) -> None:
+    for stdin in ("", "\n", "12345678\n87654321\n"):
+        done = cli_process.run(["privacy", "lift", "--person", "-"], cli_env, stdin=stdin)
+        assert done.returncode == 2 and "--person takes one" in done.stderr
+        assert "Traceback" not in done.stderr and "87654321" not in done.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 8: `erase --person <representative email>` writes a tombstone that nothing"
+    " reads (the writer checks UCIs only): the next file naming them is accepted with a new key",
+)
+def test_a_representative_erased_by_email_is_not_brought_back_by_a_new_file(
+    store: CaseStore,
+) -> None:
+    rep = {"name": "Ada Counsel", "email": "ada.counsel@example.org", "membership_id": "R-123"}
+    first = line(NUMBER, "application.received", dict(RECEIVED, representative=rep))
+    assert ingest_lines([first], "a", store).rejected == 0
+    report = erase(store, people=[rep["email"]], requested_by="review")
+    assert report.keys_destroyed == 1
+    assert rows(store, "SELECT count(*) AS n FROM {schema}.erased_people")[0]["n"] == 1
+
+    other_client = dict(RECEIVED, principal_applicant=dict(APPLICANT, uci="7316402977"),
+                        sponsor=dict(SPONSOR, uci="58204777"), representative=rep)  # fmt: skip
+    later = ingest_lines([line("F931020318", "application.received", other_client)], "b", store)
+    assert later.rejected == 1, "the tombstoned representative's data came back on a new file"
