@@ -152,7 +152,7 @@ class BatchWriter:
                     parsed.type,
                     "the event_id belongs to an event of another case",
                 )
-            if erased and cid not in cases and set(_ucis(parsed)) & erased:
+            if erased and cid not in cases and set(_people(parsed)) & erased:
                 raise RuleViolation(
                     "personal_data_erased",
                     parsed.type,
@@ -161,6 +161,10 @@ class BatchWriter:
                 )
             case, outcome = handle(cases.get(cid), parsed)
         except RuleViolation as e:
+            # Its raw bytes would bring back the data of a person erased on this file.
+            drop_raw = e.rule == "personal_data_erased" or bool(
+                getattr(cases.get(cid), "erased", ())
+            )
             log.warning(
                 "rejected",
                 application_number=parsed.application_number,
@@ -176,6 +180,7 @@ class BatchWriter:
                 rule=e.rule,
                 application_number=parsed.application_number,
                 event_id=parsed.event_id,
+                raw_dropped=drop_raw,
             )
         cases[cid] = case
         if outcome is Outcome.ACCEPTED:
@@ -191,11 +196,11 @@ class BatchWriter:
         return outcome, None
 
     def _erased_people(self, messages: Sequence[Message]) -> set[str]:
-        """The tombstoned UCIs among the people of the batch's application.received."""
-        ucis = [
-            u for m in messages if isinstance(m.parsed, RecordCaseEvent) for u in _ucis(m.parsed)
+        """The tombstoned people among those of the batch's application.received."""
+        people = [
+            p for m in messages if isinstance(m.parsed, RecordCaseEvent) for p in _people(m.parsed)
         ]
-        return self.store.erased_people(ucis) if ucis else set()
+        return self.store.erased_people(people) if people else set()
 
     def _cases(self, ids: set[UUID]) -> tuple[dict[UUID, Case], set[UUID], dict[UUID, Exception]]:
         """The batch's cases, which of them were read from the store just now, and
@@ -214,15 +219,20 @@ class BatchWriter:
             self._cache.popitem(last=False)
 
 
-def _ucis(command: RecordCaseEvent) -> list[str]:
-    """The UCIs of the people an application.received brings (none for other events)."""
+def _people(command: RecordCaseEvent) -> list[str]:
+    """Who an application.received brings (none for other events): the UCIs of its
+    applicant and sponsor, its representative's email."""
     if command.type != RECEIVED:
         return []
-    return [
+    people = [
         str(party["uci"])
         for role in ("principal_applicant", "sponsor")
         if isinstance(party := command.payload.get(role), dict) and party.get("uci")
     ]
+    representative = command.payload.get("representative")
+    if isinstance(representative, dict) and representative.get("email"):
+        people.append(str(representative["email"]))
+    return people
 
 
 def _dead_letter(message: Message, kind: str, reason: str, **details: Any) -> DeadLetter:

@@ -45,6 +45,9 @@ class DeadLetter:
     topic: str | None = None
     partition: int | None = None
     key: bytes | None = None
+    # Stored without its raw bytes (only their checksum): it would bring back personal
+    # data of a person whose data was erased.
+    raw_dropped: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,10 @@ class CaseRepository(Protocol):
 
     def event_id_owners(self, event_ids: Sequence[UUID]) -> dict[UUID, UUID]: ...
 
-    def erased_people(self, ucis: Sequence[str]) -> set[str]:
-        """Those of ``ucis`` whose personal data was erased (a tombstone an operator has
-        not lifted): a new file for one of them is refused, not given a fresh key."""
+    def erased_people(self, people: Sequence[str]) -> set[str]:
+        """Those of ``people`` (UCIs, representatives' emails) whose personal data was
+        erased (a tombstone an operator has not lifted): a new file for one of them is
+        refused, not given a fresh key."""
         ...
 
     def save(

@@ -90,6 +90,9 @@ class Case(Aggregate):
         self.passport_requested_on: date | None = None
         self.event_ids: dict[UUID, bytes] = {}  # event_id -> fingerprint of its event
         self.erased: set[str] = set()  # the subjects whose personal data is erased
+        # Subjects whose keys the store found destroyed though no personal_data.erased
+        # event says so yet (an erasure that died halfway): refused all the same.
+        self.keys_destroyed: set[str] = set()
 
     class Event(Aggregate.Event):
         """Base of every case event: the producer's envelope, kept verbatim."""
@@ -258,7 +261,7 @@ class Case(Aggregate):
         """Append the event if the rules allow it; a redelivery of an event the case
         holds is a no-op, another event under its event_id a conflict."""
         held = self.event_ids.get(command.event_id)
-        if self.erased and _needs_erased_subject(self, command):
+        if (self.erased or self.keys_destroyed) and _needs_erased_subject(self, command):
             raise rules.RuleViolation(
                 "personal_data_erased",
                 command.type,
@@ -308,7 +311,8 @@ def _needs_erased_subject(case: Case, command: RecordCaseEvent) -> bool:
     applicant is erased, or a redelivered application.received."""
     if command.type == t.RECEIVED:
         return True
-    return command.type == t.CORRESPONDENCE_SENT and "principal_applicant" in case.erased
+    gone = case.erased | case.keys_destroyed
+    return command.type == t.CORRESPONDENCE_SENT and "principal_applicant" in gone
 
 
 def handle(case: Case | None, command: RecordCaseEvent) -> tuple[Case, Outcome]:

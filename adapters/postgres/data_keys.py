@@ -80,6 +80,8 @@ class DataKeys:
         self._create = SQL(
             "WITH new AS (INSERT INTO {s}.privacy_subjects (subject_id, case_id, role, person)"
             " SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bytea[])"
+            " AS w(subject_id, case_id, role, person) WHERE NOT EXISTS"
+            " (SELECT FROM {s}.erased_people e WHERE e.person = w.person)"
             " ON CONFLICT (case_id, role) DO NOTHING RETURNING subject_id)"
             " INSERT INTO {s}.data_keys (subject_id, wrapped, kek_id)"
             " SELECT k.subject_id, k.wrapped, %s FROM unnest(%s::uuid[], %s::bytea[])"
@@ -99,6 +101,10 @@ class DataKeys:
         self._of_people = SQL(
             "SELECT s.subject_id, s.case_id, s.role FROM {s}.privacy_subjects s"
             " WHERE s.person = ANY(%s)"
+        ).format(s=s)
+        self._destroyed = SQL(
+            "SELECT s.case_id, s.role FROM {s}.privacy_subjects s JOIN {s}.data_keys k"
+            " USING (subject_id) WHERE s.case_id = ANY(%s) AND k.wrapped IS NULL"
         ).format(s=s)
         self._destroy = SQL(
             "UPDATE {s}.data_keys SET wrapped = NULL, destroyed_at = now()"
@@ -128,8 +134,9 @@ class DataKeys:
         wanted: Sequence[tuple[UUID, str, bytes | None]],
     ) -> dict[tuple[UUID, str], SubjectKey]:
         """The subject and key of each (case id, role, person index), made with a fresh
-        key when the file has none for that role yet. A subject whose key is destroyed
-        comes back with key None: the caller must not seal anything for it."""
+        key when the file has none for that role yet, unless that person is tombstoned
+        (then it is missing from the answer). A subject whose key is destroyed comes back
+        with key None: the caller must not seal anything for either."""
         if not wanted:
             return {}
         ids = [uuid4() for _ in wanted]
@@ -162,6 +169,14 @@ class DataKeys:
         """(subject id, case id, role) of every file these people are on."""
         curs.execute(self._of_people, (list(people),))
         return [(r[0], r[1], r[2]) for r in _tuples(curs.fetchall())]
+
+    def destroyed_roles(self, curs: Cursor[Any], case_ids: Sequence[UUID]) -> dict[UUID, set[str]]:
+        """case id -> the roles of it whose keys are destroyed (for those that have any)."""
+        curs.execute(self._destroyed, (list(case_ids),))
+        found: dict[UUID, set[str]] = {}
+        for case, role in _tuples(curs.fetchall()):
+            found.setdefault(case, set()).add(role)
+        return found
 
     def destroy(self, curs: Cursor[Any], subject_ids: Sequence[UUID]) -> int:
         """Destroy these subjects' keys (those not destroyed already); how many were."""

@@ -100,8 +100,9 @@ class DeadLetters:
         self._insert = SQL(
             "INSERT INTO {} (origin, position, raw, raw_sha256,"
             " error_kind, reason, rule, field, application_number, event_id,"
-            " topic, partition, key)"
-            " VALUES (%s, %s, %s, sha256(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " topic, partition, key, raw_dropped_at)"
+            " VALUES (%s, %s, %s, sha256(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " CASE WHEN %s THEN now() END)"
             " ON CONFLICT (origin, position, raw_sha256) DO NOTHING"
         ).format(table)
         self._judged = SQL(
@@ -151,7 +152,7 @@ class DeadLetters:
                 (
                     d.origin,
                     d.position,
-                    d.raw,
+                    b"" if d.raw_dropped else d.raw,
                     d.raw,
                     d.error_kind,
                     d.reason,
@@ -162,6 +163,7 @@ class DeadLetters:
                     d.topic,
                     d.partition,
                     d.key,
+                    d.raw_dropped,
                 )
                 for d in dead_letters
             ],

@@ -237,11 +237,15 @@ class CaseEvents(Application[UUID]):
     def construct_mapper(self) -> Mapper[UUID]:
         return CaseEventMapper(transcoder=self.construct_transcoder())
 
-    def load_keys(self, subjects: set[UUID]) -> dict[UUID, bytes | None]:
-        """subject id -> data key (None: destroyed), for the mapper's codec."""
+    def load_keys(self, subjects: set[UUID]) -> dict[UUID, tuple[UUID, str, bytes | None]]:
+        """subject id -> (its case, its role, its data key or None: destroyed), for the
+        mapper's codec."""
         assert isinstance(self.factory, PostgresFactory)
         with self.factory.datastore.transaction(commit=False) as curs:
-            return {k.subject_id: k.key for k in self.data_keys.by_id(curs, subjects).values()}
+            return {
+                k.subject_id: (k.case_id, k.role, k.key)
+                for k in self.data_keys.by_id(curs, subjects).values()
+            }
 
     def _sealing_keys(
         self, events: Sequence[Case.Event], cases: dict[UUID, Case]
@@ -269,8 +273,8 @@ class CaseEvents(Application[UUID]):
             )
         sealing: dict[tuple[UUID, str], tuple[UUID, bytes]] = {}
         for wanted_key in wanted:
-            subject = found[wanted_key]
-            if subject.key is None:
+            subject = found.get(wanted_key)  # missing: a person tombstoned meanwhile
+            if subject is None or subject.key is None:
                 raise PersonErased()
             sealing[wanted_key] = (subject.subject_id, subject.key)
         return sealing
@@ -416,6 +420,13 @@ class CaseStore:
             except Exception as e:
                 unreadable[cid] = e
                 cases.pop(cid, None)
+        if cases:
+            # An erasure that destroyed keys and died before its personal_data.erased
+            # event: the case counts as erased all the same, so its rules refuse what
+            # would need those keys instead of the writer retrying for ever.
+            with self.datastore.transaction(commit=False) as curs:
+                for cid, roles in self.data_keys.destroyed_roles(curs, list(cases)).items():
+                    cases[cid].keys_destroyed = roles
         return cases, unreadable
 
     def stored_events(self, case_id: UUID) -> list[Case.Event]:
@@ -431,10 +442,10 @@ class CaseStore:
         with self.datastore.get_connection() as conn:
             return self.data_keys.rewrap(conn)
 
-    def erased_people(self, ucis: Sequence[str]) -> set[str]:
-        """Those of ``ucis`` whose people were erased (tombstoned): a new file for one of
-        them must not bring their data back."""
-        by_index = {self.vault.blind_index.person(u): u for u in ucis}
+    def erased_people(self, people: Sequence[str]) -> set[str]:
+        """Those of ``people`` (UCIs, representatives' emails) who were erased
+        (tombstoned): a new file for one of them must not bring their data back."""
+        by_index = {self.vault.blind_index.person(p): p for p in people}
         with self.datastore.transaction(commit=False) as curs:
             return {by_index[p] for p in self.data_keys.erased_people(curs, list(by_index))}
 

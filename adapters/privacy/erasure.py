@@ -1,11 +1,14 @@
 """Erasure of personal data by crypto-shredding: `casetrack privacy erase` and `retention`.
 
 One erasure, for the subjects it names (every file of a person, or every person of a file):
-1. reads their cases (their plaintext is still readable: it tells which dead letters
-   mention them);
-2. in one transaction: destroys their data keys, tombstones a person erased by UCI or
-   email, drops the raw input of the dead letters that mention them, takes their files off
-   accounts and disables the accounts that are theirs (or have no file left);
+0. tombstones a person erased by UCI or email, committed first: from then on no writer
+   makes a new key for them, and a key one made just before is found in step 1;
+1. finds their subjects, reads their cases (their plaintext still opens: it tells which
+   dead letters mention them); a case that does not read is listed, its keys destroyed
+   all the same;
+2. in one transaction: destroys the keys, drops the raw input of the dead letters that
+   mention them, takes their files off accounts and disables the accounts left with no
+   file, and those whose login is a person erased by UCI or email;
 3. appends a personal_data.erased event to each of their cases (no personal data in it),
    which every projection applies: case_parties drops their rows.
 Run again, it destroys nothing more and appends nothing more (idempotent); run after a
@@ -26,6 +29,7 @@ import orjson
 from adapters.postgres import accounts_store
 from adapters.postgres.event_store import CaseStore
 from consumers.ports import ConcurrencyConflict
+from domain.accounts import normalize_login
 from domain.application_number import case_id
 from domain.case import Case, Party, Representative
 from domain.personal_data import ERASED, ERASURE_REASONS, SUBJECTS
@@ -45,6 +49,7 @@ class ErasureReport:
     accounts_disabled: int = 0
     dead_letters_dropped: int = 0
     not_encrypted: list[str] = field(default_factory=list)  # files written before encryption
+    unreadable: list[str] = field(default_factory=list)  # case ids whose events do not read
     unknown: list[str] = field(default_factory=list)  # application numbers with no file
 
     def as_dict(self) -> dict[str, object]:
@@ -68,9 +73,13 @@ def erase(
     moment = now or datetime.now(UTC)
     index = store.vault.blind_index
     persons = [index.person(p) for p in people]
+    wanted = [case_id(n) for n in applications]
+    if persons:  # first: from now on no writer makes a new key for them
+        with store.datastore.transaction(commit=True) as curs:
+            for person in persons:
+                store.data_keys.tombstone(curs, person, reason, by)
     with store.datastore.transaction(commit=False) as curs:
         subjects = store.data_keys.of_people(curs, persons)
-        wanted = [case_id(n) for n in applications]
         subjects += [
             (k.subject_id, k.case_id, k.role)
             for k in store.data_keys.of_cases(curs, wanted, list(SUBJECTS)).values()
@@ -78,8 +87,11 @@ def erase(
     subjects = sorted(set(subjects))
     report = ErasureReport(subjects=len(subjects))
     case_ids = sorted({s[1] for s in subjects} | set(wanted))
-    cases = store.load(case_ids)
-    report.unknown = sorted(n for n in applications if case_id(n) not in cases)
+    cases, unreadable = store.load_readable(case_ids)
+    report.unreadable = sorted(str(c) for c in unreadable)  # ids, not numbers: unreadable
+    report.unknown = sorted(
+        n for n in applications if case_id(n) not in cases and case_id(n) not in unreadable
+    )
     report.not_encrypted = sorted(
         cases[c].application_number for c in set(wanted) - {s[1] for s in subjects} if c in cases
     )
@@ -92,11 +104,11 @@ def erase(
         for role in rs
         if cid in cases
     ]
-    logins = [p.strip() for p in people] + _logins(cases, roles)
+    # Accounts are disabled by login only when a person is erased: erasing a file (or its
+    # retention) takes it off its people's accounts, which stay while they have others.
+    logins = [normalize_login(p) for p in people]
     with store.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
         report.keys_destroyed = store.data_keys.destroy(curs, [s[0] for s in subjects])
-        for person in persons:
-            store.data_keys.tombstone(curs, person, reason, by)
         report.dead_letters_dropped = store.dead_letters.drop_mentioning(
             curs, [f[2] for f in files], _mentions(cases, roles, people)
         )
@@ -131,7 +143,7 @@ def _record_erasure(
     """Append the case's personal_data.erased event (1), or nothing when it has one for
     these roles already (0); re-read and try again when another writer was first."""
     for _attempt in range(10):
-        case = store.load([cid]).get(cid)
+        case = store.load_readable([cid])[0].get(cid)
         if case is None:
             return 0
         envelope = {

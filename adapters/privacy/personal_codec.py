@@ -27,8 +27,10 @@ from adapters.privacy.field_cipher import (
 )
 from domain.personal_data import ERASED, personal_paths
 
-KeyLoader = Callable[[set[UUID]], Mapping[UUID, bytes | None]]
-"""subject ids -> their keys (None: destroyed); a subject with no key row is left out."""
+KeyLoader = Callable[[set[UUID]], Mapping[UUID, "SubjectOf"]]
+"""subject ids -> (case id, role, key or None when destroyed); a subject with no key row
+is left out."""
+SubjectOf = tuple[UUID, str, bytes | None]
 
 _TOKEN_SUBJECT = re.compile(rb'"pd1:([0-9a-f]{32}):')
 _PERSONAL_TOPICS = ("Received", "CorrespondenceSent")
@@ -42,7 +44,7 @@ class MissingKey(FieldDecryptError):
 class PersonalDataCodec:
     def __init__(self, load_keys: KeyLoader) -> None:
         self._load = load_keys
-        self._keys: dict[UUID, bytes | None] = {}
+        self._keys: dict[UUID, SubjectOf] = {}
 
     @staticmethod
     def holds_personal_data(topic: str) -> bool:
@@ -74,12 +76,20 @@ class PersonalDataCodec:
         """Replace each sealed value of ``state`` (just parsed) by its plaintext, or by
         ERASED when its key is destroyed; FieldDecryptError when one does not open. A key
         not prefetched is read alone, each time."""
-        for _owner, holder, field in list(personal_paths(state, topic)):
+        for owner, holder, field in list(personal_paths(state, topic)):
             target = state[holder] if holder else state
             token = target[field]
             if not is_sealed(token):
                 continue  # a value stored before encryption (an unmigrated log)
-            key = self._key(subject_of(token))
+            subject = subject_of(token)
+            belongs_to, role, key = self._subject(subject)
+            if (belongs_to, role) != (case_id, owner):
+                # Checked before the key: once a key is destroyed nothing else can tell
+                # an erased value from a token pointed at another file's erased subject.
+                raise FieldDecryptError(
+                    f"a sealed value at {case_id.hex}/{version}/{holder}.{field} names a"
+                    " subject of another file or role"
+                )
             target[field] = (
                 ERASED
                 if key is None
@@ -93,7 +103,7 @@ class PersonalDataCodec:
         wanted = {UUID(hex=m.decode()) for state in states for m in _TOKEN_SUBJECT.findall(state)}
         self._keys = dict(self._load(wanted)) if wanted else {}
 
-    def _key(self, subject: UUID) -> bytes | None:
+    def _subject(self, subject: UUID) -> SubjectOf:
         if subject in self._keys:
             return self._keys[subject]
         loaded = self._load({subject})  # not kept: only a prefetch's keys are

@@ -1,6 +1,6 @@
 """Security review of personal-data erasure (issue 12): ways an erased person's plaintext
-survives or comes back, against the real PostgreSQL. Each xfail(strict=True) test is a
-finding that fails today; it turns green (and must lose its mark) once fixed."""
+survives or comes back, against the real PostgreSQL. Each test was a finding of the
+review, failing (xfail) until its fix."""
 
 from __future__ import annotations
 
@@ -66,11 +66,6 @@ def raw_inputs_holding(store: CaseStore, value: str) -> list[int]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 1: a message refused after erasure (rule personal_data_erased) is"
-    " dead-lettered with its raw bytes: the erased person's values are stored in clear again",
-)
 def test_messages_refused_after_an_erasure_do_not_store_the_erased_values_again(
     store: CaseStore,
 ) -> None:
@@ -91,38 +86,41 @@ def test_messages_refused_after_an_erasure_do_not_store_the_erased_values_again(
     assert not any(leaks.values()), f"erased values back in dead_letters.raw: {leaks}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 2: a new file for the person committed while `erase --person` runs (after"
-    " it looked up their subjects, before it tombstoned them) keeps a live key: their data"
-    " survives the erasure and no tombstone check ever catches it",
-)
+@pytest.mark.parametrize("when", ["before its tombstone", "after its tombstone"])
 def test_a_new_file_written_during_an_erasure_by_person_does_not_survive_it(
-    store: CaseStore, monkeypatch: pytest.MonkeyPatch
+    store: CaseStore, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
+    """The ingest writer commits a new file of the person while `erase --person` runs:
+    just before the tombstone is committed (its subject is then found and its key
+    destroyed), or just after (the writer is refused)."""
     assert ingest_lines([line(NUMBER, "application.received", RECEIVED)], "a", store).rejected == 0
     newer = "F931020313"
-    load = store.load
     concurrent: list[Any] = []
+    target, name = (
+        (store.data_keys, "tombstone")
+        if when == "before its tombstone"
+        else (store, "load_readable")
+    )
+    original = getattr(target, name)
 
-    def load_while_a_writer_commits(ids: Any) -> Any:
-        # erase() reads the cases between its subject lookup and its key destruction: the
-        # ingest writer commits a new file of the person in that window (the tombstone is
-        # not there yet, so nothing refuses it).
+    def meanwhile(*args: Any) -> Any:
         if not concurrent:
-            concurrent.append(
-                ingest_lines([line(newer, "application.received", RECEIVED)], "b", store)
+            concurrent.append(None)  # once (the writer's own reads come through here too)
+            concurrent[0] = ingest_lines(
+                [line(newer, "application.received", RECEIVED)], "b", store
             )
-        return load(ids)
+        return original(*args)
 
-    monkeypatch.setattr(store, "load", load_while_a_writer_commits)
-    report = erase(store, people=[APPLICANT["uci"]], requested_by="review")
+    monkeypatch.setattr(target, name, meanwhile)
+    erase(store, people=[APPLICANT["uci"]], requested_by="review")
     monkeypatch.undo()
-    assert concurrent[0].rejected == 0 and report.keys_destroyed == 1
+    assert concurrent[0].rejected == (0 if when == "before its tombstone" else 1)
     case = store.load([case_id(newer)]).get(case_id(newer))
     assert case is None or case.principal_applicant.uci == "[erased]", (  # type: ignore[union-attr]
         "a file of the erased person still opens after the erasure"
     )
+    if case is not None:
+        assert "principal_applicant" in case.erased
 
 
 def _account(store: CaseStore, login: str, kind: str, files: list[tuple[str, str]]) -> None:
@@ -152,12 +150,6 @@ def _kinds(store: CaseStore) -> dict[str, str]:
     return {r["login"]: r["kind"] for r in live} | {"erased": str(len(gone))}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 3: erasing one file (retention, --application) disables the accounts of"
-    " its people outright, though they have other files that are not erased: a"
-    " representative loses every client's file when one old file is retained",
-)
 def test_retention_of_one_file_keeps_the_accounts_of_people_with_other_live_files(
     store: CaseStore,
 ) -> None:
@@ -181,11 +173,6 @@ def test_retention_of_one_file_keeps_the_accounts_of_people_with_other_live_file
     assert kinds["erased"] == "1"  # the applicant's account: its only file is erased
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4: one unreadable file of a person (a corrupt row, a key row lost) makes"
-    " `erase --person` raise before it destroys anything: no key of any of their files goes",
-)
 def test_an_unreadable_file_does_not_stop_the_erasure_of_a_persons_other_files(
     store: CaseStore,
 ) -> None:
@@ -212,12 +199,6 @@ def test_an_unreadable_file_does_not_stop_the_erasure_of_a_persons_other_files(
     assert destroyed[0]["n"] == 2, "neither file's key of the person was destroyed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 5: after a crash between an erasure's key destruction and its"
-    " personal_data.erased event, any personal event for the file makes every batch that"
-    " holds it conflict forever: file ingest dies, a Kafka partition stalls, other files wait",
-)
 def test_a_crash_mid_erasure_does_not_stall_ingestion_of_other_files(
     store: CaseStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -253,11 +234,6 @@ def test_lift_refuses_no_person_or_several_without_a_traceback(cli_env: dict[str
         assert "Traceback" not in done.stderr and "87654321" not in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 8: `erase --person <representative email>` writes a tombstone that nothing"
-    " reads (the writer checks UCIs only): the next file naming them is accepted with a new key",
-)
 def test_a_representative_erased_by_email_is_not_brought_back_by_a_new_file(
     store: CaseStore,
 ) -> None:

@@ -58,8 +58,8 @@ class FakeStore:
     def event_id_owners(self, event_ids: Sequence[UUID]) -> dict[UUID, UUID]:
         return {e: self.event_ids[e] for e in event_ids if e in self.event_ids}
 
-    def erased_people(self, ucis: Sequence[str]) -> set[str]:
-        return set(ucis) & self.tombstones
+    def erased_people(self, people: Sequence[str]) -> set[str]:
+        return set(people) & self.tombstones
 
     def save(
         self,

@@ -49,15 +49,19 @@ class Keys:
     """A key table in memory: the codec's loader, counting its round trips."""
 
     def __init__(self) -> None:
-        self.keys: dict[UUID, bytes | None] = {}
+        self.keys: dict[UUID, tuple[UUID, str, bytes | None]] = {}
         self.loads = 0
 
-    def new(self) -> tuple[UUID, bytes]:
+    def new(self, case: UUID, role: str) -> tuple[UUID, bytes]:
         subject, key = uuid4(), os.urandom(32)
-        self.keys[subject] = key
+        self.keys[subject] = (case, role, key)
         return subject, key
 
-    def load(self, subjects: set[UUID]) -> Mapping[UUID, bytes | None]:
+    def destroy(self, subject: UUID) -> None:
+        case, role, _ = self.keys[subject]
+        self.keys[subject] = (case, role, None)
+
+    def load(self, subjects: set[UUID]) -> Mapping[UUID, tuple[UUID, str, bytes | None]]:
         self.loads += 1
         return {s: self.keys[s] for s in subjects if s in self.keys}
 
@@ -65,7 +69,7 @@ class Keys:
 def sealed_received(
     keys: Keys, case: UUID
 ) -> tuple[dict[str, object], dict[str, tuple[UUID, bytes]]]:
-    owners = {role: keys.new() for role in ("principal_applicant", "sponsor", "representative")}
+    owners = {r: keys.new(case, r) for r in ("principal_applicant", "sponsor", "representative")}
     state = received_fields()
     PersonalDataCodec(keys.load).seal(state, RECEIVED, case, 1, owners.__getitem__)
     return state, owners
@@ -92,7 +96,7 @@ def test_sealing_leaves_the_domain_events_own_dicts_plaintext() -> None:
     keys, case = Keys(), uuid4()
     original = received_fields()
     state = dict(original)
-    owners = {r: keys.new() for r in ("principal_applicant", "sponsor", "representative")}
+    owners = {r: keys.new(case, r) for r in ("principal_applicant", "sponsor", "representative")}
     PersonalDataCodec(keys.load).seal(state, RECEIVED, case, 1, owners.__getitem__)
     assert original == received_fields()
 
@@ -100,7 +104,7 @@ def test_sealing_leaves_the_domain_events_own_dicts_plaintext() -> None:
 def test_a_destroyed_key_reads_as_erased_and_the_others_still_open() -> None:
     keys, case = Keys(), uuid4()
     state, owners = sealed_received(keys, case)
-    keys.keys[owners["sponsor"][0]] = None  # crypto-shredded
+    keys.destroy(owners["sponsor"][0])  # crypto-shredded
     parsed = orjson.loads(orjson.dumps(state))
     PersonalDataCodec(keys.load).open(parsed, RECEIVED, case, 1)
     assert parsed["sponsor"] == {  # type: ignore[index]
@@ -134,7 +138,7 @@ def test_a_sealed_value_without_a_key_row_is_an_error_not_an_erasure() -> None:
 
 def test_correspondence_subjects_are_the_principal_applicants() -> None:
     keys, case = Keys(), uuid4()
-    owner = keys.new()
+    owner = keys.new(case, "principal_applicant")
     asked: list[str] = []
 
     def key_of(who: str) -> tuple[UUID, bytes]:
