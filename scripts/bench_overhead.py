@@ -51,7 +51,9 @@ def run(tree: Path, url: str, path: Path) -> tuple[float, float]:
         casetrack("db", "init")
         out, ingest_seconds = casetrack("ingest", str(path), "--json")
         summary = json.loads(out.strip().splitlines()[-1])
-        _, rebuild_seconds = casetrack("projections", "rebuild")
+        status, _ = casetrack("projections", "status", "--json")
+        names = [view["name"] for view in json.loads(status)]  # every view the tree has
+        _, rebuild_seconds = casetrack("projections", "rebuild", *names)
     finally:
         drop_schema(url, schema)
     events = summary["accepted"] + summary["duplicates"] + summary["rejected"]

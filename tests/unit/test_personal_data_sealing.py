@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import RFC_4122, UUID, uuid4
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters.postgres.data_keys import time_ordered_uuid
 from adapters.privacy.field_cipher import (
     FieldDecryptError,
     associated_data,
@@ -218,3 +220,11 @@ def test_a_bad_or_missing_kek_file_is_named_without_its_content(tmp_path: Path) 
     with pytest.raises(KekError, match="does not hold a key-encryption key") as raised:
         read_kek(bad)
     assert "secretvalue" not in str(raised.value)
+
+
+def test_subject_ids_are_version_7_uuids_that_grow_with_time() -> None:
+    first = time_ordered_uuid()
+    time.sleep(0.002)
+    later = [time_ordered_uuid() for _ in range(1000)]
+    assert {u.version for u in later} == {7} and all(u.variant == RFC_4122 for u in later)
+    assert all(u > first for u in later) and len(set(later)) == 1000
