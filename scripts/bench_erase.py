@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from bench_projection import ensure_events
 from psycopg.sql import SQL, Identifier
 
-from adapters import bootstrap
+from adapters import bootstrap, logs
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.privacy.erasure import erase
 from adapters.settings import Settings
@@ -97,6 +97,7 @@ def main() -> int:
     parser.add_argument("--people", type=int, default=7)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
+    logs.configure("warning")
     url = bootstrap.database_url(Settings.from_env())
 
     runs: dict[str, Run] = {}
