@@ -191,6 +191,7 @@ def hints(number: str, port: int) -> None:
         f"  .venv/bin/casetrack history {number}               # the audit trail\n"
         "  .venv/bin/casetrack audit verify                   # nobody altered the log\n"
         f"  .venv/bin/casetrack audit export {number} > bundle.json   # proofs, offline\n"
+        f"  .venv/bin/casetrack privacy erase --application {number}  # crypto-shred its people\n"
         "  .venv/bin/casetrack dead-letters list              # the poison messages, and why\n"
         "  .venv/bin/casetrack projections status             # positions and lag\n"
         "  .venv/bin/casetrack consume --bootstrap-servers ... --status   # consumer lag\n"
