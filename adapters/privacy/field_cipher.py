@@ -30,7 +30,13 @@ class FieldDecryptError(ValueError):
 
 
 def associated_data(case_id: UUID, case_version: int, path: str) -> bytes:
-    return b"%s/%d/%s" % (case_id.hex.encode(), case_version, path.encode())
+    return place_of(case_id, case_version) + path.encode()
+
+
+def place_of(case_id: UUID, case_version: int) -> bytes:
+    """The associated data's event part, ``<case id hex>/<version>/``: computed once for
+    all the values of an event."""
+    return b"%s/%d/" % (case_id.hex.encode(), case_version)
 
 
 @lru_cache(maxsize=4096)
@@ -51,11 +57,17 @@ def is_sealed(value: object) -> bool:
 def subject_of(token: str) -> UUID:
     """The subject whose key opens ``token``; FieldDecryptError when it is not a token."""
     try:
-        if token[_SUBJECT_END] != ":":
-            raise ValueError
-        return UUID(hex=token[len(PREFIX) : _SUBJECT_END])
-    except (IndexError, ValueError):
+        return UUID(hex=subject_hex(token))
+    except ValueError:
         raise FieldDecryptError("a sealed value has no subject id") from None
+
+
+def subject_hex(token: str) -> str:
+    """The token's subject id as written (32 characters, not yet checked to be hex);
+    FieldDecryptError when the token has no room for one."""
+    if len(token) <= _SUBJECT_END or token[_SUBJECT_END] != ":":
+        raise FieldDecryptError("a sealed value has no subject id")
+    return token[len(PREFIX) : _SUBJECT_END]
 
 
 def open_sealed(key: bytes, token: str, aad: bytes) -> str:

@@ -22,8 +22,9 @@ from adapters.privacy.field_cipher import (
     associated_data,
     is_sealed,
     open_sealed,
+    place_of,
     seal,
-    subject_of,
+    subject_hex,
 )
 from domain.personal_data import ERASED, personal_paths
 
@@ -44,7 +45,7 @@ class MissingKey(FieldDecryptError):
 class PersonalDataCodec:
     def __init__(self, load_keys: KeyLoader) -> None:
         self._load = load_keys
-        self._keys: dict[UUID, SubjectOf] = {}
+        self._keys: dict[str, SubjectOf] = {}  # by subject id in hex, as tokens hold it
 
     @staticmethod
     def holds_personal_data(topic: str) -> bool:
@@ -76,13 +77,13 @@ class PersonalDataCodec:
         """Replace each sealed value of ``state`` (just parsed) by its plaintext, or by
         ERASED when its key is destroyed; FieldDecryptError when one does not open. A key
         not prefetched is read alone, each time."""
+        place = place_of(case_id, version)
         for owner, holder, field in list(personal_paths(state, topic)):
             target = state[holder] if holder else state
             token = target[field]
             if not is_sealed(token):
                 continue  # a value stored before encryption (an unmigrated log)
-            subject = subject_of(token)
-            belongs_to, role, key = self._subject(subject)
+            belongs_to, role, key = self._subject(subject_hex(token))
             if (belongs_to, role) != (case_id, owner):
                 # Checked before the key: once a key is destroyed nothing else can tell
                 # an erased value from a token pointed at another file's erased subject.
@@ -93,19 +94,25 @@ class PersonalDataCodec:
             target[field] = (
                 ERASED
                 if key is None
-                else open_sealed(key, token, associated_data(case_id, version, f"{holder}.{field}"))
+                else open_sealed(key, token, place + f"{holder}.{field}".encode())
             )
 
     def prefetch(self, states: Iterable[bytes]) -> None:
         """Load, in one round trip, the keys of every subject sealed in these stored
         fields (call before decoding a page of rows); the keys of the page before are
         dropped."""
-        wanted = {UUID(hex=m.decode()) for state in states for m in _TOKEN_SUBJECT.findall(state)}
-        self._keys = dict(self._load(wanted)) if wanted else {}
+        found = {m for state in states for m in _TOKEN_SUBJECT.findall(state)}  # a few a case
+        loaded = self._load({UUID(hex=m.decode()) for m in found}) if found else {}
+        self._keys = {subject.hex: found for subject, found in loaded.items()}
 
-    def _subject(self, subject: UUID) -> SubjectOf:
-        if subject in self._keys:
-            return self._keys[subject]
+    def _subject(self, subject_hex: str) -> SubjectOf:
+        found = self._keys.get(subject_hex)
+        if found is not None:
+            return found
+        try:
+            subject = UUID(hex=subject_hex)
+        except ValueError:
+            raise FieldDecryptError("a sealed value has no subject id") from None
         loaded = self._load({subject})  # not kept: only a prefetch's keys are
         if subject not in loaded:
             raise MissingKey(f"subject {subject} has no data key row")
