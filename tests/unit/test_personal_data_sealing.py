@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import time
 from collections.abc import Mapping
@@ -14,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.postgres.data_keys import time_ordered_uuid
+from adapters.privacy.blind_index import BlindIndex
 from adapters.privacy.field_cipher import (
     FieldDecryptError,
     associated_data,
@@ -228,3 +231,15 @@ def test_subject_ids_are_version_7_uuids_that_grow_with_time() -> None:
     later = [time_ordered_uuid() for _ in range(1000)]
     assert {u.version for u in later} == {7} and all(u.variant == RFC_4122 for u in later)
     assert all(u > first for u in later) and len(set(later)) == 1000
+
+
+def test_blind_indexes_are_the_documented_hmac_so_stored_ones_keep_matching() -> None:
+    """A change to how an index is computed would orphan every stored one: pinned here to
+    HMAC-SHA-256(HMAC-SHA-256(secret, label), kind NUL value), first 16 bytes."""
+    secret = b"s" * 32
+    key = hmac.new(secret, b"casetrack blind index v1", hashlib.sha256).digest()
+    index = BlindIndex(secret)
+    expected = hmac.new(key, b"uci\x0012345678", hashlib.sha256).digest()[:16]
+    assert index.person(" 12345678 ") == expected
+    email = hmac.new(key, b"email\x00jo@rep.example", hashlib.sha256).digest()[:16]
+    assert index.person("Jo@Rep.Example") == email == index.email("jo@rep.example")
