@@ -442,6 +442,7 @@ class CaseStore:
         with self.datastore.get_connection() as conn:
             return self.data_keys.rewrap(conn)
 
+    @raises_store_unavailable
     def erased_people(self, people: Sequence[str]) -> set[str]:
         """Those of ``people`` (UCIs, representatives' emails) who were erased
         (tombstoned): a new file for one of them must not bring their data back."""

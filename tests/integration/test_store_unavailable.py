@@ -25,6 +25,7 @@ def _claim(store: CaseStore) -> object:
 CALLS: dict[str, Callable[[CaseStore], Any]] = {
     "load_readable": lambda s: s.load_readable([uuid4()]),
     "event_id_owners": lambda s: s.event_id_owners([uuid4()]),
+    "erased_people": lambda s: s.erased_people(["12345678"]),
     "save": lambda s: s.save([], offsets=[OFFSET]),
     "stored_offsets": lambda s: s.stored_offsets("group", "events"),
     "stored_topic_ids": lambda s: s.stored_topic_ids("group", "events"),
