@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import structlog
 
-from adapters.postgres.integrity_log import IntegrityLog, LogRewritten
+from adapters.postgres.integrity_log import IntegrityLog, LogBeingRewritten, LogRewritten
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +42,9 @@ class PeriodicCheckpoint:
             checkpoint, new = self.integrity.checkpoint(self.signer)
         except LogRewritten as error:
             log.error("checkpoint refused: the log was altered", reason=str(error))
+            return
+        except LogBeingRewritten as error:
+            log.warning("checkpoint postponed", reason=str(error))
             return
         if new:
             log.info("checkpoint signed", size=checkpoint.size, root=checkpoint.root.hex())

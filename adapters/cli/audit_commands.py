@@ -18,6 +18,7 @@ from adapters.cli.usage import UsageError
 
 if TYPE_CHECKING:
     from adapters.postgres.checkpoints import StoredCheckpoint
+    from adapters.postgres.log_epochs import Epoch
     from domain.integrity.verify import Finding, LogReport
 
 
@@ -124,7 +125,7 @@ def cmd_public_key(args: argparse.Namespace) -> int:
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
     from adapters import signing_key
-    from adapters.postgres.integrity_log import LogRewritten
+    from adapters.postgres.integrity_log import LogBeingRewritten, LogRewritten
 
     try:
         signer = signing_key.signer(args.settings.signing_key_file)
@@ -135,7 +136,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     store = bootstrap.case_store(args.settings)
     try:
         checkpoint, new = store.integrity.checkpoint(signer, previous)
-    except LogRewritten as e:
+    except (LogRewritten, LogBeingRewritten) as e:
         print(f"casetrack: refusing to sign: {e}", file=sys.stderr)
         return 1
     finally:
@@ -316,7 +317,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     kept = [_kept_checkpoint(path, vkeys) for path in args.checkpoint]
     store = bootstrap.case_store(args.settings)
     try:
-        checkpoints = list(kept)
+        checkpoints, bad = _outside_retired(kept, store.integrity.retirements(), vkeys, notes)
+        if bad is not None:
+            return _failed(bad, args.json)
         if not cases:
             stored, bad = _stored_checkpoints(store.integrity.all_checkpoints(), vkeys, notes)
             if bad is not None:
@@ -394,6 +397,57 @@ def _kept_checkpoint(path: Path, vkeys: Sequence[str]) -> tuple[int, bytes]:
     except NoteError as error:
         raise UsageError(f"--checkpoint {path} does not verify: {error}") from None
     return checkpoint.size, checkpoint.root
+
+
+def _outside_retired(
+    kept: Sequence[tuple[int, bytes]],
+    retirements: Sequence[tuple[Epoch, Sequence[StoredCheckpoint]]],
+    vkeys: Sequence[str],
+    notes: list[str],
+) -> tuple[list[tuple[int, bytes]], Finding | None]:
+    """The kept checkpoints of the log's current epoch; each one a signed rewrite retired
+    (domain/integrity/epochs.py) is named in `notes` instead: the log verified against it
+    when the rewrite began, and no proof can cross the rewrite. A retirement whose
+    transition note does not verify, or does not commit to the retired checkpoints kept
+    beside it, is a finding."""
+    from domain.integrity.checkpoint import NoteError
+    from domain.integrity.epochs import retired_digest, verify_transition
+    from domain.integrity.verify import Finding, FindingKind
+
+    current = list(kept)
+    for epoch, retired in retirements:
+        ours = [k for k in current if k in {(c.size, c.root) for c in retired}]
+        if not ours:
+            continue
+        transition = None
+        for vkey in vkeys:
+            try:
+                transition = verify_transition(epoch.note or "", vkey)
+                break
+            except NoteError:
+                continue
+        if (
+            transition is None
+            or transition.epoch != epoch.epoch
+            or (transition.retired, transition.retired_sha256)
+            != (len(retired), retired_digest([c.note for c in retired]))
+        ):
+            return current, Finding(
+                FindingKind.CHECKPOINT_MISMATCH,
+                f"checkpoint {ours[0][0]} is listed as retired by the rewrite into epoch"
+                f" {epoch.epoch}, but that rewrite's transition note is missing, not signed"
+                " by an accepted key, or does not commit to the retired checkpoints: the"
+                " log_epochs or retired_checkpoints table was altered",
+            )
+        for size, _root in ours:
+            current.remove((size, _root))
+            notes.append(
+                f"kept checkpoint {size:,} is of epoch {epoch.epoch - 1}, retired when the"
+                f" log was rewritten into epoch {epoch.epoch} on {epoch.began_at:%Y-%m-%d}"
+                f" ({epoch.reason}, signed): the log verified against it before the"
+                " rewrite; no proof crosses a rewrite (docs/privacy.md)"
+            )
+    return current, None
 
 
 def _stored_checkpoints(

@@ -22,6 +22,18 @@ DDL = (
     " signed_at timestamptz NOT NULL DEFAULT now())"
 )
 
+# The checkpoints of earlier epochs (domain/integrity/epochs.py), moved here when a
+# sanctioned rewrite began: kept for auditors who hold one, never extended again.
+RETIRED_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.retired_checkpoints ("
+    " epoch integer NOT NULL,"
+    " size bigint NOT NULL,"
+    " root bytea NOT NULL,"
+    " note text NOT NULL,"
+    " signed_at timestamptz NOT NULL,"
+    " PRIMARY KEY (epoch, size))"
+)
+
 
 @dataclass(frozen=True)
 class StoredCheckpoint:
@@ -43,6 +55,15 @@ class Checkpoints:
         self._latest = SQL("{} ORDER BY size DESC LIMIT 1").format(columns)
         self._all = SQL("{} ORDER BY size").format(columns)
         self._at = SQL("{} WHERE size = %s").format(columns)
+        retired = SQL("{}.retired_checkpoints").format(Identifier(schema))
+        self._retire = SQL(
+            "WITH moved AS (DELETE FROM {} RETURNING size, root, note, signed_at)"
+            " INSERT INTO {} (epoch, size, root, note, signed_at)"
+            " SELECT %s, size, root, note, signed_at FROM moved"
+        ).format(table, retired)
+        self._retired = SQL(
+            "SELECT size, root, note, signed_at FROM {} WHERE epoch = %s ORDER BY size"
+        ).format(retired)
 
     def add(self, curs: Cursor[DictRow], size: int, root: bytes, note: str) -> None:
         """Keep a signed checkpoint (one per size: a second one of the same size is the same
@@ -61,6 +82,15 @@ class Checkpoints:
 
     def all(self, curs: Cursor[DictRow]) -> list[StoredCheckpoint]:
         curs.execute(self._all)
+        return [_checkpoint(row) for row in curs.fetchall()]
+
+    def retire(self, curs: Cursor[DictRow], epoch: int) -> None:
+        """Move every checkpoint to retired_checkpoints as `epoch`'s: a rewrite began."""
+        curs.execute(self._retire, (epoch,))
+
+    def retired(self, curs: Cursor[DictRow], epoch: int) -> list[StoredCheckpoint]:
+        """The checkpoints signed in `epoch` before a rewrite retired them, by size."""
+        curs.execute(self._retired, (epoch,))
         return [_checkpoint(row) for row in curs.fetchall()]
 
 

@@ -22,6 +22,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
+from adapters.postgres.log_epochs import LogEpochs
 from domain.integrity.stored import (
     Envelope,
     HashedEvent,
@@ -81,6 +82,7 @@ class EventHashes:
         self.schema = schema
         self._last: dict[UUID, tuple[int, bytes]] = {}  # case -> (version, link), committed
         self._pending: dict[UUID, tuple[int, bytes]] = {}
+        self._epochs = 0  # epochs begun when _last was filled: a rewrite invalidates it
         self.events_table = events_table
         table = SQL("{}.event_hashes").format(Identifier(schema))
         events = SQL("{}.{}").format(Identifier(schema), Identifier(events_table))
@@ -88,8 +90,9 @@ class EventHashes:
         self._tail = SQL(
             "SELECT (SELECT leaf_index FROM {h} ORDER BY leaf_index DESC LIMIT 1) AS leaf_index,"
             " (SELECT notification_id FROM {h} ORDER BY leaf_index DESC LIMIT 1) AS hashed,"
-            " (SELECT max(notification_id) FROM {e} WHERE notification_id < %s) AS stored"
-        ).format(h=table, e=events)
+            " (SELECT max(notification_id) FROM {e} WHERE notification_id < %s) AS stored,"
+            " {epochs}"
+        ).format(h=table, e=events, epochs=LogEpochs(schema).state_columns)
         # A scalar subquery per key, not a join: the planner would hash-join the whole
         # table (a scan that grows with the log) where a few index probes do.
         self._chains = SQL(
@@ -134,6 +137,12 @@ class EventHashes:
             " AND h.notification_id = e.notification_id"
             " WHERE e.originator_id = %s ORDER BY e.originator_version"
         ).format(h=table, e=events)
+        self._rehash = SQL(
+            "UPDATE {} h SET leaf = n.leaf, chain = n.chain, fields = n.fields"
+            " FROM unnest(%s::uuid[], %s::int8[], %s::bytea[], %s::bytea[], %s::bytea[])"
+            " AS n(case_id, case_version, leaf, chain, fields)"
+            " WHERE h.case_id = n.case_id AND h.case_version = n.case_version"
+        ).format(table)
         self._events_table = events
         self._table = table
 
@@ -181,6 +190,9 @@ class EventHashes:
         curs.execute(self._tail, (before,))
         tail = curs.fetchone()
         assert tail is not None
+        if tail["rewriting"] or tail["epochs"] != self._epochs:
+            self._last.clear()  # links a rewrite (log_sealing) may have changed
+            self._epochs = tail["epochs"]
         if tail["hashed"] != tail["stored"]:
             raise LogNotChained(f"the stored event at notification id {tail['stored']}")
         return 0 if tail["leaf_index"] is None else tail["leaf_index"] + 1
@@ -233,6 +245,26 @@ class EventHashes:
                 raise LogNotChained(f"case {case} version {wanted[case]}")
             links.update(found)
         return links
+
+    def rehash(self, curs: Cursor[DictRow], case_ids: Iterable[UUID]) -> int:
+        """Recompute the leaves and chains of these cases from their stored rows, in place
+        (each event keeps its leaf index): the sanctioned rewrite (log_sealing) changed
+        some of their payloads. Only under the events' table lock; returns the rows."""
+        rows: list[StoredRow] = []
+        for case_id in case_ids:
+            rows += [row for row, hashed in self.case_log(curs, case_id) if hashed is not None]
+        hashed = hash_events(rows, {}, 0)
+        curs.execute(
+            self._rehash,
+            (
+                [h.case_id for h in hashed],
+                [h.case_version for h in hashed],
+                [h.leaf for h in hashed],
+                [h.chain for h in hashed],
+                [h.fields for h in hashed],
+            ),
+        )
+        return curs.rowcount
 
     def size(self, curs: Cursor[DictRow]) -> int:
         """How many events are hashed: the size of the log's tree now."""

@@ -19,6 +19,7 @@ from psycopg.rows import DictRow
 
 from adapters.postgres.checkpoints import Checkpoints, StoredCheckpoint
 from adapters.postgres.event_hashes import EventHashes
+from adapters.postgres.log_epochs import Epoch, LogEpochs
 from adapters.postgres.merkle_nodes import TILE_HEIGHT, MerkleNodes
 from adapters.postgres.parallel_verify import verify_in_parallel, worker_count
 from domain.integrity import merkle
@@ -30,6 +31,7 @@ from domain.integrity.checkpoint import (
     verify_checkpoint,
     vkey_of,
 )
+from domain.integrity.epochs import extension_lines
 from domain.integrity.stored import HashedEvent, StoredRow
 from domain.integrity.verify import LogReport, verify_rows
 
@@ -41,6 +43,18 @@ _TILE = 1 << TILE_HEIGHT
 class LogRewritten(RuntimeError):
     """The log no longer yields the root of a checkpoint signed before: it was altered (or
     truncated) since. Nothing is signed; `casetrack audit verify` names the spot."""
+
+
+class LogBeingRewritten(RuntimeError):
+    """A sanctioned rewrite of the log (log_sealing, run by `casetrack db init`) has begun
+    and not finished: nothing is signed until it has."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(
+            f"the log is being rewritten into epoch {epoch} (personal data sealed by"
+            " `casetrack db init`); no checkpoint is signed until that finishes: run"
+            " `casetrack db init` again if it was interrupted"
+        )
 
 
 class UntrustedCheckpoint(LogRewritten):
@@ -85,6 +99,7 @@ class IntegrityLog:
         self.hashes = EventHashes(schema, events_table)
         self.nodes = MerkleNodes(schema)
         self.checkpoints = Checkpoints(schema)
+        self.epochs = LogEpochs(schema)
 
     def checkpoint(
         self, signer: str, previous_keys: Sequence[str] = ()
@@ -98,6 +113,9 @@ class IntegrityLog:
         origin = parse_vkey(vkey).name
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            rewriting = self.epochs.unfinished(curs)
+            if rewriting is not None:
+                raise LogBeingRewritten(rewriting.epoch)
             size = self.hashes.size(curs)
             stored = self.checkpoints.latest(curs)
             latest = None if stored is None else _signed(stored, (vkey, *previous_keys), origin)
@@ -109,7 +127,8 @@ class IntegrityLog:
                     f" {latest.size}: events were deleted"
                 )
             root = self._extend(curs, size, latest)
-            note = sign_checkpoint(Checkpoint(origin, size, root), signer)
+            epoch_lines = extension_lines(self.epochs.current(curs))
+            note = sign_checkpoint(Checkpoint(origin, size, root, epoch_lines), signer)
             self.checkpoints.add(curs, size, root, note)
             kept = self.checkpoints.at(curs, size)
         assert kept is not None
@@ -156,6 +175,15 @@ class IntegrityLog:
     def all_checkpoints(self) -> list[StoredCheckpoint]:
         with self.datastore.transaction(commit=False) as curs:
             return self.checkpoints.all(curs)
+
+    def retirements(self) -> list[tuple[Epoch, list[StoredCheckpoint]]]:
+        """Each finished rewrite of the log, with the checkpoints it retired."""
+        with self.datastore.transaction(commit=False) as curs:
+            return [
+                (epoch, self.checkpoints.retired(curs, epoch.epoch - 1))
+                for epoch in self.epochs.all(curs)
+                if epoch.finished_at is not None
+            ]
 
     def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
         with self.datastore.transaction(commit=False) as curs:

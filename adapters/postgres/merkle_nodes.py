@@ -38,6 +38,7 @@ class MerkleNodes:
             "INSERT INTO {} (height, index, hash) SELECT * FROM unnest(%s::int2[], %s::int8[],"
             " %s::bytea[]) ON CONFLICT DO NOTHING"
         ).format(table)
+        self._clear = SQL("TRUNCATE {}").format(table)
         self._covered = SQL(
             "SELECT index FROM {} WHERE height = %s ORDER BY index DESC LIMIT 1"
         ).format(table)
@@ -58,6 +59,10 @@ class MerkleNodes:
             curs.execute(
                 self._add, ([n[0] for n in kept], [n[1] for n in kept], [n[2] for n in kept])
             )
+
+    def clear(self, curs: Cursor[DictRow]) -> None:
+        """Forget every node: the leaves they were hashed from were rewritten."""
+        curs.execute(self._clear)
 
     def covered(self, curs: Cursor[DictRow]) -> int:
         """How many leaves, from the first, the kept tiles cover."""

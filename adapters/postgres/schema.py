@@ -19,6 +19,7 @@ from adapters.postgres import (
     dead_letters,
     event_hashes,
     event_ids,
+    log_epochs,
     merkle_nodes,
 )
 from adapters.postgres.event_store import EVENTS_TABLE, CaseEvents, CaseRecorder, postgres_env
@@ -55,6 +56,8 @@ def init_schema(url: str, schema: str) -> None:
                     event_hashes.BACKFILL_DONE_DDL,
                     merkle_nodes.DDL,
                     checkpoints.DDL,
+                    checkpoints.RETIRED_DDL,
+                    log_epochs.DDL,
                     dead_letters.DDL,
                     dead_letters.PUBLISH_ERROR,
                     dead_letters.RAW_DROPPED,
