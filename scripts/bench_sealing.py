@@ -20,22 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from plaintext import WritesPlaintext
+
 from adapters import bootstrap, logs, signing_key
 from adapters.postgres.event_store import CaseStore
 from adapters.postgres.schema import drop_schema, init_schema
 from adapters.privacy.log_sealing import seal_plaintext_log
-from adapters.privacy.personal_codec import PersonalDataCodec
 from adapters.settings import Settings
 from consumers.file_ingest import ingest_lines
 from simulation import casegen
-
-
-class WritesPlaintext(PersonalDataCodec):
-    """The release before encryption: the same stored JSON, personal values as they are."""
-
-    @staticmethod
-    def holds_personal_data(topic: str) -> bool:
-        return False
 
 
 def main() -> int:
