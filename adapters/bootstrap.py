@@ -144,7 +144,8 @@ def periodic_checkpoint(settings: Settings, store: CaseStore) -> Callable[[], No
     """The projector daemon's checkpoint signer: None (with a warning) without a signing key
     or when CASETRACK_CHECKPOINT_SECONDS is 0."""
     from adapters import signing_key
-    from adapters.checkpointer import PeriodicCheckpoint
+    from adapters.checkpointer import sign_if_grown
+    from adapters.chores import Every
 
     if settings.checkpoint_seconds == 0:
         return None
@@ -153,7 +154,7 @@ def periodic_checkpoint(settings: Settings, store: CaseStore) -> Callable[[], No
     except signing_key.SigningKeyError as error:
         log.warning("checkpoints are off", reason=str(error))
         return None
-    return PeriodicCheckpoint(store.integrity, signer, settings.checkpoint_seconds)
+    return Every(settings.checkpoint_seconds, partial(sign_if_grown, store.integrity, signer))
 
 
 def daemon_chores(settings: Settings, store: CaseStore) -> Callable[[], None]:
@@ -161,13 +162,18 @@ def daemon_chores(settings: Settings, store: CaseStore) -> Callable[[], None]:
     checkpoint when one is due, drop dead letters' raw input past its retention."""
     from datetime import timedelta
 
-    from adapters.raw_input_expiry import RawInputExpiry
+    from adapters import raw_input_expiry
+    from adapters.chores import Every
 
+    keep = timedelta(days=settings.dead_letter_raw_days)
     chores = [
         chore
         for chore in (
             periodic_checkpoint(settings, store),
-            RawInputExpiry(store.dead_letters, timedelta(days=settings.dead_letter_raw_days)),
+            Every(
+                raw_input_expiry.EVERY,
+                partial(raw_input_expiry.expire_raw_input, store.dead_letters, keep),
+            ),
         )
         if chore is not None
     ]

@@ -1,4 +1,5 @@
-"""Bounded retention of dead letters' raw input (`casetrack project` runs it hourly).
+"""Bounded retention of dead letters' raw input (`casetrack project` runs it hourly,
+through adapters.chores.Every).
 
 A rejected line or message is kept raw so that an operator can read and retry it, but it
 may hold personal data that the log itself would have sealed. So the raw bytes are kept
@@ -10,8 +11,6 @@ never stops the projections.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
@@ -23,27 +22,11 @@ log = structlog.get_logger(__name__)
 EVERY = 3600.0
 
 
-class RawInputExpiry:
-    def __init__(
-        self,
-        dead_letters: DeadLetters,
-        keep: timedelta,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.dead_letters = dead_letters
-        self.keep = keep
-        self.clock = clock
-        self._due = clock()
-
-    def __call__(self) -> None:
-        now = self.clock()
-        if now < self._due:
-            return
-        self._due = now + EVERY
-        try:
-            dropped = self.dead_letters.drop_older_than(self.keep)
-        except Exception as error:  # the views must keep serving; retried next hour
-            log.error("dead letters' raw input not expired", error=type(error).__name__)
-            return
-        if dropped:
-            log.info("dead letters' raw input expired", dropped=dropped, days=self.keep.days)
+def expire_raw_input(dead_letters: DeadLetters, keep: timedelta) -> None:
+    try:
+        dropped = dead_letters.drop_older_than(keep)
+    except Exception as error:  # the views must keep serving; retried next hour
+        log.error("dead letters' raw input not expired", error=type(error).__name__)
+        return
+    if dropped:
+        log.info("dead letters' raw input expired", dropped=dropped, days=keep.days)

@@ -4,12 +4,14 @@ the checkpointer refuses to sign a log that no longer yields its last root."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from adapters import signing_key
-from adapters.checkpointer import PeriodicCheckpoint
+from adapters.checkpointer import sign_if_grown
+from adapters.chores import Every
 from adapters.postgres.event_store import CaseStore
 from adapters.postgres.integrity_log import LogRewritten, UntrustedCheckpoint
 from consumers.file_ingest import ingest_lines
@@ -88,7 +90,7 @@ def test_the_daemon_signs_at_most_once_per_interval_and_only_when_the_log_grew(
 ) -> None:
     signer, _ = generate_key("test.example/log")
     now = [0.0]
-    periodic = PeriodicCheckpoint(store.integrity, signer, 60, clock=lambda: now[0])
+    periodic = Every(60, partial(sign_if_grown, store.integrity, signer), clock=lambda: now[0])
     _ingest(store, 10, 7)
     periodic()
     first = count(store, "event_hashes")
