@@ -28,6 +28,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+import psycopg
 import structlog
 
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
@@ -45,6 +46,7 @@ log = structlog.get_logger(__name__)
 REASON = "personal-data-sealing"
 BATCH = 2_000
 _CHECKPOINTER_LOCK = 0x43484B50  # integrity_log's: no checkpoint signed while this holds it
+_SEALING_LOCK = 0x5345414C  # "SEAL": one rewrite at a time (released with its connection)
 
 
 _NEEDS_KEY = (
@@ -74,7 +76,19 @@ def seal_plaintext_log(
     progress: Callable[[int], None] | None = None,
 ) -> SealingReport:
     """Seal every personal value the log still holds in plaintext (nothing when there is
-    none); `progress` is called with the payloads rewritten after each batch."""
+    none); `progress` is called with the payloads rewritten after each batch. Two at once
+    (two `db init`s) take turns: the second finds nothing left to do."""
+    with psycopg.connect(store.url, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (_SEALING_LOCK,))
+        return _seal(store, signer, batch, progress)
+
+
+def _seal(
+    store: CaseStore,
+    signer: str | None,
+    batch: int,
+    progress: Callable[[int], None] | None,
+) -> SealingReport:
     payloads = StoredPayloads(store.schema, EVENTS_TABLE)
     epochs = store.integrity.epochs
     with store.datastore.transaction(commit=False) as curs:

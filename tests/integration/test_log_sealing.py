@@ -5,6 +5,7 @@ chains, and opens a new, signed epoch of the log's tree; interrupted, it resumes
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,22 @@ def _key(folder: Path) -> Path:
     if not path.exists():
         signing_key.create(path)
     return path
+
+
+def test_two_db_inits_at_once_seal_the_log_once(
+    database_url: str, schema: str, tmp_path: Path
+) -> None:
+    old = plaintext_store(database_url, schema)
+    ingest(old, casegen.generate(10, seed=17))
+    old.close()
+    signer = signing_key.signer(_key(tmp_path))
+    stores = [CaseStore(database_url, schema, TEST_VAULT) for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            reports = list(pool.map(lambda s: seal_plaintext_log(s, signer, batch=7), stores))
+        assert sorted(r.epoch or 0 for r in reports) == [0, 2]  # one sealed, one found it done
+        assert count(stores[0], "log_epochs") == 1
+        stores[0].integrity.verify()
+    finally:
+        for store in stores:
+            store.close()
