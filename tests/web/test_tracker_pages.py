@@ -1,0 +1,234 @@
+"""The tracker in a browser, as a person uses it: create an account from the emailed code,
+sign in, read the files in English and French, sign out; a sponsor sees only what a sponsor
+may; another person's file is out of reach. Every page passes axe-core in both languages."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from typing import Any
+
+import httpx
+
+from projections import labels
+from tests.api.conftest import PASSWORD, add_event
+from tests.web.conftest import Site, Visit
+
+
+def _register(visit: Visit, lang: str, number: str, payload: dict[str, Any], role: str) -> str:
+    """Create the account through the forms, with the code read from the mail; the login."""
+    page, site = visit.page, visit.site
+    person = payload[role]
+    before = len(site.mailbox.folder.messages())
+    visit.go(f"/{lang}/register")
+    page.check(f"input[name=role][value={role}]")
+    page.fill("#f-application_number", number)
+    page.fill("#f-family_name", person["family_name"])
+    page.fill("#f-uci", person["uci"])
+    page.fill("#f-date_of_birth", person["date_of_birth"])
+    page.click("button[type=submit]")
+    assert page.url.endswith(f"/{lang}/register/verify?notice=code_sent")
+    site.mailbox.wait(before + 1)
+    code = site.mailbox.code()
+    page.fill("#f-login", person["uci"])
+    page.fill("#f-code", code)
+    page.fill("#f-password", PASSWORD)
+    page.click("button[type=submit]")
+    assert page.url.endswith(f"/{lang}/sign-in?notice=created"), page.url
+    return str(person["uci"])
+
+
+def _sign_in(visit: Visit, lang: str, login: str, password: str = PASSWORD) -> None:
+    page = visit.page
+    if f"/{lang}/sign-in" not in page.url:
+        visit.go(f"/{lang}/sign-in")
+    page.fill("#f-login", login)
+    page.fill("#f-password", password)
+    page.click("button[type=submit]")
+
+
+def _api_view(site: Site, token: str, number: str, lang: str) -> dict[str, Any]:
+    answer = httpx.get(
+        f"{site.url}/v1/applications/{number}?lang={lang}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 200
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def test_applicant_creates_an_account_reads_the_file_in_both_languages_and_signs_out(
+    visit: Any, site: Site
+) -> None:
+    number, payload = site.files.pick(
+        representative=False, applicant_email=True, acknowledged=True, decided=False,
+        language="en",
+    )  # fmt: skip
+    me = visit()
+    page = me.page
+    me.go("/")
+    assert page.url.endswith("/en/sign-in")
+    me.check("sign-in-en")
+    page.click("text=Create an account")
+    me.check("register-en")
+    login = _register(me, "en", number, payload, "principal_applicant")
+    me.check("sign-in-created-en")
+
+    _sign_in(me, "en", login)
+    assert page.url.endswith("/en/applications")
+    card = page.locator(".card")
+    assert card.count() == 1
+    assert number in card.inner_text() and "Principal applicant" in card.inner_text()
+    me.check("applications-en")
+
+    view = _api_view(site, me.session_token(), number, "en")
+    page.click(f"a[href='/en/applications/{number}']")
+    assert page.locator("h1").inner_text() == f"Application {number}"
+    status = page.locator(".status-line .badge").inner_text()
+    assert status.startswith(labels.text(f"status.{view['status']}", "en"))
+    for activity, state in view["activities"].items():
+        item = page.locator(f"#activity-{activity}").inner_text()
+        assert labels.text(f"activity.{activity}", "en") in item
+        assert labels.text(f"activity_status.{state}", "en") in item
+    history = page.locator(".history > li")
+    assert history.count() == len(view["history"])
+    assert view["history"][-1]["title"] in history.first.inner_text()  # newest first
+    standard = page.locator(".standard").inner_text()
+    assert f"{view['days_elapsed']} of 365 days (service standard: 12 months)" in standard
+    me.check("application-en")
+
+    page.click("a[hreflang=fr]")  # the toggle keeps the page
+    assert page.url.endswith(f"/fr/applications/{number}")
+    assert page.locator("html").get_attribute("lang") == "fr"
+    assert page.locator("h1").inner_text() == f"Demande {number}"
+    french = _api_view(site, me.session_token(), number, "fr")
+    assert french["history"][0]["title"] in page.locator(".history").inner_text()
+    assert labels.text("label.activities", "fr") in page.locator("#activities").inner_text()
+    me.check("application-fr")
+    page.click("a[hreflang=en]")
+    assert page.url.endswith(f"/en/applications/{number}")
+    page.click("a[hreflang=fr]")
+
+    page.click("text=Mes demandes")
+    me.check("applications-fr")
+    page.click("text=Se déconnecter")
+    assert page.url.endswith("/fr/sign-in?notice=signed_out")
+    assert "Vous êtes déconnecté." in page.locator("main").inner_text()
+    me.check("sign-in-signed-out-fr")
+    me.go(f"/fr/applications/{number}")
+    assert page.url.endswith("/fr/sign-in")
+
+
+def test_sponsor_sees_only_what_a_sponsor_may(visit: Any, site: Site) -> None:
+    number, payload = site.files.pick(sponsor_email=True, acknowledged=True, decided=False)
+    me = visit()
+    page = me.page
+    login = _register(me, "fr", number, payload, "sponsor")
+    _sign_in(me, "fr", login)
+    assert "Répondant" in page.locator(".card").inner_text()
+    page.click(f"a[href='/fr/applications/{number}']")
+    view = _api_view(site, me.session_token(), number, "fr")
+    assert not {"activities", "next_steps", "documents", "estimate"} & set(view)
+    main = page.locator("main").inner_text()
+    for hidden in ("label.activities", "label.next_steps", "label.estimate"):
+        assert labels.text(hidden, "fr") not in main
+    for activity in ("medical", "biometrics", "background_check", "eligibility"):
+        assert labels.text(f"activity.{activity}", "fr") not in main
+    assert "En tant que répondant" in main
+    assert page.locator(".history > li").count() == len(view["history"])
+    me.check("application-sponsor-fr")
+    page.click("a[hreflang=en]")
+    assert "As the sponsor" in page.locator("main").inner_text()
+    me.check("application-sponsor-en")
+
+
+def test_another_persons_file_is_not_reachable(visit: Any, site: Site) -> None:
+    number, payload = site.files.pick(
+        representative=False, applicant_email=True, acknowledged=True, language="fr"
+    )
+    other, _ = site.files.pick(exclude=(number,))
+    me = visit()
+    page = me.page
+    login = _register(me, "en", number, payload, "principal_applicant")
+    _sign_in(me, "en", login)
+    theirs = me.go(f"/en/applications/{other}")
+    assert theirs.status == 404
+    assert page.locator("h1").inner_text() == "Page not found"
+    me.check("not-found-en")
+    nobody = me.go("/fr/applications/Z999999999")
+    assert nobody.status == 404
+    assert page.locator("h1").inner_text() == "Page introuvable"
+    me.check("not-found-fr")
+    # The body says the same for a file that exists and one that does not.
+    assert httpx.get(f"{site.url}/en/applications/{other}").status_code == 303
+
+
+def test_wrong_password_and_weak_password_show_linked_error_summaries(
+    visit: Any, site: Site
+) -> None:
+    me = visit()
+    page = me.page
+    for lang in ("en", "fr"):
+        me.go(f"/{lang}/sign-in")
+        _sign_in(me, lang, "12345678", "not the password at all")
+        summary = page.locator(".error-summary")
+        assert summary.is_visible()
+        link = summary.locator("a[href='#f-login']")
+        assert link.count() == 1
+        assert page.locator("#f-login").get_attribute("aria-invalid") == "true"
+        me.check(f"sign-in-error-{lang}")
+        link.click()
+        assert page.evaluate("document.activeElement.id") == "f-login"
+    me.go("/en/register")
+    page.click("button[type=submit]")
+    summary = page.locator(".error-summary")
+    assert summary.locator("a[href='#f-role']").count() == 1
+    me.check("register-error-en")
+    me.go("/fr/register/verify")
+    page.fill("#f-login", "12345678")
+    page.fill("#f-code", "12ab")
+    page.fill("#f-password", "short")
+    page.click("button[type=submit]")
+    errors = page.locator(".error-summary a")
+    assert {errors.nth(i).get_attribute("href") for i in range(errors.count())} == {
+        "#f-code",
+        "#f-password",
+    }
+    me.check("verify-error-fr")
+
+
+def test_password_reset_through_the_pages(visit: Any, site: Site) -> None:
+    _, model = site.files.pick(representative=False, applicant_email=True)
+    number = f"F{secrets.randbelow(10**9):09d}"
+    payload = copy.deepcopy(model)  # a file just received: nothing acknowledged yet
+    payload["principal_applicant"]["uci"] = f"{secrets.randbelow(10**10):010d}"
+    add_event(site.store, number, "application.received", payload)
+    me = visit()
+    page = me.page
+    login = _register(me, "en", number, payload, "principal_applicant")
+    _sign_in(me, "en", login)
+    page.click(f"a[href='/en/applications/{number}']")
+    assert "checking that the application is complete" in page.locator("main").inner_text()
+    assert page.locator("#activities").count() == 0
+    me.check("application-before-aor-en")
+
+    other = visit()
+    before = len(site.mailbox.folder.messages())
+    other.go("/fr/reset")
+    other.check("reset-fr")
+    other.page.fill("#f-login", login)
+    other.page.click("button[type=submit]")
+    assert other.page.url.endswith("/fr/reset/confirm?notice=reset_sent")
+    other.check("reset-confirm-fr")
+    site.mailbox.wait(before + 1)
+    new_password = "une toute autre phrase de passe"
+    other.page.fill("#f-login", login)
+    other.page.fill("#f-code", site.mailbox.code())
+    other.page.fill("#f-password", new_password)
+    other.page.click("button[type=submit]")
+    assert other.page.url.endswith("/fr/sign-in?notice=reset")
+    # The reset signed the first browser out.
+    me.go("/en/applications")
+    assert page.url.endswith("/en/sign-in?notice=expired")
+    _sign_in(other, "fr", login, new_password)
+    assert other.page.url.endswith("/fr/applications")
