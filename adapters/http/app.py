@@ -26,6 +26,7 @@ from adapters.http.request_limits import RequestLimits
 from adapters.http.services import Services
 from adapters.http.settings import ApiSettings
 from adapters.http.web import routes as web_routes
+from adapters.http.web.fast_lane import FastPages
 from adapters.privacy.vault import Vault
 from adapters.settings import Settings
 
@@ -76,6 +77,7 @@ def create_app(api: ApiSettings, build_services: ServicesFactory) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(FastReads, routes=reads_api.router.routes)
+    app.add_middleware(FastPages, routes=web_routes.router.routes)
     app.add_middleware(
         RequestLimits,
         max_body_bytes=api.max_body_bytes,

@@ -7,6 +7,7 @@ framing) and ``no-store``: pages show personal status and hold a CSRF token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,30 +57,50 @@ _env.globals.update(
 )
 
 
+# Rendered pages by their view's validator (views.Shown.tag: file, role, language, last
+# update, day and estimate), with a slot for each browser's CSRF token: a file's page is
+# rendered once per change, as the API answers 304 until then.
+_SLOT = "\ue000csrf\ue000"  # private-use characters: in no text, untouched by escaping
+_RENDERED: dict[str, str] = {}
+_MAX_RENDERED = 4096
+
+
 def page(
     request: Request,
     template: str,
     lang: str,
     secret_key: bytes,
     status: int = 200,
+    *,
+    key: str | None = None,
+    build: Callable[[], dict[str, Any]] | None = None,
     **context: Any,
 ) -> Response:
     """The page ``template`` in ``lang``, with a CSRF token for its forms (and the cookie
-    it is checked against, when the browser has none yet)."""
+    it is checked against, when the browser has none yet). With a ``key``, the page is
+    rendered once for that key (``build`` gives the rest of its context, on a miss)."""
     secret = cookies.csrf_secret(request)
     new_secret = secret is None
     if secret is None:
         secret = cookies.new_csrf_secret()
-    path = request.url.path
-    other = texts.OTHER[lang]
-    query = request.url.query
-    html = _env.get_template(template).render(
-        lang=lang,
-        other_lang=other,
-        other_url=f"/{other}{path[3:]}" + (f"?{query}" if query else ""),
-        csrf_token=cookies.csrf_token(secret_key, secret),
-        **context,
-    )
+    html = _RENDERED.get(key) if key is not None else None
+    if html is None:
+        path = request.url.path
+        other = texts.OTHER[lang]
+        query = request.url.query
+        html = _env.get_template(template).render(
+            lang=lang,
+            other_lang=other,
+            other_url=f"/{other}{path[3:]}" + (f"?{query}" if query else ""),
+            csrf_token=_SLOT,
+            **context,
+            **(build() if build is not None else {}),
+        )
+        if key is not None:
+            if len(_RENDERED) >= _MAX_RENDERED:
+                _RENDERED.clear()
+            _RENDERED[key] = html
+    html = html.replace(_SLOT, cookies.csrf_token(secret_key, secret))
     response = Response(html, status_code=status, media_type="text/html; charset=utf-8")
     response.headers.update(PAGE_HEADERS)
     if new_secret:

@@ -405,13 +405,17 @@ async def application(request: Request, number: str) -> Response:
         if problem.status == 401:
             return _signed_out(request, lang, True)
         return _show(request, "not_found.html", lang, 404, signed_in=True)
-    assert file_read.history is not None
-    shown = await views.shown_view(
-        services, file_read, number, now, orjson.loads(file_read.history)
-    )
-    return _show(
-        request, "application.html", lang, app=page.application(shown.view, lang),
-        signed_in=True,
+    history = file_read.history
+    assert history is not None
+    shown = await views.shown_view(services, file_read, number, now, None)
+
+    def build() -> dict[str, Any]:
+        shown.view["history"] = orjson.loads(history)  # parsed only when rendered
+        return {"app": page.application(shown.view, lang)}
+
+    return render.page(
+        request, "application.html", lang, services.settings.secret_key,
+        key=f"{request.url.path}|{shown.tag}", build=build, signed_in=True,
     )  # fmt: skip
 
 
