@@ -9,6 +9,7 @@ screenshot at 1280 and 375 px into build/screenshots/ (gitignored).
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import threading
@@ -25,7 +26,7 @@ from playwright import sync_api as playwright_sync
 from adapters.bootstrap import http_app
 from adapters.smtp_sink import start as start_sink
 from tests.api.conftest import Clock, Files, Mailbox, free_port, load_files, settings_for
-from tests.vault import TEST_VAULT
+from tests.vault import TEST_VAULT, vault_env
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +41,7 @@ class Site:
     files: Files
     store: Any
     secret_key: bytes
+    cli_env: dict[str, str]  # `casetrack` on the site's schema (tests.cli_process)
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +80,16 @@ def site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
             time.sleep(0.05)
         try:
-            yield Site(f"http://127.0.0.1:{server_port}", mailbox, files, store, secret_key)
+            cli_env = {
+                **os.environ,
+                "CASETRACK_DATABASE_URL": database_url,
+                "CASETRACK_SCHEMA": schema,
+                "CASETRACK_SIGNING_KEY": str(tmp_path_factory.mktemp("keys") / "signing.key"),
+                "CASETRACK_LOG_LEVEL": "error",
+                **vault_env(),
+            }
+            url = f"http://127.0.0.1:{server_port}"
+            yield Site(url, mailbox, files, store, secret_key, cli_env)
         finally:
             server.should_exit = True
             thread.join(30)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from projections import labels
+from tests import cli_process
 from tests.api.conftest import PASSWORD, add_event
 from tests.web.conftest import Site, Visit
 
@@ -232,3 +233,34 @@ def test_password_reset_through_the_pages(visit: Any, site: Site) -> None:
     assert page.url.endswith("/en/sign-in?notice=expired")
     _sign_in(other, "fr", login, new_password)
     assert other.page.url.endswith("/fr/applications")
+
+
+def test_the_sponsor_page_stays_whole_after_the_applicant_is_erased(visit: Any, site: Site) -> None:
+    """The pages show no personal data (the views hold none): erasing the applicant
+    leaves the sponsor's page as it was, and the applicant's account is gone."""
+    number, payload = site.files.pick(
+        representative=False, applicant_email=True, sponsor_email=True, decided=True
+    )
+    sponsor, applicant = visit(), visit()
+    _sign_in(sponsor, "en", _register(sponsor, "en", number, payload, "sponsor"))
+    applicant_login = _register(applicant, "en", number, payload, "principal_applicant")
+    _sign_in(applicant, "en", applicant_login)
+    assert applicant.page.url.endswith("/en/applications")
+    sponsor.go(f"/en/applications/{number}")
+    before = sponsor.page.locator("main").inner_text()
+
+    erased = cli_process.run(
+        ["privacy", "erase", "--person", "-", "--json"],
+        site.cli_env,
+        stdin=payload["principal_applicant"]["uci"] + "\n",
+    )
+    assert erased.returncode == 0, erased.stderr
+    sponsor.page.reload()
+    after = sponsor.page.locator("main").inner_text()
+    assert after == before
+    assert "[erased]" not in after
+    sponsor.check("application-sponsor-after-erasure-en")
+    applicant.go("/en/applications")
+    assert applicant.page.url.endswith("/en/sign-in?notice=expired")
+    _sign_in(applicant, "en", applicant_login)
+    assert applicant.page.locator(".error-summary").is_visible()

@@ -16,7 +16,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.http.web import cookies, texts
-from domain.personal_data import ERASED
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -41,18 +40,10 @@ _env = jinja2.Environment(
 )
 
 
-def personal(value: object, lang: str) -> str:
-    """A value that may be an erased person's: "[erased]" (in the page's language)."""
-    if value is None:
-        return ""
-    return texts.t("app.erased", lang) if value == ERASED else str(value)
-
-
 _env.globals.update(
     t=texts.t,
     long_date=texts.long_date,
     number=texts.number,
-    personal=personal,
     CSRF_FIELD=cookies.CSRF_FIELD,
 )
 

@@ -307,7 +307,6 @@ TEXTS: dict[str, dict[str, str]] = {
     "app.history_none": {"en": "Nothing yet.", "fr": "Rien pour l'instant."},
     "app.contact": {"en": "Contact us", "fr": "Nous joindre"},
     "app.contact_link": {"en": "IRCC web form", "fr": "formulaire Web d'IRCC"},
-    "app.erased": {"en": "[erased]", "fr": "[effacé]"},
     # error pages
     "notfound.title": {"en": "Page not found", "fr": "Page introuvable"},
     "notfound.text": {
