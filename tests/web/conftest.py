@@ -124,6 +124,8 @@ class Visit:
 
         results = Axe().run(self.page)
         assert results.violations_count == 0, results.generate_report()
+        self.page.set_viewport_size({"width": 320, "height": 900})  # the narrowest phones
+        assert self.page.evaluate("document.documentElement.scrollWidth") <= 320, name
         for width in WIDTHS:
             self.page.set_viewport_size({"width": width, "height": 900})
             self.page.screenshot(path=self.screenshots / f"{name}-{width}.png", full_page=True)

@@ -70,6 +70,12 @@ def test_applicant_creates_an_account_reads_the_file_in_both_languages_and_signs
     me.go("/")
     assert page.url.endswith("/en/sign-in")
     me.check("sign-in-en")
+    page.keyboard.press("Tab")  # the first stop: the skip link, shown when focused
+    skip = page.locator(".skip-link")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    assert skip.is_visible() and skip.bounding_box()["y"] >= 0
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
     page.click("text=Create an account")
     me.check("register-en")
     login = _register(me, "en", number, payload, "principal_applicant")
