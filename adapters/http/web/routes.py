@@ -209,6 +209,12 @@ async def sign_in(request: Request) -> Response:
     )  # fmt: skip
 
 
+@router.get("/{lang}/sign-out")
+async def sign_out_page(request: Request) -> Response:
+    """Signing out is a form (POST, with its CSRF token); this address only leads back."""
+    return _redirect(_start(request, _lang(request)))
+
+
 @router.post("/{lang}/sign-out")
 async def sign_out(request: Request) -> Response:
     lang = _lang(request)
