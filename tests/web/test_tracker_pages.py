@@ -24,19 +24,26 @@ def _register(visit: Visit, lang: str, number: str, payload: dict[str, Any], rol
     visit.go(f"/{lang}/register")
     page.check(f"input[name=role][value={role}]")
     page.fill("#f-application_number", number)
-    page.fill("#f-family_name", person["family_name"])
-    page.fill("#f-uci", person["uci"])
-    page.fill("#f-date_of_birth", person["date_of_birth"])
+    if role == "representative":
+        login = person["email"]
+        page.fill("#f-family_name", person["name"].split()[-1])
+        page.fill("#f-email", login)
+        page.fill("#f-membership_id", person.get("membership_id") or "")
+    else:
+        login = person["uci"]
+        page.fill("#f-family_name", person["family_name"])
+        page.fill("#f-uci", login)
+        page.fill("#f-date_of_birth", person["date_of_birth"])
     page.click("button[type=submit]")
     assert page.url.endswith(f"/{lang}/register/verify?notice=code_sent")
     site.mailbox.wait(before + 1)
     code = site.mailbox.code()
-    page.fill("#f-login", person["uci"])
+    page.fill("#f-login", login)
     page.fill("#f-code", code)
     page.fill("#f-password", PASSWORD)
     page.click("button[type=submit]")
     assert page.url.endswith(f"/{lang}/sign-in?notice=created"), page.url
-    return str(person["uci"])
+    return str(login)
 
 
 def _sign_in(visit: Visit, lang: str, login: str, password: str = PASSWORD) -> None:
@@ -149,6 +156,20 @@ def test_sponsor_sees_only_what_a_sponsor_may(visit: Any, site: Site) -> None:
     me.check("application-sponsor-en")
 
 
+def test_a_representative_registers_with_their_email_and_sees_the_whole_file(
+    visit: Any, site: Site
+) -> None:
+    number, payload = site.files.pick(representative=True, acknowledged=True)
+    me = visit()
+    _sign_in(me, "fr", _register(me, "fr", number, payload, "representative"))
+    assert "Représentant autorisé" in me.page.locator(".card").inner_text()
+    me.page.click(f"a[href='/fr/applications/{number}']")
+    view = _api_view(site, me.session_token(), number, "fr")
+    assert view["role"] == "representative"
+    assert me.page.locator(".activity").count() == len(view["activities"])
+    me.check("application-representative-fr")
+
+
 def test_another_persons_file_is_not_reachable(visit: Any, site: Site) -> None:
     number, payload = site.files.pick(
         representative=False, applicant_email=True, acknowledged=True, language="fr"
@@ -161,13 +182,17 @@ def test_another_persons_file_is_not_reachable(visit: Any, site: Site) -> None:
     theirs = me.go(f"/en/applications/{other}")
     assert theirs.status == 404
     assert page.locator("h1").inner_text() == "Page not found"
+    said = page.locator("main").inner_text()
     me.check("not-found-en")
-    nobody = me.go("/fr/applications/Z999999999")
+    nobody = me.go("/en/applications/Z999999999")
     assert nobody.status == 404
+    assert page.locator("main").inner_text() == said  # nothing tells them apart
+    me.go("/fr/applications/Z999999999")
     assert page.locator("h1").inner_text() == "Page introuvable"
     me.check("not-found-fr")
-    # The body says the same for a file that exists and one that does not.
-    assert httpx.get(f"{site.url}/en/applications/{other}").status_code == 303
+    # Without a session, the page is the sign-in form, whatever the file.
+    signed_out = httpx.get(f"{site.url}/en/applications/{other}")
+    assert signed_out.status_code == 303 and signed_out.headers["location"] == "/en/sign-in"
 
 
 def test_wrong_password_and_weak_password_show_linked_error_summaries(
