@@ -277,8 +277,11 @@ def test_the_sponsor_page_stays_whole_after_the_applicant_is_erased(visit: Any, 
     applicant_login = _register(applicant, "en", number, payload, "principal_applicant")
     _sign_in(applicant, "en", applicant_login)
     assert applicant.page.url.endswith("/en/applications")
+    applicant.go(f"/en/applications/{number}")  # rendered first: never served to the sponsor
+    assert applicant.page.locator("#activities").count() == 1
     sponsor.go(f"/en/applications/{number}")
     before = sponsor.page.locator("main").inner_text()
+    assert sponsor.page.locator("#activities").count() == 0
 
     erased = cli_process.run(
         ["privacy", "erase", "--person", "-", "--json"],

@@ -51,9 +51,17 @@ _env.globals.update(
 # Rendered pages by their view's validator (views.Shown.tag: file, role, language, last
 # update, day and estimate), with a slot for each browser's CSRF token: a file's page is
 # rendered once per change, as the API answers 304 until then.
+# Kept per app (app.state), so two apps in one process never share a page.
 _SLOT = "\ue000csrf\ue000"  # private-use characters: in no text, untouched by escaping
-_RENDERED: dict[str, str] = {}
 _MAX_RENDERED = 4096
+
+
+def _rendered(request: Request) -> dict[str, str]:
+    state = request.app.state
+    found: dict[str, str] | None = getattr(state, "rendered_pages", None)
+    if found is None:
+        found = state.rendered_pages = {}
+    return found
 
 
 def page(
@@ -74,7 +82,8 @@ def page(
     new_secret = secret is None
     if secret is None:
         secret = cookies.new_csrf_secret()
-    html = _RENDERED.get(key) if key is not None else None
+    rendered = _rendered(request)
+    html = rendered.get(key) if key is not None else None
     if html is None:
         path = request.url.path
         other = texts.OTHER[lang]
@@ -88,9 +97,9 @@ def page(
             **(build() if build is not None else {}),
         )
         if key is not None:
-            if len(_RENDERED) >= _MAX_RENDERED:
-                _RENDERED.clear()
-            _RENDERED[key] = html
+            if len(rendered) >= _MAX_RENDERED:
+                rendered.clear()
+            rendered[key] = html
     html = html.replace(_SLOT, cookies.csrf_token(secret_key, secret))
     response = Response(html, status_code=status, media_type="text/html; charset=utf-8")
     response.headers.update(PAGE_HEADERS)
