@@ -14,6 +14,7 @@ from adapters.http.web.texts import ABOUT, MEANS, t
 from projections.processing_stats import CATEGORY_NAMES
 from projections.timeline import DOCUMENT_NAMES
 
+STAGES = ("received", "in_progress", "closed")  # the overall statuses, in order
 ACTIVITY_ORDER = ("sponsor_eligibility", "eligibility", "medical", "biometrics", "background_check")
 _BADGES = {
     "received": "info",
@@ -49,6 +50,7 @@ class Step:
 class ApplicationPage:
     number: str
     role: str
+    status: str
     status_text: str
     badge: str
     received_on: str
@@ -111,6 +113,7 @@ def application(view: dict[str, Any], lang: str) -> ApplicationPage:
     found = ApplicationPage(
         number=view["application_number"],
         role=view["role"],
+        status=status,
         status_text=status_text(status, outcome, lang),
         badge=badge(status, outcome),
         received_on=view["received_on"],

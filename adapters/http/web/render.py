@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.http.web import cookies, texts
+from adapters.http.web.page import STAGES
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -45,6 +46,7 @@ _env.globals.update(
     long_date=texts.long_date,
     number=texts.number,
     CSRF_FIELD=cookies.CSRF_FIELD,
+    STAGES=STAGES,
 )
 
 

@@ -291,6 +291,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "fr": "En tant que répondant, vous voyez l'état général de la demande et ses grandes"
         " étapes. Le demandeur principal et son représentant en voient les détails.",
     },
+    "stages.label": {"en": "Progress of the application", "fr": "Progression de la demande"},
+    "stage.received": {"en": "Application received", "fr": "Demande reçue"},
+    "stage.in_progress": {"en": "Processing", "fr": "Traitement"},
+    "stage.closed": {"en": "Final decision", "fr": "Décision finale"},
+    "stage.done": {"en": "done", "fr": "terminé"},
+    "stage.current": {"en": "current stage", "fr": "étape en cours"},
     "app.activity": {"en": "Activity", "fr": "Activité"},
     "app.activity_status": {"en": "Status", "fr": "État"},
     "app.documents": {"en": "Documents requested", "fr": "Documents demandés"},
