@@ -298,3 +298,24 @@ def test_the_sponsor_page_stays_whole_after_the_applicant_is_erased(visit: Any, 
     assert applicant.page.url.endswith("/en/sign-in?notice=expired")
     _sign_in(applicant, "en", applicant_login)
     assert applicant.page.locator(".error-summary").is_visible()
+
+
+def test_every_signed_out_page_passes_axe_in_both_languages(visit: Any, site: Site) -> None:
+    me = visit()
+    page = me.page
+    for lang in ("en", "fr"):
+        for path in ("sign-in", "register", "register/verify", "reset", "reset/confirm"):
+            assert me.go(f"/{lang}/{path}").status == 200
+            assert page.locator("html").get_attribute("lang") == lang
+            me.check(f"{path.replace('/', '-')}-{lang}")
+        assert me.go(f"/{lang}/no-such-page").status == 404
+        me.check(f"no-such-page-{lang}")
+        # A form whose CSRF cookie is gone (an old tab, a cleared browser) is refused.
+        me.go(f"/{lang}/reset")
+        me.context.clear_cookies()
+        page.fill("#f-login", "12345678")
+        with page.expect_navigation() as sent:
+            page.click("button[type=submit]")
+        assert sent.value.status == 403
+        assert page.locator("h1").inner_text() in ("Your form expired", "Votre formulaire a expiré")
+        me.check(f"refused-{lang}")
