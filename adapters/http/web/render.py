@@ -58,9 +58,9 @@ _SLOT = "\ue000csrf\ue000"  # private-use characters: in no text, untouched by e
 _MAX_RENDERED = 4096
 
 
-def _rendered(request: Request) -> dict[str, str]:
+def _rendered(request: Request) -> dict[str, list[bytes]]:
     state = request.app.state
-    found: dict[str, str] | None = getattr(state, "rendered_pages", None)
+    found: dict[str, list[bytes]] | None = getattr(state, "rendered_pages", None)
     if found is None:
         found = state.rendered_pages = {}
     return found
@@ -85,8 +85,8 @@ def page(
     if secret is None:
         secret = cookies.new_csrf_secret()
     rendered = _rendered(request)
-    html = rendered.get(key) if key is not None else None
-    if html is None:
+    parts = rendered.get(key) if key is not None else None
+    if parts is None:
         path = request.url.path
         other = texts.OTHER[lang]
         query = request.url.query
@@ -98,13 +98,13 @@ def page(
             **context,
             **(build() if build is not None else {}),
         )
+        parts = [part.encode() for part in html.split(_SLOT)]
         if key is not None:
             if len(rendered) >= _MAX_RENDERED:
                 rendered.clear()
-            rendered[key] = html
-    html = html.replace(_SLOT, cookies.csrf_token(secret_key, secret))
-    response = Response(html, status_code=status, media_type="text/html; charset=utf-8")
-    response.headers.update(PAGE_HEADERS)
+            rendered[key] = parts
+    body = cookies.csrf_token(secret_key, secret).encode().join(parts)
+    response = Response(body, status, PAGE_HEADERS, "text/html; charset=utf-8")
     if new_secret:
         cookies.set_csrf(response, request, secret)
     return response

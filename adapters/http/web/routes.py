@@ -421,7 +421,7 @@ async def application(request: Request, number: str) -> Response:
 
     return render.page(
         request, "application.html", lang, services.settings.secret_key,
-        key=f"{request.url.path}|{shown.tag}", build=build, signed_in=True,
+        key=f"{request.scope['path']}|{shown.tag}", build=build, signed_in=True,
     )  # fmt: skip
 
 
