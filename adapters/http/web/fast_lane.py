@@ -15,14 +15,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from adapters.http.web import routes
 
 _PATH = re.compile(r"/(en|fr)/applications/([A-Z][0-9]{9})")
-PAGE = "/{lang}/applications/{number}"
+PAGE = "/{lang}/applications/{number}"  # registered under each language
 
 
 class FastPages:
     def __init__(self, app: ASGIApp, routes: list[Any]) -> None:
         """``routes``: the web routes; the application page's names the metrics."""
         self.app = app
-        self._route = next(r for r in routes if getattr(r, "path", "") == PAGE)
+        by_path = {getattr(route, "path", ""): route for route in routes}
+        self._routes = {lang: by_path[PAGE.replace("{lang}", lang)] for lang in ("en", "fr")}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = None
@@ -31,7 +32,7 @@ class FastPages:
         if match is None:
             await self.app(scope, receive, send)
             return
-        scope["route"] = self._route
-        scope["path_params"] = {"lang": match.group(1), "number": match.group(2)}
+        scope["route"] = self._routes[match.group(1)]
+        scope["path_params"] = {"number": match.group(2)}
         response = await routes.application(Request(scope), match.group(2))
         await response(scope, receive, send)

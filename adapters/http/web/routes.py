@@ -17,7 +17,6 @@ from urllib.parse import parse_qsl
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import TypeAdapter, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from adapters.http import accounts_api, models, sessions_api, views
@@ -38,6 +37,7 @@ _REGISTRATION: TypeAdapter[models.ApplicantRegistration | models.RepresentativeR
     TypeAdapter(models.Registration)
 )
 Errors = list[tuple[str, str]]  # (field id, message); "" for the form as a whole
+Endpoint = Callable[..., Awaitable[Response]]
 
 
 def _services(request: Request) -> Services:
@@ -45,12 +45,23 @@ def _services(request: Request) -> Services:
     return services
 
 
+def _page(method: str, path: str) -> Callable[[Endpoint], Endpoint]:
+    """Register the page at ``path`` under each language (/en/..., /fr/...): only those
+    prefixes reach these routes, so any other path stays the API's (its 404 problem, and
+    "unmatched" in the metrics)."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        for lang in LANGS:
+            router.add_api_route(f"/{lang}{path}", endpoint, methods=[method])
+        return endpoint
+
+    return register
+
+
 def _lang(request: Request) -> str:
-    """The language a path asks for; any other first segment is not a page here (the API's
-    404 problem answers it, as for any unknown path)."""
-    lang = str(request.path_params.get("lang", ""))
-    if lang not in LANGS:
-        raise StarletteHTTPException(404)
+    """The page's language: its path's first segment (see _page)."""
+    lang = str(request.scope["path"][1:3])
+    assert lang in LANGS
     return lang
 
 
@@ -162,8 +173,8 @@ async def stylesheet() -> Response:
     return Response(_CSS, media_type="text/css", headers={"cache-control": "public, max-age=3600"})
 
 
-@router.get("/{lang}/")
-@router.get("/{lang}")
+@_page("GET", "/")
+@_page("GET", "")
 async def language_home(request: Request) -> Response:
     lang = _lang(request)
     return _redirect(_start(request, lang))
@@ -172,7 +183,7 @@ async def language_home(request: Request) -> Response:
 # ---------------------------------------------------------------- sign in and out
 
 
-@router.get("/{lang}/sign-in")
+@_page("GET", "/sign-in")
 async def sign_in_page(request: Request) -> Response:
     lang = _lang(request)
     return _show(
@@ -181,7 +192,7 @@ async def sign_in_page(request: Request) -> Response:
     )  # fmt: skip
 
 
-@router.post("/{lang}/sign-in")
+@_page("POST", "/sign-in")
 async def sign_in(request: Request) -> Response:
     lang = _lang(request)
     form = await _form(request)
@@ -209,13 +220,13 @@ async def sign_in(request: Request) -> Response:
     )  # fmt: skip
 
 
-@router.get("/{lang}/sign-out")
+@_page("GET", "/sign-out")
 async def sign_out_page(request: Request) -> Response:
     """Signing out is a form (POST, with its CSRF token); this address only leads back."""
     return _redirect(_start(request, _lang(request)))
 
 
-@router.post("/{lang}/sign-out")
+@_page("POST", "/sign-out")
 async def sign_out(request: Request) -> Response:
     lang = _lang(request)
     form = await _form(request)
@@ -233,13 +244,13 @@ async def sign_out(request: Request) -> Response:
 # ---------------------------------------------------------------- create an account
 
 
-@router.get("/{lang}/register")
+@_page("GET", "/register")
 async def register_page(request: Request) -> Response:
     lang = _lang(request)
     return _show(request, "register.html", lang, values={}, errors=[], signed_in=False)
 
 
-@router.post("/{lang}/register")
+@_page("POST", "/register")
 async def register(request: Request) -> Response:
     lang = _lang(request)
     form = await _form(request)
@@ -273,7 +284,7 @@ async def register(request: Request) -> Response:
     )  # fmt: skip
 
 
-@router.get("/{lang}/register/verify")
+@_page("GET", "/register/verify")
 async def verify_page(request: Request) -> Response:
     lang = _lang(request)
     return _show(
@@ -282,7 +293,7 @@ async def verify_page(request: Request) -> Response:
     )  # fmt: skip
 
 
-@router.post("/{lang}/register/verify")
+@_page("POST", "/register/verify")
 async def verify(request: Request) -> Response:
     return await _new_password(request, "verify")
 
@@ -290,13 +301,13 @@ async def verify(request: Request) -> Response:
 # ---------------------------------------------------------------- reset a password
 
 
-@router.get("/{lang}/reset")
+@_page("GET", "/reset")
 async def reset_page(request: Request) -> Response:
     lang = _lang(request)
     return _show(request, "reset.html", lang, values={}, errors=[], signed_in=False)
 
 
-@router.post("/{lang}/reset")
+@_page("POST", "/reset")
 async def reset(request: Request) -> Response:
     lang = _lang(request)
     form = await _form(request)
@@ -319,7 +330,7 @@ async def reset(request: Request) -> Response:
     )  # fmt: skip
 
 
-@router.get("/{lang}/reset/confirm")
+@_page("GET", "/reset/confirm")
 async def reset_confirm_page(request: Request) -> Response:
     lang = _lang(request)
     return _show(
@@ -328,7 +339,7 @@ async def reset_confirm_page(request: Request) -> Response:
     )  # fmt: skip
 
 
-@router.post("/{lang}/reset/confirm")
+@_page("POST", "/reset/confirm")
 async def reset_confirm(request: Request) -> Response:
     return await _new_password(request, "reset_confirm")
 
@@ -371,7 +382,7 @@ def _status(errors: Errors) -> int:
 # ---------------------------------------------------------------- the caller's files
 
 
-@router.get("/{lang}/applications")
+@_page("GET", "/applications")
 async def applications(request: Request) -> Response:
     lang = _lang(request)
     services = _services(request)
@@ -395,7 +406,7 @@ async def applications(request: Request) -> Response:
     )
 
 
-@router.get("/{lang}/applications/{number}")
+@_page("GET", "/applications/{number}")
 async def application(request: Request, number: str) -> Response:
     lang = _lang(request)
     services = _services(request)
@@ -432,7 +443,7 @@ def _signed_out(request: Request, lang: str, expired: bool) -> Response:
     return response
 
 
-@router.get("/{lang}/{rest:path}")
+@_page("GET", "/{rest:path}")
 async def not_a_page(request: Request) -> Response:
     """A path under /en or /fr that names no page."""
     return _not_found(request, _lang(request))
