@@ -16,6 +16,12 @@ from tests.api.conftest import PASSWORD, add_event
 from tests.web.conftest import Site, Visit
 
 
+def _at(page: Any, ending: str) -> None:
+    """Wait (bounded) until the page's address ends with ``ending``: a click's navigation
+    may still be under way when the click returns."""
+    page.wait_for_url(lambda url: url.endswith(ending), timeout=10_000)
+
+
 def _register(visit: Visit, lang: str, number: str, payload: dict[str, Any], role: str) -> str:
     """Create the account through the forms, with the code read from the mail; the login."""
     page, site = visit.page, visit.site
@@ -35,14 +41,14 @@ def _register(visit: Visit, lang: str, number: str, payload: dict[str, Any], rol
         page.fill("#f-uci", login)
         page.fill("#f-date_of_birth", person["date_of_birth"])
     page.click("button[type=submit]")
-    assert page.url.endswith(f"/{lang}/register/verify?notice=code_sent")
+    _at(page, f"/{lang}/register/verify?notice=code_sent")
     site.mailbox.wait(before + 1)
     code = site.mailbox.code()
     page.fill("#f-login", login)
     page.fill("#f-code", code)
     page.fill("#f-password", PASSWORD)
     page.click("button[type=submit]")
-    assert page.url.endswith(f"/{lang}/sign-in?notice=created"), page.url
+    _at(page, f"/{lang}/sign-in?notice=created")
     return str(login)
 
 
@@ -75,7 +81,7 @@ def test_applicant_creates_an_account_reads_the_file_in_both_languages_and_signs
     me = visit()
     page = me.page
     me.go("/")
-    assert page.url.endswith("/en/sign-in")
+    _at(page, "/en/sign-in")
     me.check("sign-in-en")
     page.keyboard.press("Tab")  # the first stop: the skip link, shown when focused
     skip = page.locator(".skip-link")
@@ -89,7 +95,7 @@ def test_applicant_creates_an_account_reads_the_file_in_both_languages_and_signs
     me.check("sign-in-created-en")
 
     _sign_in(me, "en", login)
-    assert page.url.endswith("/en/applications")
+    _at(page, "/en/applications")
     card = page.locator(".card")
     assert card.count() == 1
     assert number in card.inner_text() and "Principal applicant" in card.inner_text()
@@ -112,7 +118,7 @@ def test_applicant_creates_an_account_reads_the_file_in_both_languages_and_signs
     me.check("application-en")
 
     page.click("a[hreflang=fr]")  # the toggle keeps the page
-    assert page.url.endswith(f"/fr/applications/{number}")
+    _at(page, f"/fr/applications/{number}")
     assert page.locator("html").get_attribute("lang") == "fr"
     assert page.locator("h1").inner_text() == f"Demande {number}"
     french = _api_view(site, me.session_token(), number, "fr")
@@ -120,17 +126,17 @@ def test_applicant_creates_an_account_reads_the_file_in_both_languages_and_signs
     assert labels.text("label.activities", "fr") in page.locator("#activities").inner_text()
     me.check("application-fr")
     page.click("a[hreflang=en]")
-    assert page.url.endswith(f"/en/applications/{number}")
+    _at(page, f"/en/applications/{number}")
     page.click("a[hreflang=fr]")
 
     page.click("text=Mes demandes")
     me.check("applications-fr")
     page.click("text=Se déconnecter")
-    assert page.url.endswith("/fr/sign-in?notice=signed_out")
+    _at(page, "/fr/sign-in?notice=signed_out")
     assert "Vous êtes déconnecté." in page.locator("main").inner_text()
     me.check("sign-in-signed-out-fr")
     me.go(f"/fr/applications/{number}")
-    assert page.url.endswith("/fr/sign-in")
+    _at(page, "/fr/sign-in")
 
 
 def test_sponsor_sees_only_what_a_sponsor_may(visit: Any, site: Site) -> None:
@@ -250,7 +256,7 @@ def test_password_reset_through_the_pages(visit: Any, site: Site) -> None:
     other.check("reset-fr")
     other.page.fill("#f-login", login)
     other.page.click("button[type=submit]")
-    assert other.page.url.endswith("/fr/reset/confirm?notice=reset_sent")
+    _at(other.page, "/fr/reset/confirm?notice=reset_sent")
     other.check("reset-confirm-fr")
     site.mailbox.wait(before + 1)
     new_password = "une toute autre phrase de passe"
@@ -258,12 +264,12 @@ def test_password_reset_through_the_pages(visit: Any, site: Site) -> None:
     other.page.fill("#f-code", site.mailbox.code())
     other.page.fill("#f-password", new_password)
     other.page.click("button[type=submit]")
-    assert other.page.url.endswith("/fr/sign-in?notice=reset")
+    _at(other.page, "/fr/sign-in?notice=reset")
     # The reset signed the first browser out.
     me.go("/en/applications")
-    assert page.url.endswith("/en/sign-in?notice=expired")
+    _at(page, "/en/sign-in?notice=expired")
     _sign_in(other, "fr", login, new_password)
-    assert other.page.url.endswith("/fr/applications")
+    _at(other.page, "/fr/applications")
 
 
 def test_the_sponsor_page_stays_whole_after_the_applicant_is_erased(visit: Any, site: Site) -> None:
@@ -276,7 +282,7 @@ def test_the_sponsor_page_stays_whole_after_the_applicant_is_erased(visit: Any, 
     _sign_in(sponsor, "en", _register(sponsor, "en", number, payload, "sponsor"))
     applicant_login = _register(applicant, "en", number, payload, "principal_applicant")
     _sign_in(applicant, "en", applicant_login)
-    assert applicant.page.url.endswith("/en/applications")
+    _at(applicant.page, "/en/applications")
     applicant.go(f"/en/applications/{number}")  # rendered first: never served to the sponsor
     assert applicant.page.locator("#activities").count() == 1
     sponsor.go(f"/en/applications/{number}")
@@ -295,7 +301,7 @@ def test_the_sponsor_page_stays_whole_after_the_applicant_is_erased(visit: Any, 
     assert "[erased]" not in after
     sponsor.check("application-sponsor-after-erasure-en")
     applicant.go("/en/applications")
-    assert applicant.page.url.endswith("/en/sign-in?notice=expired")
+    _at(applicant.page, "/en/sign-in?notice=expired")
     _sign_in(applicant, "en", applicant_login)
     assert applicant.page.locator(".error-summary").is_visible()
 
