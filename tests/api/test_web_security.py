@@ -153,3 +153,13 @@ def test_the_api_still_answers_problems_and_pages_answer_html(client: TestClient
     assert home.status_code == 303 and home.headers["location"] == "/fr/sign-in"
     signed_out = client.get("/en/applications/F123456789", follow_redirects=False)
     assert signed_out.status_code == 303 and signed_out.headers["location"] == "/en/sign-in"
+
+
+def test_the_language_toggle_keeps_the_page_and_nothing_else_of_the_query(
+    client: TestClient,
+) -> None:
+    page = client.get("/en/sign-in?notice=created&next=%22%3E%3Cscript%3Ex%3C/script%3E")
+    assert 'href="/fr/sign-in?notice=created"' in page.text
+    assert "<script" not in page.text and "next=" not in page.text
+    odd = client.get("/fr/register?notice=%3Cb%3E")
+    assert 'href="/en/register"' in odd.text and "<b>" not in odd.text

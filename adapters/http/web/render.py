@@ -89,7 +89,8 @@ def page(
     if parts is None:
         path = request.url.path
         other = texts.OTHER[lang]
-        query = request.url.query
+        notice = request.query_params.get("notice", "")  # the one query a page keeps
+        query = f"notice={notice}" if notice.replace("_", "").isalpha() else ""
         html = _env.get_template(template).render(
             lang=lang,
             other_lang=other,
