@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import secrets
 import statistics
 import subprocess
@@ -29,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from children import CASETRACK, ROOT, child_env
@@ -44,30 +46,51 @@ BEFORE_ENCRYPTION = "8a3bb31"
 PLAINTEXT = [sys.executable, str(ROOT / "scripts" / "plaintext.py")]
 
 
-def run(tree: Path, url: str, path: Path, command: list[str]) -> tuple[float, float]:
-    """Events a second of `casetrack ingest`, then of `casetrack projections rebuild`, run
-    from ``tree`` (as ``command``) into a fresh schema."""
+@dataclass
+class Run:
+    """One side's run: events a second (wall clock, the target's measure) and the CPU
+    seconds of casetrack's own processes (steadier on a shared machine; PostgreSQL's
+    share is not in it), for the ingest and the rebuild."""
+
+    ingest: float
+    rebuild: float
+    ingest_cpu: float
+    rebuild_cpu: float
+
+
+def run(tree: Path, url: str, path: Path, command: list[str]) -> Run:
+    """`casetrack ingest`, then `casetrack projections rebuild` of every view, run from
+    ``tree`` (as ``command``) into a fresh schema."""
     schema = f"bench_{secrets.token_hex(4)}"
     env = child_env(url, schema)
     env["PYTHONPATH"] = str(tree)
 
-    def casetrack(*args: str) -> tuple[str, float]:
+    def casetrack(*args: str) -> tuple[str, float, float]:
+        cpu = _children_cpu()
         started = time.perf_counter()
         done = subprocess.run([*command, *args], env=env, cwd=tree, capture_output=True,
                               text=True, check=True)  # fmt: skip
-        return done.stdout, time.perf_counter() - started
+        return done.stdout, time.perf_counter() - started, _children_cpu() - cpu
 
     try:
         casetrack("db", "init")
-        out, ingest_seconds = casetrack("ingest", str(path), "--json")
+        out, ingest_seconds, ingest_cpu = casetrack("ingest", str(path), "--json")
         summary = json.loads(out.strip().splitlines()[-1])
-        status, _ = casetrack("projections", "status", "--json")
+        status, _, _ = casetrack("projections", "status", "--json")
         names = [view["name"] for view in json.loads(status)]  # every view the tree has
-        _, rebuild_seconds = casetrack("projections", "rebuild", *names)
+        _, rebuild_seconds, rebuild_cpu = casetrack("projections", "rebuild", *names)
     finally:
         drop_schema(url, schema)
     events = summary["accepted"] + summary["duplicates"] + summary["rejected"]
-    return events / ingest_seconds, summary["accepted"] / rebuild_seconds
+    return Run(
+        events / ingest_seconds, summary["accepted"] / rebuild_seconds, ingest_cpu, rebuild_cpu
+    )
+
+
+def _children_cpu() -> float:
+    """User and system CPU seconds of this process's finished children (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -93,32 +116,40 @@ def main() -> int:
         base = (measured[0], PLAINTEXT) if args.encryption_off else (
             trees.enter_context(_worktree(Path(tmp) / "baseline", args.baseline_rev)), CASETRACK
         )  # fmt: skip
-        rates: dict[str, dict[str, list[float]]] = {
-            step: {"measured": [], "baseline": []} for step in ("ingest", "rebuild")
-        }
+        runs: dict[str, list[Run]] = {"measured": [], "baseline": []}
         for round_ in range(args.rounds):
             for side, (tree, command) in (("baseline", base), ("measured", measured)):
-                ingest, rebuild = run(tree, url, path, command)
-                rates["ingest"][side].append(ingest)
-                rates["rebuild"][side].append(rebuild)
+                done = run(tree, url, path, command)
+                runs[side].append(done)
                 name = baseline_name if side == "baseline" else measured_name
-                print(f"round {round_ + 1} {name:<14} ingest {ingest:8,.0f} events/s,"
-                      f" rebuild {rebuild:8,.0f} events/s", flush=True)  # fmt: skip
+                print(f"round {round_ + 1} {name:<14} ingest {done.ingest:8,.0f} events/s"
+                      f" ({done.ingest_cpu:5.1f} s CPU), rebuild {done.rebuild:8,.0f} events/s"
+                      f" ({done.rebuild_cpu:5.1f} s CPU)", flush=True)  # fmt: skip
     result: dict[str, object] = {
         "benchmark": "overhead", "events": len(lines), "rounds": args.rounds,
         "measured": measured_name, "baseline": baseline_name,
     }  # fmt: skip
-    for step, sides in rates.items():
-        this, base_rate = statistics.median(sides["measured"]), statistics.median(sides["baseline"])
-        ratio = this / base_rate
+    for step in ("ingest", "rebuild"):
+        this = [getattr(r, step) for r in runs["measured"]]
+        base_rates = [getattr(r, step) for r in runs["baseline"]]
+        ratio = statistics.median(this) / statistics.median(base_rates)
+        paired = statistics.median(m / b for m, b in zip(this, base_rates, strict=True))
+        cpu = statistics.median(getattr(r, f"{step}_cpu") for r in runs["measured"])
+        base_cpu = statistics.median(getattr(r, f"{step}_cpu") for r in runs["baseline"])
         print(
             f"{step} of {len(lines)} events, median of {args.rounds}: {measured_name}"
-            f" {this:,.0f} events/s, baseline {baseline_name} {base_rate:,.0f} events/s; ratio"
-            f" {ratio:.3f} ({(1 - ratio) * 100:.1f}% slower)"
+            f" {statistics.median(this):,.0f} events/s, baseline {baseline_name}"
+            f" {statistics.median(base_rates):,.0f} events/s; ratio {ratio:.3f}"
+            f" ({(1 - ratio) * 100:.1f}% slower); median of the rounds' ratios {paired:.3f};"
+            f" casetrack's CPU {cpu:.1f} s vs {base_cpu:.1f} s ({(cpu / base_cpu - 1) * 100:+.1f}%)"
         )
         result[step] = {
-            "events_per_s": round(this), "baseline_events_per_s": round(base_rate),
-            "ratio": round(ratio, 4), "runs": {k: [round(r) for r in v] for k, v in sides.items()},
+            "events_per_s": round(statistics.median(this)),
+            "baseline_events_per_s": round(statistics.median(base_rates)),
+            "ratio": round(ratio, 4), "median_round_ratio": round(paired, 4),
+            "cpu_s": round(cpu, 2), "baseline_cpu_s": round(base_cpu, 2),
+            "runs": {"measured": [round(r) for r in this],
+                     "baseline": [round(r) for r in base_rates]},
         }  # fmt: skip
     print(json.dumps(result))
     return 0
