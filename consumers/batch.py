@@ -31,7 +31,8 @@ log = structlog.get_logger("casetrack.ingest")
 class Message:
     """One inbound message: where it came from, its raw bytes, and what parsing made of it.
 
-    ``position``: a file's line number, or a Kafka offset (with topic, partition and key).
+    ``position``: a file's line number, or a Kafka offset (with topic, partition, key and
+    the record's headers: a CloudEvent in the Kafka binary mode has its attributes there).
     """
 
     origin: str
@@ -42,6 +43,7 @@ class Message:
     topic: str | None = None
     partition: int | None = None
     key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class BatchWriter:
@@ -245,5 +247,6 @@ def _dead_letter(message: Message, kind: str, reason: str, **details: Any) -> De
         topic=message.topic,
         partition=message.partition,
         key=message.key,
+        headers=message.headers,
         **details,
     )

@@ -34,7 +34,9 @@ TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLarge)
 
 
 def headers(row: PendingDeadLetter) -> list[tuple[str, bytes]]:
-    """Why and where from: no payload values, only the contract's own error texts."""
+    """The original record's headers (a binary-mode CloudEvent stays one), then why and
+    where from: no payload values, only the contract's own error texts. A reader taking
+    the last header of a name gets ours."""
     values = {
         "dead_letter_id": row.id,
         "error_kind": row.error_kind,
@@ -45,7 +47,8 @@ def headers(row: PendingDeadLetter) -> list[tuple[str, bytes]]:
         "partition": row.partition,
         "offset": row.offset,
     }
-    return [(name, str(value).encode()) for name, value in values.items() if value is not None]
+    ours = [(name, str(value).encode()) for name, value in values.items() if value is not None]
+    return [*row.headers, *ours]
 
 
 def omitted(row: PendingDeadLetter, error: KafkaError) -> str:
