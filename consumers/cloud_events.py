@@ -219,7 +219,7 @@ def _mapped(attributes: Mapping[str, Any], data: object, *, name: Any) -> Record
             f"{name('subject')}: field required (the application number)", name("subject")
         )
     envelope = {
-        "event_id": event_id_for(source, event_id),
+        "event_id": str(event_id_for(source, event_id)),
         "schema_version": 1,
         "type": plain,
         "application_number": number,
@@ -233,11 +233,11 @@ def _mapped(attributes: Mapping[str, Any], data: object, *, name: Any) -> Record
         raise _renamed(e, name, subject is None) from None
 
 
-def event_id_for(source: str, event_id: str) -> str:
+def event_id_for(source: str, event_id: str) -> UUID:
     """Our event_id for a CloudEvent's (source, id): the id when it is a canonical UUID."""
     if _CANONICAL_UUID.match(event_id):
-        return event_id
-    return str(uuid5(ID_NAMESPACE, f"{source}\n{event_id}"))
+        return UUID(event_id)
+    return uuid5(ID_NAMESPACE, f"{source}\n{event_id}")
 
 
 def system_name(source: str, name: str = "source") -> str:

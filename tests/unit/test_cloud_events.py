@@ -70,8 +70,8 @@ def test_a_non_uuid_id_becomes_a_uuid5_of_source_and_id_the_same_each_time() -> 
 
 def test_ids_and_sources() -> None:
     id_ = "1C9CC9FD-EC1E-493D-957F-EC43DBD16B9E"
-    assert event_id_for("gcms", id_) == id_  # a UUID is ours as is, whatever its case
-    assert event_id_for("gcms", "{" + id_ + "}") != id_  # not the canonical form: hashed
+    assert event_id_for("gcms", id_) == uuid.UUID(id_)  # a UUID is ours as is, in any case
+    assert event_id_for("gcms", "{" + id_ + "}") != uuid.UUID(id_)  # not canonical: hashed
     assert system_name("gcms") == "gcms"
     assert system_name("/ircc/gcms") == "ircc.gcms"
     assert system_name("urn:ircc:gcms") == "urn.ircc.gcms"
