@@ -26,6 +26,10 @@ from domain.rules import RuleViolation
 
 log = structlog.get_logger("casetrack.ingest")
 
+# The dead letters' error kinds the writer gives, besides each ContractError's ``kind``.
+RULE_VIOLATION = "rule_violation"
+CASE_UNREADABLE = "case_unreadable"
+
 
 @dataclass(frozen=True)
 class Message:
@@ -142,7 +146,7 @@ class BatchWriter:
             )
             return Outcome.REJECTED, _dead_letter(
                 message,
-                "case_unreadable",
+                CASE_UNREADABLE,
                 f"the case's stored events cannot be read ({error}); retry after their repair",
                 application_number=parsed.application_number,
                 event_id=parsed.event_id,
@@ -172,12 +176,12 @@ class BatchWriter:
                 application_number=parsed.application_number,
                 event_id=str(parsed.event_id),
                 line=message.position,
-                error="rule_violation",
+                error=RULE_VIOLATION,
                 rule=e.rule,
             )
             return Outcome.REJECTED, _dead_letter(
                 message,
-                "rule_violation",
+                RULE_VIOLATION,
                 str(e),
                 rule=e.rule,
                 application_number=parsed.application_number,

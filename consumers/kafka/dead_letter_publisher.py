@@ -31,6 +31,8 @@ log = structlog.get_logger("casetrack.dead_letters")
 
 # The record itself is too large (for the producer or the broker): sending it again cannot help.
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLarge)
+# The header of a pointer (a dead letter too large for the topic): why its value is empty.
+RAW_OMITTED = "raw_omitted"
 
 
 def headers(row: PendingDeadLetter) -> list[tuple[str, bytes]]:
@@ -141,7 +143,7 @@ class DeadLetterPublisher:
                     self.dlq_topic,
                     key=None if reason or row.key is None else row.key,
                     value=b"" if reason else row.raw,
-                    headers=headers(row) + ([("raw_omitted", reason.encode())] if reason else []),
+                    headers=headers(row) + ([(RAW_OMITTED, reason.encode())] if reason else []),
                 )
             except KafkaError as e:  # checked before sending: too large, or no metadata
                 errors[row.id] = e
