@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from kafka import KafkaProducer
 
+from adapters.cli.main import main as casetrack
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from consumers.cloud_events import event_id_for
 from consumers.dead_letter_retry import retry_dead_letter
@@ -22,6 +24,7 @@ from tests.cloud_event_producer import binary, cloud_event, headers, key, struct
 from tests.integration.kafka_fixtures import consuming, read_topic, settings, wait_until
 from tests.integration.snapshots import file_reference, project, snapshot
 from tests.stores import count, execute, rows
+from tests.vault import vault_env
 
 Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]  # key, value, headers
 
@@ -77,7 +80,13 @@ def test_cloud_events_in_both_modes_end_as_the_v1_envelopes_do_and_redelivery_is
 
 
 def test_malformed_cloud_events_are_dead_letters_with_their_raw_value_and_headers(
-    store: CaseStore, kafka: str, topic: str, group: str
+    database_url: str,
+    store: CaseStore,
+    kafka: str,
+    topic: str,
+    group: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     received, acknowledged = (json.loads(line) for line in casegen.generate(1, seed=32)[:2])
     number = received["application_number"]
@@ -125,6 +134,18 @@ def test_malformed_cloud_events_are_dead_letters_with_their_raw_value_and_header
     assert retried is not None and retried.outcome is Outcome.ACCEPTED  # with its ce_ headers
     events = store.stored_events(case_id(number))
     assert [str(e.event_id) for e in events] == [received["event_id"], acknowledged["event_id"]]
+
+    # `dead-letters show` prints the headers as text; retention drops them with the value.
+    for name, value in {**vault_env(), "CASETRACK_DATABASE_URL": database_url}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CASETRACK_SCHEMA", store.schema)
+    monkeypatch.setenv("CASETRACK_LOG_LEVEL", "error")
+    capsys.readouterr()
+    assert casetrack(["dead-letters", "show", str(letters[0]["id"])]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert ["ce_time", "yesterday"] in shown["headers"]
+    assert store.dead_letters.drop_older_than(timedelta(0)) == 4
+    assert count(store, "dead_letters", "headers IS NOT NULL OR raw <> ''") == 0
 
 
 @pytest.mark.parametrize("mode", ["structured", "binary"])
