@@ -39,7 +39,7 @@ _SCHEMAS: Final = "#/components/schemas/"
 
 
 def document() -> dict[str, Any]:
-    defaults = ConsumerSettings("")
+    defaults = ConsumerSettings(bootstrap_servers="")
     schemas = contract_schemas()
     payloads = _payload_refs(schemas)
     schemas.update(_cloud_event_schemas(payloads))

@@ -79,6 +79,8 @@ def cloud_event_type(event_type: str) -> str:
 def is_cloud_event(raw: bytes, headers: Sequence[tuple[str, bytes]]) -> bool:
     """Whether a message is a CloudEvent: a ``ce_`` header (binary mode), the structured
     content type, or a JSON object with ``specversion`` (which v1 never has)."""
+    if not headers:
+        return b'"specversion"' in raw and _has_specversion(raw)
     if binary_mode(headers):
         return True
     content_type = _header(headers, CONTENT_TYPE_HEADER)

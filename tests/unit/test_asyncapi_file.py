@@ -68,7 +68,7 @@ def test_payload_schema_is_the_published_case_event_schema(committed: dict[str, 
 
 
 def test_topics_key_and_group_are_the_consumers(committed: dict[str, Any]) -> None:
-    defaults = ConsumerSettings("")
+    defaults = ConsumerSettings(bootstrap_servers="")
     assert committed["channels"]["caseEvents"]["address"] == defaults.topic
     assert committed["channels"]["deadLetters"]["address"] == defaults.dead_letter_topic
     binding = committed["operations"]["consumeCaseEvents"]["bindings"]["kafka"]
