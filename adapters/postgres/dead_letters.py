@@ -152,7 +152,9 @@ class DeadLetters:
         self._drop_mentioning = SQL(
             "UPDATE {} SET raw = ''::bytea, headers = NULL, raw_dropped_at = now()"
             " WHERE raw_dropped_at IS NULL AND (application_number = ANY(%b)"
-            " OR EXISTS (SELECT FROM unnest(%b::bytea[]) v WHERE position(v IN raw) > 0))"
+            " OR EXISTS (SELECT FROM unnest(%b::bytea[]) v WHERE position(v IN raw) > 0"
+            " OR EXISTS (SELECT FROM jsonb_array_elements(headers) h"
+            " WHERE position(v IN decode(h->>1, 'base64')) > 0)))"
         ).format(table)
         self._drop_older = SQL(
             "UPDATE {} SET raw = ''::bytea, headers = NULL, raw_dropped_at = now()"
@@ -252,9 +254,10 @@ class DeadLetters:
     def drop_mentioning(
         self, curs: Cursor[Any], application_numbers: Sequence[str], values: Sequence[bytes]
     ) -> int:
-        """Erasure, in the caller's transaction: drop the raw input of every dead letter of
-        these files, or whose bytes hold one of ``values`` (an erased person's UCI, names,
-        email, date of birth, as written in JSON). How many were dropped."""
+        """Erasure, in the caller's transaction: drop the raw input (and headers) of every
+        dead letter of these files, or whose bytes or a header's value hold one of
+        ``values`` (an erased person's UCI, names, email, date of birth, as written in
+        JSON). How many were dropped."""
         curs.execute(self._drop_mentioning, (list(application_numbers), list(values)))
         return curs.rowcount
 
