@@ -136,6 +136,7 @@ def document() -> dict[str, Any]:
                     "contentType": "application/json",
                     "payload": {"$ref": _SCHEMAS + "CaseEvent"},
                     "bindings": kafka_key,
+                    "examples": [{"name": "correspondenceSent", "payload": example_envelope()}],
                 },
                 "cloudEventStructured": {
                     "name": "cloudEventStructured",
@@ -157,6 +158,13 @@ def document() -> dict[str, Any]:
                     },
                     "payload": {"$ref": _SCHEMAS + "CloudEvent"},
                     "bindings": kafka_key,
+                    "examples": [
+                        {
+                            "name": "correspondenceSent",
+                            "headers": {CONTENT_TYPE_HEADER: STRUCTURED_CONTENT_TYPE},
+                            "payload": example_cloud_event(),
+                        }
+                    ],
                 },
                 "cloudEventBinary": {
                     "name": "cloudEventBinary",
@@ -166,6 +174,7 @@ def document() -> dict[str, Any]:
                     "headers": {"$ref": _SCHEMAS + "CloudEventHeaders"},
                     "payload": {"$ref": _SCHEMAS + "CaseEventData"},
                     "bindings": kafka_key,
+                    "examples": [{"name": "correspondenceSent", **example_binary()}],
                 },
                 "deadLetter": {
                     "name": "deadLetter",
@@ -193,6 +202,59 @@ def document() -> dict[str, Any]:
                 },
             },
         },
+    }
+
+
+# ---------------------------------------------------------------- examples
+
+# One event in each form (no personal data): tests/unit/test_asyncapi_file.py feeds
+# them to the consumer's parser, which must make one command of the three.
+_EXAMPLE: Final = {
+    "event_id": "5f0a2c7e-8b3d-4e1f-9a6c-2d7b4e0f8c35",
+    "type": "correspondence.sent",
+    "application_number": "F523938499",
+    "occurred_at": "2023-09-14T10:40:02-04:00",
+    "source": "gcms",
+    "payload": {"subject": "Acknowledgement of receipt"},
+}
+
+
+def example_envelope() -> dict[str, Any]:
+    e = _EXAMPLE
+    return {
+        "event_id": e["event_id"],
+        "schema_version": 1,
+        "type": e["type"],
+        "application_number": e["application_number"],
+        "occurred_at": e["occurred_at"],
+        "source": e["source"],
+        "payload": copy.deepcopy(e["payload"]),
+    }
+
+
+def example_cloud_event() -> dict[str, Any]:
+    e = _EXAMPLE
+    return {
+        "specversion": SPECVERSION,
+        "id": e["event_id"],
+        "type": cloud_event_type(str(e["type"])),
+        "source": e["source"],
+        "time": e["occurred_at"],
+        "subject": e["application_number"],
+        "partitionkey": e["application_number"],
+        "datacontenttype": "application/json",
+        "data": copy.deepcopy(e["payload"]),
+    }
+
+
+def example_binary() -> dict[str, Any]:
+    """The binary-mode example: its headers (as text) and its payload."""
+    event = example_cloud_event()
+    data = event.pop("data")
+    names = {"datacontenttype": CONTENT_TYPE_HEADER}
+    return {
+        "headers": {names.get(k, HEADER_PREFIX + k): v for k, v in event.items()},
+        "payload": data,
     }
 
 

@@ -14,11 +14,13 @@ from builders import envelope
 
 from consumers.asyncapi import dead_letter_header_names, document, error_kinds
 from consumers.contract import ContractError
+from consumers.file_ingest import parse_line
 from consumers.kafka.dead_letter_publisher import headers
 from consumers.kafka.settings import ConsumerSettings
 from consumers.ports import PendingDeadLetter
 from domain import application_number
 from domain import catalogue as t
+from domain.commands import RecordCaseEvent
 from tests.cloud_event_producer import binary, cloud_event, structured
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,3 +124,17 @@ def test_dead_letter_headers_are_the_publishers(committed: dict[str, Any]) -> No
     assert kinds == error_kinds()
     assert {ContractError.kind, "invalid_json", "invalid_field", "unknown_type"} <= set(kinds)
     assert {"rule_violation", "case_unreadable", "undecodable_batch"} <= set(kinds)
+
+
+def test_the_examples_are_one_event_to_the_consumer(committed: dict[str, Any]) -> None:
+    messages = committed["components"]["messages"]
+    forms = []
+    for name, schema in (("caseEventV1", "CaseEvent"), ("cloudEventStructured", "CloudEvent"),
+                         ("cloudEventBinary", "CaseEventData")):  # fmt: skip
+        (example,) = messages[name]["examples"]
+        assert validator(committed, schema).is_valid(example["payload"]), name
+        hs = [(k, v.encode()) for k, v in example.get("headers", {}).items()]
+        forms.append(parse_line(json.dumps(example["payload"]).encode(), hs))
+    headers_example = messages["cloudEventBinary"]["examples"][0]["headers"]
+    assert validator(committed, "CloudEventHeaders").is_valid(headers_example)
+    assert isinstance(forms[0], RecordCaseEvent) and forms == [forms[0]] * 3
