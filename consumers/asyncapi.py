@@ -329,7 +329,11 @@ def _cloud_event_schemas(payloads: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "format": "date-time",
             "description": "-> occurred_at. Required by casetrack.",
         },
-        "subject": {**number, "description": "-> application_number."},
+        "subject": {
+            **number,
+            "description": "-> application_number; without it, partitionkey, else the Kafka"
+            " record's key (the binding's partitionkey).",
+        },
         "partitionkey": {
             **number,
             "description": "Kafka binding extension: the application number when subject"
@@ -373,7 +377,6 @@ def _cloud_event_schemas(payloads: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 "dataschema": {"type": "string", "format": "uri", "description": "Ignored."},
                 "data": {"type": "object", "description": "-> payload (absent: {})."},
             },
-            "anyOf": [{"required": ["subject"]}, {"required": ["partitionkey"]}],
             "oneOf": by_type,
         },
         "CloudEventHeaders": {
@@ -384,10 +387,6 @@ def _cloud_event_schemas(payloads: dict[str, dict[str, Any]]) -> dict[str, Any]:
             ),
             "required": [header_names[name] for name in required],
             "properties": {header_names[name]: s for name, s in attributes.items()},
-            "anyOf": [
-                {"required": [header_names["subject"]]},
-                {"required": [header_names["partitionkey"]]},
-            ],
         },
         "CaseEventData": {
             "description": "-> payload: the payload of the type in `ce_type` (empty: {}).",

@@ -15,7 +15,8 @@ it came as a Kafka header).
   (``/ircc/gcms`` -> ``ircc.gcms``).
 - ``time`` -> ``occurred_at`` (required here, though optional in CloudEvents).
 - ``subject`` -> ``application_number``; without it, the ``partitionkey``
-  extension (Kafka binding); both given must agree.
+  extension (Kafka binding); both given must agree. Without either, the Kafka
+  record's key (the binding's partitionkey).
 - ``data`` -> ``payload`` (JSON only: ``datacontenttype`` absent or a JSON media
   type; absent data is ``{}``).
 
@@ -93,18 +94,25 @@ def binary_mode(headers: Sequence[tuple[str, bytes]]) -> bool:
     return any(name.lower().startswith(HEADER_PREFIX) for name, _ in headers)
 
 
-def parse_cloud_event(raw: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> RecordCaseEvent:
+def parse_cloud_event(
+    raw: bytes, headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None
+) -> RecordCaseEvent:
     """One CloudEvent (binary mode when it has ``ce_`` headers, else structured) as
-    the command its v1 envelope would give; raises a ContractError naming the attribute."""
+    the command its v1 envelope would give; raises a ContractError naming the attribute.
+
+    ``key``: the Kafka record's key, the ``partitionkey`` of the Kafka binding when the
+    event has no such attribute; it names the case only when ``subject`` is absent.
+    """
+    record_key = _text(key)
     if binary_mode(headers):
-        return _binary(raw, headers)
-    return _structured(raw)
+        return _binary(raw, headers, record_key)
+    return _structured(raw, record_key)
 
 
 # ---------------------------------------------------------------- the two modes
 
 
-def _structured(raw: bytes) -> RecordCaseEvent:
+def _structured(raw: bytes, record_key: str | None) -> RecordCaseEvent:
     try:
         event = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -114,10 +122,12 @@ def _structured(raw: bytes) -> RecordCaseEvent:
     if "data_base64" in event:
         raise InvalidField("data_base64: data must be JSON, not base64", "data_base64")
     data = event.get("data", _MISSING)
-    return _mapped(event, data, name=lambda attribute: attribute)
+    return _mapped(event, data, record_key, name=lambda attribute: attribute)
 
 
-def _binary(raw: bytes, headers: Sequence[tuple[str, bytes]]) -> RecordCaseEvent:
+def _binary(
+    raw: bytes, headers: Sequence[tuple[str, bytes]], record_key: str | None
+) -> RecordCaseEvent:
     attributes: dict[str, Any] = {}
     for header, value in headers:
         lowered = header.lower()
@@ -140,7 +150,7 @@ def _binary(raw: bytes, headers: Sequence[tuple[str, bytes]]) -> RecordCaseEvent
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise InvalidJson("data: not valid JSON", "data") from None
-    return _mapped(attributes, data, name=_binary_name)
+    return _mapped(attributes, data, record_key, name=_binary_name)
 
 
 def _binary_name(attribute: str) -> str:
@@ -177,7 +187,9 @@ class _Named:
         return value
 
 
-def _mapped(attributes: Mapping[str, Any], data: object, *, name: Any) -> RecordCaseEvent:
+def _mapped(
+    attributes: Mapping[str, Any], data: object, record_key: str | None, *, name: Any
+) -> RecordCaseEvent:
     check = _Named(attributes, name)
     version = attributes.get("specversion")
     if version is None:
@@ -215,7 +227,11 @@ def _mapped(attributes: Mapping[str, Any], data: object, *, name: Any) -> Record
             f"{name('partitionkey')}: must equal {name('subject')}, the application number",
             name("partitionkey"),
         )
-    number = subject if subject is not None else key
+    number, number_name = subject, name("subject")
+    if number is None:
+        number, number_name = key, name("partitionkey")
+    if number is None:
+        number, number_name = record_key, "key"
     if number is None:
         raise InvalidField(
             f"{name('subject')}: field required (the application number)", name("subject")
@@ -232,7 +248,7 @@ def _mapped(attributes: Mapping[str, Any], data: object, *, name: Any) -> Record
     try:
         return parse_event(orjson.dumps(envelope))
     except ContractError as e:
-        raise _renamed(e, name, subject is None) from None
+        raise _renamed(e, name, number_name) from None
 
 
 def event_id_for(source: str, event_id: str) -> UUID:
@@ -256,16 +272,16 @@ def system_name(source: str, name: str = "source") -> str:
     return mapped
 
 
-def _renamed(error: ContractError, name: Any, from_key: bool) -> ContractError:
-    """The envelope's error, with its field named as the CloudEvent's attribute."""
+def _renamed(error: ContractError, name: Any, number_name: str) -> ContractError:
+    """The envelope's error, with its field named as the CloudEvent's attribute (the
+    application number's as where it came from: ``number_name``)."""
     field = error.field or ""
     head, _, rest = field.partition(".")
     attribute = _ATTRIBUTE_OF.get(head)
     if attribute is None:
         return error
-    if attribute == "subject" and from_key:
-        attribute = "partitionkey"
-    renamed = name(attribute) + (f".{rest}" if rest else "")
+    named = number_name if attribute == "subject" else name(attribute)
+    renamed = named + (f".{rest}" if rest else "")
     message = str(error)
     if message.startswith(field):
         message = renamed + message[len(field) :]
@@ -273,6 +289,16 @@ def _renamed(error: ContractError, name: Any, from_key: bool) -> ContractError:
 
 
 # ---------------------------------------------------------------- headers
+
+
+def _text(key: bytes | None) -> str | None:
+    """A record key as text; a key that is not UTF-8 (or empty) names nothing."""
+    if not key:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _header(headers: Sequence[tuple[str, bytes]], wanted: str) -> bytes | None:

@@ -35,7 +35,7 @@ def retry_dead_letter(
     if source is None:
         return None
     origin = f"retry:{dead_letter_id}"
-    parsed = parse_line(source.raw, source.headers)
+    parsed = parse_line(source.raw, source.headers, source.key)
     message = Message(
         origin,
         source.position,

@@ -39,15 +39,16 @@ class Summary:
 
 
 def parse_line(
-    raw: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    raw: bytes, headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None
 ) -> RecordCaseEvent | ContractError:
     """One message: a v1 envelope, or a CloudEvent (structured, or in the Kafka binary
-    mode when ``headers`` carry its attributes); a ContractError when it is neither."""
+    mode when ``headers`` carry its attributes; a Kafka ``key`` is its partitionkey);
+    a ContractError when it is neither."""
     if len(raw) > MAX_LINE_BYTES:
         return InvalidJson(f"line longer than {MAX_LINE_BYTES} bytes")
     try:
         if is_cloud_event(raw, headers):
-            return parse_cloud_event(raw, headers)
+            return parse_cloud_event(raw, headers, key)
         return parse_event(raw)
     except ContractError as e:
         return e

@@ -233,7 +233,7 @@ class KafkaCaseConsumer:
                     origin,
                     offset,
                     raw,
-                    parse_line(raw, headers),
+                    parse_line(raw, headers, record.key),
                     already_dead_lettered=offset in judged,
                     topic=tp.topic,
                     partition=tp.partition,

@@ -218,3 +218,22 @@ def test_binary_mode_without_specversion() -> None:
 def test_bad_structured_messages(value: bytes, kind: str, message: str) -> None:
     error = error_in(parse_line(value, [("content-type", b"application/cloudevents+json")]))
     assert (error.kind, str(error)) == (kind, message)
+
+
+def test_the_record_key_is_the_partition_key_when_the_event_names_no_case() -> None:
+    message = envelope(t.ACKNOWLEDGED)
+    event = cloud_event(message, subject=None, partitionkey=None)
+    s, b = structured(event), binary(event)
+    for value, hs in ((s.value, headers(s)), (s.value, []), (b.value, headers(b))):
+        assert parse_line(value, hs, key=NUMBER.encode()) == v1(message)
+        error = error_in(parse_line(value, hs, key=b"F12"))
+        assert (error.field, str(error)) == ("key", f"key: {SUBJECT_PATTERN}")
+        for key in (None, b"", b"\xff"):
+            error = error_in(parse_line(value, hs, key=key))
+            assert str(error).endswith("field required (the application number)")
+
+
+def test_the_record_key_never_overrides_the_subject() -> None:
+    message = envelope(t.ACKNOWLEDGED)
+    b = binary(cloud_event(message))
+    assert parse_line(b.value, headers(b), key=b"another key") == v1(message)
