@@ -34,12 +34,13 @@ def cloud_event(envelope: dict[str, Any], *, plain_type: bool = False, **attribu
     )
 
 
-def structured(event: Any) -> KafkaMessage:
-    return to_structured(event, FORMAT)
+def structured(event: Any, key_mapper: Any = None) -> KafkaMessage:
+    return to_structured(event, FORMAT, key_mapper)
 
 
-def binary(event: Any) -> KafkaMessage:
-    return to_binary(event, FORMAT)
+def binary(event: Any, key_mapper: Any = None) -> KafkaMessage:
+    """``key_mapper``: the SDK's way to key a record by something else than partitionkey."""
+    return to_binary(event, FORMAT, key_mapper)
 
 
 def headers(message: KafkaMessage) -> list[tuple[str, bytes]]:

@@ -30,8 +30,8 @@ Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]  # key, value, head
 
 
 def as_records(lines: Sequence[str]) -> list[Record]:
-    """Each line in turn as a v1 envelope, a structured CloudEvent, a binary one, and a
-    binary one with a non-UUID id (hashed) keyed only by partitionkey (no subject)."""
+    """Each line in turn as a v1 envelope, a structured CloudEvent or a binary one; every
+    fifth CloudEvent names its case by the record's key only (the SDK's key mapper)."""
     records: list[Record] = []
     for n, line in enumerate(lines):
         envelope = json.loads(line)
@@ -39,8 +39,13 @@ def as_records(lines: Sequence[str]) -> list[Record]:
         if n % 3 == 0:
             records.append((number, line.encode(), []))
             continue
-        event = cloud_event(envelope, plain_type=n % 2 == 0)
-        message = structured(event) if n % 3 == 1 else binary(event)
+        if n % 5 == 0:
+            event = cloud_event(envelope, subject=None, partitionkey=None)
+            keyed = envelope["application_number"]
+            mapper = lambda _event, keyed=keyed: keyed  # noqa: E731
+        else:
+            event, mapper = cloud_event(envelope, plain_type=n % 2 == 0), None
+        message = structured(event, mapper) if n % 3 == 1 else binary(event, mapper)
         records.append((key(message), message.value, headers(message)))
     return records
 
