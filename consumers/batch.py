@@ -26,12 +26,17 @@ from domain.rules import RuleViolation
 
 log = structlog.get_logger("casetrack.ingest")
 
+# The dead letters' error kinds the writer gives, besides each ContractError's ``kind``.
+RULE_VIOLATION = "rule_violation"
+CASE_UNREADABLE = "case_unreadable"
+
 
 @dataclass(frozen=True)
 class Message:
     """One inbound message: where it came from, its raw bytes, and what parsing made of it.
 
-    ``position``: a file's line number, or a Kafka offset (with topic, partition and key).
+    ``position``: a file's line number, or a Kafka offset (with topic, partition, key and
+    the record's headers: a CloudEvent in the Kafka binary mode has its attributes there).
     """
 
     origin: str
@@ -42,6 +47,7 @@ class Message:
     topic: str | None = None
     partition: int | None = None
     key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class BatchWriter:
@@ -140,7 +146,7 @@ class BatchWriter:
             )
             return Outcome.REJECTED, _dead_letter(
                 message,
-                "case_unreadable",
+                CASE_UNREADABLE,
                 f"the case's stored events cannot be read ({error}); retry after their repair",
                 application_number=parsed.application_number,
                 event_id=parsed.event_id,
@@ -170,12 +176,12 @@ class BatchWriter:
                 application_number=parsed.application_number,
                 event_id=str(parsed.event_id),
                 line=message.position,
-                error="rule_violation",
+                error=RULE_VIOLATION,
                 rule=e.rule,
             )
             return Outcome.REJECTED, _dead_letter(
                 message,
-                "rule_violation",
+                RULE_VIOLATION,
                 str(e),
                 rule=e.rule,
                 application_number=parsed.application_number,
@@ -245,5 +251,6 @@ def _dead_letter(message: Message, kind: str, reason: str, **details: Any) -> De
         topic=message.topic,
         partition=message.partition,
         key=message.key,
+        headers=message.headers,
         **details,
     )

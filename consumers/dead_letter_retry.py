@@ -1,7 +1,7 @@
 """Feeding one dead letter in again, after a fix (``casetrack dead-letters retry``).
 
 The message goes through the batch writer as it first came (its bytes and, from
-Kafka, its topic, partition and key) under the origin ``retry:<id>``: a dead letter
+Kafka, its topic, partition, key and headers) under the origin ``retry:<id>``: a dead letter
 it makes again is the retry's own, and the first one stays as it was, marked retried.
 """
 
@@ -35,7 +35,7 @@ def retry_dead_letter(
     if source is None:
         return None
     origin = f"retry:{dead_letter_id}"
-    parsed = parse_line(source.raw)
+    parsed = parse_line(source.raw, source.headers, source.key)
     message = Message(
         origin,
         source.position,
@@ -44,6 +44,7 @@ def retry_dead_letter(
         topic=source.topic,
         partition=source.partition,
         key=source.key,
+        headers=source.headers,
     )
     (outcome,) = BatchWriter(store).write([message])
     newest = dead_letters.mark_retried(dead_letter_id, origin)

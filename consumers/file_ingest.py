@@ -8,10 +8,11 @@ so a rule cannot accept on the rerun what it rejected the first time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from consumers.batch import BatchWriter, Message
+from consumers.cloud_events import is_cloud_event, parse_cloud_event
 from consumers.contract import ContractError, InvalidJson, parse_event
 from consumers.ports import IngestStore
 from domain.commands import Outcome, RecordCaseEvent
@@ -37,10 +38,17 @@ class Summary:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
-def parse_line(raw: bytes) -> RecordCaseEvent | ContractError:
+def parse_line(
+    raw: bytes, headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None
+) -> RecordCaseEvent | ContractError:
+    """One message: a v1 envelope, or a CloudEvent (structured, or in the Kafka binary
+    mode when ``headers`` carry its attributes; a Kafka ``key`` is its partitionkey);
+    a ContractError when it is neither."""
     if len(raw) > MAX_LINE_BYTES:
         return InvalidJson(f"line longer than {MAX_LINE_BYTES} bytes")
     try:
+        if is_cloud_event(raw, headers):
+            return parse_cloud_event(raw, headers, key)
         return parse_event(raw)
     except ContractError as e:
         return e

@@ -45,6 +45,8 @@ class DeadLetter:
     topic: str | None = None
     partition: int | None = None
     key: bytes | None = None
+    # The Kafka record's headers, as they came (a binary-mode CloudEvent's attributes).
+    headers: tuple[tuple[str, bytes], ...] = ()
     # Stored without its raw bytes (only their checksum): it would bring back personal
     # data of a person whose data was erased.
     raw_dropped: bool = False
@@ -79,18 +81,20 @@ class PendingDeadLetter:
     topic: str | None
     partition: int | None
     offset: int | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
 class RetrySource:
     """A dead letter's message as it first came, to feed in again: where it was, its
-    bytes and, from Kafka, its topic, partition and key."""
+    bytes and, from Kafka, its topic, partition, key and headers."""
 
     position: int | None
     raw: bytes
     topic: str | None
     partition: int | None
     key: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class CaseRepository(Protocol):

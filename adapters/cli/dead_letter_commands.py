@@ -5,6 +5,7 @@ retention (adapters/raw_input_expiry.py)."""
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from contextlib import closing
@@ -67,6 +68,10 @@ def cmd_dead_letters_show(args: argparse.Namespace) -> int:
         return 1
     row["raw"] = bytes(row.pop("raw")).decode("utf-8", errors="replace")
     row.pop("raw_sha256")
+    row["headers"] = [  # a Kafka record's, stored as [name, base64]
+        [name, base64.b64decode(value).decode("utf-8", errors="replace")]
+        for name, value in row.get("headers") or ()
+    ]
     print(json.dumps(row, default=str, indent=2, ensure_ascii=False))
     return 0
 

@@ -9,6 +9,7 @@ number, or a Kafka offset (then ``topic`` and ``partition`` are set too).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
+from psycopg.types.json import Jsonb
 
 from adapters.postgres.unavailable import raises_store_unavailable, store_unavailable
 from consumers.ports import DeadLetter, PendingDeadLetter, RetrySource
@@ -53,6 +55,23 @@ PUBLISH_ERROR = "ALTER TABLE {schema}.dead_letters ADD COLUMN IF NOT EXISTS publ
 RAW_DROPPED = (
     "ALTER TABLE {schema}.dead_letters ADD COLUMN IF NOT EXISTS raw_dropped_at timestamptz"
 )
+
+# A Kafka record's headers, as [name, base64 of the value] pairs (added after the table):
+# a CloudEvent in the Kafka binary mode has its attributes there. Dropped with the raw input.
+HEADERS = "ALTER TABLE {schema}.dead_letters ADD COLUMN IF NOT EXISTS headers jsonb"
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+def _stored_headers(headers: Headers) -> Jsonb | None:
+    if not headers:
+        return None
+    return Jsonb([[name, base64.b64encode(value).decode()] for name, value in headers])
+
+
+def _read_headers(stored: Any) -> Headers:
+    return tuple((str(name), base64.b64decode(value)) for name, value in stored or ())
+
 
 # ``position`` was called ``line_number`` before Kafka offsets were stored in it too.
 _OLD_NAMES = (
@@ -100,8 +119,8 @@ class DeadLetters:
         self._insert = SQL(
             "INSERT INTO {} (origin, position, raw, raw_sha256,"
             " error_kind, reason, rule, field, application_number, event_id,"
-            " topic, partition, key, raw_dropped_at)"
-            " VALUES (%s, %s, %s, sha256(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " topic, partition, key, headers, raw_dropped_at)"
+            " VALUES (%s, %s, %s, sha256(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
             " CASE WHEN %s THEN now() END)"
             " ON CONFLICT (origin, position, raw_sha256) DO NOTHING"
         ).format(table)
@@ -109,8 +128,8 @@ class DeadLetters:
             "SELECT position, raw_sha256 FROM {} WHERE origin = %s AND position = ANY(%b)"
         ).format(table)
         self._claim = SQL(
-            "SELECT id, raw, key, error_kind, reason, rule, field, topic, partition, position"
-            " FROM {} WHERE published_at IS NULL AND topic = %s"
+            "SELECT id, raw, key, error_kind, reason, rule, field, topic, partition, position,"
+            " headers FROM {} WHERE published_at IS NULL AND topic = %s"
             " AND origin LIKE 'kafka:%%' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
         ).format(table)
         self._mark = SQL(
@@ -126,17 +145,20 @@ class DeadLetters:
         ).format(table)
         self._one = SQL("SELECT * FROM {} WHERE id = %s").format(table)
         self._retry_source = SQL(
-            "SELECT position, raw, topic, partition, key, raw_dropped_at FROM {} WHERE id = %s"
+            "SELECT position, raw, topic, partition, key, headers, raw_dropped_at"
+            " FROM {} WHERE id = %s"
         ).format(table)
         self._mark_retried = SQL("UPDATE {} SET retried_at = now() WHERE id = %s").format(table)
         self._drop_mentioning = SQL(
-            "UPDATE {} SET raw = ''::bytea, raw_dropped_at = now() WHERE raw_dropped_at IS NULL"
-            " AND (application_number = ANY(%b)"
-            " OR EXISTS (SELECT FROM unnest(%b::bytea[]) v WHERE position(v IN raw) > 0))"
+            "UPDATE {} SET raw = ''::bytea, headers = NULL, raw_dropped_at = now()"
+            " WHERE raw_dropped_at IS NULL AND (application_number = ANY(%b)"
+            " OR EXISTS (SELECT FROM unnest(%b::bytea[]) v WHERE position(v IN raw) > 0"
+            " OR EXISTS (SELECT FROM jsonb_array_elements(headers) h"
+            " WHERE position(v IN decode(h->>1, 'base64')) > 0)))"
         ).format(table)
         self._drop_older = SQL(
-            "UPDATE {} SET raw = ''::bytea, raw_dropped_at = now() WHERE raw_dropped_at IS NULL"
-            " AND recorded_at < now() - %s"
+            "UPDATE {} SET raw = ''::bytea, headers = NULL, raw_dropped_at = now()"
+            " WHERE raw_dropped_at IS NULL AND recorded_at < now() - %s"
         ).format(table)
         self._last_of_origin = SQL(
             "SELECT error_kind, reason FROM {} WHERE origin = %s ORDER BY id DESC LIMIT 1"
@@ -163,6 +185,7 @@ class DeadLetters:
                     d.topic,
                     d.partition,
                     d.key,
+                    None if d.raw_dropped else _stored_headers(d.headers),
                     d.raw_dropped,
                 )
                 for d in dead_letters
@@ -212,6 +235,7 @@ class DeadLetters:
                     topic=row["topic"],
                     partition=row["partition"],
                     offset=row["position"],
+                    headers=_read_headers(row["headers"]),
                 )
                 for row in curs.fetchall()
             ]
@@ -230,9 +254,10 @@ class DeadLetters:
     def drop_mentioning(
         self, curs: Cursor[Any], application_numbers: Sequence[str], values: Sequence[bytes]
     ) -> int:
-        """Erasure, in the caller's transaction: drop the raw input of every dead letter of
-        these files, or whose bytes hold one of ``values`` (an erased person's UCI, names,
-        email, date of birth, as written in JSON). How many were dropped."""
+        """Erasure, in the caller's transaction: drop the raw input (and headers) of every
+        dead letter of these files, or whose bytes or a header's value hold one of
+        ``values`` (an erased person's UCI, names, email, date of birth, as written in
+        JSON). How many were dropped."""
         curs.execute(self._drop_mentioning, (list(application_numbers), list(values)))
         return curs.rowcount
 
@@ -277,6 +302,7 @@ class DeadLetters:
             topic=row["topic"],
             partition=row["partition"],
             key=bytes(row["key"]) if row["key"] is not None else None,
+            headers=_read_headers(row["headers"]),
         )
 
     @raises_store_unavailable

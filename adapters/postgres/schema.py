@@ -61,6 +61,7 @@ def init_schema(url: str, schema: str) -> None:
                     dead_letters.DDL,
                     dead_letters.PUBLISH_ERROR,
                     dead_letters.RAW_DROPPED,
+                    dead_letters.HEADERS,
                     consumer_offsets.DDL,
                     consumer_offsets.TOPIC_ID,
                     *positions.DDL,

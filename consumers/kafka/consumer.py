@@ -225,19 +225,22 @@ class KafkaCaseConsumer:
         origin = f"kafka:{tp.topic}:{tp.partition}"
         raws = [(r.offset, r.value if r.value is not None else b"") for r in records]
         judged = self.store.dead_lettered(origin, raws)  # by a run that read this log before
-        messages = [
-            Message(
-                origin,
-                offset,
-                raw,
-                parse_line(raw),
-                already_dead_lettered=offset in judged,
-                topic=tp.topic,
-                partition=tp.partition,
-                key=record.key,
+        messages = []
+        for record, (offset, raw) in zip(records, raws, strict=True):
+            headers = tuple((name, value or b"") for name, value in record.headers or ())
+            messages.append(
+                Message(
+                    origin,
+                    offset,
+                    raw,
+                    parse_line(raw, headers, record.key),
+                    already_dead_lettered=offset in judged,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    key=record.key,
+                    headers=headers,
+                )
             )
-            for record, (offset, raw) in zip(records, raws, strict=True)
-        ]
         next_offset = records[-1].offset + 1
         with structlog.contextvars.bound_contextvars(topic=tp.topic, partition=tp.partition):
             outcomes = self.writer.write(

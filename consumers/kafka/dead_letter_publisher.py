@@ -31,10 +31,14 @@ log = structlog.get_logger("casetrack.dead_letters")
 
 # The record itself is too large (for the producer or the broker): sending it again cannot help.
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLarge)
+# The header of a pointer (a dead letter too large for the topic): why its value is empty.
+RAW_OMITTED = "raw_omitted"
 
 
 def headers(row: PendingDeadLetter) -> list[tuple[str, bytes]]:
-    """Why and where from: no payload values, only the contract's own error texts."""
+    """The original record's headers (a binary-mode CloudEvent stays one), then why and
+    where from: no payload values, only the contract's own error texts. A reader taking
+    the last header of a name gets ours."""
     values = {
         "dead_letter_id": row.id,
         "error_kind": row.error_kind,
@@ -45,7 +49,8 @@ def headers(row: PendingDeadLetter) -> list[tuple[str, bytes]]:
         "partition": row.partition,
         "offset": row.offset,
     }
-    return [(name, str(value).encode()) for name, value in values.items() if value is not None]
+    ours = [(name, str(value).encode()) for name, value in values.items() if value is not None]
+    return [*row.headers, *ours]
 
 
 def omitted(row: PendingDeadLetter, error: KafkaError) -> str:
@@ -138,7 +143,7 @@ class DeadLetterPublisher:
                     self.dlq_topic,
                     key=None if reason or row.key is None else row.key,
                     value=b"" if reason else row.raw,
-                    headers=headers(row) + ([("raw_omitted", reason.encode())] if reason else []),
+                    headers=headers(row) + ([(RAW_OMITTED, reason.encode())] if reason else []),
                 )
             except KafkaError as e:  # checked before sending: too large, or no metadata
                 errors[row.id] = e

@@ -119,7 +119,7 @@ class FakeStore:
         if not 0 < dead_letter_id <= len(self.dead_letters):
             return None
         d = self.dead_letters[dead_letter_id - 1]
-        return RetrySource(d.position, d.raw, d.topic, d.partition, d.key)
+        return RetrySource(d.position, d.raw, d.topic, d.partition, d.key, d.headers)
 
     def mark_retried(self, dead_letter_id: int, origin: str) -> tuple[str, str] | None:
         self.retried.add(dead_letter_id)
