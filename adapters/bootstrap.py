@@ -121,7 +121,10 @@ def kafka_consumer(store: CaseStore, kafka: ConsumerSettings) -> KafkaCaseConsum
             store.dead_letters, producer, kafka.topic, kafka.dead_letter_topic
         ),
         undecodable=lambda positions: find_undecodable(
-            kafka.bootstrap_servers, positions, BOOTSTRAP_TIMEOUT_MS
+            kafka.bootstrap_servers,
+            positions,
+            BOOTSTRAP_TIMEOUT_MS,
+            kafka.security.client_config(),
         ),
     )
     return KafkaCaseConsumer(store, kafka, writer=BatchWriter(store), clients=clients)
