@@ -213,7 +213,8 @@ class KafkaSecurity(BaseModel):
                     pass
             except ssl.SSLCertVerificationError as e:
                 raise KafkaTlsRefused(
-                    f"TLS handshake with {server.strip()} refused: {e.verify_message}"
+                    f"TLS handshake with {server.strip()} refused: certificate verify failed:"
+                    f" {e.verify_message}"
                     " (check CASETRACK_KAFKA_SSL_CAFILE and the broker's certificate name)"
                 ) from None
             except ssl.SSLError as e:
