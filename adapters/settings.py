@@ -15,13 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from adapters.server_secret import MIN_LENGTH, SecretError
 from adapters.smtp import DEFAULT_PORTS, TLS_MODES, SmtpConfigError, SmtpSettings
-
-if TYPE_CHECKING:
-    from consumers.kafka.security import KafkaSecurity
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
@@ -71,9 +67,10 @@ class Settings:
     dead_letter_raw_days: int = 30
     # CASETRACK_KAFKA_SECURITY_PROTOCOL, _SASL_MECHANISM, _SASL_USERNAME, _SASL_PASSWORD(_FILE),
     # _SSL_CAFILE, _SSL_CERTFILE, _SSL_KEYFILE, _SSL_CHECK_HOSTNAME: every Kafka client's TLS
-    # and SASL (consumers.kafka.security); the password is hidden in the repr.
-    # None: none set, plaintext (pydantic is then not imported at start-up)
-    kafka: KafkaSecurity | None = None
+    # and SASL, collected here and checked, with the --kafka-* flags over them, by the
+    # commands that use Kafka (consumers.kafka.security): a process that never talks to
+    # Kafka is not stopped by them. Not in the repr (the password).
+    kafka_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def signing_key_file(self) -> Path:
@@ -105,19 +102,11 @@ class Settings:
             checkpoint_seconds=_whole(env, "CASETRACK_CHECKPOINT_SECONDS", 60, 0),
             kek=Path(kek).resolve() if (kek := env.get("CASETRACK_KEK_FILE")) else None,
             dead_letter_raw_days=_whole(env, "CASETRACK_DEAD_LETTER_RAW_DAYS", 30, 1, 3650),
-            kafka=_kafka(env),
+            kafka_env={k: v for k, v in env.items() if k.startswith("CASETRACK_KAFKA_")},
             previous_kek=Path(p).resolve()
             if (p := env.get("CASETRACK_KEK_PREVIOUS_FILE"))
             else None,
         )
-
-
-def _kafka(env: Mapping[str, str]) -> KafkaSecurity | None:
-    if not any(name.startswith("CASETRACK_KAFKA_") and value for name, value in env.items()):
-        return None
-    from consumers.kafka.security import KafkaSecurity
-
-    return KafkaSecurity.from_env(env)
 
 
 def _whole(

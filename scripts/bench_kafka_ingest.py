@@ -179,7 +179,7 @@ def main() -> int:
     servers = broker.bootstrap_servers if broker is not None else args.bootstrap_servers
     # A running broker may want TLS or SASL: the CASETRACK_KAFKA_* variables, which the
     # `casetrack consume` processes started below read too.
-    secured = Settings.from_env().kafka if broker is None else None
+    secured = KafkaSecurity.from_env(Settings.from_env().kafka_env) if broker is None else None
     try:
         cases = max(round(args.events / 13.8), 1)
         lines = casegen.generate(cases, seed=1, duplicate_share=0.01)[: args.events]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -164,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poison", type=float, default=0.005, help="share of poison messages")
     security_flags.add_flags(parser)
     args = parser.parse_args(argv)
-    from consumers.kafka.security import KafkaSecurity, KafkaTlsRefused
+    from adapters.settings import Settings
+    from consumers.kafka.security import KafkaTlsRefused
 
     try:
-        secured = security_flags.from_flags(args, KafkaSecurity.from_env(os.environ))
+        secured = security_flags.from_flags(args, Settings.from_env().kafka_env)
         secured.check_tls(args.bootstrap_servers)
         lines = feed(args.cases, args.seed, args.duplicates, args.poison)
     except (ValueError, KafkaTlsRefused) as e:

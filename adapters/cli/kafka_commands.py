@@ -83,7 +83,7 @@ def _consumer_settings(args: argparse.Namespace) -> ConsumerSettings:
     from consumers.kafka.security import KafkaSecurityError
 
     try:
-        secured = security_flags.from_flags(args, args.settings.kafka)
+        secured = security_flags.from_flags(args, args.settings.kafka_env)
     except KafkaSecurityError as e:
         raise UsageError(str(e)) from None
     return ConsumerSettings(

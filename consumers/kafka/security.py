@@ -1,8 +1,9 @@
 """How casetrack's Kafka clients authenticate and encrypt: one settings object for the
 consumer, the dead-letter producer, ``consume --status``, the batch reader and the simulator.
 
-Read from ``CASETRACK_KAFKA_*`` variables (``from_env``) and overridden by the command
-line's ``--kafka-*`` flags (``with_overrides``); checked by pydantic at that boundary, and
+Read from ``CASETRACK_KAFKA_*`` variables and the command line's ``--kafka-*`` flags laid
+over them (``from_env``, when a command about to use Kafka asks: adapters.settings only
+collects the variables); checked by pydantic at that boundary, and
 a mistake is refused with a ``KafkaSecurityError`` naming the variable or flag, never
 showing a value. The SASL password is read from the environment or from a file (a flag
 takes only the file's path, so it never shows in ``ps``); it is a ``SecretStr``, hidden in
@@ -113,19 +114,25 @@ class KafkaSecurity(BaseModel):
     # ------------------------------------------------------------ building
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
-        """The settings the ``CASETRACK_KAFKA_*`` variables give (PLAINTEXT when unset)."""
+    def from_env(
+        cls, env: Mapping[str, str], *, sasl_password_file: str | None = None, **flags: Any
+    ) -> KafkaSecurity:
+        """The settings the ``CASETRACK_KAFKA_*`` variables in ``env`` give (PLAINTEXT when
+        none is set), with the command line's flags (None: not given) laid over them and
+        the whole checked once; KafkaSecurityError names what is wrong."""
 
         def get(name: str) -> str | None:
             return env.get(name, "").strip() or None
 
         password = env.get("CASETRACK_KAFKA_SASL_PASSWORD") or None
         password_file = get("CASETRACK_KAFKA_SASL_PASSWORD_FILE")
-        if password and password_file:
+        if sasl_password_file is not None:  # the flag wins over both variables
+            password = read_secret(sasl_password_file, "--kafka-sasl-password-file")
+        elif password and password_file:
             raise KafkaSecurityError(
                 "set CASETRACK_KAFKA_SASL_PASSWORD or CASETRACK_KAFKA_SASL_PASSWORD_FILE, not both"
             )
-        if password_file:
+        elif password_file:
             password = read_secret(password_file, "CASETRACK_KAFKA_SASL_PASSWORD_FILE")
         check = get("CASETRACK_KAFKA_SSL_CHECK_HOSTNAME") or "true"
         if check.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -140,17 +147,9 @@ class KafkaSecurity(BaseModel):
             "ssl_keyfile": get("CASETRACK_KAFKA_SSL_KEYFILE"),
             "ssl_check_hostname": check.lower() in ("true", "1", "yes"),
         }
-        return _validated(values, by_flag=False)
-
-    def with_overrides(
-        self, *, sasl_password_file: str | None = None, **flags: Any
-    ) -> KafkaSecurity:
-        """These settings with the command line's flags (None: not given) laid over them."""
-        values = self.model_dump()
-        values.update({k: v for k, v in flags.items() if v is not None})
-        if sasl_password_file is not None:
-            values["sasl_password"] = read_secret(sasl_password_file, "--kafka-sasl-password-file")
-        return _validated(values, by_flag=True)
+        given = {name: value for name, value in flags.items() if value is not None}
+        values.update(given)
+        return _validated(values, by_flag=bool(given) or sasl_password_file is not None)
 
     # ------------------------------------------------------------ using
 

@@ -4,6 +4,7 @@ from consumers.kafka.security so that building the parser imports no pydantic.""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,12 +37,13 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def from_flags(args: argparse.Namespace, base: KafkaSecurity | None) -> KafkaSecurity:
-    """``base`` (the environment's settings; None: plaintext) with ``add_flags``' flags over
-    it; KafkaSecurityError when the result is wrong."""
+def from_flags(args: argparse.Namespace, env: Mapping[str, str]) -> KafkaSecurity:
+    """The ``CASETRACK_KAFKA_*`` variables of ``env`` with ``add_flags``' flags over them;
+    KafkaSecurityError when the result is wrong."""
     from consumers.kafka.security import KafkaSecurity
 
-    return (base or KafkaSecurity()).with_overrides(
+    return KafkaSecurity.from_env(
+        env,
         security_protocol=args.kafka_security_protocol,
         sasl_mechanism=args.kafka_sasl_mechanism,
         sasl_username=args.kafka_sasl_username,

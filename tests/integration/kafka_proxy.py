@@ -16,6 +16,9 @@ import struct
 import threading
 from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import trustme
 
 from adapters.kafka_broker import HOST, free_port
 
@@ -236,6 +239,29 @@ class _Answers(_Frames):
             at += 4 + max(length, 0)
             (length,) = struct.unpack(">i", frame[at : at + 4])
             request.answer = frame[at + 4 : at + 4 + length]
+
+
+def write_pems(ca: trustme.CA, directory: Path, prefix: str = "") -> dict[str, str]:
+    """A client's files: the CA certificate, a client certificate and its key (PEM)."""
+    client = ca.issue_cert("casetrack-consumer")
+    files = {
+        "ca": directory / f"{prefix}ca.pem",
+        "cert": directory / f"{prefix}client.pem",
+        "key": directory / f"{prefix}client.key",
+    }
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    client.cert_chain_pems[0].write_to_path(str(files["cert"]))
+    client.private_key_pem.write_to_path(str(files["key"]))
+    return {name: str(path) for name, path in files.items()}
+
+
+def server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
+    """The proxy's side: a certificate for ``names``, and a client certificate required."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    ca.configure_trust(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def _uvarint(data: bytes, at: int) -> tuple[int, int]:

@@ -7,7 +7,6 @@ certificate, or a certificate of another name, is refused at once with a clear e
 from __future__ import annotations
 
 import logging
-import ssl
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from tests.integration.kafka_fixtures import (
     unique,
     wait_until,
 )
-from tests.integration.kafka_proxy import KafkaProxy
+from tests.integration.kafka_proxy import KafkaProxy, server_context, write_pems
 from tests.stores import count
 
 PASSWORD = "pw-7Rk!not-in-any-log"
@@ -56,28 +55,6 @@ class TlsBroker:
 
     def security(self, **more: str) -> KafkaSecurity:
         return KafkaSecurity.from_env(self.env(**more))
-
-
-def write_pems(ca: trustme.CA, directory: Path, prefix: str = "") -> dict[str, str]:
-    client = ca.issue_cert("casetrack-consumer")
-    files = {
-        "ca": directory / f"{prefix}ca.pem",
-        "cert": directory / f"{prefix}client.pem",
-        "key": directory / f"{prefix}client.key",
-    }
-    ca.cert_pem.write_to_path(str(files["ca"]))
-    client.cert_chain_pems[0].write_to_path(str(files["cert"]))
-    client.private_key_pem.write_to_path(str(files["key"]))
-    return {name: str(path) for name, path in files.items()}
-
-
-def server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
-    """The proxy's side: a certificate for ``names``, and a client certificate required."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*names).configure_cert(context)
-    ca.configure_trust(context)
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
 
 
 @pytest.fixture(scope="module")

@@ -59,15 +59,14 @@ def refused(env: dict[str, str]) -> str:
 
 
 def test_plaintext_when_nothing_is_set() -> None:
-    assert Settings.from_env({}).kafka is None
+    assert Settings.from_env({}).kafka_env == {}
     security = KafkaSecurity.from_env({})
     assert security.client_config() == {"security_protocol": "PLAINTEXT"}
     assert ConsumerSettings("b:9092").consumer_config()["security_protocol"] == "PLAINTEXT"
 
 
 def test_every_variable_reaches_every_client(pems: dict[str, Path]) -> None:
-    security = Settings.from_env(sasl_ssl_env(pems)).kafka
-    assert security is not None
+    security = KafkaSecurity.from_env(Settings.from_env(sasl_ssl_env(pems)).kafka_env)
     assert security.security_protocol == "SASL_SSL" and security.sasl_mechanism == "SCRAM-SHA-512"
     settings = ConsumerSettings("broker:9093", security=security)
     for config in (
@@ -102,19 +101,19 @@ def test_the_password_from_a_file(pems: dict[str, Path], tmp_path: Path) -> None
 
 def test_the_password_is_never_shown(pems: dict[str, Path]) -> None:
     settings = Settings.from_env(sasl_ssl_env(pems))
-    assert settings.kafka is not None
-    consumer = ConsumerSettings("broker:9093", security=settings.kafka)
-    for text in (repr(settings), str(settings), repr(consumer), str(settings.kafka)):
+    security = KafkaSecurity.from_env(settings.kafka_env)
+    consumer = ConsumerSettings("broker:9093", security=security)
+    for text in (repr(settings), str(settings), repr(consumer), str(security)):
         assert PASSWORD not in text
-    assert "**********" in repr(settings.kafka)
-    assert PASSWORD not in settings.kafka.model_dump_json()
+    assert "**********" in repr(security)
+    assert PASSWORD not in security.model_dump_json()
     # an error about another field, and one where the password itself is malformed
     assert PASSWORD not in refused(sasl_ssl_env(pems, CASETRACK_KAFKA_SASL_MECHANISM="GSSAPI"))
     with pytest.raises(ValueError) as e:  # built directly, pydantic's own error
         KafkaSecurity.model_validate({"sasl_password": ["x", PASSWORD]})  # not a string
     assert PASSWORD not in str(e.value) and PASSWORD not in repr(e.value)
     with pytest.raises(KafkaSecurityError) as e:
-        KafkaSecurity().with_overrides(sasl_password=["x", PASSWORD])
+        KafkaSecurity.from_env({}, sasl_password=["x", PASSWORD])
     assert PASSWORD not in str(e.value) and PASSWORD not in repr(e.value)
 
 
@@ -186,9 +185,14 @@ def test_files_that_hold_no_certificate_or_no_matching_key(
     )
 
 
-def test_malformed_settings_stop_every_command(pems: dict[str, Path]) -> None:
-    with pytest.raises(ValueError, match="CASETRACK_KAFKA_SASL_MECHANISM is required"):
-        Settings.from_env({"CASETRACK_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"})
+def test_only_the_commands_that_use_kafka_check_its_settings() -> None:
+    """An API process is not stopped by Kafka variables it never uses; the settings keep
+    them (out of the repr) for the commands that do."""
+    env = {"CASETRACK_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "OTHER": "x"}
+    settings = Settings.from_env(env)
+    assert settings.kafka_env == {"CASETRACK_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}
+    with pytest.raises(KafkaSecurityError, match="CASETRACK_KAFKA_SASL_MECHANISM is required"):
+        security_flags.from_flags(parse([]), settings.kafka_env)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -200,7 +204,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def test_flags_override_the_environment(pems: dict[str, Path], tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("from-the-file")
-    base = KafkaSecurity.from_env(sasl_ssl_env(pems))
+    env = sasl_ssl_env(pems)
     args = parse(
         [
             "--kafka-sasl-mechanism",
@@ -210,15 +214,21 @@ def test_flags_override_the_environment(pems: dict[str, Path], tmp_path: Path) -
             "--kafka-ssl-no-check-hostname",
         ]
     )
-    security = security_flags.from_flags(args, base)
+    security = security_flags.from_flags(args, env)
     assert security.sasl_mechanism == "PLAIN" and security.sasl_username == "casetrack"
     assert security.sasl_password is not None
     assert security.sasl_password.get_secret_value() == "from-the-file"
     assert not security.ssl_check_hostname and not security.ssl_context().check_hostname
-    assert security_flags.from_flags(parse([]), base) == base
-    assert security_flags.from_flags(parse([]), None) == KafkaSecurity()
+    assert security_flags.from_flags(parse([]), env) == KafkaSecurity.from_env(env)
+    assert security_flags.from_flags(parse([]), {}) == KafkaSecurity()
+    # the flag completes what the environment lacks, checked once for the whole
+    without = {k: v for k, v in env.items() if k != "CASETRACK_KAFKA_SASL_PASSWORD"}
+    completed = security_flags.from_flags(
+        parse(["--kafka-sasl-password-file", str(secret)]), without
+    )
+    assert completed.sasl_password is not None
     with pytest.raises(KafkaSecurityError) as e:
-        security_flags.from_flags(parse(["--kafka-security-protocol", "SASL_SSL"]), None)
+        security_flags.from_flags(parse(["--kafka-security-protocol", "SASL_SSL"]), {})
     assert str(e.value).startswith(
         "--kafka-sasl-mechanism (or CASETRACK_KAFKA_SASL_MECHANISM) is required with SASL_SSL"
     )
@@ -229,7 +239,7 @@ def test_a_password_given_as_the_file_flag_is_not_echoed() -> None:
     takes ``--kafka-sasl-password`` for ``--kafka-sasl-password-file``) is not repeated."""
     args = parse(["--kafka-sasl-password", PASSWORD])
     with pytest.raises(KafkaSecurityError) as e:
-        security_flags.from_flags(args, None)
+        security_flags.from_flags(args, {})
     assert str(e.value) == "--kafka-sasl-password-file names no readable file"
 
 
