@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 from adapters.postgres.event_store import CaseStore
 from simulation import casegen
 from tests.cli_process import run
-from tests.integration.tls_postgres import TlsPostgres, tls_binaries
+from tests.integration.tls_postgres import CERT_USER, TlsPostgres, tls_binaries
 from tests.vault import TEST_VAULT, vault_env
 
 BINARIES = tls_binaries()
@@ -126,6 +126,30 @@ def test_a_wrong_ca_is_refused_with_a_clear_error(
         assert "certificate verify failed" in done.stderr
         assert "Traceback" not in done.stderr
         assert time.monotonic() - started < 15
+
+
+def test_a_client_certificate_in_the_url_reaches_the_event_store(
+    server: TlsPostgres, pki: tuple[trustme.CA, Pki], tmp_path: Path
+) -> None:
+    """sslcert and sslkey travel like sslrootcert: the eventsourcing datastore's connections
+    authenticate with the certificate (this user may not log in without one)."""
+    leaf = pki[0].issue_cert("casetrack-client.example", common_name=CERT_USER)
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    key.chmod(0o600)
+    url = server.url(pki[1].ca, CERT_USER, sslcert=str(cert), sslkey=str(key))
+    with closing(CaseStore(url, SCHEMA, TEST_VAULT)) as store:
+        assert store.stored_offsets("g", "t") == {}  # through the eventsourcing datastore
+        with store.datastore.get_connection() as conn:
+            row = conn.execute(
+                "SELECT current_user AS who, client_dn AS dn FROM pg_stat_ssl"
+                " WHERE pid = pg_backend_pid()"
+            ).fetchone()
+    # in as CERT_USER, which pg_hba lets in only with a certificate of that name
+    assert row is not None and row["who"] == CERT_USER and str(row["dn"]).startswith("/O=trustme")
+    with pytest.raises(psycopg.OperationalError, match="certificate"):
+        psycopg.connect(server.url(pki[1].ca, CERT_USER), connect_timeout=5)
 
 
 def test_unencrypted_connections_are_refused_by_this_server(

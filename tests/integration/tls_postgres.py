@@ -22,8 +22,11 @@ import trustme
 
 from adapters.kafka_broker import HOST, free_port
 
-HBA = """\
+# CERT_USER must show a client certificate (its common name); everyone else must use TLS.
+CERT_USER = "casetrack_cert"
+HBA = f"""\
 local all all trust
+hostssl all {CERT_USER} 127.0.0.1/32 cert
 hostssl all all 127.0.0.1/32 trust
 hostnossl all all 0.0.0.0/0 reject
 """
@@ -67,9 +70,9 @@ class TlsPostgres:
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
 
-    def url(self, ca_file: Path, **params: str) -> str:
+    def url(self, ca_file: Path, user: str = "postgres", **params: str) -> str:
         query = "&".join(f"{k}={v}" for k, v in {"sslrootcert": str(ca_file), **params}.items())
-        return f"postgresql://postgres@{HOST}:{self.port}/postgres?sslmode=verify-full&{query}"
+        return f"postgresql://{user}@{HOST}:{self.port}/postgres?sslmode=verify-full&{query}"
 
     def _run(self, *args: str | Path) -> None:
         subprocess.run(
@@ -88,18 +91,24 @@ class TlsPostgres:
         leaf.cert_chain_pems[0].write_to_path(str(self.data / "server.crt"))
         leaf.private_key_pem.write_to_path(str(self.data / "server.key"))
         (self.data / "server.key").chmod(0o600)
+        self.ca.cert_pem.write_to_path(str(self.data / "client-ca.crt"))  # client certificates
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
-            for name in ("pg_hba.conf", "server.crt", "server.key"):
+            for name in ("pg_hba.conf", "server.crt", "server.key", "client-ca.crt"):
                 os.chown(self.data / name, entry.pw_uid, entry.pw_gid)
         options = (
             f"-h {HOST} -p {self.port} -k {self.dir} -c ssl=on -c ssl_cert_file=server.crt"
-            " -c ssl_key_file=server.key -c fsync=off -c synchronous_commit=off"
+            " -c ssl_key_file=server.key -c ssl_ca_file=client-ca.crt"
+            " -c fsync=off -c synchronous_commit=off"
             " -c max_connections=60"
         )
         self._run(
             self.bindir / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "30",
             "-o", options, "start",
+        )  # fmt: skip
+        self._run(
+            self.bindir / "psql", "-h", self.dir, "-p", str(self.port), "-U", "postgres",
+            "-d", "postgres", "-qc", f"CREATE ROLE {CERT_USER} LOGIN SUPERUSER",
         )  # fmt: skip
         return self
 
