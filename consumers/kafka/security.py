@@ -200,11 +200,10 @@ class KafkaSecurity(BaseModel):
         if not self.tls:
             return
         ctx = self.ssl_context()
-        for server in bootstrap_servers.split(","):
-            host, _, port = server.strip().rpartition(":")
-            host = host.strip("[]")
+        for server in filter(None, (s.strip() for s in bootstrap_servers.split(","))):
+            host, port = _host_port(server)
             try:
-                sock = socket.create_connection((host, int(port)), timeout=timeout)
+                sock = socket.create_connection((host, port), timeout=timeout)
             except OSError:
                 continue
             try:
@@ -212,13 +211,13 @@ class KafkaSecurity(BaseModel):
                     pass
             except ssl.SSLCertVerificationError as e:
                 raise KafkaTlsRefused(
-                    f"TLS handshake with {server.strip()} refused: certificate verify failed:"
+                    f"TLS handshake with {server} refused: certificate verify failed:"
                     f" {e.verify_message}"
                     " (check CASETRACK_KAFKA_SSL_CAFILE and the broker's certificate name)"
                 ) from None
             except ssl.SSLError as e:
                 raise KafkaTlsRefused(
-                    f"TLS handshake with {server.strip()} failed: {e.reason or e}"
+                    f"TLS handshake with {server} failed: {e.reason or e}"
                 ) from None
             except OSError:
                 continue  # reset or timed out mid-handshake: an outage, not a refusal
@@ -226,12 +225,24 @@ class KafkaSecurity(BaseModel):
                 sock.close()
 
 
-class _Missing(ValueError):
-    """Raised inside validation: which field, and what is wrong with it."""
+class _Missing(KafkaSecurityError):
+    """Which field, and what is wrong with it: inside validation (``_validated`` names the
+    flag too), or from ``ssl_context`` later (a file gone since)."""
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(problem)
+        super().__init__(f"{NAMES[field][0]} {problem}")
         self.field, self.problem = field, problem
+
+
+def _host_port(server: str) -> tuple[str, int]:
+    """``host:port``, ``[v6 address]:port``, or a host alone (Kafka's port 9092)."""
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        return host, int(rest[1:]) if rest[:1] == ":" and rest[1:].isdigit() else 9092
+    host, colon, port = server.rpartition(":")
+    if colon and port.isdigit() and ":" not in host:
+        return host, int(port)
+    return server, 9092
 
 
 def _validated(values: Mapping[str, Any], by_flag: bool) -> KafkaSecurity:

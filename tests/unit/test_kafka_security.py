@@ -248,3 +248,20 @@ def test_wire_logs_stay_quiet_with_a_password(pems: dict[str, Path]) -> None:
     KafkaSecurity.from_env(sasl_ssl_env(pems)).client_config()
     for name in ("kafka.protocol.parser", "kafka.net.connection"):
         assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)
+
+
+def test_bootstrap_addresses_as_kafka_writes_them() -> None:
+    from consumers.kafka.security import _host_port
+
+    assert _host_port("broker.example:9093") == ("broker.example", 9093)
+    assert _host_port("broker.example") == ("broker.example", 9092)
+    assert _host_port("[::1]:9094") == ("::1", 9094)
+    assert _host_port("[::1]") == ("::1", 9092)
+
+
+def test_a_file_gone_after_the_check_is_named(pems: dict[str, Path]) -> None:
+    security = KafkaSecurity.from_env(sasl_ssl_env(pems))
+    pems["ca"].write_text("rotated badly")
+    with pytest.raises(KafkaSecurityError) as e:
+        security.client_config()
+    assert str(e.value) == "CASETRACK_KAFKA_SSL_CAFILE holds no readable PEM certificate"
