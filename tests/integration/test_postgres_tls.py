@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import trustme
 from psycopg.conninfo import conninfo_to_dict
 
+from adapters.kafka_broker import HOST, free_port
 from adapters.postgres.event_store import CaseStore
 from simulation import casegen
-from tests.cli_process import run
+from tests.cli_process import run, running
 from tests.integration.tls_postgres import CERT_USER, TlsPostgres, tls_binaries
 from tests.vault import TEST_VAULT, vault_env
 
@@ -112,6 +116,33 @@ def test_init_ingest_and_read_verified_and_encrypted(
     assert len(rows) >= 2, rows
     assert {(name, ssl) for name, ssl, _ in rows} == {(APP, True)}, rows
     assert {version for _, _, version in rows} <= {"TLSv1.2", "TLSv1.3"}
+
+
+def test_the_api_reads_through_tls(
+    server: TlsPostgres, pki: tuple[trustme.CA, Pki], tmp_path: Path
+) -> None:
+    """`casetrack serve`: its pools (the API's and the event store's) on verify-full too."""
+    url = server.url(pki[1].ca, application_name=APP)
+    env = cli_env(url, tmp_path)
+    assert run(["db", "init"], env).returncode == 0
+    port = free_port()
+    serve = ["serve", "--port", str(port)]
+    with running(serve, env, stderr=subprocess.DEVNULL) as process:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "the server exited"
+            try:
+                ready = httpx.get(f"http://{HOST}:{port}/readyz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.1)
+        with psycopg.connect(url) as watcher:
+            rows = watcher.execute(CONNECTIONS).fetchall()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert ready.status_code == 200, ready.text  # it read the projections' positions
+    assert rows and {(name, ssl) for name, ssl, _ in rows} == {(APP, True)}, rows
 
 
 def test_a_wrong_ca_is_refused_with_a_clear_error(
