@@ -184,3 +184,13 @@ def test_a_failing_connection_logs_no_secret(
     said = caplog.text + capsys.readouterr().err
     assert "CERTIFICATE_VERIFY_FAILED" in said or "certificate verify failed" in said
     assert PASSWORD not in said
+
+
+def test_a_wrong_setting_stops_consume_before_anything_connects(
+    cli_env: dict[str, str],
+) -> None:
+    env = {**cli_env, "CASETRACK_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}
+    env["CASETRACK_KAFKA_SASL_PASSWORD"] = PASSWORD
+    done = run(["consume", "--bootstrap-servers", f"{HOST}:{free_port()}"], env, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr == "casetrack: CASETRACK_KAFKA_SASL_MECHANISM is required with SASL_SSL\n"
