@@ -65,8 +65,15 @@ def vault(settings: Settings) -> Vault:
 
 
 def case_store(settings: Settings) -> CaseStore:
-    """The event store, its schema checked (SchemaMissing when ``casetrack db init`` is due)."""
-    store = CaseStore(database_url(settings), settings.schema, vault(settings))
+    """The event store, its schema checked (SchemaMissing when ``casetrack db init`` is due).
+
+    A plain connection tries first, so that a server that cannot be reached or refuses
+    us (a certificate sslmode=verify-full does not accept) raises psycopg's
+    OperationalError with libpq's reason at once, not the store's pool's timeout.
+    """
+    url = database_url(settings)
+    psycopg.connect(url, connect_timeout=10).close()
+    store = CaseStore(url, settings.schema, vault(settings))
     try:
         store.check_schema()
     except BaseException:
@@ -121,7 +128,10 @@ def kafka_consumer(store: CaseStore, kafka: ConsumerSettings) -> KafkaCaseConsum
             store.dead_letters, producer, kafka.topic, kafka.dead_letter_topic
         ),
         undecodable=lambda positions: find_undecodable(
-            kafka.bootstrap_servers, positions, BOOTSTRAP_TIMEOUT_MS
+            kafka.bootstrap_servers,
+            positions,
+            BOOTSTRAP_TIMEOUT_MS,
+            kafka.security.client_config(),
         ),
     )
     return KafkaCaseConsumer(store, kafka, writer=BatchWriter(store), clients=clients)

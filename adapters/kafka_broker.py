@@ -52,12 +52,27 @@ class EmbeddedBroker:
     ``port`` defaults to a free one, chosen once: ``restart`` comes back on the
     same address, as a restarted production broker would. On Linux the broker
     dies with the thread that started it: start it from one that outlives it.
+
+    ``advertised`` (``host:port``) is the address the broker gives clients in its
+    metadata, where they then connect: a proxy's in front of it (a TLS-terminating one
+    in the tests); by default its own. With ``authentication`` every client must
+    authenticate with SASL (SCRAM-SHA-256 or -512, Tansu's only mechanisms) first.
     """
 
-    def __init__(self, port: int | None = None, host: str = HOST, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = HOST,
+        log: Path | None = None,
+        *,
+        advertised: str | None = None,
+        authentication: bool = False,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log
+        self.advertised = advertised
+        self.authentication = authentication
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -82,8 +97,13 @@ class EmbeddedBroker:
             self._log = self.log_path.open("ab")
         else:
             self._log = tempfile.TemporaryFile()  # noqa: SIM115
+        advertised = f"tcp://{self.advertised}" if self.advertised else url
+        command = [broker_binary(), "broker", "--listener-url", url]
+        command += ["--advertised-listener-url", advertised]
+        if self.authentication:
+            command.append("--authentication")
         self._process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

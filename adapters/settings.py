@@ -65,6 +65,12 @@ class Settings:
     # CASETRACK_DEAD_LETTER_RAW_DAYS: days a dead letter keeps its raw input (it can hold
     # personal data); then `casetrack project` drops it (adapters.raw_input_expiry)
     dead_letter_raw_days: int = 30
+    # CASETRACK_KAFKA_SECURITY_PROTOCOL, _SASL_MECHANISM, _SASL_USERNAME, _SASL_PASSWORD(_FILE),
+    # _SSL_CAFILE, _SSL_CERTFILE, _SSL_KEYFILE, _SSL_CHECK_HOSTNAME: every Kafka client's TLS
+    # and SASL, collected here and checked, with the --kafka-* flags over them, by the
+    # commands that use Kafka (consumers.kafka.security): a process that never talks to
+    # Kafka is not stopped by them. Not in the repr (the password).
+    kafka_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def signing_key_file(self) -> Path:
@@ -96,6 +102,7 @@ class Settings:
             checkpoint_seconds=_whole(env, "CASETRACK_CHECKPOINT_SECONDS", 60, 0),
             kek=Path(kek).resolve() if (kek := env.get("CASETRACK_KEK_FILE")) else None,
             dead_letter_raw_days=_whole(env, "CASETRACK_DEAD_LETTER_RAW_DAYS", 30, 1, 3650),
+            kafka_env={k: v for k, v in env.items() if k.startswith("CASETRACK_KAFKA_")},
             previous_kek=Path(p).resolve()
             if (p := env.get("CASETRACK_KEK_PREVIOUS_FILE"))
             else None,

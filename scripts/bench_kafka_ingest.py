@@ -40,6 +40,7 @@ from adapters.kafka_broker import EmbeddedBroker
 from adapters.postgres.event_store import EVENTS_TABLE, CaseStore
 from adapters.postgres.schema import drop_schema, init_schema
 from adapters.settings import Settings
+from consumers.kafka.security import KafkaSecurity
 from projections.registry import select
 from simulation import casegen, kafka_feed
 
@@ -124,7 +125,9 @@ def pipeline(
     }
 
 
-def naive_consumer(url: str, servers: str, topic: str, limit: int) -> tuple[int, float]:
+def naive_consumer(
+    url: str, servers: str, topic: str, limit: int, secured: KafkaSecurity | None = None
+) -> tuple[int, float]:
     """One repository load, one save and one Kafka offset commit per message."""
     schema = f"bench_{secrets.token_hex(4)}"
     init_schema(url, schema)
@@ -136,6 +139,7 @@ def naive_consumer(url: str, servers: str, topic: str, limit: int) -> tuple[int,
         group_id=f"naive-{schema}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **(secured.client_config() if secured is not None else {}),
     )
     seen = 0
     started = time.perf_counter()
@@ -173,12 +177,15 @@ def main() -> int:
     url = bootstrap.database_url(Settings.from_env())
     broker = None if args.bootstrap_servers else EmbeddedBroker().start()
     servers = broker.bootstrap_servers if broker is not None else args.bootstrap_servers
+    # A running broker may want TLS or SASL: the CASETRACK_KAFKA_* variables, which the
+    # `casetrack consume` processes started below read too.
+    secured = KafkaSecurity.from_env(Settings.from_env().kafka_env) if broker is None else None
     try:
         cases = max(round(args.events / 13.8), 1)
         lines = casegen.generate(cases, seed=1, duplicate_share=0.01)[: args.events]
         topic = f"bench-{secrets.token_hex(3)}"
         t0 = time.perf_counter()
-        ends = kafka_feed.publish(lines, servers, topic)
+        ends = kafka_feed.publish(lines, servers, topic, security=secured)
         print(
             f"published {len(lines):,} events of {cases:,} cases to {topic} in"
             f" {time.perf_counter() - t0:.1f}s ({len(ends)} partitions)"
@@ -197,7 +204,7 @@ def main() -> int:
         )
 
         seen, base_elapsed = naive_consumer(
-            url, servers, topic, min(args.baseline_events, len(lines))
+            url, servers, topic, min(args.baseline_events, len(lines)), secured
         )
         base_rate = seen / base_elapsed
         print(

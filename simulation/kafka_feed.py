@@ -22,9 +22,13 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from consumers.kafka import security_flags
 from simulation import casegen
+
+if TYPE_CHECKING:
+    from consumers.kafka.security import KafkaSecurity
 
 __all__ = ["POISON_KINDS", "feed", "key_for", "poison", "publish"]
 
@@ -79,8 +83,10 @@ def publish(
     *,
     rate: float = 0.0,
     producer: Any = None,
+    security: KafkaSecurity | None = None,
 ) -> dict[int, int]:
-    """Publish ``lines`` at ``rate`` messages a second (0: as fast as possible).
+    """Publish ``lines`` at ``rate`` messages a second (0: as fast as possible), with
+    ``security``'s TLS and SASL (None: plaintext) unless a ``producer`` is given.
 
     Returns partition -> next offset after the last message published there.
     """
@@ -88,7 +94,10 @@ def publish(
 
     own = producer is None
     if own:
-        producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
+        secured = security.client_config() if security is not None else {}
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5, **secured
+        )
     ends: dict[int, int] = {}
 
     def record(metadata: Any) -> None:
@@ -152,13 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="messages a second (0: no limit)")
     parser.add_argument("--duplicates", type=float, default=0.01, help="share of exact copies")
     parser.add_argument("--poison", type=float, default=0.005, help="share of poison messages")
+    security_flags.add_flags(parser)
     args = parser.parse_args(argv)
+    from adapters.settings import Settings
+    from consumers.kafka.security import KafkaTlsRefused
+
     try:
+        secured = security_flags.from_flags(args, Settings.from_env().kafka_env)
+        secured.check_tls(args.bootstrap_servers)
         lines = feed(args.cases, args.seed, args.duplicates, args.poison)
-    except ValueError as e:
+    except (ValueError, KafkaTlsRefused) as e:
         parser.error(str(e))
     started = time.monotonic()
-    ends = publish(lines, args.bootstrap_servers, args.topic, rate=args.rate)
+    ends = publish(lines, args.bootstrap_servers, args.topic, rate=args.rate, security=secured)
     print(
         f"published {len(lines)} messages for {args.cases} cases to {args.topic}"
         f" ({len(ends)} partitions) in {time.monotonic() - started:.1f}s"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from adapters import bootstrap
 from adapters.cli.usage import UsageError
+from consumers.kafka import security_flags
 
 if TYPE_CHECKING:
     from consumers.kafka.lag import LagReport
@@ -28,11 +29,19 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     consume.add_argument("--max-poll-records", type=int, default=500, metavar="N")
     consume.add_argument("--session-timeout-ms", type=int, default=10_000, metavar="MS")
     consume.add_argument("--max-poll-interval-ms", type=int, default=30_000, metavar="MS")
+    security_flags.add_flags(consume)
     consume.set_defaults(run=cmd_consume)
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
     kafka = _consumer_settings(args)
+    from consumers.kafka.security import KafkaTlsRefused
+
+    try:  # a handshake that cannot succeed is refused now, not retried for ever
+        kafka.security.check_tls(kafka.bootstrap_servers)
+    except KafkaTlsRefused as e:
+        print(f"casetrack: {e}", file=sys.stderr)
+        return 1
     if args.status:
         return _status(args, kafka)
     import signal
@@ -71,6 +80,12 @@ def _consumer_settings(args: argparse.Namespace) -> ConsumerSettings:
 
     if args.max_poll_records < 1:
         raise UsageError("--max-poll-records must be at least 1")
+    from consumers.kafka.security import KafkaSecurityError
+
+    try:
+        secured = security_flags.from_flags(args, args.settings.kafka_env)
+    except KafkaSecurityError as e:
+        raise UsageError(str(e)) from None
     return ConsumerSettings(
         bootstrap_servers=args.bootstrap_servers,
         topic=args.topic,
@@ -80,6 +95,7 @@ def _consumer_settings(args: argparse.Namespace) -> ConsumerSettings:
         session_timeout_ms=args.session_timeout_ms,
         heartbeat_interval_ms=max(100, args.session_timeout_ms // 4),
         max_poll_interval_ms=args.max_poll_interval_ms,
+        security=secured,
     )
 
 

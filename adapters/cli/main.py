@@ -8,7 +8,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+
+import psycopg
+from eventsourcing.persistence import OperationalError as StoreOperationalError
+from psycopg.conninfo import conninfo_to_dict
 
 from adapters import bootstrap
 from adapters.cli import (
@@ -58,9 +63,25 @@ def main(argv: list[str] | None = None) -> int:
     except SchemaMissing as e:
         print(f"casetrack: {e}", file=sys.stderr)
         return 1
+    except (psycopg.OperationalError, StoreOperationalError) as e:
+        # No connection (a refused certificate, a server down): libpq's reason, no traceback.
+        print(f"casetrack: database unavailable: {_unavailable(e, args)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("casetrack: interrupted", file=sys.stderr)
         return 130
+
+
+def _unavailable(error: Exception, args: argparse.Namespace) -> str:
+    """libpq's first line of ``error``, the URL's password (were it quoted) masked."""
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    settings = getattr(args, "settings", None)
+    if settings is not None and settings.database_url:
+        with contextlib.suppress(psycopg.ProgrammingError):
+            password = conninfo_to_dict(settings.database_url).get("password")
+            if password:
+                text = text.replace(str(password), "***")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from uuid import UUID
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import (
     ApplicationRecorder,
+    InfrastructureFactory,
     IntegrityError,
     InterfaceError,
     JSONTranscoder,
@@ -30,7 +31,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
-from eventsourcing.utils import get_topic, retry
+from eventsourcing.utils import Environment, get_topic, retry
 from psycopg import Cursor
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
@@ -205,10 +206,19 @@ class CaseRecorder(PostgresApplicationRecorder):
         ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
 
 
+# The whole URL, for CaseEvents.construct_factory (not an eventsourcing setting).
+CONNINFO = "CASETRACK_CONNINFO"
+
+
 def postgres_env(url: str, schema: str) -> dict[str, str]:
-    """eventsourcing's settings for the server at ``url``, tables in ``schema``."""
+    """eventsourcing's settings for the server at ``url``, tables in ``schema``.
+
+    eventsourcing reads only the five below of the URL's libpq parameters; the rest
+    (sslmode, sslrootcert, sslcert, sslkey, application_name, target_session_attrs...)
+    reach its connections through ``CONNINFO`` (CaseEvents.construct_factory)."""
     info = conninfo_to_dict(url)
     return {
+        CONNINFO: url,
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
         "POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
@@ -233,6 +243,21 @@ class CaseEvents(Application[UUID]):
     mapper: CaseEventMapper
     data_keys: DataKeys
     blind_index: BlindIndex
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
+        """eventsourcing's factory, its datastore's pool connecting with the whole URL.
+
+        PostgresDatastore passes only dbname, host, port, user and password to its pool
+        (as keyword arguments), so a URL's sslmode=verify-full would be dropped there and
+        libpq's default (prefer: encrypted if offered, the certificate not checked) used
+        instead. The pool's ``conninfo`` (psycopg_pool's, empty as eventsourcing leaves
+        it) takes the URL before the pool opens; the five keyword arguments, from the same
+        URL, still win over it."""
+        factory = super().construct_factory(env)
+        conninfo = env.get(CONNINFO)
+        if conninfo and isinstance(factory, PostgresFactory):
+            factory.datastore.pool.conninfo = conninfo
+        return factory
 
     def construct_mapper(self) -> Mapper[UUID]:
         return CaseEventMapper(transcoder=self.construct_transcoder())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import kafka.codec
 from kafka import TopicPartition
@@ -68,9 +69,13 @@ def require_codecs() -> None:
 
 
 def find_undecodable(
-    bootstrap_servers: str, positions: Mapping[TopicPartition, int], timeout_ms: int
+    bootstrap_servers: str,
+    positions: Mapping[TopicPartition, int],
+    timeout_ms: int,
+    security: Mapping[str, Any] | None = None,
 ) -> RawBatch | None:
     """The first partition whose batch at its position does not decode, else None.
+    ``security``: the clients' TLS and SASL settings (KafkaSecurity.client_config).
 
     Raises KafkaError when the broker cannot be asked.
     """
@@ -78,6 +83,7 @@ def find_undecodable(
         bootstrap_servers=bootstrap_servers,
         client_id="casetrack-batch-reader",
         request_timeout_ms=timeout_ms,
+        **(security or {}),
     )
     try:
         client.check_version(timeout_ms=timeout_ms)

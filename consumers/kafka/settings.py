@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from consumers.kafka.security import KafkaSecurity
 
 CLOSE_TIMEOUT_MS = 5_000
 BOOTSTRAP_TIMEOUT_MS = 5_000
@@ -25,6 +27,8 @@ class ConsumerSettings:
     poll_timeout_ms: int = 500
     backoff_initial: float = 0.5  # seconds, doubled per failed retry
     backoff_max: float = 30.0
+    # TLS and SASL: every client below uses them (consumers.kafka.security)
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @property
     def dead_letter_topic(self) -> str:
@@ -47,6 +51,7 @@ class ConsumerSettings:
             "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
             # Notice a topic created again (after a broker restart) within half a minute.
             "metadata_max_age_ms": 30_000,
+            **self.security.client_config(),
         }
 
     def producer_config(self) -> dict[str, Any]:
@@ -63,6 +68,7 @@ class ConsumerSettings:
             "max_block_ms": 10_000,
             "request_timeout_ms": 10_000,
             "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+            **self.security.client_config(),
         }
 
     def status_config(self, timeout: float) -> dict[str, Any]:
@@ -75,4 +81,5 @@ class ConsumerSettings:
             "fetch_max_wait_ms": 100,
             "request_timeout_ms": int(timeout * 1000) + 1000,
             "bootstrap_timeout_ms": int(timeout * 1000),
+            **self.security.client_config(),
         }

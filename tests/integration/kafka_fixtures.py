@@ -43,10 +43,11 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-def new_topic(bootstrap: str, partitions: int = 4) -> str:
-    """A topic of its own for a test, created with ``partitions`` whatever the broker's default."""
+def new_topic(bootstrap: str, partitions: int = 4, **config: Any) -> str:
+    """A topic of its own for a test, created with ``partitions`` whatever the broker's default
+    (``config``: the client's other settings, TLS and SASL)."""
     name = unique("events")
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **config)
     try:
         admin.create_topics([NewTopic(name, partitions, 1)])
     finally:
@@ -136,9 +137,12 @@ def consuming(store: CaseStore, settings: ConsumerSettings) -> Iterator[RunningC
         yield running
 
 
-def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 20) -> list[Any]:
-    """The first ``count`` records of every partition of ``topic``, read without a group."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=100)
+def read_topic(
+    bootstrap: str, topic: str, count: int, timeout: float = 20, **config: Any
+) -> list[Any]:
+    """The first ``count`` records of every partition of ``topic``, read without a group
+    (``config``: the client's other settings, TLS and SASL)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=100, **config)
     records: list[Any] = []
     try:
         deadline = time.monotonic() + timeout
