@@ -52,13 +52,15 @@ class SmtpMailer:
     def _context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.settings.ca_file)
 
-    def send(self, to: str, subject: str, body: str) -> None:
+    def send(self, to: str, subject: str, body: str, message_id: str | None = None) -> None:
+        """``message_id``: a stable Message-ID (a notification sent again after a crash
+        repeats it, so mail clients and receivers can deduplicate); a fresh one when None."""
         s = self.settings
         message = EmailMessage()
         message["From"] = s.mail_from
         message["To"] = to
         message["Subject"] = subject
-        message["Message-ID"] = make_msgid(domain="casetrack.invalid")
+        message["Message-ID"] = message_id or make_msgid(domain="casetrack.invalid")
         message.set_content(body)
         step = "connect"
         try:

@@ -100,3 +100,5 @@ class ApiSettings:
     max_body_bytes: int = 64 * 1024  # the largest valid body is under 1 KiB
     max_headers: int = 100
     max_header_bytes: int = 16 * 1024  # request line and headers together (h11)
+    # Webhook URLs may point at private and loopback addresses (tests, `make run` only)
+    webhook_allow_private: bool = False

@@ -1,0 +1,252 @@
+"""`casetrack notify`: sends what the notification outbox holds, and marks it sent.
+
+Each message is one transaction: claim its rows (``FOR UPDATE SKIP LOCKED``, so several
+notifiers share the work without sending a row twice), send, mark, commit. A notifier
+killed after sending and before its commit leaves the rows pending, unlocked: the next
+claim sends them again. That is the one duplicate possible, and it repeats the
+message's identity (the email's Message-ID, the webhook's ``webhook-id``) so receivers
+can drop it (docs/notifications.md).
+
+Emails: an account's changes wait until the oldest has waited ``group_seconds``, then go
+as one message in the account's language, unless the account opted out or was erased
+(the rows are marked ``skipped``). Webhooks: one delivery per row, signed (Standard
+Webhooks), retried with a growing pause (domain.backoff.retry_delay) for three days,
+then dead-lettered; an endpoint that failed every delivery for those three days is
+disabled and its owner told (log and email). An SMTP server or receiver that is down
+only delays rows: they stay pending, nothing is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+import psycopg
+import structlog
+from psycopg.rows import DictRow, dict_row
+from psycopg.sql import SQL, Identifier
+
+from adapters.mail_texts import change_message, endpoint_disabled_message
+from adapters.postgres.webhooks_store import EndpointHealth
+from adapters.smtp import MailNotSent
+from adapters.webhook_client import DeliveryFailed, UrlRefused, WebhookClient
+from domain import webhook_signature
+from domain.backoff import RetryBackoff, retry_delay
+from projections.failures import unavailable
+from projections.notify_changes import served
+from projections.notify_outbox import CHANNEL, GIVE_UP, Delivery, EmailGroup, Outbox
+
+log = structlog.get_logger("casetrack.notify")
+
+EMAIL_RETRY_CAP = 300.0  # seconds: a mail server back after an outage is used soon
+WEBHOOK_RETRY_CAP = 3600.0
+
+
+class NotificationMailer(Protocol):
+    def send(self, to: str, subject: str, body: str, message_id: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class NotifierSettings:
+    url: str
+    schema: str
+    public_url: str
+    group_seconds: float = 900.0
+    poll_interval: float = 1.0
+    batch: int = 100
+
+
+class Notifier:
+    def __init__(
+        self,
+        settings: NotifierSettings,
+        mailer: NotificationMailer,
+        webhooks: WebhookClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.mailer = mailer
+        self.webhooks = webhooks
+        self.clock = clock
+        self.outbox = Outbox(settings.schema)
+        self.health = EndpointHealth(settings.schema)
+        self._conn: psycopg.Connection[DictRow] | None = None
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self, stop: threading.Event) -> None:
+        """Send until ``stop``; wakes on the projection's NOTIFY, polls besides. Database
+        outages are waited out (0.5 s doubling to 30 s)."""
+        backoff = RetryBackoff(0.5, 30.0)
+        listener: psycopg.Connection[Any] | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    if listener is None or listener.closed:
+                        listener = psycopg.connect(self.settings.url, autocommit=True)
+                        listener.execute(SQL("LISTEN {}").format(Identifier(CHANNEL)))
+                    while not stop.is_set() and self.round() > 0:
+                        pass
+                    backoff.succeeded()
+                    _wait(listener, self.settings.poll_interval, stop)
+                except Exception as e:
+                    if not unavailable(e):
+                        raise
+                    self.close()
+                    if listener is not None:
+                        listener.close()
+                        listener = None
+                    wait = backoff.failed()
+                    log.warning("database unavailable, retrying", error=type(e).__name__)
+                    stop.wait(wait)
+        finally:
+            if listener is not None:
+                listener.close()
+            self.close()
+
+    def round(self) -> int:
+        """Send one batch of what is due (emails, then webhooks); how many messages went out
+        or were settled."""
+        return self.send_emails() + self.send_webhooks()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> psycopg.Connection[DictRow]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.settings.url, row_factory=dict_row)
+        return self._conn
+
+    # ---------------------------------------------------------------- email
+
+    def send_emails(self) -> int:
+        conn = self._connection()
+        with conn.transaction(), conn.cursor() as curs:
+            due = self.outbox.due_accounts(curs, self.settings.group_seconds, self.settings.batch)
+        settled = 0
+        for account_id in due:
+            with conn.transaction(), conn.cursor() as curs:
+                group = self.outbox.claim_group(curs, account_id)
+                if group is not None:
+                    settled += self._email(curs, group)
+        return settled
+
+    def _email(self, curs: psycopg.Cursor[DictRow], group: EmailGroup) -> int:
+        ids = [r.id for r in group.rows]
+        if not group.wants:
+            self.outbox.done(curs, ids, state="skipped")
+            return 1
+        files: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in group.rows:
+            files[row.application_number].append(row.change)
+        subject, body = change_message(
+            group.language, list(files.items()), self.settings.public_url
+        )
+        try:
+            self.mailer.send(group.email, subject, body, message_id=group.message_id)
+        except MailNotSent as e:
+            attempts = max(r.attempts for r in group.rows) + 1
+            delay = retry_delay(attempts, cap=EMAIL_RETRY_CAP)
+            if self.outbox.failed(curs, ids, str(e), delay):
+                log.error("notification email dead-lettered", rows=len(ids))
+            else:
+                log.warning("notification email not sent", error=str(e), retry_in=round(delay))
+            return 0
+        self.outbox.done(curs, ids)
+        log.info("notification email sent", changes=len(ids), files=len(files))
+        return 1
+
+    # ---------------------------------------------------------------- webhooks
+
+    def send_webhooks(self) -> int:
+        conn = self._connection()
+        sent = 0
+        for _ in range(self.settings.batch):
+            with conn.transaction(), conn.cursor() as curs:
+                delivery = self.outbox.claim_delivery(curs)
+                if delivery is None:
+                    return sent
+                sent += self._deliver(curs, delivery)
+        return sent
+
+    def _deliver(self, curs: psycopg.Cursor[DictRow], delivery: Delivery) -> int:
+        row = delivery.row
+        if delivery.url is None or delivery.secret is None:
+            self.outbox.dead(curs, [row.id], "the endpoint was deleted")
+            return 1
+        if delivery.disabled:
+            self.outbox.dead(curs, [row.id], "the endpoint is disabled")
+            return 1
+        body = webhook_body(row.application_number, row.language, row.change)
+        timestamp = int(self.clock())
+        headers = webhook_signature.headers(delivery.secret, delivery.message_id, timestamp, body)
+        try:
+            self.webhooks.post(delivery.url, body, headers)
+        except (DeliveryFailed, UrlRefused) as e:
+            error = str(e) if isinstance(e, DeliveryFailed) else f"refused: {e}"
+            delay = retry_delay(row.attempts + 1, cap=WEBHOOK_RETRY_CAP)
+            self.health.failed(curs, row.recipient)
+            if self.outbox.failed(curs, [row.id], error, delay):
+                log.error("webhook delivery dead-lettered", delivery=row.id, endpoint=row.recipient)
+                self._maybe_disable(curs, delivery)
+            else:
+                log.warning(
+                    "webhook delivery failed", endpoint=row.recipient, error=error,
+                    retry_in=round(delay),
+                )  # fmt: skip
+            return 0
+        self.outbox.done(curs, [row.id])
+        self.health.succeeded(curs, row.recipient)
+        return 1
+
+    def _maybe_disable(self, curs: psycopg.Cursor[DictRow], delivery: Delivery) -> None:
+        """An endpoint that has failed every delivery for GIVE_UP is turned off."""
+        since = delivery.failing_since
+        if since is None or time.time() - since.timestamp() < GIVE_UP.total_seconds():
+            return
+        owner = self.health.disable(curs, delivery.row.recipient)
+        if owner is None:
+            return
+        email, language, url = owner
+        host = url.split("/")[2] if url.count("/") >= 2 else "?"
+        log.error("webhook endpoint disabled", endpoint=delivery.row.recipient, host=host)
+        if email:
+            subject, text = endpoint_disabled_message(language, delivery.row.recipient, host)
+            try:
+                self.mailer.send(email, subject, text)
+            except MailNotSent as e:
+                log.warning("endpoint notice not sent", error=str(e))
+
+
+def webhook_body(number: str, language: str, change: dict[str, Any]) -> bytes:
+    """The JSON a receiver gets: Standard Webhooks' type, timestamp and data; the data
+    holds the application number, the change and the new status, as the role sees them."""
+    lang = "fr" if language == "fr" else "en"
+    return orjson.dumps(
+        {
+            "type": change["type"],
+            "timestamp": change["status"].get("last_updated"),
+            "data": {
+                "application_number": number,
+                "change": served(change, lang),
+                "status": change["status"],
+            },
+        }
+    )
+
+
+def _wait(listener: psycopg.Connection[Any], seconds: float, stop: threading.Event) -> None:
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        for _ in listener.notifies(timeout=min(remaining, 0.5), stop_after=1):
+            return
