@@ -3,7 +3,9 @@ delete. Deliveries are the notifier's (adapters.notifier, docs/notifications.md)
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
 from adapters.http import models
@@ -17,6 +19,7 @@ from domain import webhook_signature
 from projections.notify_changes import EVENT_TYPES
 
 router = APIRouter(tags=["webhooks"])
+WebhookId = Annotated[int, Path(ge=1, le=2**62, description="The endpoint's id")]
 
 
 def _representative(account: Account) -> None:
@@ -78,10 +81,10 @@ async def list_webhooks(account: CurrentAccount, services: ServicesDep) -> model
     "/v1/webhooks/{webhook_id}",
     status_code=204,
     response_class=Response,
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 422),
     summary="Delete a webhook endpoint: nothing more is sent to it",
 )
-async def delete(webhook_id: int, account: CurrentAccount, services: ServicesDep) -> Response:
+async def delete(webhook_id: WebhookId, account: CurrentAccount, services: ServicesDep) -> Response:
     _representative(account)
     if not await services.webhooks.delete(account.account_id, webhook_id):
         raise Problem(404, "No such webhook endpoint.")
