@@ -70,14 +70,13 @@ class Receiver:
 @contextmanager
 def receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
     box = Receiver(webhook_signature.new_secret(), list(statuses or []))
-    verifier = Webhook(box.secret)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {k: v for k, v in self.headers.items()}
             try:
-                payload = verifier.verify(body, headers)
+                payload = Webhook(box.secret).verify(body, headers)
             except Exception:
                 with box.lock:
                     box.refused += 1
