@@ -318,7 +318,7 @@ async def me(account: CurrentAccount) -> models.Me:
 @router.patch(
     "/v1/accounts/me",
     response_model=models.Me,
-    responses=responses(401, 403, 422),
+    responses=responses(400, 401, 403, 422),
     summary="Change the account's settings: opt out of change notifications, or back in",
 )
 async def update_me(

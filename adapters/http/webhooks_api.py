@@ -41,7 +41,7 @@ def _out(endpoint: Endpoint) -> models.Webhook:
     "/v1/webhooks",
     status_code=201,
     response_model=models.WebhookCreated,
-    responses=responses(401, 403, 409, 422),
+    responses=responses(400, 401, 403, 409, 422),
     summary="Register a webhook endpoint for the representative's files",
 )
 async def create(
