@@ -12,7 +12,10 @@ them. Then the rest of the files' events are published at --rate events/s for
 this measures, from its publication:
 
 (a) API: until `GET /v1/applications/{n}/history` (the applicant's session) shows it
-    (events that add a history line; polled every 20 ms with If-None-Match);
+    (events that add a history line; polled every 20 ms, without If-None-Match: the
+    history's ETag is built from case_status's last_updated, which a separate
+    transaction moves first, so a conditional poll between the two could be told
+    "not modified" until the next change);
 (b) email: until the SMTP server receives the message that holds it;
 (c) webhook: until the receiver gets its delivery (application number and version).
 
@@ -137,8 +140,11 @@ class Arrivals:
         self.unmatched = 0
 
     def email(self, raw: bytes, at: float) -> None:
-        """Each change is one "- " line under its file's heading, in version order."""
+        """Each change is one "- " line under its file's heading, in version order (the
+        applicant's messages: the representative's hold every file's)."""
         message = message_from_bytes(raw, policy=policy.default)
+        if not str(message["To"]).startswith("applicant"):
+            return
         body = message.get_body(("plain",))
         text = body.get_content() if body is not None else ""
         number = None
@@ -295,8 +301,6 @@ class ApiPoller:
                     if len(answer.json()["history"]) >= e.history_len:
                         e.api = time.time()
                         return
-                    if etag := answer.headers.get("etag"):
-                        headers["if-none-match"] = etag
             await asyncio.sleep(0.02)
 
     def wait(self, timeout: float) -> None:
@@ -306,6 +310,9 @@ class ApiPoller:
                 future.result(timeout=max(0.1, deadline - time.monotonic()))
 
     def close(self) -> None:
+        for future in self.pending:
+            future.cancel()
+        time.sleep(0.2)
         asyncio.run_coroutine_threadsafe(self.client.aclose(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
 
