@@ -297,10 +297,10 @@ class ApiPoller:
         while time.monotonic() < give_up:
             with suppress(httpx.HTTPError):
                 answer = await self.client.get(path, headers=headers)
-                if answer.status_code == 200:
-                    if len(answer.json()["history"]) >= e.history_len:
-                        e.api = time.time()
-                        return
+                shown = answer.json()["history"] if answer.status_code == 200 else []
+                if len(shown) >= e.history_len:
+                    e.api = time.time()
+                    return
             await asyncio.sleep(0.02)
 
     def wait(self, timeout: float) -> None:
