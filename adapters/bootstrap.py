@@ -28,7 +28,7 @@ from adapters.postgres.event_store import CaseStore
 from adapters.privacy.vault import Vault
 from adapters.server_secret import server_secret
 from adapters.settings import Settings
-from adapters.smtp import Mailer, SmtpMailer
+from adapters.smtp import Mailer, SmtpMailer, SmtpSession
 from projections import daemon
 
 log = structlog.get_logger(__name__)
@@ -203,7 +203,7 @@ def notifier(settings: Settings, poll_interval: float = 1.0) -> Notifier:
             group_seconds=settings.notify_group_seconds,
             poll_interval=poll_interval,
         ),
-        SmtpMailer(settings.smtp),
+        SmtpSession(settings.smtp),
         WebhookClient(settings.webhook_allow_private, settings.webhook_timeout),
     )
 

@@ -115,6 +115,9 @@ class Notifier:
         return self.send_emails() + self.send_webhooks()
 
     def close(self) -> None:
+        closer = getattr(self.mailer, "close", None)  # an SMTP session keeps its connection
+        if closer is not None:
+            closer()
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -163,7 +163,12 @@ class Outbox:
             " GROUP BY recipient HAVING min(created_at) <= now() - make_interval(secs => %s)"
             " ORDER BY min(created_at) LIMIT %s"
         )
-        self._lock_account = SQL("SELECT pg_try_advisory_xact_lock(%s, %s) AS locked")
+        # (class, key) advisory lock per account; ids past 2^31 wrap (a collision only
+        # makes one notifier skip an account for a round)
+        self._lock_account = SQL(
+            "SELECT pg_try_advisory_xact_lock(%s::int4, (%s::bigint %% 2147483647)::int4)"
+            " AS locked"
+        )
         self._group = f(
             "SELECT " + _ROW + " FROM {s}.notify_outbox o"
             " WHERE o.channel = 'email' AND o.recipient = %s AND o.state = 'pending'"

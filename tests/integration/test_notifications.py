@@ -13,7 +13,7 @@ import pytest
 
 from adapters.notifier import Notifier, NotifierSettings
 from adapters.postgres.event_store import CaseStore
-from adapters.smtp import SmtpMailer, SmtpSettings
+from adapters.smtp import SmtpSession, SmtpSettings
 from adapters.smtp_sink import MailFolder
 from adapters.smtp_sink import start as start_sink
 from adapters.webhook_client import WebhookClient
@@ -62,7 +62,7 @@ def notifier(store: CaseStore, sink: Sink, group_seconds: float = 0.0) -> Notifi
             public_url="https://tracker.example",
             group_seconds=group_seconds,
         ),
-        SmtpMailer(SmtpSettings(host="127.0.0.1", port=sink.port, timeout=5.0)),
+        SmtpSession(SmtpSettings(host="127.0.0.1", port=sink.port, timeout=5.0)),
         WebhookClient(allow_private=True, timeout=2.0),
     )
 
