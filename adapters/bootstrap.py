@@ -205,6 +205,7 @@ def notifier(settings: Settings, poll_interval: float = 1.0) -> Notifier:
         ),
         SmtpSession(settings.smtp),
         WebhookClient(settings.webhook_allow_private, settings.webhook_timeout),
+        notices=SmtpMailer(settings.smtp),
     )
 
 

@@ -62,26 +62,55 @@ class NotifierSettings:
 
 
 class Notifier:
+    """``mailer`` sends the notifications (the email worker's alone); ``notices`` (default:
+    ``mailer``) the rare notice that an endpoint was disabled, from the webhook worker."""
+
     def __init__(
         self,
         settings: NotifierSettings,
         mailer: NotificationMailer,
         webhooks: WebhookClient,
         clock: Callable[[], float] = time.time,
+        notices: NotificationMailer | None = None,
     ) -> None:
         self.settings = settings
         self.mailer = mailer
+        self.notices = notices or mailer
         self.webhooks = webhooks
         self.clock = clock
         self.outbox = Outbox(settings.schema)
         self.health = EndpointHealth(settings.schema)
-        self._conn: psycopg.Connection[DictRow] | None = None
+        self._conns: dict[str, psycopg.Connection[DictRow]] = {}
 
     # ---------------------------------------------------------------- the loop
 
     def run(self, stop: threading.Event) -> None:
-        """Send until ``stop``; wakes on the projection's NOTIFY, polls besides. Database
-        outages are waited out (0.5 s doubling to 30 s)."""
+        """Send until ``stop``: emails and webhooks each in a worker thread of their own
+        (a slow receiver never holds up the mail, nor the reverse), each waking on the
+        projection's NOTIFY and polling besides. Database outages are waited out (0.5 s
+        doubling to 30 s)."""
+        failures: list[BaseException] = []
+
+        def work(send: Callable[[], int]) -> None:
+            try:
+                self._loop(send, stop)
+            except BaseException as e:  # a bug: stop the other worker too, then raise it
+                failures.append(e)
+                stop.set()
+
+        workers = [
+            threading.Thread(target=work, args=(send,), name=name)
+            for name, send in (("email", self.send_emails), ("webhook", self.send_webhooks))
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        self.close()
+        if failures:
+            raise failures[0]
+
+    def _loop(self, send: Callable[[], int], stop: threading.Event) -> None:
         backoff = RetryBackoff(0.5, 30.0)
         listener: psycopg.Connection[Any] | None = None
         try:
@@ -90,14 +119,14 @@ class Notifier:
                     if listener is None or listener.closed:
                         listener = psycopg.connect(self.settings.url, autocommit=True)
                         listener.execute(SQL("LISTEN {}").format(Identifier(CHANNEL)))
-                    while not stop.is_set() and self.round() > 0:
+                    while not stop.is_set() and send() > 0:
                         pass
                     backoff.succeeded()
                     _wait(listener, self.settings.poll_interval, stop)
                 except Exception as e:
                     if not unavailable(e):
                         raise
-                    self.close()
+                    self._drop(threading.current_thread().name)
                     if listener is not None:
                         listener.close()
                         listener = None
@@ -107,7 +136,6 @@ class Notifier:
         finally:
             if listener is not None:
                 listener.close()
-            self.close()
 
     def round(self) -> int:
         """Send one batch of what is due (emails, then webhooks); how many messages went out
@@ -115,22 +143,29 @@ class Notifier:
         return self.send_emails() + self.send_webhooks()
 
     def close(self) -> None:
-        closer = getattr(self.mailer, "close", None)  # an SMTP session keeps its connection
-        if closer is not None:
-            closer()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for mailer in {id(m): m for m in (self.mailer, self.notices)}.values():
+            closer = getattr(mailer, "close", None)  # an SMTP session keeps its connection
+            if closer is not None:
+                closer()
+        self.webhooks.close()
+        for name in list(self._conns):
+            self._drop(name)
 
-    def _connection(self) -> psycopg.Connection[DictRow]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.settings.url, row_factory=dict_row)
-        return self._conn
+    def _drop(self, name: str) -> None:
+        conn = self._conns.pop(name, None)
+        if conn is not None:
+            conn.close()
+
+    def _connection(self, name: str) -> psycopg.Connection[DictRow]:
+        conn = self._conns.get(name)
+        if conn is None or conn.closed:
+            conn = self._conns[name] = psycopg.connect(self.settings.url, row_factory=dict_row)
+        return conn
 
     # ---------------------------------------------------------------- email
 
     def send_emails(self) -> int:
-        conn = self._connection()
+        conn = self._connection("email")
         with conn.transaction(), conn.cursor() as curs:
             due = self.outbox.due_accounts(curs, self.settings.group_seconds, self.settings.batch)
         settled = 0
@@ -169,7 +204,7 @@ class Notifier:
     # ---------------------------------------------------------------- webhooks
 
     def send_webhooks(self) -> int:
-        conn = self._connection()
+        conn = self._connection("webhook")
         sent = 0
         for _ in range(self.settings.batch):
             with conn.transaction(), conn.cursor() as curs:
@@ -223,7 +258,7 @@ class Notifier:
         if email:
             subject, text = endpoint_disabled_message(language, delivery.row.recipient, host)
             try:
-                self.mailer.send(email, subject, text)
+                self.notices.send(email, subject, text)
             except MailNotSent as e:
                 log.warning("endpoint notice not sent", error=str(e))
 

@@ -125,9 +125,15 @@ class _PinnedHttp(http.client.HTTPConnection):
 
 
 class WebhookClient:
-    def __init__(self, allow_private: bool = False, timeout: float = 5.0) -> None:
+    """Posts deliveries; keeps a receiver's connection open for the next delivery to it
+    (the address is checked again each time: a kept connection is reused only while the
+    host still resolves to the address it was opened to). For one thread."""
+
+    def __init__(self, allow_private: bool = False, timeout: float = 5.0, keep: int = 32) -> None:
         self.allow_private = allow_private
         self.timeout = timeout
+        self.keep = keep
+        self._kept: dict[tuple[str, str, int, str], http.client.HTTPConnection] = {}
 
     def check(self, url: str) -> Target:
         return check_url(url, self.allow_private)
@@ -136,30 +142,61 @@ class WebhookClient:
         """POST ``body``; the status when 2xx, else DeliveryFailed (UrlRefused when the URL
         now resolves somewhere it may not go)."""
         target = self.check(url)
-        connection: http.client.HTTPConnection
-        address = str(target.addresses[0])
-        if target.scheme == "https":
-            connection = _PinnedHttps(target.host, address, target.port, self.timeout)
-        else:
-            connection = _PinnedHttp(target.host, address, target.port, self.timeout)
+        key = (target.scheme, target.host, target.port, str(target.addresses[0]))
+        connection = self._kept.pop(key, None)
+        reused = connection is not None
         try:
-            connection.request(
-                "POST",
-                target.path,
-                body=body,
-                headers={
-                    **headers,
-                    "content-type": "application/json",
-                    "user-agent": "casetrack-webhooks/1",
-                },
-            )
-            response = connection.getresponse()
-            response.read(64 * 1024)
-            status = response.status
+            if connection is None:
+                connection = self._open(key)
+            try:
+                status, keep = _request(connection, target.path, body, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not reused:
+                    raise
+                # The receiver closed the kept connection while it was idle: once more on a
+                # new one (if it had taken the request, the same webhook-id is its cue).
+                connection.close()
+                connection = self._open(key)
+                status, keep = _request(connection, target.path, body, headers)
         except (OSError, http.client.HTTPException) as e:
+            if connection is not None:
+                connection.close()
             raise DeliveryFailed(f"{target.host}: {type(e).__name__}") from None
-        finally:
+        if keep and len(self._kept) < self.keep:
+            self._kept[key] = connection
+        else:
             connection.close()
         if not 200 <= status < 300:
             raise DeliveryFailed(f"{target.host}: HTTP {status}")
         return status
+
+    def _open(self, key: tuple[str, str, int, str]) -> http.client.HTTPConnection:
+        scheme, host, port, address = key
+        if scheme == "https":
+            return _PinnedHttps(host, address, port, self.timeout)
+        return _PinnedHttp(host, address, port, self.timeout)
+
+    def close(self) -> None:
+        for connection in self._kept.values():
+            connection.close()
+        self._kept.clear()
+
+
+def _request(
+    connection: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, bool]:
+    """(status, whether the connection may be kept)."""
+    connection.request(
+        "POST",
+        path,
+        body=body,
+        headers={
+            **headers,
+            "content-type": "application/json",
+            "user-agent": "casetrack-webhooks/1",
+        },
+    )
+    response = connection.getresponse()
+    response.read(64 * 1024)
+    keep = not response.will_close and response.isclosed()
+    return response.status, keep

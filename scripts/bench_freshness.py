@@ -12,8 +12,8 @@ them. Then the rest of the files' events are published at --rate events/s for
 this measures, from its publication:
 
 (a) API: until `GET /v1/applications/{n}/history` (the applicant's session) shows it
-    (events that add a history line, 1 in --api-sample; polled every 50 ms, without If-None-Match: the
-    history's ETag is built from case_status's last_updated, which a separate
+    (events that add a history line, 1 in --api-sample; polled every 50 ms, without
+    If-None-Match: the history's ETag is built from case_status's last_updated, which a separate
     transaction moves first, so a conditional poll between the two could be told
     "not modified" until the next change);
 (b) email: until the SMTP server receives the message that holds it;
@@ -187,7 +187,7 @@ class _Mail:
 
 def webhook_receiver(arrivals: Arrivals) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.0"
+        protocol_version = "HTTP/1.1"  # keep-alive, as receivers usually do
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))

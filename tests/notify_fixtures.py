@@ -72,6 +72,8 @@ def receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
     box = Receiver(webhook_signature.new_secret(), list(statuses or []))
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keeps connections open: the client reuses them
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {k: v for k, v in self.headers.items()}
