@@ -118,9 +118,10 @@ class _PinnedHttps(http.client.HTTPSConnection):
     def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
         self._address = address
+        self._seconds = timeout
 
     def connect(self) -> None:
-        sock = _connected(self._address, self.port, self.timeout)
+        sock = _connected(self._address, self.port, self._seconds)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
@@ -128,9 +129,10 @@ class _PinnedHttp(http.client.HTTPConnection):
     def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
         self._address = address
+        self._seconds = timeout
 
     def connect(self) -> None:
-        self.sock = _connected(self._address, self.port, self.timeout)
+        self.sock = _connected(self._address, self.port, self._seconds)
 
 
 class WebhookClient:
