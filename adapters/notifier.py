@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import orjson
 import psycopg
@@ -81,6 +82,10 @@ class Notifier:
         self.outbox = Outbox(settings.schema)
         self.health = EndpointHealth(settings.schema)
         self._conns: dict[str, psycopg.Connection[DictRow]] = {}
+        # The mail server is one for all: once it fails, no email is tried for a pause
+        # (1 s doubling to a minute) instead of each account's in turn.
+        self._mail_backoff = RetryBackoff(1.0, 60.0)
+        self._mail_paused_until = 0.0
 
     # ---------------------------------------------------------------- the loop
 
@@ -165,6 +170,8 @@ class Notifier:
     # ---------------------------------------------------------------- email
 
     def send_emails(self) -> int:
+        if time.monotonic() < self._mail_paused_until:
+            return 0
         conn = self._connection("email")
         with conn.transaction(), conn.cursor() as curs:
             due = self.outbox.due_accounts(curs, self.settings.group_seconds, self.settings.batch)
@@ -172,11 +179,18 @@ class Notifier:
         for account_id in due:
             with conn.transaction(), conn.cursor() as curs:
                 group = self.outbox.claim_group(curs, account_id)
-                if group is not None:
-                    settled += self._email(curs, group)
+                if group is None:
+                    continue
+                sent = self._email(curs, group)
+            if sent is None:  # the mail server failed: pause
+                self._mail_paused_until = time.monotonic() + self._mail_backoff.failed()
+                return settled
+            self._mail_backoff.succeeded()
+            settled += sent
         return settled
 
-    def _email(self, curs: psycopg.Cursor[DictRow], group: EmailGroup) -> int:
+    def _email(self, curs: psycopg.Cursor[DictRow], group: EmailGroup) -> int | None:
+        """1 when settled (sent or skipped), None when the mail server failed."""
         ids = [r.id for r in group.rows]
         if not group.wants:
             self.outbox.done(curs, ids, state="skipped")
@@ -196,7 +210,7 @@ class Notifier:
                 log.error("notification email dead-lettered", rows=len(ids))
             else:
                 log.warning("notification email not sent", error=str(e), retry_in=round(delay))
-            return 0
+            return None
         self.outbox.done(curs, ids)
         log.info("notification email sent", changes=len(ids), files=len(files))
         return 1
@@ -231,6 +245,7 @@ class Notifier:
             error = str(e) if isinstance(e, DeliveryFailed) else f"refused: {e}"
             delay = retry_delay(row.attempts + 1, cap=WEBHOOK_RETRY_CAP)
             self.health.failed(curs, row.recipient)
+            self.outbox.hold_endpoint(curs, row.recipient, delay)
             if self.outbox.failed(curs, [row.id], error, delay):
                 log.error("webhook delivery dead-lettered", delivery=row.id, endpoint=row.recipient)
                 self._maybe_disable(curs, delivery)
@@ -253,7 +268,7 @@ class Notifier:
         if owner is None:
             return
         email, language, url = owner
-        host = url.split("/")[2] if url.count("/") >= 2 else "?"
+        host = urlsplit(url).hostname or "?"
         log.error("webhook endpoint disabled", endpoint=delivery.row.recipient, host=host)
         if email:
             subject, text = endpoint_disabled_message(language, delivery.row.recipient, host)

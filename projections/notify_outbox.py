@@ -166,8 +166,7 @@ class Outbox:
         # (class, key) advisory lock per account; ids past 2^31 wrap (a collision only
         # makes one notifier skip an account for a round)
         self._lock_account = SQL(
-            "SELECT pg_try_advisory_xact_lock(%s::int4, (%s::bigint %% 2147483647)::int4)"
-            " AS locked"
+            "SELECT pg_try_advisory_xact_lock(%s::int4, (%s::bigint %% 2147483647)::int4) AS locked"
         )
         self._group = f(
             "SELECT " + _ROW + " FROM {s}.notify_outbox o"
@@ -194,6 +193,10 @@ class Outbox:
             " due_at = now() + make_interval(secs => %s),"
             " state = CASE WHEN created_at < now() - %s THEN 'dead' ELSE 'pending' END"
             " WHERE id = ANY(%s) RETURNING state"
+        )
+        self._hold_endpoint = f(
+            "UPDATE {s}.notify_outbox SET due_at = greatest(due_at, now() + make_interval(secs"
+            " => %s)) WHERE channel = 'webhook' AND recipient = %s AND state = 'pending'"
         )
         self._dead = f(
             "UPDATE {s}.notify_outbox SET state = 'dead', last_error = %s WHERE id = ANY(%s)"
@@ -281,6 +284,11 @@ class Outbox:
         (they kept failing for GIVE_UP)."""
         curs.execute(self._failed, (error, delay, GIVE_UP, list(ids)))
         return any(r["state"] == "dead" for r in curs.fetchall())
+
+    def hold_endpoint(self, curs: Cursor[DictRow], endpoint_id: int, delay: float) -> None:
+        """Every pending delivery to a failing endpoint waits as long as the one that failed:
+        an endpoint that is down costs one attempt per pause, not one per delivery."""
+        curs.execute(self._hold_endpoint, (delay, endpoint_id))
 
     def dead(self, curs: Cursor[DictRow], ids: Sequence[int], error: str) -> None:
         curs.execute(self._dead, (error, list(ids)))
