@@ -33,6 +33,7 @@ bench: $(STAMP)
 	@$(BIN)/python scripts/bench_proof.py
 	@$(BIN)/python scripts/bench_kafka_ingest.py
 	@$(BIN)/python scripts/bench_api.py
+	@$(BIN)/python scripts/bench_web.py
 
 clean:
 	-@$(BIN)/casetrack db stop 2>/dev/null

@@ -139,7 +139,7 @@ class CasePartiesReplayer(PerCaseReplayer):
         return ((TABLE.name, row) for row in rows.values())
 
 
-_DELETE = "DELETE FROM {} WHERE case_id = %s AND role = ANY(%s)"
+_DELETE = "DELETE FROM {} WHERE case_id = %s AND role = ANY(%b)"
 
 
 class CasePartiesProjection:

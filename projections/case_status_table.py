@@ -54,7 +54,7 @@ class CaseStatusProjection:
         table = tables[TABLE.name]
         ids = list({p.case_id for p in page})
         curs.execute(
-            SQL("SELECT case_id, view FROM {} WHERE case_id = ANY(%s)").format(table), (ids,)
+            SQL("SELECT case_id, view FROM {} WHERE case_id = ANY(%b)").format(table), (ids,)
         )
         views: dict[Any, dict[str, Any] | None] = {r["case_id"]: r["view"] for r in curs}
         last_position: dict[Any, int] = {}

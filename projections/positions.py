@@ -61,7 +61,7 @@ def standing_statement(schema: str) -> Composed:
     return SQL(
         "SELECT p.name, p.position, p.halted_at, p.last_error, p.last_error_at,"
         " (SELECT count(*) FROM {s}.projection_dead_letters d WHERE d.projection = p.name)"
-        " FROM {s}.projection_positions p WHERE p.name = ANY(%s)"
+        " FROM {s}.projection_positions p WHERE p.name = ANY(%b)"
     ).format(s=Identifier(schema))
 
 

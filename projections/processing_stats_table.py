@@ -111,7 +111,7 @@ class ProcessingStatsProjection:
         curs.execute(
             SQL(
                 "SELECT case_id, category, month, received_on, closed FROM {}"
-                " WHERE case_id = ANY(%s)"
+                " WHERE case_id = ANY(%b)"
             ).format(tables[CASES.name]),
             (list({p.case_id for p in page}),),
         )
@@ -150,7 +150,7 @@ def _durations(
     )
     params: list[Any] = [category]
     if months is not None:
-        query += SQL(" AND month = ANY(%s)")
+        query += SQL(" AND month = ANY(%b)")
         params.append(months)
     curs.execute(query, params)
     found: dict[str, dict[int, int]] = {}
@@ -196,7 +196,7 @@ def estimate(
     histogram = ps.merge(_durations(curs, schema, category, months).values())
     curs.execute(
         SQL(
-            "SELECT coalesce(sum(open), 0) AS open FROM {} WHERE category = %s AND month = ANY(%s)"
+            "SELECT coalesce(sum(open), 0) AS open FROM {} WHERE category = %s AND month = ANY(%b)"
         ).format(MONTHLY.ident(schema)),
         (category, months),
     )

@@ -93,7 +93,7 @@ class TrackerHistoryProjection:
         new = _lines(page)
         curs.execute(
             SQL(
-                "SELECT case_id, role, history_en, history_fr FROM {} WHERE case_id = ANY(%s)"
+                "SELECT case_id, role, history_en, history_fr FROM {} WHERE case_id = ANY(%b)"
             ).format(table),
             (list(new),),
         )

@@ -127,6 +127,10 @@ def run(settings: Settings, duration: float | None, cases: int, rate: float) -> 
         f"  mail to applicants (codes, change notifications) lands in {mail_dir}"
         f" (SMTP on 127.0.0.1:{mail_port})"
     )
+    say(
+        f"  the tracker's web pages: http://127.0.0.1:{api_port}/ (create an account with a"
+        " file's details; its code is mailed there)"
+    )
 
     seed = int(time.time()) % 1_000_000
     lines = kafka_feed.feed(cases, seed=seed, duplicate_share=0.02, poison_share=0.01)

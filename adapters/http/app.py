@@ -33,6 +33,8 @@ from adapters.http.observability import Observability
 from adapters.http.request_limits import RequestLimits
 from adapters.http.services import Services
 from adapters.http.settings import ApiSettings
+from adapters.http.web import routes as web_routes
+from adapters.http.web.fast_lane import FastPages
 from adapters.privacy.vault import Vault
 from adapters.settings import Settings
 
@@ -80,9 +82,11 @@ def create_app(api: ApiSettings, build_services: ServicesFactory) -> FastAPI:
         audit_api.router,
         ops_api.router,
         webhooks_api.router,
+        web_routes.router,  # last: its /{lang}/... paths never shadow the API's
     ):
         app.include_router(router)
     app.add_middleware(FastReads, routes=reads_api.router.routes)
+    app.add_middleware(FastPages, routes=web_routes.router.routes)
     app.add_middleware(
         RequestLimits,
         max_body_bytes=api.max_body_bytes,

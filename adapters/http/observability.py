@@ -61,9 +61,13 @@ class Observability:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                headers = [*message.get("headers", ()), *_SECURITY]
+                headers = list(message.get("headers", ()))
+                named = {name for name, _ in headers}
+                # A route may set its own policy (the web pages' CSP allows their stylesheet):
+                # two CSP headers would both apply, the stricter one blocking it.
+                headers.extend(pair for pair in _SECURITY if pair[0] not in named)
                 headers.append((b"x-request-id", request_id.encode()))
-                if not any(name == b"cache-control" for name, _ in headers):
+                if b"cache-control" not in named:
                     headers.append(_NO_STORE)
                 if scope.get("scheme") == "https":
                     headers.append(_HSTS)

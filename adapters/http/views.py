@@ -68,9 +68,21 @@ async def read(
     return file_read
 
 
-async def file_view(
-    services: Services, file_read: FileRead, number: str, now: datetime, conditions: Conditions
-) -> Answer:
+@dataclass(frozen=True)
+class Shown:
+    """A file as the caller's role may see it, with what its validators are made of."""
+
+    view: dict[str, Any]
+    tag: str
+    last_modified: datetime
+
+
+async def shown_view(
+    services: Services, file_read: FileRead, number: str, now: datetime, history: object
+) -> Shown:
+    """The role-filtered view of a file, as the API and the web page both show it (the one
+    place that decides what a role sees, through projections.tracker_view): ``history``
+    is the file's history as the reader wants it (JSON text as a Fragment, or parsed)."""
     assert file_read.view is not None and file_read.history is not None
     assert file_read.role is not None
     view = orjson.loads(file_read.view)
@@ -84,7 +96,7 @@ async def file_view(
         )
         fingerprint, changed_at = cached.fingerprint, cached.changed_at
     shown = tracker_view.tracker_view(
-        view, today, file_read.role, estimate, orjson.Fragment(file_read.history),
+        view, today, file_read.role, estimate, history,
         role=file_read.role, lang=file_read.language,
     )  # fmt: skip
     last_updated = shown["last_updated"]  # the role's own: a sponsor's moves less often
@@ -95,13 +107,21 @@ async def file_view(
         "view", number, last_updated, file_read.role, file_read.language, today.isoformat(),
         fingerprint,
     )  # fmt: skip
-    headers = caching.validators(tag, last_modified, services.settings.cache_max_age)
+    shown["contact"] = {"text": text("label.contact", file_read.language)}
+    return Shown(shown, tag, last_modified)
+
+
+async def file_view(
+    services: Services, file_read: FileRead, number: str, now: datetime, conditions: Conditions
+) -> Answer:
+    assert file_read.history is not None
+    found = await shown_view(services, file_read, number, now, orjson.Fragment(file_read.history))
+    headers = caching.validators(found.tag, found.last_modified, services.settings.cache_max_age)
     if caching.not_modified(
-        conditions.if_none_match, conditions.if_modified_since, tag, last_modified
+        conditions.if_none_match, conditions.if_modified_since, found.tag, found.last_modified
     ):
         return Answer(304, headers, b"")
-    shown["contact"] = {"text": text("label.contact", file_read.language)}
-    return Answer(200, [_JSON, *headers], orjson.dumps(shown))
+    return Answer(200, [_JSON, *headers], orjson.dumps(found.view))
 
 
 async def file_history(

@@ -441,7 +441,7 @@ def erase_accounts(
     curs = conn.cursor(row_factory=tuple_row)
     curs.execute(
         q(
-            "DELETE FROM {s}.account_links l USING unnest(%s::uuid[], %s::text[]) AS e(c, r)"
+            "DELETE FROM {s}.account_links l USING unnest(%b::uuid[], %b::text[]) AS e(c, r)"
             " WHERE l.case_id = e.c AND l.role = e.r"
         ),
         ([f[0] for f in files], [f[1] for f in files]),
@@ -449,7 +449,7 @@ def erase_accounts(
     disabled = curs.execute(
         q(
             "WITH gone AS (SELECT account_id, login FROM {s}.accounts a"
-            " WHERE a.kind <> 'erased' AND (a.login = ANY(%s) OR NOT EXISTS"
+            " WHERE a.kind <> 'erased' AND (a.login = ANY(%b) OR NOT EXISTS"
             " (SELECT FROM {s}.account_links l WHERE l.account_id = a.account_id)) FOR UPDATE)"
             " UPDATE {s}.accounts a SET kind = 'erased', login = 'erased:' || md5(random()::text"
             " || a.account_id), email = '', password_hash = '!' FROM gone"
@@ -461,12 +461,12 @@ def erase_accounts(
     curs.execute(
         q(
             "UPDATE {s}.sessions SET revoked_at = %s"
-            " WHERE revoked_at IS NULL AND account_id = ANY(%s)"
+            " WHERE revoked_at IS NULL AND account_id = ANY(%b)"
         ),
         (now, ids),
     )
     curs.execute(
-        q("DELETE FROM {s}.account_codes WHERE login = ANY(%s) OR application_number = ANY(%s)"),
+        q("DELETE FROM {s}.account_codes WHERE login = ANY(%b) OR application_number = ANY(%b)"),
         (list(logins) + [r[1] for r in disabled], [f[2] for f in files]),
     )
     return len(ids)

@@ -80,44 +80,45 @@ class DataKeys:
         s = Identifier(schema)
         self._create = SQL(
             "WITH new AS (INSERT INTO {s}.privacy_subjects (subject_id, case_id, role, person)"
-            " SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bytea[])"
+            " SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::bytea[])"
             " AS w(subject_id, case_id, role, person) WHERE NOT EXISTS"
             " (SELECT FROM {s}.erased_people e WHERE e.person = w.person)"
             " ON CONFLICT (case_id, role) DO NOTHING RETURNING subject_id)"
             " INSERT INTO {s}.data_keys (subject_id, wrapped, kek_id)"
-            " SELECT k.subject_id, k.wrapped, %s FROM unnest(%s::uuid[], %s::bytea[])"
+            " SELECT k.subject_id, k.wrapped, %s FROM unnest(%b::uuid[], %b::bytea[])"
             " AS k(subject_id, wrapped) JOIN new USING (subject_id) RETURNING subject_id"
         ).format(s=s)
         self._of_cases = SQL(
             "SELECT s.subject_id, s.case_id, s.role, k.wrapped, k.kek_id"
             " FROM {s}.privacy_subjects s"
             " JOIN {s}.data_keys k USING (subject_id)"
-            " WHERE s.case_id = ANY(%s) AND s.role = ANY(%s)"
+            " WHERE s.case_id = ANY(%b) AND s.role = ANY(%b)"
         ).format(s=s)
         self._by_id = SQL(
             "SELECT s.subject_id, s.case_id, s.role, k.wrapped, k.kek_id"
             " FROM {s}.privacy_subjects s"
-            " JOIN {s}.data_keys k USING (subject_id) WHERE s.subject_id = ANY(%s)"
+            " JOIN {s}.data_keys k USING (subject_id) WHERE s.subject_id = ANY(%b)"
         ).format(s=s)
         self._of_people = SQL(
             "SELECT s.subject_id, s.case_id, s.role FROM {s}.privacy_subjects s"
-            " WHERE s.person = ANY(%s)"
+            " WHERE s.person = ANY(%b)"
         ).format(s=s)
         self._destroyed = SQL(
             "SELECT s.case_id, s.role FROM {s}.privacy_subjects s JOIN {s}.data_keys k"
-            " USING (subject_id) WHERE s.case_id = ANY(%s) AND k.wrapped IS NULL"
+            " USING (subject_id) WHERE s.case_id = ANY(%b) AND k.wrapped IS NULL"
         ).format(s=s)
         self._destroy = SQL(
             "UPDATE {s}.data_keys SET wrapped = NULL, destroyed_at = now()"
-            " WHERE subject_id = ANY(%s) AND wrapped IS NOT NULL"
+            " WHERE subject_id = ANY(%b) AND wrapped IS NOT NULL"
         ).format(s=s)
         self._tombstone = SQL(
             "INSERT INTO {s}.erased_people (person, reason, requested_by) VALUES (%s, %s, %s)"
             " ON CONFLICT (person) DO NOTHING"
         ).format(s=s)
         self._erased_people = SQL(
-            "SELECT person FROM {s}.erased_people WHERE person = ANY(%s)"
+            "SELECT person FROM {s}.erased_people WHERE person = ANY(%b)"
         ).format(s=s)
+        self._lock_subjects = SQL("LOCK TABLE {s}.privacy_subjects IN SHARE MODE").format(s=s)
         self._lift = SQL("DELETE FROM {s}.erased_people WHERE person = %s").format(s=s)
         self._live_keys = SQL(
             "SELECT subject_id, wrapped, kek_id FROM {s}.data_keys WHERE wrapped IS NOT NULL"
@@ -125,7 +126,7 @@ class DataKeys:
         ).format(s=s)
         self._rewrap = SQL(
             "UPDATE {s}.data_keys k SET wrapped = n.wrapped, kek_id = %s"
-            " FROM unnest(%s::uuid[], %s::bytea[]) AS n(subject_id, wrapped)"
+            " FROM unnest(%b::uuid[], %b::bytea[]) AS n(subject_id, wrapped)"
             " WHERE k.subject_id = n.subject_id AND k.wrapped IS NOT NULL"
         ).format(s=s)
 
@@ -166,6 +167,13 @@ class DataKeys:
             stored = self.of_cases(curs, list({c for c, _ in rest}), list({r for _, r in rest}))
             found.update((k, stored[k]) for k in rest if k in stored)
         return found
+
+    def settle(self, curs: Cursor[Any]) -> None:
+        """Wait for every transaction making subjects to commit or roll back, and keep new
+        ones out until the caller's transaction ends: an erasure, once its tombstone is
+        committed, then finds every subject made before it (a writer's insert takes its
+        table lock before its snapshot, so one that waited here sees the tombstone)."""
+        curs.execute(self._lock_subjects)
 
     def of_cases(
         self, curs: Cursor[Any], case_ids: Sequence[UUID], roles: Sequence[str]

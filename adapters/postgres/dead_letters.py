@@ -106,7 +106,7 @@ class DeadLetters:
             " ON CONFLICT (origin, position, raw_sha256) DO NOTHING"
         ).format(table)
         self._judged = SQL(
-            "SELECT position, raw_sha256 FROM {} WHERE origin = %s AND position = ANY(%s)"
+            "SELECT position, raw_sha256 FROM {} WHERE origin = %s AND position = ANY(%b)"
         ).format(table)
         self._claim = SQL(
             "SELECT id, raw, key, error_kind, reason, rule, field, topic, partition, position"
@@ -131,8 +131,8 @@ class DeadLetters:
         self._mark_retried = SQL("UPDATE {} SET retried_at = now() WHERE id = %s").format(table)
         self._drop_mentioning = SQL(
             "UPDATE {} SET raw = ''::bytea, raw_dropped_at = now() WHERE raw_dropped_at IS NULL"
-            " AND (application_number = ANY(%s)"
-            " OR EXISTS (SELECT FROM unnest(%s::bytea[]) v WHERE position(v IN raw) > 0))"
+            " AND (application_number = ANY(%b)"
+            " OR EXISTS (SELECT FROM unnest(%b::bytea[]) v WHERE position(v IN raw) > 0))"
         ).format(table)
         self._drop_older = SQL(
             "UPDATE {} SET raw = ''::bytea, raw_dropped_at = now() WHERE raw_dropped_at IS NULL"

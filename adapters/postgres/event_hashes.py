@@ -139,7 +139,7 @@ class EventHashes:
         ).format(h=table, e=events)
         self._rehash = SQL(
             "UPDATE {} h SET leaf = n.leaf, chain = n.chain, fields = n.fields"
-            " FROM unnest(%s::uuid[], %s::int8[], %s::bytea[], %s::bytea[], %s::bytea[])"
+            " FROM unnest(%b::uuid[], %b::int8[], %b::bytea[], %b::bytea[], %b::bytea[])"
             " AS n(case_id, case_version, leaf, chain, fields)"
             " WHERE h.case_id = n.case_id AND h.case_version = n.case_version"
         ).format(table)
@@ -470,7 +470,7 @@ class LogReader:
 
     def notification_ids(self, leaf_indexes: Sequence[int]) -> dict[int, int]:
         """leaf index -> notification id of the hash rows at `leaf_indexes` that exist."""
-        query = SQL("SELECT leaf_index, notification_id FROM {} WHERE leaf_index = ANY(%s)")
+        query = SQL("SELECT leaf_index, notification_id FROM {} WHERE leaf_index = ANY(%b)")
         with self.conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(query.format(self._hashes), (list(leaf_indexes),))
             return {int(i): int(n) for i, n in curs.fetchall()}
@@ -507,7 +507,7 @@ def _where(
     conditions: list[Composed] = []
     params: list[Any] = []
     if cases is not None:
-        conditions.append(SQL("{} = ANY(%s)").format(Identifier(case_column)))
+        conditions.append(SQL("{} = ANY(%b)").format(Identifier(case_column)))
         params.append(list(cases))
     low, high = bounds
     if low is not None:

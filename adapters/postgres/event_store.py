@@ -192,7 +192,7 @@ class CaseRecorder(PostgresApplicationRecorder):
     @property
     def _select_notification_ids(self) -> Composed:
         return SQL(
-            "SELECT e.notification_id FROM unnest(%s::uuid[], %s::int8[]) WITH ORDINALITY"
+            "SELECT e.notification_id FROM unnest(%b::uuid[], %b::int8[]) WITH ORDINALITY"
             " AS k(originator_id, originator_version, n) JOIN {}.{} e"
             " USING (originator_id, originator_version) ORDER BY k.n"
         ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
@@ -356,7 +356,7 @@ class CaseStore:
         self.integrity = IntegrityLog(self.datastore, schema, EVENTS_TABLE, url)
         self._select_many = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {}.{}"
-            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+            " WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
         ).format(Identifier(schema), Identifier(EVENTS_TABLE))
 
     def close(self) -> None:

@@ -31,12 +31,12 @@ class MerkleNodes:
     def __init__(self, schema: str) -> None:
         table = SQL("{}.merkle_nodes").format(Identifier(schema))
         self._get = SQL(
-            "SELECT n.height, n.index, n.hash FROM unnest(%s::int2[], %s::int8[]) AS k(height,"
+            "SELECT n.height, n.index, n.hash FROM unnest(%b::int2[], %b::int8[]) AS k(height,"
             " index) JOIN {} n USING (height, index)"
         ).format(table)
         self._add = SQL(
-            "INSERT INTO {} (height, index, hash) SELECT * FROM unnest(%s::int2[], %s::int8[],"
-            " %s::bytea[]) ON CONFLICT DO NOTHING"
+            "INSERT INTO {} (height, index, hash) SELECT * FROM unnest(%b::int2[], %b::int8[],"
+            " %b::bytea[]) ON CONFLICT DO NOTHING"
         ).format(table)
         self._clear = SQL("TRUNCATE {}").format(table)
         self._covered = SQL(

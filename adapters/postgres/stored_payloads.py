@@ -34,7 +34,7 @@ class StoredPayloads:
             " AND position(%s::bytea IN state) = 0 ORDER BY notification_id LIMIT %s"
         ).format(events)
         self._replace = SQL(
-            "UPDATE {} e SET state = n.state FROM unnest(%s::int8[], %s::bytea[])"
+            "UPDATE {} e SET state = n.state FROM unnest(%b::int8[], %b::bytea[])"
             " AS n(notification_id, state) WHERE e.notification_id = n.notification_id"
         ).format(events)
 

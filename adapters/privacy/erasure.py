@@ -2,7 +2,8 @@
 
 One erasure, for the subjects it names (every file of a person, or every person of a file):
 0. tombstones a person erased by UCI or email, committed first: from then on no writer
-   makes a new key for them, and a key one made just before is found in step 1;
+   makes a new key for them, and a key one made just before is found in step 1 (which
+   waits for writers still committing theirs: DataKeys.settle);
 1. finds their subjects, reads their cases (their plaintext still opens: it tells which
    dead letters mention them); a case that does not read is listed, its keys destroyed
    all the same;
@@ -79,6 +80,7 @@ def erase(
             for person in persons:
                 store.data_keys.tombstone(curs, person, reason, by)
     with store.datastore.transaction(commit=False) as curs:
+        store.data_keys.settle(curs)  # a subject being committed as the tombstone landed
         subjects = store.data_keys.of_people(curs, persons)
         subjects += [
             (k.subject_id, k.case_id, k.role)

@@ -19,7 +19,6 @@ from uuid import UUID
 
 from adapters.privacy.field_cipher import (
     FieldDecryptError,
-    associated_data,
     is_sealed,
     open_sealed,
     place_of,
@@ -62,15 +61,20 @@ class PersonalDataCodec:
         """Replace each personal value of ``state`` (the event's fields, about to be
         stored) by its token, sealed with its owner's (subject id, key) from ``key_of``.
         Nested dicts are copied first: the domain event's own stay plaintext."""
+        place = place_of(case_id, version)
+        copied: set[str] = set()
         for owner, holder, field in list(personal_paths(state, topic)):
             subject, key = key_of(owner)
             target = state
             if holder:
-                target = state[holder] = dict(state[holder])
+                if holder not in copied:
+                    state[holder] = dict(state[holder])
+                    copied.add(holder)
+                target = state[holder]
             value = target[field]
             target[field] = seal(
                 key, subject, value if type(value) is str else str(value),
-                associated_data(case_id, version, f"{holder}.{field}"),
+                place + f"{holder}.{field}".encode(),
             )  # fmt: skip
 
     def open(self, state: dict[str, Any], topic: str, case_id: UUID, version: int) -> None:

@@ -5,10 +5,12 @@ review, failing (xfail) until its fix."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 
 from adapters.postgres.event_store import CaseStore
@@ -85,6 +87,31 @@ def test_a_new_file_written_during_an_erasure_by_person_does_not_survive_it(
     )
     if case is not None:
         assert "principal_applicant" in case.erased
+
+
+def test_a_key_a_writer_is_committing_as_the_tombstone_lands_is_destroyed_too(
+    store: CaseStore,
+) -> None:
+    """The window the test above cannot reach: the writer's insert of a subject ran (it did
+    not see the tombstone yet) but has not committed when the erasure looks the person's
+    subjects up. The erasure must wait for it, not miss it."""
+    person = store.vault.blind_index.person(APPLICANT["uci"])
+    place = (case_id(NUMBER), "principal_applicant")
+    with psycopg.connect(store.url) as writer, writer.cursor() as curs:
+        made = store.data_keys.subjects_for(curs, [(*place, person)])
+        assert made[place].key is not None
+        erasing = threading.Thread(
+            target=erase, args=(store,), kwargs={"people": [APPLICANT["uci"]]}, daemon=True
+        )
+        erasing.start()
+        erasing.join(timeout=1.0)  # the erasure's tombstone commits meanwhile
+        writer.commit()
+    erasing.join(timeout=30)
+    assert not erasing.is_alive()
+    with store.datastore.transaction(commit=False) as curs:
+        kept = store.data_keys.of_cases(curs, [place[0]], [place[1]])[place]
+    destroyed = kept.key is None  # (not the key itself in the assertion's message)
+    assert destroyed, "the key the writer was committing survived the erasure"
 
 
 def _account(store: CaseStore, login: str, kind: str, files: list[tuple[str, str]]) -> None:

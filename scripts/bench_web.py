@@ -1,0 +1,114 @@
+"""Tracker web page throughput: GET /{lang}/applications/{n} for signed-in users, against
+the API's JSON read of the same files in the same run.
+
+Reuses scripts/bench_api.py's machinery: the same schema of generated cases (kept
+between runs), the same accounts with live sessions (60% principal applicants, 30%
+sponsors, 10% representatives), one `casetrack serve` process and the same load
+generator (a separate process, HTTP/1.1 keep-alive, --concurrency connections). It
+runs --seconds of GET /v1/applications/{n} (Authorization: Bearer, the baseline), then
+--seconds of the HTML page with the same session in its cookie (and a CSRF cookie, as a
+signed-in browser has), each in the account's language, each after a short warm-up.
+Prints req/s, p50 and p99 of both and their ratio (targets: at least 0.5x the JSON
+read's throughput, p99 under 50 ms); the last line is JSON: {"rps", "p50_ms",
+"p99_ms", "json_rps", "json_p50_ms", "json_p99_ms", "ratio"}.
+
+Database: CASETRACK_DATABASE_URL, or the embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import subprocess
+import sys
+
+from bench_api import ensure_cases, free_port, load, make_sessions, wait_until_up
+from children import CASETRACK, ROOT, child_env
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--accounts", type=int, default=2_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    from adapters import bootstrap, logs
+    from adapters.settings import Settings
+
+    logs.configure("error")
+    url = bootstrap.database_url(Settings.from_env())
+    schema = f"bench_api_{args.cases}_{args.seed}"  # bench_api.py's: filled once for both
+    ensure_cases(url, schema, args.cases, args.seed)
+    pairs = make_sessions(url, schema, args.accounts)
+    # make_sessions gives every fourth account English, the others French.
+    langs = ["en" if index % 4 == 0 else "fr" for index in range(len(pairs))]
+
+    port = free_port()
+    server = subprocess.Popen(
+        [*CASETRACK, "serve", "--port", str(port)],
+        env=child_env(url, schema, log_level="info"),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_up(port, server)
+        host = f"127.0.0.1:{port}"
+        reads = [
+            f"GET /v1/applications/{number}?lang={lang} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n"
+            for (token, number), lang in zip(pairs, langs, strict=True)
+        ]
+        baseline = load(port, reads, args)
+        # A signed-in browser also holds the CSRF cookie of the sign-in page it came from.
+        pages = [
+            f"GET /{lang}/applications/{number} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Cookie: ct_csrf={secrets.token_urlsafe(32)}; ct_session={token}\r\n\r\n"
+            for (token, number), lang in zip(pairs, langs, strict=True)
+        ]
+        target = load(port, pages, args)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    for name, found in (
+        ("JSON GET /v1/applications/{n}", baseline),
+        ("page GET /{lang}/applications/{n}", target),
+    ):
+        print(
+            f"{name}: {found['rps']:,.0f} req/s, p50 {found['p50_ms']:.2f} ms,"
+            f" p99 {found['p99_ms']:.2f} ms ({found['requests']:,} requests,"
+            f" statuses {found['statuses']})"
+        )
+    for name, found in (("JSON", baseline), ("page", target)):
+        bad = {k: v for k, v in found["statuses"].items() if k != "200"}
+        if bad:
+            print(f"warning: non-200 answers during the {name} run: {bad}")
+    ratio = target["rps"] / baseline["rps"]
+    print(
+        f"ratio: {ratio:.3f} of the JSON read's throughput (target >= 0.5);"
+        f" page p99 {target['p99_ms']:.2f} ms (target < 50 ms)"
+    )
+    print(
+        json.dumps(
+            {
+                "rps": round(target["rps"], 1),
+                "p50_ms": round(target["p50_ms"], 2),
+                "p99_ms": round(target["p99_ms"], 2),
+                "json_rps": round(baseline["rps"], 1),
+                "json_p50_ms": round(baseline["p50_ms"], 2),
+                "json_p99_ms": round(baseline["p99_ms"], 2),
+                "ratio": round(ratio, 3),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
