@@ -202,6 +202,7 @@ def notifier(settings: Settings, poll_interval: float = 1.0) -> Notifier:
             public_url=settings.public_url,
             group_seconds=settings.notify_group_seconds,
             poll_interval=poll_interval,
+            keep_days=settings.notify_keep_days,
         ),
         SmtpSession(settings.smtp),
         WebhookClient(settings.webhook_allow_private, settings.webhook_timeout),

@@ -32,6 +32,7 @@ import structlog
 from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Identifier
 
+from adapters.chores import Every
 from adapters.mail_texts import change_message, endpoint_disabled_message
 from adapters.postgres.webhooks_store import EndpointHealth
 from adapters.smtp import MailNotSent
@@ -60,6 +61,7 @@ class NotifierSettings:
     group_seconds: float = 900.0
     poll_interval: float = 1.0
     batch: int = 100
+    keep_days: int = 30  # settled rows (sent, skipped, dead) are deleted after this
 
 
 class Notifier:
@@ -86,6 +88,7 @@ class Notifier:
         # (1 s doubling to a minute) instead of each account's in turn.
         self._mail_backoff = RetryBackoff(1.0, 60.0)
         self._mail_paused_until = 0.0
+        self._prune = Every(3600.0, self._prune_now)
 
     # ---------------------------------------------------------------- the loop
 
@@ -105,7 +108,7 @@ class Notifier:
 
         workers = [
             threading.Thread(target=work, args=(send,), name=name)
-            for name, send in (("email", self.send_emails), ("webhook", self.send_webhooks))
+            for name, send in (("email", self._emails_and_chores), ("webhook", self.send_webhooks))
         ]
         for worker in workers:
             worker.start()
@@ -141,6 +144,28 @@ class Notifier:
         finally:
             if listener is not None:
                 listener.close()
+
+    def _emails_and_chores(self) -> int:
+        sent = self.send_emails()
+        self._prune()
+        return sent
+
+    def _prune_now(self) -> None:
+        self.prune()
+
+    def prune(self) -> int:
+        """Delete settled rows older than ``keep_days`` (in batches); how many."""
+        conn = self._connection("email")  # the email worker's chore
+        total = 0
+        while True:
+            with conn.transaction(), conn.cursor() as curs:
+                deleted = self.outbox.prune(curs, self.settings.keep_days)
+            total += deleted
+            if deleted < 10_000:
+                break
+        if total:
+            log.info("old notifications deleted", rows=total)
+        return total
 
     def round(self) -> int:
         """Send one batch of what is due (emails, then webhooks); how many messages went out

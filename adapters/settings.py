@@ -68,6 +68,9 @@ class Settings:
     # CASETRACK_NOTIFY_GROUP_SECONDS: changes to one person's files within this window go
     # in one email (docs/notifications.md); 0 sends each at once
     notify_group_seconds: int = 900
+    # CASETRACK_NOTIFY_KEEP_DAYS: sent, skipped and dead-lettered notifications are
+    # deleted after this many days (`casetrack webhooks redeliver` needs them until then)
+    notify_keep_days: int = 30
     # CASETRACK_PUBLIC_URL: the tracker's address, for the links in notification emails
     public_url: str = "http://localhost:8000"
     # CASETRACK_WEBHOOK_ALLOW_PRIVATE=1: webhooks may go to private and loopback addresses
@@ -107,6 +110,7 @@ class Settings:
             kek=Path(kek).resolve() if (kek := env.get("CASETRACK_KEK_FILE")) else None,
             dead_letter_raw_days=_whole(env, "CASETRACK_DEAD_LETTER_RAW_DAYS", 30, 1, 3650),
             notify_group_seconds=_whole(env, "CASETRACK_NOTIFY_GROUP_SECONDS", 900, 0, 86400),
+            notify_keep_days=_whole(env, "CASETRACK_NOTIFY_KEEP_DAYS", 30, 4, 3650),
             public_url=_public_url(env.get("CASETRACK_PUBLIC_URL", "")),
             webhook_allow_private=_flag(env, "CASETRACK_WEBHOOK_ALLOW_PRIVATE"),
             webhook_timeout=_whole(env, "CASETRACK_WEBHOOK_TIMEOUT_SECONDS", 5, 1, 30),

@@ -11,7 +11,8 @@ file's past. This table is not one of the projection's view tables, so a rebuild
 drops it (docs/notifications.md).
 
 States: ``pending`` (due at ``due_at``), ``sent``, ``skipped`` (the account opted out or
-is gone: nothing sent), ``dead`` (kept failing for ``GIVE_UP``). The SQL of this table is
+is gone: nothing sent), ``dead`` (kept failing for ``GIVE_UP``). Settled rows are deleted
+after CASETRACK_NOTIFY_KEEP_DAYS (``prune``). The SQL of this table is
 here, the projection's writes and the notifier's claims alike (like projections/positions);
 it reads account_links, accounts and webhook_endpoints (their owners create them).
 """
@@ -201,6 +202,11 @@ class Outbox:
         self._dead = f(
             "UPDATE {s}.notify_outbox SET state = 'dead', last_error = %s WHERE id = ANY(%s)"
         )
+        self._prune = f(
+            "DELETE FROM {s}.notify_outbox WHERE id IN (SELECT id FROM {s}.notify_outbox"
+            " WHERE state <> 'pending' AND created_at < now() - make_interval(days => %s)"
+            " LIMIT %s)"
+        )
         self._list = f(
             "SELECT id, application_number, recipient AS endpoint_id, state, attempts,"
             " created_at, due_at, sent_at, last_error FROM {s}.notify_outbox"
@@ -292,6 +298,14 @@ class Outbox:
 
     def dead(self, curs: Cursor[DictRow], ids: Sequence[int], error: str) -> None:
         curs.execute(self._dead, (error, list(ids)))
+
+    def prune(self, curs: Cursor[DictRow], keep_days: int, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` settled rows (sent, skipped, dead) older than ``keep_days``;
+        how many. Safe for exactly-once: a committed event is never applied again (a
+        rebuild replays silently up to the live position and applies only what follows),
+        so no old row is needed to stop a resend."""
+        curs.execute(self._prune, (keep_days, limit))
+        return curs.rowcount
 
     # ---------------------------------------------------------------- operators
 

@@ -254,3 +254,21 @@ def test_an_endpoint_that_is_down_costs_one_attempt_per_pause(store: CaseStore, 
         assert {r["state"] for r in outbox(store, "webhook")} == {"pending"}
         drain(n, lambda: len(hooks.ids()) >= 3)
         assert sorted(hooks.answered) == [200, 200, 200, 503]
+
+
+def test_settled_rows_are_deleted_after_the_keep_days(store: CaseStore, sink: Sink) -> None:
+    feed(store, line(NUMBER, "application.received", received_payload()))
+    link(store, NUMBER, "principal_applicant")
+    feed(store, line(NUMBER, "application.acknowledged", {"acknowledged_on": "2024-03-01"}))
+    n = notifier(store, sink)
+    drain(n, lambda: len(sink.messages()) >= 1)
+    feed(store, line(NUMBER, "biometrics.requested", {"due_on": "2024-04-01"}))
+    execute(store, "UPDATE {schema}.notify_outbox SET created_at = now() - interval '31 days'")
+    assert n.prune() == 1  # the sent one; the pending one stays, however old
+    [left] = outbox(store)
+    assert left["state"] == "pending"
+    drain(n, lambda: len(sink.messages()) >= 2)
+    # a rebuild after the pruning still resends nothing
+    rebuild(store, select(None))
+    n.round()
+    assert len(sink.messages()) == 2
