@@ -54,8 +54,18 @@ DDL = (
     " last_error text,"
     " sent_at timestamptz,"
     " UNIQUE (case_id, version, channel, recipient))",
-    "CREATE INDEX IF NOT EXISTS notify_outbox_due_ix ON {schema}.notify_outbox"
-    " (channel, due_at) WHERE state = 'pending'",
+    # Each claim reads a few index entries, however many rows wait (an outage, a window).
+    "DROP INDEX IF EXISTS {schema}.notify_outbox_due_ix",
+    "CREATE INDEX IF NOT EXISTS notify_outbox_webhook_due_ix ON {schema}.notify_outbox"
+    " (due_at, id) WHERE state = 'pending' AND channel = 'webhook'",
+    "CREATE INDEX IF NOT EXISTS notify_outbox_webhook_endpoint_ix ON {schema}.notify_outbox"
+    " (recipient) WHERE state = 'pending' AND channel = 'webhook'",
+    "CREATE INDEX IF NOT EXISTS notify_outbox_email_age_ix ON {schema}.notify_outbox"
+    " (created_at) WHERE state = 'pending' AND channel = 'email'",
+    "CREATE INDEX IF NOT EXISTS notify_outbox_email_account_ix ON {schema}.notify_outbox"
+    " (recipient, id) WHERE state = 'pending' AND channel = 'email'",
+    "CREATE INDEX IF NOT EXISTS notify_outbox_settled_ix ON {schema}.notify_outbox"
+    " (created_at) WHERE state <> 'pending'",
 )
 
 
@@ -158,11 +168,14 @@ class Outbox:
             " ON CONFLICT (case_id, version, channel, recipient) DO NOTHING"
         )
         self._notify = SQL("SELECT pg_notify(%s, '')")
+        # An account is due once its oldest pending change has waited the window: the
+        # oldest pending rows (by the index) name the due accounts, oldest first.
         self._due_accounts = f(
-            "SELECT recipient FROM {s}.notify_outbox"
-            " WHERE channel = 'email' AND state = 'pending' AND due_at <= now()"
-            " GROUP BY recipient HAVING min(created_at) <= now() - make_interval(secs => %s)"
-            " ORDER BY min(created_at) LIMIT %s"
+            "SELECT recipient FROM (SELECT recipient, created_at FROM {s}.notify_outbox"
+            " WHERE channel = 'email' AND state = 'pending'"
+            " AND created_at <= now() - make_interval(secs => %s) AND due_at <= now()"
+            " ORDER BY created_at LIMIT %s) oldest"
+            " GROUP BY recipient ORDER BY min(created_at) LIMIT %s"
         )
         # (class, key) advisory lock per account; ids past 2^31 wrap (a collision only
         # makes one notifier skip an account for a round)
@@ -182,8 +195,9 @@ class Outbox:
             "SELECT " + _ROW + ", w.url, w.secret, w.disabled_at IS NOT NULL AS disabled,"
             " w.failing_since FROM {s}.notify_outbox o"
             " LEFT JOIN {s}.webhook_endpoints w ON w.endpoint_id = o.recipient"
-            " WHERE o.channel = 'webhook' AND o.state = 'pending' AND o.due_at <= now()"
-            " ORDER BY o.due_at, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED"
+            " WHERE o.id = (SELECT id FROM {s}.notify_outbox"
+            " WHERE channel = 'webhook' AND state = 'pending' AND due_at <= now()"
+            " ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         )
         self._done = f(
             "UPDATE {s}.notify_outbox SET state = %s, sent_at = now(), attempts = attempts + 1,"
@@ -253,7 +267,7 @@ class Outbox:
 
     def due_accounts(self, curs: Cursor[DictRow], group_seconds: float, limit: int) -> list[int]:
         """Accounts whose oldest pending change has waited the grouping window."""
-        curs.execute(self._due_accounts, (group_seconds, limit))
+        curs.execute(self._due_accounts, (group_seconds, limit * 20, limit))
         return [r["recipient"] for r in curs.fetchall()]
 
     def claim_group(self, curs: Cursor[DictRow], account_id: int) -> EmailGroup | None:
