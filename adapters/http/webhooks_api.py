@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from adapters.http import models
-from adapters.http.auth import CurrentAccount
+from adapters.http.auth import CurrentAccount, guard
 from adapters.http.problems import Problem, responses
 from adapters.http.services import ServicesDep
 from adapters.postgres.accounts_store import Account
@@ -41,13 +41,14 @@ def _out(endpoint: Endpoint) -> models.Webhook:
     "/v1/webhooks",
     status_code=201,
     response_model=models.WebhookCreated,
-    responses=responses(400, 401, 403, 409, 422),
+    responses=responses(400, 401, 403, 409, 422, 429),
     summary="Register a webhook endpoint for the representative's files",
 )
 async def create(
-    body: models.WebhookRequest, account: CurrentAccount, services: ServicesDep
+    body: models.WebhookRequest, request: Request, account: CurrentAccount, services: ServicesDep
 ) -> models.WebhookCreated:
     _representative(account)
+    await guard(request, services, "webhook", account.login)  # each try resolves a host
     try:  # resolves the host: off the event loop
         await run_in_threadpool(check_url, body.url, services.settings.webhook_allow_private)
     except UrlRefused as e:

@@ -115,3 +115,21 @@ def test_register_list_delete_and_receive(
             client.delete(f"/v1/webhooks/{webhook['id']}", headers=bearer(token)).status_code == 404
         )
         assert client.get("/v1/webhooks", headers=bearer(token)).json() == {"webhooks": []}
+
+
+def test_registering_webhooks_is_rate_limited(
+    make_client: Callable[..., TestClient], mailbox: Mailbox, files: Files
+) -> None:
+    from dataclasses import replace
+
+    from adapters.http.settings import Limit, Limits
+
+    base = Limits()
+    limits = replace(base, per_login_address={**base.per_login_address, "webhook": Limit(2, 3600)})
+    client = make_client(limits=limits)
+    _, token = _representative(client, mailbox, files)
+    answers = [
+        client.post("/v1/webhooks", json={"url": "https://10.0.0.1/x"}, headers=bearer(token))
+        for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [422, 422, 429]
