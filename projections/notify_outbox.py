@@ -177,19 +177,19 @@ class Outbox:
             " ORDER BY created_at LIMIT %s) oldest"
             " GROUP BY recipient ORDER BY min(created_at) LIMIT %s"
         )
-        # (class, key) advisory lock per account; ids past 2^31 wrap (a collision only
-        # makes one notifier skip an account for a round)
-        self._lock_account = SQL(
-            "SELECT pg_try_advisory_xact_lock(%s::int4, (%s::bigint %% 2147483647)::int4) AS locked"
-        )
+        # One statement: the account's advisory lock (another notifier holding it gets
+        # nothing; ids past 2^31 wrap, and a collision only makes one notifier skip an
+        # account for a round), its due rows locked, and where and whether to send them.
         self._group = f(
-            "SELECT " + _ROW + " FROM {s}.notify_outbox o"
-            " WHERE o.channel = 'email' AND o.recipient = %s AND o.state = 'pending'"
-            " AND o.due_at <= now() ORDER BY o.id FOR UPDATE SKIP LOCKED"
-        )
-        self._account = f(
-            "SELECT email, language, kind <> 'erased' AND email <> '' AND notify AS wants"
-            " FROM {s}.accounts WHERE account_id = %s"
+            "WITH held AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(%s::int4,"
+            " (%s::bigint %% 2147483647)::int4) AS locked)"
+            " SELECT " + _ROW + ", a.email AS email, a.language AS account_language,"
+            " coalesce(a.kind <> 'erased' AND a.email <> '' AND a.notify, false) AS wants"
+            " FROM held, {s}.notify_outbox o"
+            " LEFT JOIN {s}.accounts a ON a.account_id = o.recipient"
+            " WHERE held.locked AND o.channel = 'email' AND o.recipient = %s"
+            " AND o.state = 'pending' AND o.due_at <= now()"
+            " ORDER BY o.id FOR UPDATE OF o SKIP LOCKED"
         )
         self._delivery = f(
             "SELECT " + _ROW + ", w.url, w.secret, w.disabled_at IS NOT NULL AS disabled,"
@@ -272,20 +272,17 @@ class Outbox:
 
     def claim_group(self, curs: Cursor[DictRow], account_id: int) -> EmailGroup | None:
         """The account's due rows, locked; None when another notifier holds the account."""
-        curs.execute(self._lock_account, (0x4E4F5449, account_id))
-        row = curs.fetchone()
-        if not (row and row["locked"]):
+        curs.execute(self._group, (0x4E4F5449, account_id, account_id))
+        found = curs.fetchall()
+        if not found:
             return None
-        curs.execute(self._group, (account_id,))
-        rows = [_row(r) for r in curs.fetchall()]
-        if not rows:
-            return None
-        curs.execute(self._account, (account_id,))
-        account = curs.fetchone()
-        if account is None:
-            return EmailGroup(account_id, "", "en", False, rows)
+        first = found[0]
         return EmailGroup(
-            account_id, account["email"], account["language"], bool(account["wants"]), rows
+            account_id,
+            first["email"] or "",
+            first["account_language"] or "en",
+            bool(first["wants"]),
+            [_row(r) for r in found],
         )
 
     def claim_delivery(self, curs: Cursor[DictRow]) -> Delivery | None:
