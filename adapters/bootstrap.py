@@ -190,8 +190,9 @@ def mailer(settings: Settings) -> Mailer:
     return SmtpMailer(settings.smtp)
 
 
-def notifier(settings: Settings, poll_interval: float = 1.0) -> Notifier:
-    """`casetrack notify`'s sender: the outbox, the SMTP server, the webhook client."""
+def notifier(settings: Settings, poll_interval: float = 1.0, workers: int = 2) -> Notifier:
+    """`casetrack notify`'s sender: the outbox, the SMTP server, the webhook client;
+    ``workers`` sending threads per channel, each with its own SMTP session and client."""
     from adapters.notifier import Notifier, NotifierSettings
     from adapters.webhook_client import WebhookClient
 
@@ -203,10 +204,15 @@ def notifier(settings: Settings, poll_interval: float = 1.0) -> Notifier:
             group_seconds=settings.notify_group_seconds,
             poll_interval=poll_interval,
             keep_days=settings.notify_keep_days,
+            workers=workers,
         ),
         SmtpSession(settings.smtp),
         WebhookClient(settings.webhook_allow_private, settings.webhook_timeout),
         notices=SmtpMailer(settings.smtp),
+        more_mailers=lambda: SmtpSession(settings.smtp),
+        more_clients=lambda: WebhookClient(
+            settings.webhook_allow_private, settings.webhook_timeout
+        ),
     )
 
 

@@ -62,11 +62,14 @@ class NotifierSettings:
     poll_interval: float = 1.0
     batch: int = 100
     keep_days: int = 30  # settled rows (sent, skipped, dead) are deleted after this
+    workers: int = 1  # sending threads per channel (they wait on the network, not the CPU)
 
 
 class Notifier:
-    """``mailer`` sends the notifications (the email worker's alone); ``notices`` (default:
-    ``mailer``) the rare notice that an endpoint was disabled, from the webhook worker."""
+    """``mailer`` and ``webhooks`` are the first email and webhook worker's; further
+    workers (``settings.workers`` per channel) get their own from ``more_mailers`` and
+    ``more_clients`` (an SMTP session and a webhook client serve one thread). ``notices``
+    (default: ``mailer``) sends the rare notice that an endpoint was disabled."""
 
     def __init__(
         self,
@@ -75,11 +78,17 @@ class Notifier:
         webhooks: WebhookClient,
         clock: Callable[[], float] = time.time,
         notices: NotificationMailer | None = None,
+        more_mailers: Callable[[], NotificationMailer] | None = None,
+        more_clients: Callable[[], WebhookClient] | None = None,
     ) -> None:
         self.settings = settings
         self.mailer = mailer
         self.notices = notices or mailer
         self.webhooks = webhooks
+        self._more_mailers = more_mailers
+        self._more_clients = more_clients
+        self._mailers: dict[str, NotificationMailer] = {}
+        self._clients: dict[str, WebhookClient] = {}
         self.clock = clock
         self.outbox = Outbox(settings.schema)
         self.health = EndpointHealth(settings.schema)
@@ -106,9 +115,15 @@ class Notifier:
                 failures.append(e)
                 stop.set()
 
+        count = max(1, self.settings.workers)
+        emails = count if self._more_mailers else 1
+        hooks = count if self._more_clients else 1
         workers = [
-            threading.Thread(target=work, args=(send,), name=name)
-            for name, send in (("email", self._emails_and_chores), ("webhook", self.send_webhooks))
+            threading.Thread(target=work, args=(self._emails_and_chores,), name=f"email-{i}")
+            for i in range(emails)
+        ] + [
+            threading.Thread(target=work, args=(self.send_webhooks,), name=f"webhook-{i}")
+            for i in range(hooks)
         ]
         for worker in workers:
             worker.start()
@@ -147,7 +162,8 @@ class Notifier:
 
     def _emails_and_chores(self) -> int:
         sent = self.send_emails()
-        self._prune()
+        if threading.current_thread().name == "email-0":
+            self._prune()
         return sent
 
     def _prune_now(self) -> None:
@@ -155,7 +171,7 @@ class Notifier:
 
     def prune(self) -> int:
         """Delete settled rows older than ``keep_days`` (in batches); how many."""
-        conn = self._connection("email")  # the email worker's chore
+        conn = self._connection(threading.current_thread().name)
         total = 0
         while True:
             with conn.transaction(), conn.cursor() as curs:
@@ -173,11 +189,15 @@ class Notifier:
         return self.send_emails() + self.send_webhooks()
 
     def close(self) -> None:
-        for mailer in {id(m): m for m in (self.mailer, self.notices)}.values():
+        mailers = (self.mailer, self.notices, *self._mailers.values())
+        for mailer in {id(m): m for m in mailers}.values():
             closer = getattr(mailer, "close", None)  # an SMTP session keeps its connection
             if closer is not None:
                 closer()
-        self.webhooks.close()
+        for client in {id(c): c for c in (self.webhooks, *self._clients.values())}.values():
+            client.close()
+        self._mailers.clear()
+        self._clients.clear()
         for name in list(self._conns):
             self._drop(name)
 
@@ -185,6 +205,24 @@ class Notifier:
         conn = self._conns.pop(name, None)
         if conn is not None:
             conn.close()
+
+    def _mailer(self) -> NotificationMailer:
+        """This thread's mailer: the first worker's (and the caller's of ``round``) is
+        ``mailer``, each further worker's its own."""
+        name = threading.current_thread().name
+        if self._more_mailers is None or not name.startswith("email-") or name == "email-0":
+            return self.mailer
+        if name not in self._mailers:
+            self._mailers[name] = self._more_mailers()
+        return self._mailers[name]
+
+    def _client(self) -> WebhookClient:
+        name = threading.current_thread().name
+        if self._more_clients is None or not name.startswith("webhook-") or name == "webhook-0":
+            return self.webhooks
+        if name not in self._clients:
+            self._clients[name] = self._more_clients()
+        return self._clients[name]
 
     def _connection(self, name: str) -> psycopg.Connection[DictRow]:
         conn = self._conns.get(name)
@@ -197,9 +235,13 @@ class Notifier:
     def send_emails(self) -> int:
         if time.monotonic() < self._mail_paused_until:
             return 0
-        conn = self._connection("email")
+        conn = self._connection(threading.current_thread().name)
         with conn.transaction(), conn.cursor() as curs:
             due = self.outbox.due_accounts(curs, self.settings.group_seconds, self.settings.batch)
+        name = threading.current_thread().name
+        if name.startswith("email-") and len(due) > 1:  # workers start apart in the list
+            shift = int(name[6:]) * len(due) // max(1, self.settings.workers) % len(due)
+            due = due[shift:] + due[:shift]
         settled = 0
         for account_id in due:
             with conn.transaction(), conn.cursor() as curs:
@@ -227,7 +269,7 @@ class Notifier:
             group.language, list(files.items()), self.settings.public_url
         )
         try:
-            self.mailer.send(group.email, subject, body, message_id=group.message_id)
+            self._mailer().send(group.email, subject, body, message_id=group.message_id)
         except MailNotSent as e:
             attempts = max(r.attempts for r in group.rows) + 1
             delay = retry_delay(attempts, cap=EMAIL_RETRY_CAP)
@@ -243,7 +285,7 @@ class Notifier:
     # ---------------------------------------------------------------- webhooks
 
     def send_webhooks(self) -> int:
-        conn = self._connection("webhook")
+        conn = self._connection(threading.current_thread().name)
         sent = 0
         for _ in range(self.settings.batch):
             with conn.transaction(), conn.cursor() as curs:
@@ -265,7 +307,7 @@ class Notifier:
         timestamp = int(self.clock())
         headers = webhook_signature.headers(delivery.secret, delivery.message_id, timestamp, body)
         try:
-            self.webhooks.post(delivery.url, body, headers)
+            self._client().post(delivery.url, body, headers)
         except (DeliveryFailed, UrlRefused) as e:
             error = str(e) if isinstance(e, DeliveryFailed) else f"refused: {e}"
             delay = retry_delay(row.attempts + 1, cap=WEBHOOK_RETRY_CAP)

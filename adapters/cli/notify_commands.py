@@ -16,6 +16,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     notify = sub.add_parser("notify", help="send change notifications (email, webhooks)")
     notify.add_argument("--once", action="store_true", help="send what is due and exit")
     notify.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS")
+    notify.add_argument(
+        "--workers", type=int, default=2, metavar="N",
+        help="sending threads per channel (email, webhooks); default 2",
+    )  # fmt: skip
     notify.set_defaults(run=cmd_notify)
 
     webhooks = sub.add_parser("webhooks", help="webhook deliveries")
@@ -36,7 +40,11 @@ def cmd_notify(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    notifier = bootstrap.notifier(args.settings, poll_interval=args.poll_interval)
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    notifier = bootstrap.notifier(
+        args.settings, poll_interval=args.poll_interval, workers=args.workers
+    )
     if args.once:
         with closing(notifier):
             total = 0
