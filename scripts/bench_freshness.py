@@ -389,7 +389,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--baseline-seconds", type=float, default=20.0)
     parser.add_argument("--linked-share", type=float, default=0.2)
-    parser.add_argument("--notifiers", type=int, default=2)
+    parser.add_argument(
+        "--notifiers", type=int, default=1, help="processes (2 threads per channel each)"
+    )
     parser.add_argument(
         "--api-sample", type=int, default=5,
         help="poll 1 in N of the events (the pollers share the machine with what they time)",
