@@ -138,6 +138,20 @@ class Arrivals:
             self.by_version[(e.number, e.version)] = e
         self.email_cursor: dict[str, int] = defaultdict(int)
         self.unmatched = 0
+        # What arrived, as it arrived: matched to the events afterwards (``settle``), so
+        # the receivers answer at once and never slow the notifier they time.
+        self.raw: list[tuple[str, bytes, float]] = []
+
+    def arrived(self, kind: str, content: bytes) -> None:
+        at = time.time()
+        with self.lock:
+            self.raw.append((kind, content, at))
+
+    def settle(self) -> None:
+        with self.lock:
+            raw, self.raw = self.raw, []
+        for kind, content, at in sorted(raw, key=lambda r: r[2]):
+            (self.email if kind == "email" else self.webhook)(content, at)
 
     def email(self, raw: bytes, at: float) -> None:
         """Each change is one "- " line under its file's heading, in version order (the
@@ -179,9 +193,7 @@ class _Mail:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = envelope.original_content or envelope.content
-        self.arrivals.email(
-            content if isinstance(content, bytes) else content.encode(), time.time()
-        )
+        self.arrivals.arrived("email", content if isinstance(content, bytes) else content.encode())
         return "250 OK"
 
 
@@ -191,7 +203,7 @@ def webhook_receiver(arrivals: Arrivals) -> ThreadingHTTPServer:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            arrivals.webhook(body, time.time())
+            arrivals.arrived("webhook", body)
             self.send_response(200)
             self.send_header("content-length", "0")
             self.end_headers()
@@ -469,7 +481,7 @@ def main() -> int:
             f" change what a linked file's applicant sees) with {args.notifiers} notifiers"
         )
         publish(servers, topic, p.timed[:main_count], 0, args.rate, p, api, args.api_sample)
-        drain(main_expected, api, timeout=30.0)
+        drain(main_expected, api, arrivals, timeout=30.0)
         main_figures = figures(main_expected, args.api_sample)
 
         for n in notifiers:
@@ -540,10 +552,11 @@ def hooks_url(server: ThreadingHTTPServer) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}/hooks"
 
 
-def drain(expected: list[Expected], api: ApiPoller, timeout: float) -> None:
+def drain(expected: list[Expected], api: ApiPoller, arrivals: Arrivals, timeout: float) -> None:
     """Wait (bounded) until every measured event arrived everywhere."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        arrivals.settle()
         if all(e.email is not None and e.webhook is not None for e in expected):
             break
         time.sleep(0.2)
