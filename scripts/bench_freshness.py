@@ -510,6 +510,7 @@ def main() -> int:
         hooks.shutdown()
         if broker is not None:
             broker.stop()
+        retried = retries(url, schema)
         drop_schema(url, schema)
 
     print("freshness from publication, with consumer, projector, API and notifiers running:")
@@ -522,6 +523,10 @@ def main() -> int:
     print(line_for("api", bs, bmissing, targets["api"]))
     ratio = main_figures["api"][0]["p99"] / bs["p99"] if bs["n"] else math.nan
     print(f"ratio: API p99 with notifiers / without = {ratio:.2f}x")
+    print(
+        "  deliveries tried more than once (a timeout or refusal under load):"
+        f" email {retried.get('email', 0)}, webhook {retried.get('webhook', 0)}"
+    )
     if arrivals.unmatched:
         print(f"  ({arrivals.unmatched} deliveries matched no expected event)")
     result: dict[str, Any] = {
@@ -546,6 +551,16 @@ def main() -> int:
     }  # fmt: skip
     print(json.dumps(result))
     return 0
+
+
+def retries(url: str, schema: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            SQL(
+                "SELECT channel, count(*) FROM {}.notify_outbox WHERE attempts > 1 GROUP BY channel"
+            ).format(Identifier(schema))
+        ).fetchall()
+    return {str(channel): int(n) for channel, n in found}
 
 
 def hooks_url(server: ThreadingHTTPServer) -> str:
