@@ -34,6 +34,7 @@ bench: $(STAMP)
 	@$(BIN)/python scripts/bench_kafka_ingest.py
 	@$(BIN)/python scripts/bench_api.py
 	@$(BIN)/python scripts/bench_web.py
+	@$(BIN)/python scripts/bench_freshness.py
 
 clean:
 	-@$(BIN)/casetrack db stop 2>/dev/null

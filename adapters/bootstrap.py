@@ -28,7 +28,7 @@ from adapters.postgres.event_store import CaseStore
 from adapters.privacy.vault import Vault
 from adapters.server_secret import server_secret
 from adapters.settings import Settings
-from adapters.smtp import Mailer, SmtpMailer
+from adapters.smtp import Mailer, SmtpMailer, SmtpSession
 from projections import daemon
 
 log = structlog.get_logger(__name__)
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from adapters.http.metrics import Metrics
     from adapters.http.services import Services
     from adapters.http.settings import ApiSettings
+    from adapters.notifier import Notifier
     from consumers.kafka.consumer import KafkaCaseConsumer
     from consumers.kafka.lag import LagReport
     from consumers.kafka.settings import ConsumerSettings
@@ -199,6 +200,32 @@ def mailer(settings: Settings) -> Mailer:
     return SmtpMailer(settings.smtp)
 
 
+def notifier(settings: Settings, poll_interval: float = 1.0, workers: int = 2) -> Notifier:
+    """`casetrack notify`'s sender: the outbox, the SMTP server, the webhook client;
+    ``workers`` sending threads per channel, each with its own SMTP session and client."""
+    from adapters.notifier import Notifier, NotifierSettings
+    from adapters.webhook_client import WebhookClient
+
+    return Notifier(
+        NotifierSettings(
+            url=database_url(settings),
+            schema=settings.schema,
+            public_url=settings.public_url,
+            group_seconds=settings.notify_group_seconds,
+            poll_interval=poll_interval,
+            keep_days=settings.notify_keep_days,
+            workers=workers,
+        ),
+        SmtpSession(settings.smtp),
+        WebhookClient(settings.webhook_allow_private, settings.webhook_timeout),
+        notices=SmtpMailer(settings.smtp),
+        more_mailers=lambda: SmtpSession(settings.smtp),
+        more_clients=lambda: WebhookClient(
+            settings.webhook_allow_private, settings.webhook_timeout
+        ),
+    )
+
+
 def api_settings(settings: Settings) -> ApiSettings:
     """What the API needs; makes the server secret under the home the first time it is needed
     (SecretError when that file is damaged)."""
@@ -216,6 +243,7 @@ def api_settings(settings: Settings) -> ApiSettings:
         read_connections=settings.read_connections,
         trusted_proxies=settings.trusted_proxies,
         metrics_token=settings.metrics_token,
+        webhook_allow_private=settings.webhook_allow_private,
     )
 
 
@@ -232,6 +260,7 @@ def services(api: ApiSettings, metrics: Metrics) -> Services:
     from adapters.postgres.lane import ConnectionLane
     from adapters.postgres.rate_limits import RateLimits
     from adapters.postgres.reads_store import ReadsStore
+    from adapters.postgres.webhooks_store import WebhooksStore
 
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         api.database_url,
@@ -257,6 +286,7 @@ def services(api: ApiSettings, metrics: Metrics) -> Services:
         estimates=Estimates(store, api.clock, api.estimate_ttl_seconds),
         metrics=metrics,
         outbox=Outbox(),
+        webhooks=WebhooksStore(pool, api.schema),
     )
 
 

@@ -71,6 +71,19 @@ class Settings:
     # commands that use Kafka (consumers.kafka.security): a process that never talks to
     # Kafka is not stopped by them. Not in the repr (the password).
     kafka_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # CASETRACK_NOTIFY_GROUP_SECONDS: changes to one person's files within this window go
+    # in one email (docs/notifications.md); 0 sends each at once
+    notify_group_seconds: int = 900
+    # CASETRACK_NOTIFY_KEEP_DAYS: sent, skipped and dead-lettered notifications are
+    # deleted after this many days (`casetrack webhooks redeliver` needs them until then)
+    notify_keep_days: int = 30
+    # CASETRACK_PUBLIC_URL: the tracker's address, for the links in notification emails
+    public_url: str = "http://localhost:8000"
+    # CASETRACK_WEBHOOK_ALLOW_PRIVATE=1: webhooks may go to private and loopback addresses
+    # (tests, `make run`); never in production (SSRF)
+    webhook_allow_private: bool = False
+    # CASETRACK_WEBHOOK_TIMEOUT_SECONDS: connect and read timeout of a webhook delivery
+    webhook_timeout: int = 5
 
     @property
     def signing_key_file(self) -> Path:
@@ -103,6 +116,11 @@ class Settings:
             kek=Path(kek).resolve() if (kek := env.get("CASETRACK_KEK_FILE")) else None,
             dead_letter_raw_days=_whole(env, "CASETRACK_DEAD_LETTER_RAW_DAYS", 30, 1, 3650),
             kafka_env={k: v for k, v in env.items() if k.startswith("CASETRACK_KAFKA_")},
+            notify_group_seconds=_whole(env, "CASETRACK_NOTIFY_GROUP_SECONDS", 900, 0, 86400),
+            notify_keep_days=_whole(env, "CASETRACK_NOTIFY_KEEP_DAYS", 30, 4, 3650),
+            public_url=_public_url(env.get("CASETRACK_PUBLIC_URL", "")),
+            webhook_allow_private=_flag(env, "CASETRACK_WEBHOOK_ALLOW_PRIVATE"),
+            webhook_timeout=_whole(env, "CASETRACK_WEBHOOK_TIMEOUT_SECONDS", 5, 1, 30),
             previous_kek=Path(p).resolve()
             if (p := env.get("CASETRACK_KEK_PREVIOUS_FILE"))
             else None,
@@ -124,6 +142,22 @@ def _whole(
     if value < minimum or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be a whole number ({bounds})")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    text = env.get(name, "").strip().lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{name} must be 1 or 0")
+
+
+def _public_url(text: str) -> str:
+    url = text.strip().rstrip("/") or "http://localhost:8000"
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+        raise ValueError("CASETRACK_PUBLIC_URL must be an http(s) URL without query")
+    return url
 
 
 def _schema(name: str) -> str:

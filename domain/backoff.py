@@ -83,3 +83,9 @@ class RetryBackoff:
         """Progress: the next failure is paused for ``initial`` again."""
         self._delay = self.initial
         self._last_failure = None
+
+
+def retry_delay(attempts: int, base: float = 1.0, cap: float = 3600.0) -> float:
+    """Seconds before the next try of something that failed ``attempts`` times (a
+    notification): ``base`` doubling per attempt up to ``cap``, times ``jitter()``."""
+    return min(cap, base * 2.0 ** min(max(attempts - 1, 0), 40)) * _jitter()

@@ -89,6 +89,10 @@ class EventLog:
         self._first_after = SQL(
             "SELECT {} FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT 1"
         ).format(_COLUMNS, self.table)
+        self._case_before = SQL(
+            "SELECT {} FROM {} WHERE originator_id = %s AND notification_id < %s"
+            " ORDER BY originator_version"
+        ).format(_COLUMNS, self.table)
 
     def head(self, curs: Cursor[DictRow]) -> int:
         curs.execute(self._head)
@@ -110,6 +114,13 @@ class EventLog:
             return None
         self.mapper.prefetch([row["state"]])
         return self._decode(row)
+
+    def case_before(self, curs: Cursor[DictRow], case_id: UUID, position: int) -> list[Stored]:
+        """One case's events before ``position``, in version order."""
+        curs.execute(self._case_before, (case_id, position), binary=True)
+        rows = curs.fetchall()
+        self.mapper.prefetch(row["state"] for row in rows)
+        return [self._decode(row) for row in rows]
 
     def cases(
         self, upto: int, first: UUID | None = None, stop: UUID | None = None

@@ -54,7 +54,7 @@ def rebuild(
     from ``opener`` (see projections.parallel; by default one per core on large
     logs, and none without an opener).
     """
-    head = _head(store)
+    head = _replay_head(store, projections)
     with runner(workers, head, opener) as run:
         report = replay_into(store, projections, SHADOW, head, run)
         _check(store, projections, SHADOW, report, run)
@@ -198,6 +198,17 @@ def _differences(curs: Cursor[DictRow], schema: str, table: Table, limit: int = 
         )
         found += [f"{label}: {', '.join(map(str, row.values()))}" for row in curs.fetchall()]
     return found
+
+
+def _replay_head(store: ProjectionStore, projections: Sequence[Projection]) -> int:
+    """Where the replay stops: the log's head, or the live position of a projection that
+    announces what it applies (``replay_upto_live``: notifications) when that is lower,
+    so that its catch-up, not the silent replay, applies the events it has not announced."""
+    head = _head(store)
+    for projection in projections:
+        if getattr(projection, "replay_upto_live", False):
+            head = min(head, Projector(store, projection).position())
+    return head
 
 
 def _head(store: ProjectionStore) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from projections.case_history_table import CaseHistoryProjection
 from projections.case_parties import CasePartiesProjection
 from projections.case_status_table import CaseStatusProjection
+from projections.notifications import NotificationsProjection
 from projections.processing_stats_table import ProcessingStatsProjection
 from projections.projector import Projection
 from projections.tracker_history import TrackerHistoryProjection
@@ -17,6 +18,7 @@ def all_projections() -> dict[str, Projection]:
         ProcessingStatsProjection(),
         CasePartiesProjection(),
         TrackerHistoryProjection(),
+        NotificationsProjection(),
     ]
     return {p.name: p for p in projections}
 

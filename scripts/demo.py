@@ -1,8 +1,8 @@
 """`make run`: the whole pipeline on embedded defaults, narrated for a newcomer.
 
 Starts the embedded PostgreSQL (kept under ./.casetrack), the embedded Kafka
-broker, a catch-all SMTP server, then `casetrack consume`, `casetrack project`
-and `casetrack serve` as separate processes, and the simulator publishing
+broker, a catch-all SMTP server, then `casetrack consume`, `casetrack project`,
+`casetrack serve` and `casetrack notify` as separate processes, and the simulator publishing
 realistic case flows. Every few seconds it shows a few cases moving through
 their steps. Ctrl-C (or --duration) stops everything cleanly; the database
 keeps what was ingested (`casetrack db stop` stops it).
@@ -101,6 +101,10 @@ def run(settings: Settings, duration: float | None, cases: int, rate: float) -> 
         "CASETRACK_SMTP_TLS": "none",
         "CASETRACK_SIGNING_KEY": str(key),
         "CASETRACK_CHECKPOINT_SECONDS": "10",
+        # change notifications: webhooks to receivers on this machine, links to this API
+        "CASETRACK_WEBHOOK_ALLOW_PRIVATE": "1",
+        "CASETRACK_PUBLIC_URL": f"http://127.0.0.1:{settings.demo_port}",
+        "CASETRACK_NOTIFY_GROUP_SECONDS": "60",
     }
     logs_dir = home / "logs"
     logs_dir.mkdir(exist_ok=True)
@@ -111,13 +115,18 @@ def run(settings: Settings, duration: float | None, cases: int, rate: float) -> 
         ),
         "projector": start(["project", "--poll-interval", "1"], env, logs_dir / "project.log"),
         "api": start(["serve", "--port", str(api_port)], env, logs_dir / "api.log"),
+        "notifier": start(["notify"], env, logs_dir / "notify.log"),
     }
     say(f"  Kafka-compatible broker (Tansu, in memory) on {servers}, topic case-events")
     say(
-        f"  consumer, projector and API (http://127.0.0.1:{api_port}, docs/api.md) running;"
+        f"  consumer, projector, notifier and API (http://127.0.0.1:{api_port}, docs/api.md)"
+        " running;"
         f" logs in {logs_dir}"
     )
-    say(f"  mail to applicants lands in {mail_dir} (SMTP on 127.0.0.1:{mail_port})")
+    say(
+        f"  mail to applicants (codes, change notifications) lands in {mail_dir}"
+        f" (SMTP on 127.0.0.1:{mail_port})"
+    )
     say(
         f"  the tracker's web pages: http://127.0.0.1:{api_port}/ (create an account with a"
         " file's details; its code is mailed there)"
@@ -200,8 +209,10 @@ def hints(number: str, port: int) -> None:
         "  .venv/bin/casetrack projections status             # positions and lag\n"
         "  .venv/bin/casetrack consume --bootstrap-servers ... --status   # consumer lag\n"
         f"  curl http://127.0.0.1:{port}/healthz   # the API: docs/api.md, docs/openapi.json\n"
-        "  (register as the applicant: docs/api.md; the code arrives in .casetrack/mail)\n"
-        "Ctrl-C stops the broker, consumer, projector and API."
+        "  (register as the applicant: docs/api.md; the code arrives in .casetrack/mail,\n"
+        "   and so do change notifications: docs/notifications.md)\n"
+        "  .venv/bin/casetrack webhooks deliveries            # webhooks sent to representatives\n"
+        "Ctrl-C stops the broker, consumer, projector, notifier and API."
     )
 
 

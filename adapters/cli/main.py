@@ -24,6 +24,7 @@ from adapters.cli import (
     http_commands,
     ingest_commands,
     kafka_commands,
+    notify_commands,
     privacy_commands,
     projection_commands,
 )
@@ -39,6 +40,7 @@ COMMAND_GROUPS = (
     dead_letter_commands,
     case_commands,
     projection_commands,
+    notify_commands,
     http_commands,
     audit_commands,
     privacy_commands,

@@ -303,3 +303,35 @@ async def _issue_code(
         log.warning("code not sent", purpose=purpose, error=str(e))
     except Exception as e:  # a background task has nobody to answer: log the type only
         log.error("code not issued", purpose=purpose, error=type(e).__name__)
+
+
+@router.get(
+    "/v1/accounts/me",
+    response_model=models.Me,
+    responses=responses(401, 403),
+    summary="The signed-in account's settings",
+)
+async def me(account: CurrentAccount) -> models.Me:
+    return _me(account.login, account.kind, account.language, account.notify)
+
+
+@router.patch(
+    "/v1/accounts/me",
+    response_model=models.Me,
+    responses=responses(400, 401, 403, 422),
+    summary="Change the account's settings: opt out of change notifications, or back in",
+)
+async def update_me(
+    body: models.MeUpdate, account: CurrentAccount, services: ServicesDep
+) -> models.Me:
+    await services.accounts.set_notify(account.account_id, body.notifications)
+    return _me(account.login, account.kind, account.language, body.notifications)
+
+
+def _me(login: str, kind: str, language: str, notify: bool) -> models.Me:
+    return models.Me(
+        login=login,
+        kind=kind,  # type: ignore[arg-type]  # "client" or "representative" (erased: no session)
+        language=language,  # type: ignore[arg-type]  # from the file: en or fr
+        notifications=notify,
+    )

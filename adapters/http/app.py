@@ -18,7 +18,15 @@ from fastapi.openapi.utils import get_openapi
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from adapters import bootstrap
-from adapters.http import accounts_api, audit_api, ops_api, problems, reads_api, sessions_api
+from adapters.http import (
+    accounts_api,
+    audit_api,
+    ops_api,
+    problems,
+    reads_api,
+    sessions_api,
+    webhooks_api,
+)
 from adapters.http.fast_lane import FastReads
 from adapters.http.metrics import Metrics
 from adapters.http.observability import Observability
@@ -73,6 +81,7 @@ def create_app(api: ApiSettings, build_services: ServicesFactory) -> FastAPI:
         reads_api.router,
         audit_api.router,
         ops_api.router,
+        webhooks_api.router,
         web_routes.router,  # last: its /{lang}/... paths never shadow the API's
     ):
         app.include_router(router)

@@ -315,3 +315,49 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready"]
     lag_events: dict[str, int]
+
+
+# ---------------------------------------------------------------- notifications
+
+
+class Me(BaseModel):
+    login: str
+    kind: Literal["client", "representative"]
+    language: Lang
+    notifications: bool = Field(
+        description="Whether change notifications are emailed (docs/notifications.md)"
+    )
+
+
+class MeUpdate(_In):
+    notifications: bool = Field(description="false: opt out of change emails; true: back in")
+
+
+WebhookEvent = Literal["application.status_changed", "application.updated"]
+
+
+class WebhookRequest(_In):
+    url: Annotated[str, StringConstraints(min_length=8, max_length=2000)] = Field(
+        description="https only (http to loopback in development); no private addresses"
+    )
+    events: list[WebhookEvent] | None = Field(
+        default=None, min_length=1, description="The event types to receive; default: all"
+    )
+
+
+class Webhook(BaseModel):
+    id: int
+    url: str
+    events: list[WebhookEvent]
+    created_at: datetime
+    disabled: bool
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(
+        description="The signing secret (Standard Webhooks, whsec_...), shown this once only"
+    )
+
+
+class Webhooks(BaseModel):
+    webhooks: list[Webhook]

@@ -23,6 +23,7 @@ from adapters.postgres.event_store import CaseStore
 from adapters.postgres.lane import ConnectionLane
 from adapters.postgres.rate_limits import RateLimits
 from adapters.postgres.reads_store import ReadsStore
+from adapters.postgres.webhooks_store import WebhooksStore
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Services:
     estimates: Estimates
     metrics: Metrics
     outbox: Outbox
+    webhooks: WebhooksStore
 
     async def open(self) -> None:
         await self.pool.open(wait=False)

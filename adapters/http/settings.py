@@ -42,6 +42,7 @@ class Limits:
             "login": Limit(60, 900),
             "reset": Limit(30, 3600),
             "reset-confirm": Limit(30, 900),
+            "webhook": Limit(60, 3600),  # registering one resolves its host
         }
     )
     per_login_address: dict[str, Limit] = field(
@@ -51,6 +52,7 @@ class Limits:
             "login": Limit(20, 900),
             "reset": Limit(5, 3600),
             "reset-confirm": Limit(10, 900),
+            "webhook": Limit(30, 3600),
         }
     )
     sign_in: Backoff = field(default_factory=Backoff)
@@ -100,3 +102,5 @@ class ApiSettings:
     max_body_bytes: int = 64 * 1024  # the largest valid body is under 1 KiB
     max_headers: int = 100
     max_header_bytes: int = 16 * 1024  # request line and headers together (h11)
+    # Webhook URLs may point at private and loopback addresses (tests, `make run` only)
+    webhook_allow_private: bool = False

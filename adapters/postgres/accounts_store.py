@@ -97,6 +97,14 @@ BACKOFF_DDL = (
     " blocked_until timestamptz NOT NULL)"
 )
 DROP_LOGIN_FAILURES_DDL = "DROP TABLE IF EXISTS {schema}.login_failures"  # per-login lockouts
+# Change notifications (docs/notifications.md): on by default, the owner can opt out; the
+# notifications projection finds a file's accounts by case.
+NOTIFY_DDL = (
+    "ALTER TABLE {schema}.accounts ADD COLUMN IF NOT EXISTS notify boolean NOT NULL DEFAULT true"
+)
+LINKS_BY_CASE_DDL = (
+    "CREATE INDEX IF NOT EXISTS account_links_case_ix ON {schema}.account_links (case_id)"
+)
 DDL = (
     ACCOUNTS_DDL,
     ACCOUNT_LINKS_DDL,
@@ -105,6 +113,8 @@ DDL = (
     SESSIONS_INDEX_DDL,
     BACKOFF_DDL,
     DROP_LOGIN_FAILURES_DDL,
+    NOTIFY_DDL,
+    LINKS_BY_CASE_DDL,
 )
 
 
@@ -127,6 +137,7 @@ class Account:
     kind: str  # "client" (UCI login) or "representative" (email login)
     email: str
     language: str
+    notify: bool = True  # change notifications by email (docs/notifications.md)
 
 
 @dataclass(frozen=True)
@@ -195,10 +206,12 @@ class AccountsStore:
             " WHERE account_id = %s AND password_hash = %s FOR SHARE"
         )
         self._session = q(
-            "SELECT a.account_id, a.login, a.kind, a.email, a.language FROM {s}.sessions t"
+            "SELECT a.account_id, a.login, a.kind, a.email, a.language, a.notify"
+            " FROM {s}.sessions t"
             " JOIN {s}.accounts a ON a.account_id = t.account_id"
             " WHERE t.token_hash = %s AND t.revoked_at IS NULL AND t.expires_at > %s"
         )
+        self._set_notify = q("UPDATE {s}.accounts SET notify = %s WHERE account_id = %s")
         self._revoke = q(
             "UPDATE {s}.sessions SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL"
         )
@@ -350,6 +363,11 @@ class AccountsStore:
             cur = await conn.execute(self._session, (token_hash, now))
             row = await cur.fetchone()
         return Account(*row) if row else None
+
+    async def set_notify(self, account_id: int, notify: bool) -> None:
+        """Opt out of change notifications (False) or back in (True)."""
+        async with self.pool.connection() as conn:
+            await conn.execute(self._set_notify, (notify, account_id))
 
     async def revoke_session(self, token_hash: bytes, now: datetime) -> None:
         async with self.pool.connection() as conn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import psycopg
 import structlog
+from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres import (
@@ -21,10 +22,12 @@ from adapters.postgres import (
     event_ids,
     log_epochs,
     merkle_nodes,
+    webhooks_store,
 )
 from adapters.postgres.event_store import EVENTS_TABLE, CaseEvents, CaseRecorder, postgres_env
 from adapters.postgres.rate_limits import RATE_LIMITS_DDL
-from projections import positions
+from projections import notifications, notify_outbox, positions
+from projections.event_log import head_statement
 from projections.projector import Projection
 from projections.registry import all_projections
 
@@ -68,6 +71,8 @@ def init_schema(url: str, schema: str) -> None:
                     *accounts_store.DDL,
                     RATE_LIMITS_DDL,
                     *auditors_store.DDL,
+                    *webhooks_store.DDL,
+                    *notify_outbox.DDL,
                 ):
                     conn.execute(SQL(ddl).format(schema=Identifier(schema)))
                 dead_letters.migrate(conn, schema)
@@ -76,6 +81,7 @@ def init_schema(url: str, schema: str) -> None:
                     event_ids.backfill(conn, schema, EVENTS_TABLE)
                 for projection in all_projections().values():
                     _create_or_reset_view(conn, schema, projection)
+                _notifications_from_head(conn, schema)
             # A log from before event_hashes, or an init that was interrupted: batches
             # that each commit, so the next init resumes where this one stopped.
             event_hashes.EventHashes(schema, EVENTS_TABLE).backfill(conn)
@@ -109,6 +115,22 @@ def _create_or_reset_view(
         if table.name not in found:
             for statement in table.create(schema):
                 conn.execute(statement)
+
+
+def _notifications_from_head(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> None:
+    """A notifications projection without a position (a new install, a log from before
+    notifications, a view whose layout changed) starts at the log's head: the past is
+    never announced (docs/notifications.md)."""
+    with conn.cursor(row_factory=dict_row) as curs:
+        table = positions.Positions(schema)
+        curs.execute(
+            SQL("SELECT 1 FROM {}.projection_positions WHERE name = %s").format(Identifier(schema)),
+            (notifications.NAME,),
+        )
+        if curs.fetchone() is None:
+            curs.execute(head_statement(schema, EVENTS_TABLE))
+            row = curs.fetchone()
+            table.start(curs, notifications.NAME, int(row["head"]) if row else 0)
 
 
 def drop_schema(url: str, schema: str) -> None:

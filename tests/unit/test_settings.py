@@ -43,6 +43,11 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "CASETRACK_PORT": "8080",
         "CASETRACK_SIGNING_KEY": str(tmp_path / "keys" / "log.key"),
         "CASETRACK_CHECKPOINT_SECONDS": "0",
+        "CASETRACK_NOTIFY_GROUP_SECONDS": "0",
+        "CASETRACK_NOTIFY_KEEP_DAYS": "7",
+        "CASETRACK_PUBLIC_URL": "https://tracker.example.org/status/",
+        "CASETRACK_WEBHOOK_ALLOW_PRIVATE": "1",
+        "CASETRACK_WEBHOOK_TIMEOUT_SECONDS": "3",
     }
     assert Settings.from_env(env) == Settings(
         database_url="postgresql://db/x",
@@ -68,6 +73,11 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         demo_port=8080,
         signing_key=tmp_path / "keys" / "log.key",
         checkpoint_seconds=0,
+        notify_group_seconds=0,
+        notify_keep_days=7,
+        public_url="https://tracker.example.org/status",
+        webhook_allow_private=True,
+        webhook_timeout=3,
     )
 
 
@@ -106,6 +116,11 @@ def test_secrets_stay_out_of_the_repr() -> None:
         ("CASETRACK_TRUSTED_PROXIES", "127.0.0.1, *", "CASETRACK_TRUSTED_PROXIES must list"),
         ("CASETRACK_METRICS_TOKEN", "short", "CASETRACK_METRICS_TOKEN must be at least 32"),
         ("CASETRACK_METRICS_TOKEN", "t" * 20 + " " + "t" * 20, "CASETRACK_METRICS_TOKEN"),
+        ("CASETRACK_WEBHOOK_ALLOW_PRIVATE", "maybe", "CASETRACK_WEBHOOK_ALLOW_PRIVATE must be"),
+        ("CASETRACK_PUBLIC_URL", "tracker.example.org", "CASETRACK_PUBLIC_URL must be"),
+        ("CASETRACK_PUBLIC_URL", "https://t.example/?x=1", "CASETRACK_PUBLIC_URL must be"),
+        ("CASETRACK_NOTIFY_KEEP_DAYS", "1", "CASETRACK_NOTIFY_KEEP_DAYS must be a whole"),
+        ("CASETRACK_WEBHOOK_TIMEOUT_SECONDS", "60", "CASETRACK_WEBHOOK_TIMEOUT_SECONDS must"),
     ],
 )
 def test_a_malformed_value_is_refused(name: str, value: str, message: str) -> None:
