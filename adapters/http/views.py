@@ -103,9 +103,11 @@ async def shown_view(
     last_modified = _latest(last_updated, today)
     if changed_at is not None:
         last_modified = max(last_modified, changed_at)
+    # The history is another projection's, committed apart from the view: it is in the
+    # validator itself, so a read between the two commits is never "not modified" after.
     tag = caching.etag(
         "view", number, last_updated, file_read.role, file_read.language, today.isoformat(),
-        fingerprint,
+        fingerprint, file_read.history,
     )  # fmt: skip
     shown["contact"] = {"text": text("label.contact", file_read.language)}
     return Shown(shown, tag, last_modified)
@@ -133,7 +135,9 @@ async def file_history(
         "last_updated"
     ]
     last_modified = datetime.fromisoformat(last_updated)
-    tag = caching.etag("history", number, last_updated, file_read.role, file_read.language)
+    tag = caching.etag(
+        "history", number, last_updated, file_read.role, file_read.language, file_read.history
+    )
     headers = caching.validators(tag, last_modified, services.settings.cache_max_age)
     if caching.not_modified(
         conditions.if_none_match, conditions.if_modified_since, tag, last_modified

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from domain.application_number import case_id
 from tests.api.conftest import (
     METRICS_TOKEN,
     Files,
@@ -15,6 +17,7 @@ from tests.api.conftest import (
     bearer,
     sign_up,
 )
+from tests.stores import execute, rows
 
 
 def _signed_in(client: TestClient, mailbox: Mailbox, files: Files) -> tuple[str, str]:
@@ -124,3 +127,26 @@ def test_the_fast_lane_and_the_routes_answer_alike(
     metrics = client.get("/metrics", headers=bearer(METRICS_TOKEN)).text
     assert 'route="/v1/applications/{application_number}",status="200"} 2.0' in metrics
     assert 'route="/v1/applications/{application_number}/history",status="200"} 2.0' in metrics
+
+
+def test_a_history_that_moves_after_the_view_gets_new_validators(
+    client: TestClient, mailbox: Mailbox, files: Files, store: Any
+) -> None:
+    """tracker_history commits after case_status (two projections): a read between the two
+    sees the new view with the old history. Once the history catches up, a client holding
+    that read's validator must get the new history, not a 304 (nor a page cached under it)."""
+    number, token = _signed_in(client, mailbox, files)
+    case = case_id(number)
+    mine = " WHERE case_id = %s AND role = 'principal_applicant'"
+    (row,) = rows(store, "SELECT history_en FROM {schema}.tracker_history" + mine, (case,))
+    current = json.loads(row["history_en"])
+    assert len(current) >= 2
+    set_history = "UPDATE {schema}.tracker_history SET history_en = %s" + mine
+    execute(store, set_history, (json.dumps(current[:-1]), case))  # the history lagging
+    for path in (f"/v1/applications/{number}", f"/v1/applications/{number}/history"):
+        stale = client.get(path, headers=bearer(token))
+        execute(store, set_history, (json.dumps(current), case))  # ... and catching up
+        fresh = client.get(path, headers={**bearer(token), "If-None-Match": stale.headers["etag"]})
+        assert fresh.status_code == 200, f"{path}: the caught-up history was 'not modified'"
+        assert len(fresh.json()["history"]) == len(stale.json()["history"]) + 1
+        execute(store, set_history, (json.dumps(current[:-1]), case))
