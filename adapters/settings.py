@@ -84,6 +84,9 @@ class Settings:
     webhook_allow_private: bool = False
     # CASETRACK_WEBHOOK_TIMEOUT_SECONDS: connect and read timeout of a webhook delivery
     webhook_timeout: int = 5
+    # CASETRACK_PROBE_PORT: where `consume`, `notify` and `project` answer /livez and
+    # /readyz (adapters.probes); None: no probe server (--probe-port overrides it)
+    probe_port: int | None = None
 
     @property
     def signing_key_file(self) -> Path:
@@ -121,6 +124,7 @@ class Settings:
             public_url=_public_url(env.get("CASETRACK_PUBLIC_URL", "")),
             webhook_allow_private=_flag(env, "CASETRACK_WEBHOOK_ALLOW_PRIVATE"),
             webhook_timeout=_whole(env, "CASETRACK_WEBHOOK_TIMEOUT_SECONDS", 5, 1, 30),
+            probe_port=_whole(env, "CASETRACK_PROBE_PORT", 0, 1, 65535) or None,
             previous_kek=Path(p).resolve()
             if (p := env.get("CASETRACK_KEK_PREVIOUS_FILE"))
             else None,

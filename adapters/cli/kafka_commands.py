@@ -9,7 +9,7 @@ import sys
 from contextlib import closing
 from typing import TYPE_CHECKING
 
-from adapters import bootstrap
+from adapters import bootstrap, probes
 from adapters.cli.usage import UsageError
 from consumers.kafka import security_flags
 
@@ -30,6 +30,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     consume.add_argument("--session-timeout-ms", type=int, default=10_000, metavar="MS")
     consume.add_argument("--max-poll-interval-ms", type=int, default=30_000, metavar="MS")
     security_flags.add_flags(consume)
+    probes.add_flag(consume)
     consume.set_defaults(run=cmd_consume)
 
 
@@ -45,7 +46,6 @@ def cmd_consume(args: argparse.Namespace) -> int:
     if args.status:
         return _status(args, kafka)
     import signal
-    import threading
 
     from consumers.kafka.record_batches import CodecsMissing, require_codecs
 
@@ -54,7 +54,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
     except CodecsMissing as e:
         print(f"casetrack: {e}", file=sys.stderr)
         return 1
-    stop = threading.Event()
+    stop = probes.stop_event(
+        args.probe_port or args.settings.probe_port,
+        [("database", probes.database(bootstrap.database_url(args.settings))),
+         ("broker", probes.broker(kafka.bootstrap_servers))],
+    )  # fmt: skip
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     print(

@@ -8,7 +8,7 @@ import json
 import sys
 from contextlib import closing
 
-from adapters import bootstrap
+from adapters import bootstrap, probes
 from adapters.cli.usage import UsageError
 
 
@@ -20,6 +20,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--workers", type=int, default=2, metavar="N",
         help="sending threads per channel (email, webhooks); default 2",
     )  # fmt: skip
+    probes.add_flag(notify)
     notify.set_defaults(run=cmd_notify)
 
     webhooks = sub.add_parser("webhooks", help="webhook deliveries")
@@ -38,7 +39,6 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def cmd_notify(args: argparse.Namespace) -> int:
     import signal
-    import threading
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -52,7 +52,10 @@ def cmd_notify(args: argparse.Namespace) -> int:
                 total += sent
         print(f"sent {total}")
         return 0
-    stop = threading.Event()
+    url = bootstrap.database_url(args.settings)
+    stop = probes.stop_event(
+        args.probe_port or args.settings.probe_port, [("database", probes.database(url))]
+    )
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("sending notifications; Ctrl-C to stop", file=sys.stderr)
     try:

@@ -10,7 +10,7 @@ import time
 from contextlib import closing
 from typing import TYPE_CHECKING
 
-from adapters import bootstrap
+from adapters import bootstrap, probes
 from adapters.cli.usage import UsageError
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     project.add_argument("names", nargs="*", metavar="NAME")
     project.add_argument("--once", action="store_true", help="catch up and exit")
     project.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS")
+    probes.add_flag(project)
     project.set_defaults(run=cmd_project)
 
     projections = sub.add_parser("projections", help="inspect and rebuild views")
@@ -54,7 +55,6 @@ def _projections(names: list[str] | None) -> list[Projection]:
 
 def cmd_project(args: argparse.Namespace) -> int:
     import signal
-    import threading
 
     from projections import daemon
     from projections.projector import Projector
@@ -66,7 +66,9 @@ def cmd_project(args: argparse.Namespace) -> int:
                 applied = Projector(store, projection).catch_up()
                 print(f"{projection.name}: applied {applied} events")
         return 0
-    stop = threading.Event()
+    url = bootstrap.database_url(args.settings)
+    port = args.probe_port or args.settings.probe_port
+    stop = probes.stop_event(port, [("database", probes.database(url))])
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     names = ", ".join(p.name for p in projections)
     print(f"projecting {names}; Ctrl-C to stop", file=sys.stderr)
