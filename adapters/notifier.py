@@ -98,6 +98,9 @@ class Notifier:
         self._mail_backoff = RetryBackoff(1.0, 60.0)
         self._mail_paused_until = 0.0
         self._prune = Every(3600.0, self._prune_now)
+        # run()'s stop event: a batch stops between messages once it is set, so SIGTERM
+        # waits for the message in flight (its own timeout), not for the batch
+        self._stop = threading.Event()
 
     # ---------------------------------------------------------------- the loop
 
@@ -107,6 +110,7 @@ class Notifier:
         projection's NOTIFY and polling besides. Database outages are waited out (0.5 s
         doubling to 30 s)."""
         failures: list[BaseException] = []
+        self._stop = stop
 
         def work(send: Callable[[], int]) -> None:
             try:
@@ -244,6 +248,8 @@ class Notifier:
             due = due[shift:] + due[:shift]
         settled = 0
         for account_id in due:
+            if self._stop.is_set():
+                break
             with conn.transaction(), conn.cursor() as curs:
                 group = self.outbox.claim_group(curs, account_id)
                 if group is None:
@@ -288,6 +294,8 @@ class Notifier:
         conn = self._connection(threading.current_thread().name)
         sent = 0
         for _ in range(self.settings.batch):
+            if self._stop.is_set():
+                break
             with conn.transaction(), conn.cursor() as curs:
                 delivery = self.outbox.claim_delivery(curs)
                 if delivery is None:
