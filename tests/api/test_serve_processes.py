@@ -103,6 +103,13 @@ def test_two_servers_share_sessions_limits_backoff_caches_and_the_audit_log(
         verify = {"login": login, "code": mailbox.code(), "password": PASSWORD}
         assert b.post("/v1/accounts/verify", json=verify).status_code == 201
 
+        # The web form served by A is accepted by B (the CSRF token is the shared secret's),
+        # and signing out on the page at A ends that session on B.
+        web_session = _web_sign_in(port_a, port_b, login)
+        assert b.get("/en/applications", cookies=web_session).status_code == 200
+        _web_sign_out(port_a, web_session)
+        assert b.get("/en/applications", cookies=web_session).status_code == 303
+
         # Signed in on A, the session works on B.
         token = a.post("/v1/sessions", json={"login": login, "password": PASSWORD}).json()["token"]
         path = f"/v1/applications/{number}"
@@ -158,6 +165,45 @@ def test_two_servers_share_sessions_limits_backoff_caches_and_the_audit_log(
     reads = [e for e in entries if e["action"] == "events"]
     assert len(reads) == 6 and {e["application_number"] for e in reads} == {number}
     assert len({e["request_id"] for e in reads}) == 6
+
+
+def _csrf(port: int) -> dict[str, str]:
+    """A sign-in page's CSRF cookie and the token its form carries."""
+    page = httpx.get(f"http://127.0.0.1:{port}/en/sign-in", timeout=30)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, "no CSRF token in the form"
+    return {"ct_csrf": page.cookies["ct_csrf"], "csrf_token": match.group(1)}
+
+
+def _web_sign_in(form_port: int, post_port: int, login: str) -> dict[str, str]:
+    """Sign in with the form ``form_port`` served, posted to ``post_port``; the cookies."""
+    csrf = _csrf(form_port)
+    answer = httpx.post(
+        f"http://127.0.0.1:{post_port}/en/sign-in",
+        data={"csrf_token": csrf["csrf_token"], "login": login, "password": PASSWORD},
+        cookies={"ct_csrf": csrf["ct_csrf"]},
+        timeout=30,
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/en/applications"
+    return {"ct_csrf": csrf["ct_csrf"], "ct_session": answer.cookies["ct_session"]}
+
+
+def _web_sign_out(port: int, cookies: dict[str, str]) -> None:
+    token = _csrf_token_for(port, cookies)
+    answer = httpx.post(
+        f"http://127.0.0.1:{port}/en/sign-out",
+        data={"csrf_token": token},
+        cookies=cookies,
+        timeout=30,
+    )
+    assert answer.status_code == 303, answer.text[:300]
+
+
+def _csrf_token_for(port: int, cookies: dict[str, str]) -> str:
+    page = httpx.get(f"http://127.0.0.1:{port}/en/applications", cookies=cookies, timeout=30)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, "no sign-out form"
+    return match.group(1)
 
 
 def _counted(metrics: str, route: str) -> float:
