@@ -1,0 +1,165 @@
+"""Several `casetrack project` processes side by side (projections/leases.py): they share
+the projections and the chores, one killed with -9 hands its share to the other within
+seconds, one stopped with SIGTERM exits 0 and hands over at once, and while a writer
+appends throughout, nothing is applied twice or lost: the views equal a replay of the
+log from scratch and the counters of processing_stats are exact."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import pytest
+
+from adapters.bootstrap import lease_holders
+from adapters.cli.main import main
+from adapters.postgres.event_store import CaseStore
+from consumers.file_ingest import ingest_lines
+from projections import rebuild
+from projections.leases import CHORES, fair_share
+from projections.projector import Projector
+from projections.registry import all_projections
+from simulation import casegen
+from tests import cli_process
+from tests.integration.kafka_fixtures import wait_until
+from tests.integration.test_ingest import _lines
+from tests.stores import rows
+
+PROJECTIONS = list(all_projections().values())
+LEASES = [*(p.name for p in PROJECTIONS), CHORES]
+PROJECT = ["project", "--poll-interval", "0.5"]
+
+
+def _holders(store: CaseStore) -> dict[str, str]:
+    return lease_holders(store, LEASES)
+
+
+def _me(proc: subprocess.Popen[bytes]) -> str:
+    return f"{socket.gethostname()[:40]}:{proc.pid}"
+
+
+def _shared_by(store: CaseStore, *procs: subprocess.Popen[bytes]) -> bool:
+    """Every lease held, each process holding some, none more than its fair share."""
+    holders = _holders(store)
+    held = [sum(1 for h in holders.values() if h == _me(p)) for p in procs]
+    share = fair_share(len(LEASES), len(procs))
+    return len(holders) == len(LEASES) and all(0 < n <= share for n in held)
+
+
+def _head(store: CaseStore) -> int:
+    return store.recorder.max_notification_id() or 0
+
+
+def _caught_up(store: CaseStore) -> bool:
+    head = _head(store)
+    return all(Projector(store, p).position() == head for p in PROJECTIONS)
+
+
+@contextmanager
+def _writer(store: CaseStore, lines: list[str]) -> Iterator[threading.Event]:
+    """Appends ``lines`` ten at a time until they run out or the event it yields is set."""
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for start in range(0, len(lines), 10):
+                if stop.is_set():
+                    return
+                ingest_lines(_lines(lines[start : start + 10]), "writer", store)
+                time.sleep(0.02)
+            failed.append(AssertionError("the writer ran out of events before the end"))
+        except BaseException as e:
+            failed.append(e)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(60)
+    assert not failed, failed
+
+
+def _status(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: Any) -> str:
+    """`casetrack projections status`'s output (in this process: no start-up to wait for)."""
+    for name, value in cli_env.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    assert main(["projections", "status"]) == 0
+    return str(capsys.readouterr().out)
+
+
+def test_two_projectors_share_the_work_and_one_killed_hands_over_with_nothing_applied_twice(
+    cli_env: dict[str, str], store: CaseStore, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    ingest_lines(_lines(casegen.generate(40, seed=70)), "before", store)
+    with ExitStack() as stack:
+        first = stack.enter_context(cli_process.running(PROJECT, cli_env))
+        second = stack.enter_context(cli_process.running(PROJECT, cli_env))
+        with _writer(store, casegen.generate(600, seed=71)) as enough:
+            wait_until(lambda: _shared_by(store, first, second), 30, "the leases shared")
+            status = _status(cli_env, monkeypatch, capsys)
+            assert _me(first) in status and _me(second) in status
+
+            first.kill()  # SIGKILL: its connections close, the server frees its leases
+            killed = time.monotonic()
+            wait_until(lambda: _holders(store) == _all(second), 15, "the takeover")
+            with capsys.disabled():
+                print(f"\ntakeover after kill -9: {time.monotonic() - killed:.2f} s")
+            more = _head(store) + 200
+            wait_until(lambda: _head(store) >= more, 30, "events written after the takeover")
+            enough.set()
+        wait_until(lambda: _caught_up(store), 60, "the survivor catching up")
+        cli_process.stop_with_sigterm(second, within=10)
+
+    report = rebuild.verify(store, PROJECTIONS)
+    assert report.ok, report.differences
+    [counted] = rows(
+        store,
+        "SELECT sum(received) AS received, sum(open) AS open, sum(decided) AS decided,"
+        " sum(withdrawn) AS withdrawn FROM {schema}.stats_monthly",
+    )
+    [cases] = rows(
+        store,
+        "SELECT count(*) AS n, count(*) FILTER (WHERE closed) AS closed FROM {schema}.stats_cases",
+    )
+    [received] = rows(  # a case's first event is its Received
+        store, "SELECT count(*) AS n FROM {schema}.{events} WHERE originator_version = 1"
+    )
+    assert counted["received"] == cases["n"] == received["n"] > 40
+    assert counted["decided"] + counted["withdrawn"] == cases["closed"] > 0
+    assert counted["open"] + cases["closed"] == counted["received"]
+
+
+def _all(proc: subprocess.Popen[bytes]) -> dict[str, str]:
+    return dict.fromkeys(LEASES, _me(proc))
+
+
+def test_sigterm_finishes_the_page_in_hand_releases_the_leases_and_exits_0(
+    cli_env: dict[str, str], store: CaseStore, capsys: Any
+) -> None:
+    ingest_lines(_lines(casegen.generate(300, seed=72)), "backlog", store)
+    with ExitStack() as stack:
+        first = stack.enter_context(cli_process.running(PROJECT, cli_env))
+        second = stack.enter_context(cli_process.running(PROJECT, cli_env))
+        wait_until(lambda: _shared_by(store, first, second), 30, "the leases shared")
+
+        stopped = time.monotonic()
+        cli_process.stop_with_sigterm(first, within=10)
+        exited = time.monotonic() - stopped
+        assert _me(first) not in _holders(store).values(), "leases kept after exit"
+        wait_until(lambda: _holders(store) == _all(second), 15, "the handover")
+        handover = time.monotonic() - stopped
+        with capsys.disabled():
+            print(f"\nSIGTERM: exit 0 in {exited:.2f} s, handover in {handover:.2f} s")
+        wait_until(lambda: _caught_up(store), 60, "the second catching up")
+        cli_process.stop_with_sigterm(second, within=10)
+    assert _holders(store) == {}
+    assert rebuild.verify(store, PROJECTIONS).ok
