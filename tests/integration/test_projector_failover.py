@@ -19,8 +19,9 @@ import pytest
 from adapters.bootstrap import lease_holders
 from adapters.cli.main import main
 from adapters.postgres.event_store import CaseStore
+from adapters.postgres.leases import APPLICATION, PgLeases, holder_name
 from consumers.file_ingest import ingest_lines
-from projections import rebuild
+from projections import daemon, rebuild
 from projections.leases import CHORES, fair_share
 from projections.projector import Projector
 from projections.registry import all_projections
@@ -103,7 +104,7 @@ def test_two_projectors_share_the_work_and_one_killed_hands_over_with_nothing_ap
     with ExitStack() as stack:
         first = stack.enter_context(cli_process.running(PROJECT, cli_env))
         second = stack.enter_context(cli_process.running(PROJECT, cli_env))
-        with _writer(store, casegen.generate(600, seed=71)) as enough:
+        with _writer(store, casegen.generate(400, seed=71)) as enough:
             wait_until(lambda: _shared_by(store, first, second), 30, "the leases shared")
             status = _status(cli_env, monkeypatch, capsys)
             assert _me(first) in status and _me(second) in status
@@ -145,7 +146,7 @@ def _all(proc: subprocess.Popen[bytes]) -> dict[str, str]:
 def test_sigterm_finishes_the_page_in_hand_releases_the_leases_and_exits_0(
     cli_env: dict[str, str], store: CaseStore, capsys: Any
 ) -> None:
-    ingest_lines(_lines(casegen.generate(300, seed=72)), "backlog", store)
+    ingest_lines(_lines(casegen.generate(100, seed=72)), "backlog", store)
     with ExitStack() as stack:
         first = stack.enter_context(cli_process.running(PROJECT, cli_env))
         second = stack.enter_context(cli_process.running(PROJECT, cli_env))
@@ -162,4 +163,48 @@ def test_sigterm_finishes_the_page_in_hand_releases_the_leases_and_exits_0(
         wait_until(lambda: _caught_up(store), 60, "the second catching up")
         cli_process.stop_with_sigterm(second, within=10)
     assert _holders(store) == {}
+    assert rebuild.verify(store, PROJECTIONS).ok
+
+
+def test_a_projector_whose_lease_connection_is_cut_drops_its_leases_and_takes_them_back(
+    database_url: str, schema: str, store: CaseStore
+) -> None:
+    """The lease connection's backend terminated under a running daemon (in this process):
+    it notices at its next renewal, rejoins, holds every lease again and goes on."""
+    ingest_lines(_lines(casegen.generate(20, seed=73)), "a", store)
+    names = [p.name for p in PROJECTIONS]
+    me = holder_name()
+    stop = threading.Event()
+    died: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            daemon.run(
+                store, PROJECTIONS, stop, poll_interval=0.3, leases=PgLeases(database_url, schema)
+            )
+        except BaseException as e:
+            died.append(e)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: lease_holders(store, names) == dict.fromkeys(names, me), 15, "leases")
+        [cut] = rows(
+            store,
+            "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            [f"{APPLICATION} {me}"],
+        )
+        assert cut["done"]
+        wait_until(lambda: lease_holders(store, names) == {}, 15, "the leases gone with it")
+        ingest_lines(_lines(casegen.generate(10, seed=74)), "b", store)
+        wait_until(
+            lambda: lease_holders(store, names) == dict.fromkeys(names, me), 15, "leases again"
+        )
+        wait_until(lambda: _caught_up(store), 30, "the events written meanwhile")
+    finally:
+        stop.set()
+        runner.join(30)
+    assert not died, died
+    assert lease_holders(store, names) == {}, "leases kept after the daemon returned"
     assert rebuild.verify(store, PROJECTIONS).ok
