@@ -35,6 +35,8 @@ log = structlog.get_logger("casetrack.projections")
 
 S = TypeVar("S", bound=ClosableStore)
 
+HAND_OVER_AFTER = 3.0  # seconds of failing outage before giving the leases up
+
 
 def _backoff() -> RetryBackoff:
     """Pauses between attempts while the database is away."""
@@ -88,13 +90,16 @@ def run(
 
     With ``leases``, this process applies the projections (and runs ``after_catch_up``)
     it holds the lease of, a fair share of them when other processes run too; without,
-    all of them. Its leases are released when it returns, so others take over at once.
+    all of them. Its leases are released when it returns, so others take over at once,
+    and while it has failed to reach the database for ``HAND_OVER_AFTER`` seconds (when
+    its lease connection still works, as when the server refuses it new connections).
     """
     pages = PageCache()
     projectors = [Projector(store, p, page_size=page_size, pages=pages) for p in projections]
     names = [p.position_name for p in projectors] + ([CHORES] if after_catch_up else [])
     held = Leases(leases or Alone(), names)
     backoff = _backoff()
+    failing_since: float | None = None
     listener: psycopg.Connection[tuple[object, ...]] | None = None
     try:
         while not stop.is_set():
@@ -105,6 +110,7 @@ def run(
                 if after_catch_up is not None and held.holds(CHORES) and not stop.is_set():
                     after_catch_up()
                 backoff.succeeded()
+                failing_since = None
                 _wait(listener, poll_interval, stop, held)
             except Exception as e:
                 if not unavailable(e):
@@ -112,6 +118,9 @@ def run(
                 if listener is not None:
                     listener.close()
                     listener = None
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since >= HAND_OVER_AFTER:
+                    held.close()  # another process may reach the database: let it take over
                 _pause(e, backoff, stop)
     finally:
         held.close()

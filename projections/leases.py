@@ -104,8 +104,11 @@ class Leases:
             raise
 
     def close(self) -> None:
-        """Release every lease (on shutdown): the other members take them at once."""
+        """Release every lease (on shutdown, or while this process cannot reach the
+        database): the other members take them at their next renewal; the next ``renew``
+        here joins again."""
         self._held.clear()
+        self._due = self.clock()
         self.backend.close()
 
     def _rebalance(self) -> bool:

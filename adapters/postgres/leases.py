@@ -56,9 +56,10 @@ def holder_name() -> str:
 class PgLeases:
     """A ``LeaseBackend`` (projections/leases.py) on a connection of its own to ``url``."""
 
-    def __init__(self, url: str, schema: str) -> None:
+    def __init__(self, url: str, schema: str, holder: str | None = None) -> None:
         self.url = url
         self.schema = schema
+        self.holder = holder or holder_name()  # tests name two daemons of one process
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
 
     def join(self, group: str) -> None:
@@ -68,7 +69,7 @@ class PgLeases:
             self.url,
             autocommit=True,
             connect_timeout=10,
-            application_name=f"{APPLICATION} {holder_name()}",
+            application_name=f"{APPLICATION} {self.holder}",
             # A peer that vanished without a FIN is noticed in ~15 s, not hours.
             keepalives=1,
             keepalives_idle=5,

@@ -1,8 +1,9 @@
 """Several `casetrack project` processes side by side (projections/leases.py): they share
 the projections and the chores, one killed with -9 hands its share to the other within
-seconds, one stopped with SIGTERM exits 0 and hands over at once, and while a writer
+seconds, one stopped with SIGTERM exits 0 with its leases released, and while a writer
 appends throughout, nothing is applied twice or lost: the views equal a replay of the
-log from scratch and the counters of processing_stats are exact."""
+log from scratch and the counters of processing_stats are exact. In-process daemons show
+what a lost lease connection and a process cut off from the database do."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ from projections.registry import all_projections
 from simulation import casegen
 from tests import cli_process
 from tests.integration.kafka_fixtures import wait_until
+from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_ingest import _lines
 from tests.stores import rows
+from tests.vault import TEST_VAULT
 
 PROJECTIONS = list(all_projections().values())
 LEASES = [*(p.name for p in PROJECTIONS), CHORES]
@@ -97,9 +100,13 @@ def _status(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: An
     return str(capsys.readouterr().out)
 
 
-def test_two_projectors_share_the_work_and_one_killed_hands_over_with_nothing_applied_twice(
+def test_projectors_share_the_work_take_over_from_a_killed_one_and_stop_on_sigterm(
     cli_env: dict[str, str], store: CaseStore, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
+    """Two processes share the leases; the first is killed with -9 and the second takes
+    all of them over; the second is stopped with SIGTERM while events still arrive (exit
+    0 within 10 s, its leases released); what it left is applied here. A writer appends
+    throughout: nothing applied twice or lost."""
     ingest_lines(_lines(casegen.generate(40, seed=70)), "before", store)
     with ExitStack() as stack:
         first = stack.enter_context(cli_process.running(PROJECT, cli_env))
@@ -116,9 +123,15 @@ def test_two_projectors_share_the_work_and_one_killed_hands_over_with_nothing_ap
                 print(f"\ntakeover after kill -9: {time.monotonic() - killed:.2f} s")
             more = _head(store) + 200
             wait_until(lambda: _head(store) >= more, 30, "events written after the takeover")
+
+            stopped = time.monotonic()
+            cli_process.stop_with_sigterm(second, within=10)  # the page in hand, then exit 0
+            with capsys.disabled():
+                print(f"exit 0 after SIGTERM: {time.monotonic() - stopped:.2f} s")
+            assert _holders(store) == {}, "leases kept after exit"
             enough.set()
-        wait_until(lambda: _caught_up(store), 60, "the survivor catching up")
-        cli_process.stop_with_sigterm(second, within=10)
+    for projection in PROJECTIONS:  # what was written after the second stopped
+        Projector(store, projection).catch_up()
 
     report = rebuild.verify(store, PROJECTIONS)
     assert report.ok, report.differences
@@ -141,29 +154,6 @@ def test_two_projectors_share_the_work_and_one_killed_hands_over_with_nothing_ap
 
 def _all(proc: subprocess.Popen[bytes]) -> dict[str, str]:
     return dict.fromkeys(LEASES, _me(proc))
-
-
-def test_sigterm_finishes_the_page_in_hand_releases_the_leases_and_exits_0(
-    cli_env: dict[str, str], store: CaseStore, capsys: Any
-) -> None:
-    ingest_lines(_lines(casegen.generate(100, seed=72)), "backlog", store)
-    with ExitStack() as stack:
-        first = stack.enter_context(cli_process.running(PROJECT, cli_env))
-        second = stack.enter_context(cli_process.running(PROJECT, cli_env))
-        wait_until(lambda: _shared_by(store, first, second), 30, "the leases shared")
-
-        stopped = time.monotonic()
-        cli_process.stop_with_sigterm(first, within=10)
-        exited = time.monotonic() - stopped
-        assert _me(first) not in _holders(store).values(), "leases kept after exit"
-        wait_until(lambda: _holders(store) == _all(second), 15, "the handover")
-        handover = time.monotonic() - stopped
-        with capsys.disabled():
-            print(f"\nSIGTERM: exit 0 in {exited:.2f} s, handover in {handover:.2f} s")
-        wait_until(lambda: _caught_up(store), 60, "the second catching up")
-        cli_process.stop_with_sigterm(second, within=10)
-    assert _holders(store) == {}
-    assert rebuild.verify(store, PROJECTIONS).ok
 
 
 def test_a_projector_whose_lease_connection_is_cut_drops_its_leases_and_takes_them_back(
@@ -207,4 +197,52 @@ def test_a_projector_whose_lease_connection_is_cut_drops_its_leases_and_takes_th
         runner.join(30)
     assert not died, died
     assert lease_holders(store, names) == {}, "leases kept after the daemon returned"
+    assert rebuild.verify(store, PROJECTIONS).ok
+
+
+def test_a_projector_that_cannot_reach_the_database_hands_its_leases_to_one_that_can(
+    database_url: str, schema: str, store: CaseStore
+) -> None:
+    """Two daemons (in this process); one reaches the database through a proxy that the
+    test cuts, its lease connection untouched (as when the server refuses it new
+    connections): once its outage has lasted ``HAND_OVER_AFTER`` it gives its leases up,
+    and the other takes them over and applies what is written meanwhile."""
+    ingest_lines(_lines(casegen.generate(20, seed=75)), "a", store)
+    names = [p.name for p in PROJECTIONS]
+    proxy = TcpProxy(database_url).start()
+    cut_off = CaseStore(proxy.url, schema, TEST_VAULT)
+    cut_off.datastore.pool.timeout = 1.0  # fail fast while the database is away
+    stop = threading.Event()
+    died: list[BaseException] = []
+
+    def run(on: CaseStore, holder: str) -> None:
+        try:
+            leases = PgLeases(database_url, schema, holder)
+            daemon.run(on, PROJECTIONS, stop, poll_interval=0.3, leases=leases)
+        except BaseException as e:
+            died.append(e)
+
+    def holders() -> set[str]:
+        held = lease_holders(store, names)
+        return set(held.values()) if len(held) == len(names) else set()
+
+    runners = [
+        threading.Thread(target=run, args=(cut_off, "cut-off:1"), daemon=True),
+        threading.Thread(target=run, args=(store, "direct:2"), daemon=True),
+    ]
+    for runner in runners:
+        runner.start()
+    try:
+        wait_until(lambda: holders() == {"cut-off:1", "direct:2"}, 15, "the leases shared")
+        proxy.cut()
+        wait_until(lambda: holders() == {"direct:2"}, 15, "the takeover")
+        ingest_lines(_lines(casegen.generate(10, seed=76)), "b", store)
+        wait_until(lambda: _caught_up(store), 30, "the events written meanwhile")
+    finally:
+        stop.set()
+        for runner in runners:
+            runner.join(30)
+        cut_off.close()
+        proxy.close()
+    assert not died, died
     assert rebuild.verify(store, PROJECTIONS).ok
