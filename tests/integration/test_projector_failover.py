@@ -7,6 +7,7 @@ what a lost lease connection and a process cut off from the database do."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import threading
@@ -91,12 +92,14 @@ def _writer(store: CaseStore, lines: list[str]) -> Iterator[threading.Event]:
     assert not failed, failed
 
 
-def _status(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: Any) -> str:
+def _status(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: Any, *args: str
+) -> str:
     """`casetrack projections status`'s output (in this process: no start-up to wait for)."""
     for name, value in cli_env.items():
         monkeypatch.setenv(name, value)
     capsys.readouterr()
-    assert main(["projections", "status"]) == 0
+    assert main(["projections", "status", *args]) == 0
     return str(capsys.readouterr().out)
 
 
@@ -115,6 +118,8 @@ def test_projectors_share_the_work_take_over_from_a_killed_one_and_stop_on_sigte
             wait_until(lambda: _shared_by(store, first, second), 30, "the leases shared")
             status = _status(cli_env, monkeypatch, capsys)
             assert _me(first) in status and _me(second) in status
+            shown = json.loads(_status(cli_env, monkeypatch, capsys, "--json"))
+            assert {s["holder"] for s in shown} <= {_me(first), _me(second)}
 
             first.kill()  # SIGKILL: its connections close, the server frees its leases
             killed = time.monotonic()
