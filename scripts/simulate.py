@@ -570,7 +570,7 @@ def main() -> int:
         assert pollers.stdin is not None
         spec = {
             "url": url, "schema": schema, "ports": ports, "rate": read_rate,
-            "share": args.linked_share, "seed": args.seed, "link_seconds": 2.0,
+            "share": args.linked_share, "seed": args.seed, "link_seconds": 0.5,
             "max_in_flight": 1000, "connections": 16,
         }  # fmt: skip
         pollers.stdin.write(json.dumps(spec) + "\n")
