@@ -286,6 +286,7 @@ async def _poll(spec: dict[str, Any]) -> dict[str, Any]:
     statuses: dict[str, int] = {}
     in_flight: set[asyncio.Task[None]] = set()
     rng = random.Random(spec["seed"])
+    link_failures: dict[str, int] = {}  # the simulator's own set-up, not a read
 
     def tally(status: str) -> None:
         statuses[status] = statuses.get(status, 0) + 1
@@ -299,7 +300,8 @@ async def _poll(spec: dict[str, Any]) -> dict[str, Any]:
                     )
                 )
             except Exception as e:  # the database under load: try again next round
-                tally(f"linking accounts: {type(e).__name__}")
+                kind = getattr(e, "sqlstate", None) or type(e).__name__
+                link_failures[kind] = link_failures.get(kind, 0) + 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), spec["link_seconds"])
 
@@ -341,6 +343,7 @@ async def _poll(spec: dict[str, Any]) -> dict[str, Any]:
         "latencies": [round(s, 5) for _, s in samples],
         "due": [round(d - started, 3) for d, _ in samples],
         "statuses": statuses,
+        "link_failures": link_failures,
         "accounts": len(pairs),
         "before_first_file": waiting,
     }
@@ -396,6 +399,11 @@ class Progress:
 class Lags:
     consumer: list[int] = field(default_factory=list)
     projection: list[int] = field(default_factory=list)
+
+    def by_tenth(self, values: list[int]) -> list[int]:
+        """The largest of each tenth of the samples: how a lag moved over the run."""
+        size = max(1, math.ceil(len(values) / 10))
+        return [max(values[i : i + size]) for i in range(0, len(values), size)]
 
 
 def sample(progress: Progress, published: Published, lags: Lags) -> tuple[int, int]:
@@ -686,13 +694,20 @@ def report(args: argparse.Namespace, **r: Any) -> int:
         f" projection lag (events): max {max(lags.projection, default=0):,},"
         f" p99 {pct([float(x) for x in lags.projection], 0.99):,.0f}"
         f" ({len(lags.consumer):,} samples every {args.sample_seconds:g} s);"
-        f" caught up {r['drained_after']:.1f} s after the last publication"
+        f" caught up {r['drained_after']:.1f} s after the last publication; largest per tenth"
+        f" of the run: consumer {lags.by_tenth(lags.consumer)},"
+        f" projection {lags.by_tenth(lags.projection)}"
     )
     print(
         f"reads at {r['read_rate']:.1f}/s over both API processes: {len(latencies_ms):,}"
         f" ({reads.get('accounts', 0):,} accounts), p50 {pct(latencies_ms, 0.5):.1f} ms,"
         f" p99 {pct(latencies_ms, 0.99):.1f} ms, max {max(latencies_ms, default=math.nan):.1f} ms;"
         f" statuses {statuses}; p99 per tenth of the run (ms): {tenths}"
+        + (
+            f"; linking accounts failed {links} (retried)"
+            if (links := reads.get("link_failures"))
+            else ""
+        )
     )
     print(
         f"errors: {bad_reads} reads not 2xx, {r['dead']} dead letters, {r['projection_dead']}"
@@ -701,6 +716,16 @@ def report(args: argparse.Namespace, **r: Any) -> int:
     )
     for name, (hwm, cpu) in r["figures"].items():
         print(f"  {name:<10} peak RSS {hwm:7.1f} MB  CPU {cpu:8.1f} s")
+    per_cpu = {
+        kind: round(done / cpu)
+        for kind, done in (("consume", events), ("project", events), ("serve", len(latencies_ms)))
+        if (cpu := sum(c for n, (_, c) in r["figures"].items() if n.startswith(kind)))
+    }
+    print(
+        f"per CPU second (start-up and idle polling included): {per_cpu.get('consume')} events"
+        f" stored, {per_cpu.get('project')} events projected (every view),"
+        f" {per_cpu.get('serve')} reads served"
+    )
     print(
         f"PostgreSQL: schema {r['schema_bytes'] / mb:,.1f} MB"
         f" ({r['empty_bytes'] / mb:,.1f} MB empty;"
@@ -727,6 +752,8 @@ def report(args: argparse.Namespace, **r: Any) -> int:
         "consumer_lag_p99": pct([float(x) for x in lags.consumer], 0.99),
         "projection_lag_max": max(lags.projection, default=0),
         "projection_lag_p99": pct([float(x) for x in lags.projection], 0.99),
+        "consumer_lag_max_by_tenth": lags.by_tenth(lags.consumer),
+        "projection_lag_max_by_tenth": lags.by_tenth(lags.projection),
         "caught_up_s": None if math.isnan(r["drained_after"]) else round(r["drained_after"], 1),
         "read_rate": round(r["read_rate"], 1),
         "reads": len(latencies_ms),
@@ -739,6 +766,8 @@ def report(args: argparse.Namespace, **r: Any) -> int:
         "errors": errors,
         "peak_rss_mb": {n: round(h, 1) for n, (h, _) in r["figures"].items()},
         "cpu_s": {n: round(c, 1) for n, (_, c) in r["figures"].items()},
+        "per_cpu_second": per_cpu,
+        "link_failures": reads.get("link_failures", {}),
         "schema_bytes": r["schema_bytes"],
         "database_bytes": r["database_bytes"],
         "bytes_per_event": None if math.isnan(per_event) else round(per_event),
