@@ -109,12 +109,13 @@ def timeline(
 
 
 class Feed:
-    """The timeline generated on a thread of its own, a slice ahead of the publisher."""
+    """The timeline generated on a thread of its own, up to 160,000 lines ahead of the
+    publisher, so that building the next slice does not hold publication up."""
 
     def __init__(self, source: Iterator[tuple[float, str]]) -> None:
         import queue
 
-        self.queue: queue.Queue[list[tuple[float, str]] | None] = queue.Queue(maxsize=4)
+        self.queue: queue.Queue[list[tuple[float, str]] | None] = queue.Queue(maxsize=32)
         self.source = source
         threading.Thread(target=self._fill, daemon=True).start()
 
