@@ -737,8 +737,8 @@ def report(args: argparse.Namespace, **r: Any) -> int:
     print(
         f"extrapolated (linear in events, not measured): {args.years:g} years of"
         f" {args.cases_per_year:,} cases a year ({full_events:,.0f} events):"
-        f" {per_event * full_events / 1024**3:,.1f} GB; at 5 M events a year:"
-        f" {per_event * 5e6 * args.years / 1024**3:,.1f} GB"
+        f" {per_event * full_events / 1024**3:,.1f} GiB; at 5 M events a year:"
+        f" {per_event * 5e6 * args.years / 1024**3:,.1f} GiB"
     )
     result = {
         "benchmark": "simulate",
@@ -772,7 +772,7 @@ def report(args: argparse.Namespace, **r: Any) -> int:
         "schema_bytes": r["schema_bytes"],
         "database_bytes": r["database_bytes"],
         "bytes_per_event": None if math.isnan(per_event) else round(per_event),
-        "extrapolated_full_gb": None
+        "extrapolated_full_gib": None
         if math.isnan(per_event)
         else round(per_event * full_events / 1024**3, 1),
     }
