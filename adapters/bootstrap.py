@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from adapters.http.services import Services
     from adapters.http.settings import ApiSettings
     from adapters.notifier import Notifier
+    from adapters.postgres.leases import PgLeases
     from consumers.kafka.consumer import KafkaCaseConsumer
     from consumers.kafka.lag import LagReport
     from consumers.kafka.settings import ConsumerSettings
@@ -108,6 +109,22 @@ def case_store_when_ready(settings: Settings, stop: threading.Event) -> CaseStor
     return daemon.open_store(
         partial(open_case_store, database_url(settings), settings.schema, vault(settings)), stop
     )
+
+
+def projection_leases(settings: Settings) -> PgLeases:
+    """What `casetrack project` shares the projections with others by: leases held on a
+    connection of their own (adapters/postgres/leases.py)."""
+    from adapters.postgres.leases import PgLeases
+
+    return PgLeases(database_url(settings), settings.schema)
+
+
+def lease_holders(store: CaseStore, names: list[str]) -> dict[str, str]:
+    """Which `casetrack project` process (host:pid) holds each of ``names`` now."""
+    from adapters.postgres.leases import holders
+
+    with store.datastore.transaction(commit=False) as curs:
+        return holders(curs, store.schema, names)
 
 
 def kafka_consumer(store: CaseStore, kafka: ConsumerSettings) -> KafkaCaseConsumer:

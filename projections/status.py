@@ -1,7 +1,9 @@
-"""Where each projection stands: position, head of the log, lag, last error."""
+"""Where each projection stands: position, head of the log, lag, last error, and the
+`casetrack project` process that holds its lease (host:pid; None when none runs)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +25,17 @@ class ProjectionStatus:
     last_error: str | None
     last_error_at: str | None
     dead_letters: int
+    holder: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def statuses(store: ProjectionStore, projections: list[Projection]) -> list[ProjectionStatus]:
+def statuses(
+    store: ProjectionStore,
+    projections: list[Projection],
+    holders: Mapping[str, str] | None = None,
+) -> list[ProjectionStatus]:
     events = EventLog(store)
     result = []
     with store.datastore.transaction(commit=False) as curs:
@@ -53,6 +60,7 @@ def statuses(store: ProjectionStore, projections: list[Projection]) -> list[Proj
                     if standing.last_error_at
                     else None,
                     dead_letters=standing.dead_letters,
+                    holder=(holders or {}).get(standing.name),
                 )
             )
     return result

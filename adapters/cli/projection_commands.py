@@ -82,6 +82,7 @@ def cmd_project(args: argparse.Namespace) -> int:
                 stop,
                 poll_interval=args.poll_interval,
                 after_catch_up=bootstrap.daemon_chores(args.settings, store),
+                leases=bootstrap.projection_leases(args.settings),
             )
     except KeyboardInterrupt:
         stop.set()
@@ -89,24 +90,31 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def cmd_projections_status(args: argparse.Namespace) -> int:
+    from projections.leases import CHORES
     from projections.status import statuses
 
+    projections = _projections(None)
     with closing(bootstrap.case_store(args.settings)) as store:
-        standing = statuses(store, _projections(None))
+        holders = bootstrap.lease_holders(store, [*(p.name for p in projections), CHORES])
+        standing = statuses(store, projections, holders)
     if args.json:
         print(json.dumps([s.as_dict() for s in standing], indent=2))
         return 0
-    print(f"{'projection':<18} {'position':>10} {'head':>10} {'lag':>8} {'lag s':>9}  state")
+    print(
+        f"{'projection':<18} {'position':>10} {'head':>10} {'lag':>8} {'lag s':>9}"
+        f"  {'held by':<24}  state"
+    )
     for s in standing:
         state = f"HALTED at {s.halted_at}" if s.halted_at else "ok"
         if s.dead_letters:
             state += f", {s.dead_letters} dead letters"
         print(
             f"{s.name:<18} {s.position:>10} {s.head:>10} {s.lag_events:>8}"
-            f" {s.lag_seconds:>9.1f}  {state}"
+            f" {s.lag_seconds:>9.1f}  {s.holder or '-':<24}  {state}"
         )
         if s.last_error:
             print(f"{'':<18} last error {s.last_error_at}: {s.last_error}")
+    print(f"chores (checkpoints, raw input expiry) held by {holders.get(CHORES, '-')}")
     return 0
 
 
