@@ -171,6 +171,9 @@ def _send(client: smtplib.SMTP, message: EmailMessage | _Raw) -> None:
 
 
 _PLAIN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space, no CR or LF
+# An address whose header and envelope forms are itself (a dot-atom at a domain name).
+_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                      r"@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")  # fmt: skip
 
 
 def _raw_message(mail_from: str, to: str, subject: str, body: str, message_id: str) -> _Raw | None:
@@ -178,12 +181,12 @@ def _raw_message(mail_from: str, to: str, subject: str, body: str, message_id: s
     and ``EmailMessage`` (its header parsing, ``set_content``, then ``send_message``
     flattening it again) cost about 7 ms of CPU each, most of the notifier's time, on
     the cores the projector needs. None for anything but the plain case (an address
-    that is not printable ASCII, a line break in a header, a From with no address):
-    ``EmailMessage`` handles those (SMTPUTF8, or refusing the header) as before."""
+    that is not a plain ``local@domain``, a line break in a header): ``EmailMessage``
+    handles those (SMTPUTF8, refusing the header, parsing the address) as before."""
     sender = _address(mail_from)
     if (
         sender is None
-        or not _PLAIN.fullmatch(to)
+        or not _ADDRESS.fullmatch(to)
         or not _PLAIN.fullmatch(message_id)
         or "\r" in subject
         or "\n" in subject
@@ -206,7 +209,7 @@ def _raw_message(mail_from: str, to: str, subject: str, body: str, message_id: s
 @lru_cache(maxsize=64)
 def _address(mail_from: str) -> str | None:
     address = parseaddr(mail_from)[1]
-    return address if _PLAIN.fullmatch(address) and "@" in address else None
+    return address if _ADDRESS.fullmatch(address) else None
 
 
 @lru_cache(maxsize=64)
