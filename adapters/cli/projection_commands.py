@@ -56,7 +56,7 @@ def cmd_project(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from projections import daemon
+    from projections import lanes
     from projections.projector import Projector
 
     projections = _projections(args.names)
@@ -76,7 +76,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         if opened is None:
             return 0
         with closing(opened) as store:
-            daemon.run(
+            lanes.run(
                 store,
                 projections,
                 stop,
