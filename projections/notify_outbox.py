@@ -345,8 +345,8 @@ class Outbox:
     def prune(self, curs: Cursor[DictRow], keep_days: int, limit: int = 10_000) -> int:
         """Delete up to ``limit`` settled rows (sent, skipped, dead) older than ``keep_days``;
         how many. Safe for exactly-once: a committed event is never applied again (a
-        rebuild replays silently up to the live position and applies only what follows),
-        so no old row is needed to stop a resend."""
+        rebuild announces only what follows the live position it read when it began), so
+        no old row is needed to stop a resend."""
         curs.execute(self._prune, (keep_days, limit))
         return curs.rowcount
 
