@@ -331,7 +331,8 @@ class Notifier:
                 )  # fmt: skip
             return 0
         self.outbox.done(curs, [row.id])
-        self.health.succeeded(curs, row.recipient)
+        if delivery.failing_since is not None:  # a statement per delivery saved otherwise
+            self.health.succeeded(curs, row.recipient)
         return 1
 
     def _maybe_disable(self, curs: psycopg.Cursor[DictRow], delivery: Delivery) -> None:
@@ -377,4 +378,11 @@ def _wait(listener: psycopg.Connection[Any], seconds: float, stop: threading.Eve
         if remaining <= 0:
             return
         for _ in listener.notifies(timeout=min(remaining, 0.5), stop_after=1):
-            return
+            break
+        else:
+            continue
+        # The notifications already queued are for commits the next round sees too: one
+        # round for all of them, not one more round (empty) for each.
+        for _ in listener.notifies(timeout=0):
+            pass
+        return

@@ -190,4 +190,11 @@ def _wait(
         if leases.renew():
             return
         for _ in listener.notifies(timeout=min(remaining, 0.5), stop_after=1):
-            return
+            break
+        else:
+            continue
+        # The notifications already queued are for commits the next round sees too: one
+        # round for all of them, not one more round (empty) for each.
+        for _ in listener.notifies(timeout=0):
+            pass
+        return

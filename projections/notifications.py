@@ -7,9 +7,14 @@ applied: what ``visible_change`` compares the next event's view with, for each r
 can be rebuilt like any view; the outbox is not among its tables, so a rebuild keeps
 it, and what the rebuild's catch-up applies again finds its rows already there (see
 notify_outbox: ON CONFLICT DO NOTHING, recipients as linked when the event was recorded).
-A rebuild replays this view only up to the live position (``replay_upto_live``): the
-events after it are applied by the catch-up, which writes their outbox rows, so none
-goes unannounced whatever the live projection had reached.
+A rebuild replays the whole log like any view's (in parallel, bulk-copied), announcing
+only what the live projection had not (``announcing_after`` its live position): the
+replay stages the changes of the events after that position (``notify_staged``), and the
+swap turns them into outbox rows (``release_staged``), in the transaction that moves the
+position, with the same recipients and keys as the live projection's rows, so nothing is
+announced twice and nothing after the live position goes unannounced. The live
+``notify_staged`` is always empty: the live projection writes its rows straight to the
+outbox.
 
 A case whose view is missing here (the table was refilled from the log, or this view
 started at the log's head: ``db init`` never announces the past) has its view folded
@@ -45,9 +50,40 @@ TABLE = Table(
 )
 
 
-class NotifyViewsReplayer(PerCaseReplayer):
+# The changes a rebuild's replay found after the live position, for the swap to announce.
+STAGED = Table(
+    name="notify_staged",
+    columns=(
+        ("case_id", "uuid NOT NULL"),
+        ("version", "bigint NOT NULL"),
+        ("role", "text NOT NULL"),
+        ("application_number", "text NOT NULL"),
+        ("language", "text NOT NULL"),
+        ("change", "jsonb NOT NULL"),
+        ("recorded_at", "timestamptz NOT NULL"),
+    ),
+    key=("case_id", "version", "role"),
+)
+
+
+class NotifyReplayer(PerCaseReplayer):
+    """Each case's view; and, for the events after ``announced`` on a case in
+    ``linked`` (only they have recipients), the changes to stage."""
+
+    def __init__(self, announced: int | None = None, linked: frozenset[UUID] = frozenset()) -> None:
+        self.announced = announced
+        self.linked = linked
+
     def case(self, events: Sequence[Positioned]) -> Iterable[tuple[str, Row]]:
-        view = case_status.fold([p.event for p in events])
+        announce = self.announced is not None and events[0].case_id in self.linked
+        view: dict[str, Any] | None = None
+        for p in events:
+            before, view = view, case_status.evolve(view, p.event)
+            if announce and p.position > (self.announced or 0):
+                for c in _changes(p, before, view):
+                    row = (c.case_id, c.version, c.role, c.application_number, c.language,
+                           Jsonb(c.change), c.recorded_at)  # fmt: skip
+                    yield STAGED.name, row
         if view is not None:
             yield TABLE.name, (events[0].case_id, Jsonb(view))
 
@@ -56,17 +92,41 @@ class NotificationsProjection:
     """Needs its store (the schema of the outbox, the log for a missing view)."""
 
     name = NAME
-    tables: tuple[Table, ...] = (TABLE,)
-    replay_upto_live = True  # projections/rebuild: see the module's docstring
+    tables: tuple[Table, ...] = (TABLE, STAGED)
 
-    def __init__(self, store: ProjectionStore | None = None) -> None:
+    def __init__(self, store: ProjectionStore | None = None, announced: int | None = None) -> None:
         self._store = store
+        self._announced = announced
+        self._linked: frozenset[UUID] | None = None
 
     def for_store(self, store: ProjectionStore) -> NotificationsProjection:
-        return NotificationsProjection(store)
+        return NotificationsProjection(store, self._announced)
 
-    def replayer(self) -> NotifyViewsReplayer:
-        return NotifyViewsReplayer()
+    def announcing_after(self, position: int) -> NotificationsProjection:
+        """This projection for a rebuild: its replay stages the changes of the events
+        after ``position`` (the live one; without it, a replay announces nothing)."""
+        return NotificationsProjection(self._store, position)
+
+    def replayer(self) -> NotifyReplayer:
+        if self._announced is None:
+            return NotifyReplayer()
+        if self._linked is None:
+            # The cases anyone is linked to, once per process: a link made after this
+            # (after the rebuild began) is younger than every event replayed, so it
+            # would have no recipients among them anyway.
+            if self._store is None:
+                raise RuntimeError("notifications replays with its store: take for_store first")
+            with self._store.datastore.transaction(commit=False) as curs:
+                self._linked = frozenset(Outbox(self._store.schema).linked_cases(curs))
+        return NotifyReplayer(self._announced, self._linked)
+
+    def release_staged(self, curs: Cursor[DictRow], tables: Mapping[str, Composed]) -> None:
+        """The staged changes as outbox rows (in the rebuild's swap, before the rename),
+        then none staged."""
+        if self._store is None:
+            raise RuntimeError("notifications runs with its store: take for_store first")
+        Outbox(self._store.schema).add_staged(curs, tables[STAGED.name])
+        curs.execute(SQL("TRUNCATE {}").format(tables[STAGED.name]))
 
     def apply(
         self, curs: Cursor[DictRow], tables: Mapping[str, Composed], page: Sequence[Positioned]

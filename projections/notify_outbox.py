@@ -168,6 +168,26 @@ class Outbox:
             " ON CONFLICT (case_id, version, channel, recipient) DO NOTHING"
         )
         self._notify = SQL("SELECT pg_notify(%s, '')")
+        self._linked_cases = f("SELECT DISTINCT case_id FROM {s}.account_links")
+        # A rebuild's staged changes (projections/notifications), as _insert makes rows.
+        self._add_staged = (
+            "INSERT INTO {s}.notify_outbox (case_id, version, channel, recipient, role,"
+            " application_number, language, change, recorded_at)"
+            " SELECT case_id, version, channel, recipient, role, application_number, language,"
+            " change, recorded_at FROM ("
+            " SELECT c.*, 'email' AS channel, l.account_id AS recipient FROM {staged} c"
+            " JOIN {s}.account_links l ON l.case_id = c.case_id AND l.role = c.role"
+            " AND l.linked_at <= c.recorded_at"
+            " UNION ALL"
+            " SELECT c.*, 'webhook', w.endpoint_id FROM {staged} c"
+            " JOIN {s}.account_links l ON l.case_id = c.case_id AND l.role = c.role"
+            " JOIN {s}.webhook_endpoints w ON w.account_id = l.account_id"
+            " WHERE w.created_at <= c.recorded_at AND w.disabled_at IS NULL"
+            " AND c.change->>'type' = ANY(w.events)) staged"
+            " ORDER BY recorded_at, case_id, version, channel, recipient"
+            " ON CONFLICT (case_id, version, channel, recipient) DO NOTHING"
+        )
+        self._schema = s
         # An account is due once its oldest pending change has waited the window: the
         # oldest pending rows (by the index) name the due accounts, oldest first.
         self._due_accounts = f(
@@ -241,6 +261,18 @@ class Outbox:
         curs.execute(self._linked, (list(case_ids),))
         return {r["case_id"] for r in curs.fetchall()}
 
+    def linked_cases(self, curs: Cursor[DictRow]) -> list[UUID]:
+        """Every case some account is linked to."""
+        curs.execute(self._linked_cases)
+        return [r["case_id"] for r in curs.fetchall()]
+
+    def add_staged(self, curs: Cursor[DictRow], staged: Composed) -> None:
+        """Rows for the changes in the table ``staged`` (Pending's columns), as ``add``
+        would make them, once; wakes the notifiers at commit."""
+        curs.execute(SQL(self._add_staged).format(s=self._schema, staged=staged))
+        if curs.rowcount:
+            curs.execute(self._notify, (CHANNEL,))
+
     def add(self, curs: Cursor[DictRow], pending: Sequence[Pending]) -> None:
         """Rows for each change's recipients, once; wakes the notifiers at commit."""
         if not pending:
@@ -313,8 +345,8 @@ class Outbox:
     def prune(self, curs: Cursor[DictRow], keep_days: int, limit: int = 10_000) -> int:
         """Delete up to ``limit`` settled rows (sent, skipped, dead) older than ``keep_days``;
         how many. Safe for exactly-once: a committed event is never applied again (a
-        rebuild replays silently up to the live position and applies only what follows),
-        so no old row is needed to stop a resend."""
+        rebuild announces only what follows the live position it read when it began), so
+        no old row is needed to stop a resend."""
         curs.execute(self._prune, (keep_days, limit))
         return curs.rowcount
 

@@ -9,7 +9,10 @@ ordinary projector, and swaps it in: in one transaction that holds the live
 projection's position lock, it applies the last events, renames the tables and
 moves the position. An interrupted rebuild leaves the live tables untouched;
 running it again starts afresh. The swap hands the shadow's dead letters (the
-events the replay left out) to the live projection.
+events the replay left out) to the live projection. A projection that announces what
+it applies (notifications) replays the whole log too, announcing only what its live
+projection had not reached: its replay stages those changes, and the swap announces
+them (``Announcing``, ``Staging``).
 
 ``verify`` replays into ``<table>__verify`` up to the live position and
 reports rows that differ, without swapping.
@@ -18,14 +21,15 @@ reports rows that differ, without swapping.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 import structlog
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Composable, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from projections.event_log import EventLog
 from projections.parallel import Run, case_ranges, runner
@@ -54,7 +58,8 @@ def rebuild(
     from ``opener`` (see projections.parallel; by default one per core on large
     logs, and none without an opener).
     """
-    head = _replay_head(store, projections)
+    projections = _announcing(store, projections)
+    head = _head(store)
     with runner(workers, head, opener) as run:
         report = replay_into(store, projections, SHADOW, head, run)
         _check(store, projections, SHADOW, report, run)
@@ -167,6 +172,8 @@ def _swap(store: ProjectionStore, shadows: Sequence[Projector]) -> None:
                     f"{projection.name}: the rebuild halted on a database error at position"
                     f" {position + 1}; see `casetrack projections status`"
                 )
+            if isinstance(projection, Staging):
+                projection.release_staged(curs, shadow.tables)
             for table in projection.tables:
                 old = Identifier(table.name + "__old")
                 curs.execute(SQL("DROP TABLE IF EXISTS {}.{}").format(Identifier(schema), old))
@@ -200,15 +207,29 @@ def _differences(curs: Cursor[DictRow], schema: str, table: Table, limit: int = 
     return found
 
 
-def _replay_head(store: ProjectionStore, projections: Sequence[Projection]) -> int:
-    """Where the replay stops: the log's head, or the live position of a projection that
-    announces what it applies (``replay_upto_live``: notifications) when that is lower,
-    so that its catch-up, not the silent replay, applies the events it has not announced."""
-    head = _head(store)
-    for projection in projections:
-        if getattr(projection, "replay_upto_live", False):
-            head = min(head, Projector(store, projection).position())
-    return head
+@runtime_checkable
+class Announcing(Protocol):
+    """A projection that announces what it applies (notifications): a rebuild's replay
+    must announce what the live projection had not reached, and nothing before it."""
+
+    def announcing_after(self, position: int) -> Projection: ...
+
+
+@runtime_checkable
+class Staging(Protocol):
+    """A projection whose replay stages rows for the swap to act on (notifications: the
+    changes to announce), in the swap's transaction, before the tables are renamed."""
+
+    def release_staged(self, curs: Cursor[DictRow], tables: Mapping[str, Composed]) -> None: ...
+
+
+def _announcing(store: ProjectionStore, projections: Sequence[Projection]) -> list[Projection]:
+    """Each projection that announces, set to announce only after its live position (read
+    before the head, so it is never past it)."""
+    return [
+        p.announcing_after(Projector(store, p).position()) if isinstance(p, Announcing) else p
+        for p in projections
+    ]
 
 
 def _head(store: ProjectionStore) -> int:

@@ -56,7 +56,7 @@ def _projections(names: list[str] | None) -> list[Projection]:
 def cmd_project(args: argparse.Namespace) -> int:
     import signal
 
-    from projections import daemon
+    from projections import lanes
     from projections.projector import Projector
 
     projections = _projections(args.names)
@@ -78,7 +78,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         if opened is None:
             return 0
         with closing(opened) as store:
-            daemon.run(
+            lanes.run(
                 store,
                 projections,
                 stop,

@@ -95,7 +95,8 @@ def test_a_rebuild_split_over_worker_processes_equals_one_in_process(
     ingest_lines([(line + "\n").encode() for line in lines], "feed.jsonl", store)
     rebuild(store, projections, workers=1)
     alone = [_tables(store, p) for p in projections]
-    assert all(all(tables.values()) for tables in alone)
+    # every view filled (notify_staged, a rebuild's staging, is empty once swapped in)
+    assert all(rows for tables in alone for name, rows in tables.items() if name != "notify_staged")
 
     # Spawned processes, case id ranges, each opening its own store.
     report = rebuild(store, projections, workers=3, opener=open_test_store)

@@ -272,3 +272,66 @@ def test_settled_rows_are_deleted_after_the_keep_days(store: CaseStore, sink: Si
     rebuild(store, select(None))
     n.round()
     assert len(sink.messages()) == 2
+
+
+def test_a_rebuild_behind_the_live_view_announces_what_it_would_have(store: CaseStore) -> None:
+    """The live view at P, the log at H: the rebuild replays everything (nothing caught up
+    event by event), stages the changes after P and announces them at the swap: exactly the
+    rows the live projection makes for (P, H], and nothing for what came before P."""
+    from consumers.file_ingest import ingest_lines
+    from projections.projector import Projector
+    from tests.stores import rows
+
+    other, unlinked = "F700000002", "F700000003"
+    feed(
+        store,
+        *(line(n, "application.received", received_payload()) for n in (NUMBER, other, unlinked)),
+    )
+    link(store, NUMBER, "principal_applicant")
+    link(store, NUMBER, "sponsor")
+    rep = link(store, NUMBER, "representative")
+    add_endpoint(store, rep, "https://crm.example/hooks", "whsec_" + "A" * 32)
+    link(store, other, "principal_applicant", language="fr")
+    feed(store, line(NUMBER, "application.acknowledged", {"acknowledged_on": "2024-03-01"}))
+    before = outbox(store)
+    assert before  # announced by the live projection, before P
+    tail = [
+        line(n, kind, payload)
+        for n in (NUMBER, other, unlinked)
+        for kind, payload in (
+            ("biometrics.requested", {"due_on": "2024-04-01"}),
+            ("medical.requested", {"due_on": "2024-05-01"}),
+        )
+    ] + [line(other, "application.acknowledged", {"acknowledged_on": "2024-03-02"})]
+    assert ingest_lines(tail, "t", store).accepted == len(tail)
+    notifications = select(["notifications"])[0]
+    live = Projector(store, notifications)
+    behind = live.position()
+
+    def made(since: int) -> list[tuple[Any, ...]]:
+        found = rows(
+            store,
+            "SELECT case_id, version, channel, recipient, role, application_number, language,"
+            " change, recorded_at FROM {schema}.notify_outbox WHERE id > %s ORDER BY 1, 2, 3, 4",
+            (since,),
+        )
+        return [tuple(r.values()) for r in found]
+
+    last = max(r["id"] for r in before)
+    live.catch_up()  # what the live projection makes for (P, H]
+    expected = made(last)
+    assert {r[1] for r in expected} == {2, 3, 4}  # the tail's versions, some for each file
+    execute(store, "DELETE FROM {schema}.notify_outbox WHERE id > %s", (last,))
+    execute(
+        store,
+        "UPDATE {schema}.projection_positions SET position = %s WHERE name = 'notifications'",
+        (behind,),
+    )
+
+    report = rebuild(store, select(["notifications"]))
+    assert report.caught_up == 0  # the replay went to the head
+    assert made(last) == expected
+    assert outbox(store)[: len(before)] == before
+    assert rows(store, "SELECT count(*) AS n FROM {schema}.notify_staged")[0]["n"] == 0
+    rebuild(store, select(None))  # at the head now: nothing more to announce
+    assert made(last) == expected
