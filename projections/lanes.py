@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from projections import daemon
+from projections.leases import LeaseBackend
 from projections.ports import ProjectionStore
 from projections.projector import Projection
 from projections.rebuild import Announcing
@@ -37,20 +38,39 @@ def run(
     *,
     poll_interval: float = 2.0,
     after_catch_up: Callable[[], None] | None = None,
+    leases: Callable[[], LeaseBackend] | None = None,
 ) -> None:
     """``daemon.run`` for each lane, in threads, until ``stop``; a lane that fails stops
-    the others, and its error is raised here."""
+    the others, and its error is raised here. With ``leases``, each lane shares its
+    projections with the same lane of other processes through a backend of its own
+    (projections/leases: a lane is a group)."""
     found = lanes(projections)
+
+    def backend() -> LeaseBackend | None:
+        return leases() if leases is not None else None
+
     if len(found) == 1:
         daemon.run(
-            store, found[0], stop, poll_interval=poll_interval, after_catch_up=after_catch_up
+            store,
+            found[0],
+            stop,
+            poll_interval=poll_interval,
+            after_catch_up=after_catch_up,
+            leases=backend(),
         )
         return
     failures: list[BaseException] = []
 
     def lane(group: list[Projection], chores: Callable[[], None] | None) -> None:
         try:
-            daemon.run(store, group, stop, poll_interval=poll_interval, after_catch_up=chores)
+            daemon.run(
+                store,
+                group,
+                stop,
+                poll_interval=poll_interval,
+                after_catch_up=chores,
+                leases=backend(),
+            )
         except BaseException as e:
             failures.append(e)
             stop.set()

@@ -63,6 +63,7 @@ STAGED = Table(
         ("recorded_at", "timestamptz NOT NULL"),
     ),
     key=("case_id", "version", "role"),
+    staging=True,
 )
 
 

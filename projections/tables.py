@@ -23,6 +23,9 @@ class Table:
     columns: tuple[tuple[str, str], ...]  # (column, SQL type)
     key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...] = ()
+    # Holds rows only while a rebuild runs (empty in the live view): a release that adds
+    # or changes it recreates it without refilling the view (adapters/postgres/schema).
+    staging: bool = False
 
     @property
     def column_names(self) -> tuple[str, ...]:

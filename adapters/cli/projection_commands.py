@@ -84,7 +84,7 @@ def cmd_project(args: argparse.Namespace) -> int:
                 stop,
                 poll_interval=args.poll_interval,
                 after_catch_up=bootstrap.daemon_chores(args.settings, store),
-                leases=bootstrap.projection_leases(args.settings),
+                leases=lambda: bootstrap.projection_leases(args.settings),
             )
     except KeyboardInterrupt:
         stop.set()

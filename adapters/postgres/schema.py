@@ -94,7 +94,8 @@ def _create_or_reset_view(
 ) -> None:
     """Create a view's tables; if a release changed their columns, drop them and
     rewind the view's position, so the projector refills it from the log. Views
-    are derived data: the log is the only thing that must survive a migration."""
+    are derived data: the log is the only thing that must survive a migration. A
+    staging table (empty outside a rebuild) is only recreated: no reason to refill."""
     found: dict[str, tuple[str, ...]] = {}
     for table in projection.tables:
         columns = conn.execute(
@@ -104,7 +105,14 @@ def _create_or_reset_view(
         ).fetchall()
         if columns:
             found[table.name] = tuple(str(c[0]) for c in columns)
-    if found and any(found.get(t.name) != t.column_names for t in projection.tables):
+    for table in projection.tables:
+        if table.staging and found.get(table.name, table.column_names) != table.column_names:
+            conn.execute(SQL("DROP TABLE {}").format(table.ident(schema)))
+            del found[table.name]
+    kept = [t for t in projection.tables if not t.staging]
+    if any(t.name in found for t in kept) and any(
+        found.get(t.name) != t.column_names for t in kept
+    ):
         log.warning("view layout changed: refilling it from the log", projection=projection.name)
         for table in projection.tables:
             conn.execute(SQL("DROP TABLE IF EXISTS {}").format(table.ident(schema)))

@@ -371,6 +371,26 @@ def test_db_init_resets_a_view_whose_table_layout_changed(
     assert views(store) == folded_views(store)
 
 
+def test_db_init_adds_a_staging_table_without_rewinding_its_view(
+    database_url: str, store: CaseStore
+) -> None:
+    """notify_staged holds rows only during a rebuild: an install from before it gets the
+    table and keeps the notifications position, so the changes its projector had not yet
+    announced at the upgrade are still announced (a rewind to the head would skip them)."""
+    from adapters.postgres.schema import init_schema
+    from projections import notifications
+
+    ingest_lines(_lines(casegen.generate(5, seed=6)), "f", store)
+    projection = all_projections()[notifications.NAME]
+    Projector(store, projection).catch_up()
+    before = statuses(store, [projection])[0].position
+    ingest_lines(_lines(casegen.generate(5, seed=7)), "g", store)  # not yet announced
+    execute(store, "DROP TABLE {schema}.notify_staged")  # the layout of an older release
+    init_schema(database_url, store.schema)
+    assert statuses(store, [projection])[0].position == before
+    assert rows(store, "SELECT count(*) AS n FROM {schema}.notify_staged") == [{"n": 0}]
+
+
 # ---------------------------------------------------------------- a bad stored event
 
 
