@@ -16,7 +16,12 @@ from domain.rules import RuleViolation
 
 
 def save_one(app: Any, raw: bytes | str) -> bool:
-    """Parse, load the case, apply, save (one transaction); False when not stored."""
+    """Parse, load the case, apply, save (one transaction); False when not stored.
+
+    The save is ``save_cases`` with one case, not the library's ``save``: personal data is
+    sealed with the subjects' data keys, which only casetrack's save fetches (and makes,
+    for a new file's people) before it records; a naive implementation would have to as
+    well."""
     try:
         command = parse_event(raw)
     except ContractError:
@@ -31,7 +36,7 @@ def save_one(app: Any, raw: bytes | str) -> bool:
         return False
     if not case.pending_events:
         return False
-    app.save(case)
+    app.save_cases([case])
     return True
 
 

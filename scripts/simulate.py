@@ -568,6 +568,7 @@ def main() -> int:
     lags = Lags()
     figures: dict[str, tuple[float, float]] = {}
     early: list[str] = []
+    exits: dict[str, int | None] = {}
     drained_after = math.nan
     read_result: dict[str, Any] = {}
     try:
@@ -609,6 +610,7 @@ def main() -> int:
         progress.close()
         pollers.send_signal(signal.SIGTERM)
         out, _ = pollers.communicate(timeout=120)
+        exits["pollers"] = pollers.returncode
         read_result = json.loads(out.strip().splitlines()[-1])
         pollers = None
         for name, proc in processes.items():
@@ -620,7 +622,6 @@ def main() -> int:
         for proc in processes.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        exits = {}
         for name, proc in processes.items():
             try:
                 _, err = proc.communicate(timeout=60)
@@ -628,8 +629,9 @@ def main() -> int:
                 proc.kill()
                 _, err = proc.communicate()
             exits[name] = proc.returncode
-            if proc.returncode not in (0, -signal.SIGTERM) and err:
-                print(f"{name} exited {proc.returncode}: {err.decode()[-1500:]}", file=sys.stderr)
+            if proc.returncode != 0:
+                tail = (err or b"").decode()[-1500:]
+                print(f"{name} exited {proc.returncode}: {tail}", file=sys.stderr)
         if broker is not None:
             broker.stop()
         dead, projection_dead = (
@@ -683,8 +685,9 @@ def report(args: argparse.Namespace, **r: Any) -> int:
     full_events = args.years * args.cases_per_year * EVENTS_PER_CASE
     per_event = (r["schema_bytes"] - r["empty_bytes"]) / events if events else math.nan
     errors = bad_reads + r["dead"] + r["projection_dead"] + r["published"].failed
-    # uvicorn ends a clean shutdown on SIGTERM by raising the signal again: -15 is clean too
-    errors += sum(1 for code in r["exits"].values() if code not in (0, -signal.SIGTERM))
+    # Every process exits 0 on SIGTERM (docs/deployment.md, "SIGTERM"): anything else, -15
+    # (killed by the signal) included, is a failed shutdown.
+    errors += sum(1 for code in r["exits"].values() if code != 0)
     errors += len(set(r["early"]))
     mb = 1024 * 1024
     print(f"stored {events:,} events of {r['cases']:,} cases (published {r['published'].count:,};"
@@ -765,6 +768,7 @@ def report(args: argparse.Namespace, **r: Any) -> int:
         "dead_letters": r["dead"],
         "projection_dead_letters": r["projection_dead"],
         "errors": errors,
+        "exits": r["exits"],
         "peak_rss_mb": {n: round(h, 1) for n, (h, _) in r["figures"].items()},
         "cpu_s": {n: round(c, 1) for n, (_, c) in r["figures"].items()},
         "per_cpu_second": per_cpu,

@@ -33,6 +33,7 @@ def test_a_tiny_replay_runs_the_whole_pipeline_and_reports(
     assert result["events"] > 100
     assert result["cases"] > 10
     assert result["errors"] == 0
+    assert set(result["exits"].values()) == {0}, result["exits"]  # SIGTERM: a clean exit 0
     assert result["dead_letters"] == 0
     assert result["caught_up_s"] is not None
     assert result["reads"] > 0 and result["reads_not_2xx"] == 0
