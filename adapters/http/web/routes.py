@@ -1,11 +1,13 @@
 """The tracker's web pages: sign in, create an account, reset a password, sign out, the
-caller's applications and one application, in English (/en/...) and French (/fr/...).
+caller's applications and one application, account settings (change emails on or off),
+in English (/en/...) and French (/fr/...).
 
 Every form posts to the JSON API's own handlers (adapters.http.accounts_api and
-sessions_api, called as functions): the same rate limits, backoff, code attempts,
-password policy and enumeration resistance, and the same server-side sessions. The
-application page reads through adapters.http.views, as the API does, so a role sees
-on the page exactly what the API shows it. Pages need no JavaScript.
+sessions_api, called as functions; the settings form is PATCH /v1/accounts/me's): the
+same rate limits, backoff, code attempts, password policy and enumeration resistance,
+and the same server-side sessions. The application page reads through
+adapters.http.views, as the API does, so a role sees on the page exactly what the API
+shows it. Pages need no JavaScript.
 """
 
 from __future__ import annotations
@@ -25,12 +27,18 @@ from adapters.http.services import Services
 from adapters.http.web import cookies, page, render
 from adapters.http.web.render import STATIC
 from adapters.http.web.texts import LANGS, t
+from adapters.postgres.accounts_store import Account
 from domain import application_number as numbers
 
 router = APIRouter(include_in_schema=False)
 
 _CSS = (STATIC / "tracker.css").read_bytes()
-_NOTICES = frozenset({"created", "reset", "signed_out", "expired", "code_sent", "reset_sent"})
+_NOTICES = frozenset(
+    {
+        "created", "reset", "signed_out", "expired", "code_sent", "reset_sent",
+        "notifications_on", "notifications_off",
+    }
+)  # fmt: skip
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
 _REGISTRATION: TypeAdapter[models.ApplicantRegistration | models.RepresentativeRegistration] = (
@@ -386,10 +394,7 @@ def _status(errors: Errors) -> int:
 async def applications(request: Request) -> Response:
     lang = _lang(request)
     services = _services(request)
-    token = cookies.session_hash(request)
-    account = None
-    if token is not None:
-        account = await services.accounts.session_account(token, services.settings.clock())
+    account, token = await _account(request)
     if account is None:
         return _signed_out(request, lang, token is not None)
     links = await services.accounts.links(account.account_id)
@@ -434,6 +439,66 @@ async def application(request: Request, number: str) -> Response:
         request, "application.html", lang, services.settings.secret_key,
         key=f"{request.scope['path']}|{shown.tag}", build=build, signed_in=True,
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------- account settings
+
+_CHOICES = {"on": True, "off": False}  # the notifications radio's values
+
+
+@_page("GET", "/settings")
+async def settings_page(request: Request) -> Response:
+    lang = _lang(request)
+    account, token = await _account(request)
+    if account is None:
+        return _signed_out(request, lang, token is not None)
+    return _settings(request, lang, account.notify, [], _notice(request))
+
+
+@_page("POST", "/settings")
+async def save_settings(request: Request) -> Response:
+    """Opt out of change emails or back in: the API's PATCH /v1/accounts/me handler, called
+    as a function (one code path), then back to the page with a confirmation (POST, redirect,
+    GET: a reload does not post again)."""
+    lang = _lang(request)
+    form = await _form(request)
+    if form is None:
+        return _refused(request, lang)
+    account, token = await _account(request)
+    if account is None:
+        return _signed_out(request, lang, token is not None)
+    choice = _CHOICES.get(form.get("notifications", ""))
+    if choice is None:
+        errors = [("notifications", t("error.choose_notifications", lang))]
+        return _settings(request, lang, account.notify, errors, None)
+    body = models.MeUpdate(notifications=choice)
+    saved, errors = await _attempt(
+        lambda: accounts_api.update_me(body, account, _services(request)), lang
+    )
+    if errors:
+        return _settings(request, lang, account.notify, errors, None)
+    state = "on" if saved.notifications else "off"
+    return _redirect(f"/{lang}/settings?notice=notifications_{state}")
+
+
+def _settings(
+    request: Request, lang: str, notify: bool, errors: Errors, notice: str | None
+) -> Response:
+    """The page: the setting as stored, and the radios as stored (none after an error)."""
+    chosen = "" if errors else "on" if notify else "off"
+    return _show(
+        request, "settings.html", lang, _status(errors), notify=notify, chosen=chosen,
+        errors=errors, notice=notice, signed_in=True, current="settings",
+    )  # fmt: skip
+
+
+async def _account(request: Request) -> tuple[Account | None, bytes | None]:
+    """The signed-in account (None without a live session) and the session cookie's hash."""
+    token = cookies.session_hash(request)
+    if token is None:
+        return None, None
+    services = _services(request)
+    return await services.accounts.session_account(token, services.settings.clock()), token
 
 
 def _signed_out(request: Request, lang: str, expired: bool) -> Response:
