@@ -427,18 +427,29 @@ async def application(request: Request, number: str) -> Response:
         if problem.status == 401:
             return _signed_out(request, lang, True)
         return _show(request, "not_found.html", lang, 404, signed_in=True)
+    # The page is a function of the texts read and the day (and the estimate's figures,
+    # checked apart): a file's page is rendered once per change, as the API answers 304
+    # until then, and the key compares the texts themselves (no digest to collide).
+    today = now.date()
+    key = (request.scope["path"], file_read.role, file_read.language, today,
+           file_read.view, file_read.history)  # fmt: skip
+    found = render.cached(request, key)
+    if found is not None:
+        fingerprint = await views.estimate_fingerprint(
+            services, found.estimate_of, today, file_read.language
+        )
+        if fingerprint == found.fingerprint:
+            return render.answer(request, found.parts, services.settings.secret_key)
     history = file_read.history
     assert history is not None
     shown = await views.shown_view(services, file_read, number, now, None)
-
-    def build() -> dict[str, Any]:
-        shown.view["history"] = orjson.loads(history)  # parsed only when rendered
-        return {"app": page.application(shown.view, lang)}
-
-    return render.page(
-        request, "application.html", lang, services.settings.secret_key,
-        key=f"{request.scope['path']}|{shown.tag}", build=build, signed_in=True,
+    shown.view["history"] = orjson.loads(history)
+    parts = render.html(
+        request, "application.html", lang, app=page.application(shown.view, lang),
+        signed_in=True,
     )  # fmt: skip
+    render.keep(request, key, render.Rendered(parts, shown.estimate_of, shown.fingerprint))
+    return render.answer(request, parts, services.settings.secret_key)
 
 
 # ---------------------------------------------------------------- account settings
