@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
+import orjson
 import structlog
 
 
@@ -19,7 +22,7 @@ def configure(level: str) -> None:
     if sys.stderr.isatty():
         renderer = structlog.dev.ConsoleRenderer(colors=True)
     else:
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(_dumps)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -31,6 +34,12 @@ def configure(level: str) -> None:
         logger_factory=_StderrLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def _dumps(line: dict[str, Any], default: Callable[[Any], Any]) -> str:
+    """One JSON line, by orjson: half the cost of the json module's on every access line.
+    Anything else than JSON's types goes through structlog's fallback (its repr)."""
+    return orjson.dumps(line, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class _StderrLogger:

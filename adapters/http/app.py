@@ -73,6 +73,9 @@ def create_app(api: ApiSettings, build_services: ServicesFactory) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,  # its redirect's Location is built from the Host header
+        # FastAPI's OpenTelemetry hooks: casetrack has its own metrics and access log,
+        # and asking whether a provider is set up costs every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     problems.install(app)
     for router in (

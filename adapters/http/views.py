@@ -75,6 +75,8 @@ class Shown:
     view: dict[str, Any]
     tag: str
     last_modified: datetime
+    estimate_of: tracker_view.EstimateOf | None  # what the estimate is of (None: no estimate)
+    fingerprint: str  # the estimate's figures' fingerprint ("-" without one)
 
 
 async def shown_view(
@@ -110,7 +112,17 @@ async def shown_view(
         fingerprint, file_read.history,
     )  # fmt: skip
     shown["contact"] = {"text": text("label.contact", file_read.language)}
-    return Shown(shown, tag, last_modified)
+    return Shown(shown, tag, last_modified, wanted, fingerprint)
+
+
+async def estimate_fingerprint(
+    services: Services, wanted: tracker_view.EstimateOf | None, today: date, lang: str
+) -> str:
+    """The fingerprint ``shown_view`` would give the estimate of ``wanted`` today."""
+    if wanted is None:
+        return "-"
+    _, cached = await services.estimates.get(wanted.category, wanted.received_on, today, lang)
+    return cached.fingerprint
 
 
 async def file_view(

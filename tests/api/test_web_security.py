@@ -77,7 +77,7 @@ def test_posts_without_a_matching_csrf_token_are_refused(
     form = {"login": uci, "password": PASSWORD}
     stranger = TestClient(client.app)  # no CSRF cookie of its own
     for path in ("/en/sign-in", "/en/register", "/en/reset", "/en/register/verify",
-                 "/en/reset/confirm", "/en/sign-out"):  # fmt: skip
+                 "/en/reset/confirm", "/en/sign-out", "/en/settings"):  # fmt: skip
         assert client.post(path, data=form).status_code == 403, path  # no token
         assert client.post(path, data={**form, "csrf_token": good[:-2] + "xx"}).status_code == 403
         assert stranger.post(path, data={**form, "csrf_token": good}).status_code == 403
@@ -124,6 +124,11 @@ def test_sign_in_sets_a_strict_http_only_session_cookie_secure_over_tls(
         listed = client.get("/en/applications")
         assert listed.status_code == 200 and number in listed.text
         assert listed.headers["cache-control"] == "no-store"
+        settings = client.get("/en/settings")  # signed in: the account's own page
+        assert settings.status_code == 200 and "Email notifications are on" in settings.text
+        assert settings.headers["cache-control"] == "no-store"
+        assert settings.headers.get_list("content-security-policy") == [CSP]
+        assert settings.headers["x-frame-options"] == "DENY"
 
 
 def test_wrong_passwords_count_against_the_same_limits_as_the_api(

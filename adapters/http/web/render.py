@@ -7,7 +7,8 @@ framing) and ``no-store``: pages show personal status and hold a CSRF token.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Hashable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from starlette.responses import Response
 
 from adapters.http.web import cookies, texts
 from adapters.http.web.page import STAGES
+from projections.tracker_view import EstimateOf
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -50,20 +52,67 @@ _env.globals.update(
 )
 
 
-# Rendered pages by their view's validator (views.Shown.tag: file, role, language, last
-# update, day and estimate), with a slot for each browser's CSRF token: a file's page is
-# rendered once per change, as the API answers 304 until then.
-# Kept per app (app.state), so two apps in one process never share a page.
+# The application page, rendered once per state of its file (adapters.http.web.routes:
+# the key holds the texts the page is made from), with a slot for each browser's CSRF
+# token. Kept per app (app.state), so two apps in one process never share a page.
 _SLOT = "\ue000csrf\ue000"  # private-use characters: in no text, untouched by escaping
 _MAX_RENDERED = 4096
 
 
-def _rendered(request: Request) -> dict[str, list[bytes]]:
+@dataclass(frozen=True)
+class Rendered:
+    parts: list[bytes]  # the page around its CSRF token's slots
+    estimate_of: EstimateOf | None  # what its estimate was of, and that estimate's
+    fingerprint: str  # fingerprint then (views.Shown): the page is stale when it moves
+
+
+def _rendered(request: Request) -> dict[Hashable, Rendered]:
     state = request.app.state
-    found: dict[str, list[bytes]] | None = getattr(state, "rendered_pages", None)
+    found: dict[Hashable, Rendered] | None = getattr(state, "rendered_pages", None)
     if found is None:
         found = state.rendered_pages = {}
     return found
+
+
+def cached(request: Request, key: Hashable) -> Rendered | None:
+    return _rendered(request).get(key)
+
+
+def keep(request: Request, key: Hashable, rendered: Rendered) -> None:
+    pages = _rendered(request)
+    if len(pages) >= _MAX_RENDERED:
+        pages.clear()
+    pages[key] = rendered
+
+
+def html(request: Request, template: str, lang: str, **context: Any) -> list[bytes]:
+    """The page ``template`` in ``lang``, in parts around its CSRF token's slots."""
+    path = request.url.path
+    other = texts.OTHER[lang]
+    notice = request.query_params.get("notice", "")  # the one query a page keeps
+    query = f"notice={notice}" if notice.replace("_", "").isalpha() else ""
+    found = _env.get_template(template).render(
+        lang=lang,
+        other_lang=other,
+        other_url=f"/{other}{path[3:]}" + (f"?{query}" if query else ""),
+        csrf_token=_SLOT,
+        **context,
+    )
+    return [part.encode() for part in found.split(_SLOT)]
+
+
+def answer(request: Request, parts: list[bytes], secret_key: bytes, status: int = 200) -> Response:
+    """The page's answer: its parts joined by a CSRF token for its forms (and the cookie
+    it is checked against, when the browser has none yet)."""
+    secret = cookies.csrf_secret(request)
+    new_secret = secret is None
+    if secret is None:
+        secret = cookies.new_csrf_secret()
+    body = cookies.csrf_token(secret_key, secret).encode().join(parts)
+    response = Response(body, status, PAGE_HEADERS, "text/html; charset=utf-8")
+    if new_secret:
+        cookies.set_csrf(response, request, secret)
+    return response
 
 
 def page(
@@ -72,40 +121,7 @@ def page(
     lang: str,
     secret_key: bytes,
     status: int = 200,
-    *,
-    key: str | None = None,
-    build: Callable[[], dict[str, Any]] | None = None,
     **context: Any,
 ) -> Response:
-    """The page ``template`` in ``lang``, with a CSRF token for its forms (and the cookie
-    it is checked against, when the browser has none yet). With a ``key``, the page is
-    rendered once for that key (``build`` gives the rest of its context, on a miss)."""
-    secret = cookies.csrf_secret(request)
-    new_secret = secret is None
-    if secret is None:
-        secret = cookies.new_csrf_secret()
-    rendered = _rendered(request)
-    parts = rendered.get(key) if key is not None else None
-    if parts is None:
-        path = request.url.path
-        other = texts.OTHER[lang]
-        notice = request.query_params.get("notice", "")  # the one query a page keeps
-        query = f"notice={notice}" if notice.replace("_", "").isalpha() else ""
-        html = _env.get_template(template).render(
-            lang=lang,
-            other_lang=other,
-            other_url=f"/{other}{path[3:]}" + (f"?{query}" if query else ""),
-            csrf_token=_SLOT,
-            **context,
-            **(build() if build is not None else {}),
-        )
-        parts = [part.encode() for part in html.split(_SLOT)]
-        if key is not None:
-            if len(rendered) >= _MAX_RENDERED:
-                rendered.clear()
-            rendered[key] = parts
-    body = cookies.csrf_token(secret_key, secret).encode().join(parts)
-    response = Response(body, status, PAGE_HEADERS, "text/html; charset=utf-8")
-    if new_secret:
-        cookies.set_csrf(response, request, secret)
-    return response
+    """The page ``template`` in ``lang``, rendered now."""
+    return answer(request, html(request, template, lang, **context), secret_key, status)

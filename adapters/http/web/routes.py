@@ -1,11 +1,13 @@
 """The tracker's web pages: sign in, create an account, reset a password, sign out, the
-caller's applications and one application, in English (/en/...) and French (/fr/...).
+caller's applications and one application, account settings (change emails on or off),
+in English (/en/...) and French (/fr/...).
 
 Every form posts to the JSON API's own handlers (adapters.http.accounts_api and
-sessions_api, called as functions): the same rate limits, backoff, code attempts,
-password policy and enumeration resistance, and the same server-side sessions. The
-application page reads through adapters.http.views, as the API does, so a role sees
-on the page exactly what the API shows it. Pages need no JavaScript.
+sessions_api, called as functions; the settings form is PATCH /v1/accounts/me's): the
+same rate limits, backoff, code attempts, password policy and enumeration resistance,
+and the same server-side sessions. The application page reads through
+adapters.http.views, as the API does, so a role sees on the page exactly what the API
+shows it. Pages need no JavaScript.
 """
 
 from __future__ import annotations
@@ -25,12 +27,18 @@ from adapters.http.services import Services
 from adapters.http.web import cookies, page, render
 from adapters.http.web.render import STATIC
 from adapters.http.web.texts import LANGS, t
+from adapters.postgres.accounts_store import Account
 from domain import application_number as numbers
 
 router = APIRouter(include_in_schema=False)
 
 _CSS = (STATIC / "tracker.css").read_bytes()
-_NOTICES = frozenset({"created", "reset", "signed_out", "expired", "code_sent", "reset_sent"})
+_NOTICES = frozenset(
+    {
+        "created", "reset", "signed_out", "expired", "code_sent", "reset_sent",
+        "notifications_on", "notifications_off",
+    }
+)  # fmt: skip
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
 _REGISTRATION: TypeAdapter[models.ApplicantRegistration | models.RepresentativeRegistration] = (
@@ -386,10 +394,7 @@ def _status(errors: Errors) -> int:
 async def applications(request: Request) -> Response:
     lang = _lang(request)
     services = _services(request)
-    token = cookies.session_hash(request)
-    account = None
-    if token is not None:
-        account = await services.accounts.session_account(token, services.settings.clock())
+    account, token = await _account(request)
     if account is None:
         return _signed_out(request, lang, token is not None)
     links = await services.accounts.links(account.account_id)
@@ -422,18 +427,89 @@ async def application(request: Request, number: str) -> Response:
         if problem.status == 401:
             return _signed_out(request, lang, True)
         return _show(request, "not_found.html", lang, 404, signed_in=True)
+    # The page is a function of the texts read and the day (and the estimate's figures,
+    # checked apart): a file's page is rendered once per change, as the API answers 304
+    # until then, and the key compares the texts themselves (no digest to collide).
+    today = now.date()
+    key = (request.scope["path"], file_read.role, file_read.language, today,
+           file_read.view, file_read.history)  # fmt: skip
+    found = render.cached(request, key)
+    if found is not None:
+        fingerprint = await views.estimate_fingerprint(
+            services, found.estimate_of, today, file_read.language
+        )
+        if fingerprint == found.fingerprint:
+            return render.answer(request, found.parts, services.settings.secret_key)
     history = file_read.history
     assert history is not None
     shown = await views.shown_view(services, file_read, number, now, None)
-
-    def build() -> dict[str, Any]:
-        shown.view["history"] = orjson.loads(history)  # parsed only when rendered
-        return {"app": page.application(shown.view, lang)}
-
-    return render.page(
-        request, "application.html", lang, services.settings.secret_key,
-        key=f"{request.scope['path']}|{shown.tag}", build=build, signed_in=True,
+    shown.view["history"] = orjson.loads(history)
+    parts = render.html(
+        request, "application.html", lang, app=page.application(shown.view, lang),
+        signed_in=True,
     )  # fmt: skip
+    render.keep(request, key, render.Rendered(parts, shown.estimate_of, shown.fingerprint))
+    return render.answer(request, parts, services.settings.secret_key)
+
+
+# ---------------------------------------------------------------- account settings
+
+_CHOICES = {"on": True, "off": False}  # the notifications radio's values
+
+
+@_page("GET", "/settings")
+async def settings_page(request: Request) -> Response:
+    lang = _lang(request)
+    account, token = await _account(request)
+    if account is None:
+        return _signed_out(request, lang, token is not None)
+    return _settings(request, lang, account.notify, [], _notice(request))
+
+
+@_page("POST", "/settings")
+async def save_settings(request: Request) -> Response:
+    """Opt out of change emails or back in: the API's PATCH /v1/accounts/me handler, called
+    as a function (one code path), then back to the page with a confirmation (POST, redirect,
+    GET: a reload does not post again)."""
+    lang = _lang(request)
+    form = await _form(request)
+    if form is None:
+        return _refused(request, lang)
+    account, token = await _account(request)
+    if account is None:
+        return _signed_out(request, lang, token is not None)
+    choice = _CHOICES.get(form.get("notifications", ""))
+    if choice is None:
+        errors = [("notifications", t("error.choose_notifications", lang))]
+        return _settings(request, lang, account.notify, errors, None)
+    body = models.MeUpdate(notifications=choice)
+    saved, errors = await _attempt(
+        lambda: accounts_api.update_me(body, account, _services(request)), lang
+    )
+    if errors:
+        return _settings(request, lang, account.notify, errors, None)
+    state = "on" if saved.notifications else "off"
+    return _redirect(f"/{lang}/settings?notice=notifications_{state}")
+
+
+def _settings(
+    request: Request, lang: str, notify: bool, errors: Errors, notice: str | None
+) -> Response:
+    """The page: the setting as stored, and the radios as stored (none after an error)."""
+    chosen = "" if errors else "on" if notify else "off"
+    return _show(
+        request, "settings.html", lang, _status(errors), notify=notify, chosen=chosen,
+        errors=errors, notice=notice, signed_in=True, current="settings",
+    )  # fmt: skip
+
+
+async def _account(request: Request) -> tuple[Account | None, bytes | None]:
+    """The signed-in account (None without a live session) and the session cookie's hash."""
+    token = cookies.session_hash(request)
+    if token is None:
+        return None, None
+    services = _services(request)
+    return await services.accounts.session_account(token, services.settings.clock()), token
 
 
 def _signed_out(request: Request, lang: str, expired: bool) -> Response:

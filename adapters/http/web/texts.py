@@ -28,6 +28,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "lang.switch_name": {"en": "Voir cette page en français", "fr": "View this page in English"},
     "nav.label": {"en": "Your account", "fr": "Votre compte"},
     "nav.applications": {"en": "My applications", "fr": "Mes demandes"},
+    "nav.settings": {"en": "Account settings", "fr": "Paramètres du compte"},
     "nav.sign_out": {"en": "Sign out", "fr": "Se déconnecter"},
     "footer.note": {
         "en": "This tracker shows the status of family sponsorship applications.",
@@ -313,6 +314,53 @@ TEXTS: dict[str, dict[str, str]] = {
     "app.history_none": {"en": "Nothing yet.", "fr": "Rien pour l'instant."},
     "app.contact": {"en": "Contact us", "fr": "Nous joindre"},
     "app.contact_link": {"en": "IRCC web form", "fr": "formulaire Web d'IRCC"},
+    # account settings
+    "settings.title": {"en": "Account settings", "fr": "Paramètres du compte"},
+    "settings.notifications": {"en": "Email notifications", "fr": "Avis par courriel"},
+    "settings.notifications_intro": {
+        "en": "We can email you when something you can see in one of your applications"
+        " changes. The email says what changed and links to this tracker.",
+        "fr": "Nous pouvons vous envoyer un courriel lorsqu'un élément que vous pouvez voir"
+        " dans l'une de vos demandes change. Le courriel indique ce qui a changé et contient"
+        " un lien vers cet outil de suivi.",
+    },
+    "settings.state_on": {
+        "en": "Email notifications are on",
+        "fr": "Les avis par courriel sont activés",
+    },
+    "settings.state_off": {
+        "en": "Email notifications are off",
+        "fr": "Les avis par courriel sont désactivés",
+    },
+    "settings.submit": {"en": "Save", "fr": "Enregistrer"},
+    "field.notifications": {
+        "en": "Email me when my applications change",
+        "fr": "M'envoyer un courriel lorsque mes demandes changent",
+    },
+    "field.notifications_hint": {
+        "en": "You can change this at any time. Emails about your account itself (codes,"
+        " password resets) are always sent.",
+        "fr": "Vous pouvez modifier ce choix en tout temps. Les courriels qui concernent votre"
+        " compte lui-même (codes, réinitialisation du mot de passe) sont toujours envoyés.",
+    },
+    "field.notifications_on": {"en": "Yes, email me", "fr": "Oui, m'envoyer un courriel"},
+    "field.notifications_off": {
+        "en": "No, do not email me",
+        "fr": "Non, ne pas m'envoyer de courriel",
+    },
+    "error.choose_notifications": {
+        "en": "Choose whether we email you when your applications change.",
+        "fr": "Indiquez si nous devons vous envoyer un courriel lorsque vos demandes changent.",
+    },
+    "notice.notifications_on": {
+        "en": "Saved. We will email you when your applications change.",
+        "fr": "C'est enregistré. Nous vous enverrons un courriel lorsque vos demandes changeront.",
+    },
+    "notice.notifications_off": {
+        "en": "Saved. We will no longer email you when your applications change.",
+        "fr": "C'est enregistré. Nous ne vous enverrons plus de courriel lorsque vos demandes"
+        " changeront.",
+    },
     # error pages
     "notfound.title": {"en": "Page not found", "fr": "Page introuvable"},
     "notfound.text": {
