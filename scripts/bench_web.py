@@ -38,12 +38,15 @@ _TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_ms(pid: int) -> float:
-    """A process's user and system CPU so far (Linux /proc), 0 once it is gone."""
+    """A process's user and system CPU so far, with its live children's (the workers of
+    `serve --workers N`) (Linux /proc), 0 once it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) * _TICK_MS  # utime, stime
+    own = (int(fields[11]) + int(fields[12])) * _TICK_MS  # utime, stime
+    return own + sum(_cpu_ms(int(child)) for child in children)
 
 
 def _sessions(url: str, name: str) -> dict[int, float]:
@@ -87,6 +90,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="casetrack serve --workers")
     args = parser.parse_args()
 
     from adapters import bootstrap, logs
@@ -104,7 +108,7 @@ def main() -> int:
     name = f"bench-web-{port}"  # the server's sessions, for their CPU
     server_url = url + ("&" if "?" in url else "?") + f"application_name={name}"
     server = subprocess.Popen(
-        [*CASETRACK, "serve", "--port", str(port)],
+        [*CASETRACK, "serve", "--port", str(port), "--workers", str(args.workers)],
         env=child_env(server_url, schema, log_level="info"),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -163,6 +167,7 @@ def main() -> int:
                 "ratio": round(ratio, 3),
                 "cpu_ms": target["cpu_ms"],
                 "json_cpu_ms": baseline["cpu_ms"],
+                "workers": args.workers,
             }
         )
     )
