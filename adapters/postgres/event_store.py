@@ -117,6 +117,9 @@ class CaseRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         """Returns the events' notification ids, in the order of ``stored_events``."""
         notification_ids: list[int] = []
+        # The leaves need nothing from the database: computed before the transaction, they
+        # add nothing to the time the table lock is held (it serialises writers).
+        leaves = self.event_hashes.prepare(stored_events, envelopes)
         with (
             self.datastore.get_connection() as conn,
             conn.transaction(),
@@ -129,17 +132,12 @@ class CaseRecorder(PostgresApplicationRecorder):
             if stored_events:
                 self._lock_table(curs)
                 self._notify_channel(curs)
-                # Each event's hashes are computed as its row streams in, so the hashing
-                # overlaps the server's inserting the rows before it.
-                hashing = self.event_hashes.hashing(curs, stored_events, envelopes)
-                hashed = []
                 with curs.copy(self._copy_statement) as copy:
                     copy.set_types(["uuid", "int8", "text", "bytea"])
-                    for e, h in zip(stored_events, hashing, strict=True):
+                    for e in stored_events:
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
-                        hashed.append(h)
                 notification_ids = self._notification_ids(curs, stored_events)
-                self.event_hashes.write(curs, hashed, notification_ids)
+                self.event_hashes.append(curs, stored_events, leaves, notification_ids)
             if event_ids:  # a reused event_id breaks the primary key: IntegrityError
                 self.event_ids.copy(curs, event_ids)
         if stored_events:
