@@ -156,18 +156,19 @@ class EventHashes:
         self._events_table = events
         self._table = table
 
-    def prepare(
+    def leaves_of(
         self, stored: Sequence[StoredEvent], envelopes: Sequence[Envelope] | None = None
-    ) -> list[tuple[bytes, bytes]]:
-        """Each event's (leaf hash, field digests): they depend on the event alone, so the
-        writer computes them before its transaction, not under the table lock that
-        serialises writers. From the writer's ``envelopes`` when given (no payload parsed
-        back), else from the stored columns as everyone else reads them."""
-        columns = [
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Each event's (leaf hash, field digests), one at a time: they depend on the event
+        alone, so the recorder computes each as its row streams to the server (the server's
+        inserting the rows, not this, sets the pace of the COPY). From the writer's
+        ``envelopes`` when given (no payload parsed back), else from the stored columns as
+        everyone else reads them."""
+        columns = (
             (cast(UUID, e.originator_id), e.originator_version, e.topic, e.state) for e in stored
-        ]
+        )
         if envelopes is None:
-            return [column_leaf(c.bytes, v, t, s) for c, v, t, s in columns]
+            return (column_leaf(c.bytes, v, t, s) for c, v, t, s in columns)
         return envelope_leaves(columns, envelopes)
 
     def append(
@@ -179,7 +180,7 @@ class EventHashes:
     ) -> None:
         """Under the events' table lock (the caller holds it), once ``stored`` is inserted
         with ``notification_ids``: check that every event stored before them is hashed,
-        chain ``prepare``'s leaves onto each case's previous link and store the rows."""
+        chain their ``leaves_of`` onto each case's previous link and store the rows."""
         if not stored:
             return
         first = self._next_index(curs, notification_ids[0])

@@ -117,9 +117,6 @@ class CaseRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         """Returns the events' notification ids, in the order of ``stored_events``."""
         notification_ids: list[int] = []
-        # The leaves need nothing from the database: computed before the transaction, they
-        # add nothing to the time the table lock is held (it serialises writers).
-        leaves = self.event_hashes.prepare(stored_events, envelopes)
         with (
             self.datastore.get_connection() as conn,
             conn.transaction(),
@@ -132,10 +129,15 @@ class CaseRecorder(PostgresApplicationRecorder):
             if stored_events:
                 self._lock_table(curs)
                 self._notify_channel(curs)
+                # Each event's leaf is computed as its row streams in: the server inserting
+                # the rows before it is the slower side, so the hashing hides in its time.
+                hashing = self.event_hashes.leaves_of(stored_events, envelopes)
+                leaves = []
                 with curs.copy(self._copy_statement) as copy:
                     copy.set_types(["uuid", "int8", "text", "bytea"])
-                    for e in stored_events:
+                    for e, leaf in zip(stored_events, hashing, strict=True):
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
+                        leaves.append(leaf)
                 notification_ids = self._notification_ids(curs, stored_events)
                 self.event_hashes.append(curs, stored_events, leaves, notification_ids)
             if event_ids:  # a reused event_id breaks the primary key: IntegrityError

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256 as _sha256
@@ -105,7 +105,7 @@ def hash_events(
     if envelopes is None:
         leaves = [column_leaf(c.bytes, v, t, s) for c, v, t, s in columns]
     else:
-        leaves = envelope_leaves(columns, envelopes)
+        leaves = list(envelope_leaves(columns, envelopes))
     links, _ = chain_links([r.case_id for r in rows], [leaf for leaf, _ in leaves], previous_links)
     return [
         HashedEvent(first_index + i, row.notification_id, row.case_id, row.case_version, leaf,
@@ -116,15 +116,14 @@ def hash_events(
 
 def envelope_leaves(
     columns: Iterable[tuple[UUID, int, str, bytes]], envelopes: Sequence[Envelope]
-) -> list[tuple[bytes, bytes]]:
-    """(leaf hash, field digests) of each event the writer stores, from its stored columns
-    (case id, case version, topic, payload) and its envelope. Needs nothing from the
-    database, so the writer runs it before its transaction, not under the table lock. A
-    batch has few distinct event types, sources and class versions: each is laid out once."""
+) -> Iterator[tuple[bytes, bytes]]:
+    """(leaf hash, field digests) of each event the writer stores, one at a time, from its
+    stored columns (case id, case version, topic, payload) and its envelope: nothing from
+    the database, so the writer hashes each event while the server inserts the rows before
+    it. A batch has few distinct event types, sources and class versions: each is laid out
+    once."""
     texts: dict[str, Part] = {}
     classes: dict[int, Part] = {}
-    leaves: list[tuple[bytes, bytes]] = []
-    append = leaves.append
     for (case_id, version, topic, state), e in zip(columns, envelopes, strict=True):
         event_type = texts.get(topic)
         if event_type is None:
@@ -135,13 +134,10 @@ def envelope_leaves(
         klass = classes.get(e.class_version)
         if klass is None:
             klass = classes[e.class_version] = class_part(e.class_version)
-        append(
-            hash_parts(
-                case_id.bytes, version, event_type, klass, e.event_id.bytes, source,
-                microseconds(e.occurred_at), microseconds(e.recorded_at), state,
-            )
+        yield hash_parts(
+            case_id.bytes, version, event_type, klass, e.event_id.bytes, source,
+            microseconds(e.occurred_at), microseconds(e.recorded_at), state,
         )  # fmt: skip
-    return leaves
 
 
 def chain_links(
