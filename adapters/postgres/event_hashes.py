@@ -175,7 +175,7 @@ class EventHashes:
         self,
         curs: Cursor[DictRow],
         stored: Sequence[StoredEvent],
-        prepared: Sequence[tuple[bytes, bytes]],
+        leaves: Sequence[tuple[bytes, bytes]],
         notification_ids: Sequence[int],
     ) -> None:
         """Under the events' table lock (the caller holds it), once ``stored`` is inserted
@@ -190,15 +190,16 @@ class EventHashes:
         for case, e in zip(cases, stored, strict=True):
             firsts.setdefault(case, e.originator_version)
             lasts[case] = e.originator_version
-        leaves = [leaf for leaf, _ in prepared]
-        links, last_links = chain_links(cases, leaves, self._links_before(curs, firsts))
+        links, last_links = chain_links(
+            cases, [leaf for leaf, _ in leaves], self._links_before(curs, firsts)
+        )
         pack = _ROW.pack
         data = [_COPY_SIGNATURE]
         data += [
             pack(7, 8, first + i, 8, notification_id, 16, case.bytes, 8, e.originator_version,
                  32, leaf, 32, link, _FIELDS_SIZE, fields)
             for i, (notification_id, case, e, (leaf, fields), link) in enumerate(
-                zip(notification_ids, cases, stored, prepared, links, strict=True)
+                zip(notification_ids, cases, stored, leaves, links, strict=True)
             )
         ]  # fmt: skip
         data.append(_COPY_TRAILER)
