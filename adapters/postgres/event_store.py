@@ -40,7 +40,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from adapters.postgres.consumer_offsets import ConsumerOffsets
 from adapters.postgres.data_keys import DataKeys, PersonErased
 from adapters.postgres.dead_letters import DeadLetters
-from adapters.postgres.event_codec import CaseEventMapper, class_version
+from adapters.postgres.event_codec import CaseEventMapper
 from adapters.postgres.event_hashes import EventHashes
 from adapters.postgres.event_ids import EventIds
 from adapters.postgres.integrity_log import IntegrityLog
@@ -337,11 +337,9 @@ class CaseEvents(Application[UUID]):
         events = cast(list[Case.Event], processing_event.events)
         processing_event.saved_kwargs["event_ids"] = [(e.event_id, e.originator_id) for e in events]
         # What the leaves cover besides the stored row, so the recorder does not parse back
-        # the payloads it was just given (domain/integrity/stored.py).
-        processing_event.saved_kwargs["envelopes"] = [
-            Envelope(e.event_id, e.source, e.occurred_at, e.timestamp, class_version(e))
-            for e in events
-        ]
+        # the payloads it was just given: the events are their own envelopes
+        # (domain/integrity/stored.py).
+        processing_event.saved_kwargs["envelopes"] = events
         mapper = self.mapper
         mapper.sealing = self._sealing_keys(
             events, cast(dict[UUID, Case], processing_event.aggregates)

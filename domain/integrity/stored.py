@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256 as _sha256
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from domain.integrity.leaves import (
@@ -78,18 +78,24 @@ class HashedEvent:
     fields: bytes
 
 
-@dataclass(slots=True)
-class Envelope:
+class Envelope(Protocol):
     """What the writer knows of an event it stores besides the stored row: the values that
-    the payload also holds (domain events carry them), so the writer need not parse back
-    the JSON it just wrote. Must equal what `leaf_record` reads from that payload; the
-    tests hold the two paths to the same leaves."""
+    the payload also holds, so the writer need not parse back the JSON it just wrote. The
+    domain events themselves are the envelopes (no object is made per event); the class
+    version is their class's ``class_version`` (1 without one), as the stored payload
+    holds it. Must equal what `leaf_record` reads from that payload; the tests hold the two
+    paths to the same leaves."""
 
-    event_id: UUID
-    source: str
-    occurred_at: datetime
-    recorded_at: datetime
-    class_version: int
+    @property
+    def event_id(self) -> UUID: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def timestamp(self) -> datetime:
+        """When the event was recorded (the leaf's recorded_at)."""
+        ...
 
 
 def hash_events(
@@ -123,7 +129,7 @@ def envelope_leaves(
     it. A batch has few distinct event types, sources and class versions: each is laid out
     once."""
     texts: dict[str, Part] = {}
-    classes: dict[int, Part] = {}
+    classes: dict[type, Part] = {}
     for (case_id, version, topic, state), e in zip(columns, envelopes, strict=True):
         event_type = texts.get(topic)
         if event_type is None:
@@ -131,12 +137,12 @@ def envelope_leaves(
         source = texts.get(e.source)
         if source is None:
             source = texts[e.source] = text_part(e.source.encode())
-        klass = classes.get(e.class_version)
+        klass = classes.get(type(e))
         if klass is None:
-            klass = classes[e.class_version] = class_part(e.class_version)
+            klass = classes[type(e)] = class_part(getattr(type(e), "class_version", 1))
         yield hash_parts(
             case_id.bytes, version, event_type, klass, e.event_id.bytes, source,
-            microseconds(e.occurred_at), microseconds(e.recorded_at), state,
+            microseconds(e.occurred_at), microseconds(e.timestamp), state,
         )  # fmt: skip
 
 
