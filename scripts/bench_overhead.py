@@ -4,6 +4,8 @@ side against a baseline without the feature, on the same file, in the same run.
 - `--encryption-off`: this tree against itself with personal-data encryption off
   (scripts/plaintext.py: nothing sealed, no keys made, nothing to open), which is what
   issue 12 asks to compare;
+- `--chains-off`: this tree against itself with the hash chains of issue 11 off
+  (scripts/chains_off.py: no event_hashes rows), what the chains alone cost today;
 - `--baseline-rev REV`: against an earlier revision (c16a595: before the hash chains of
   issue 11; 8a3bb31, the default: before encryption), in a detached git worktree;
   `--rev REV` puts an earlier revision on the measured side too (8a3bb31 against c16a595
@@ -45,6 +47,7 @@ BEFORE_ENCRYPTION = "8a3bb31"
 
 
 PLAINTEXT = [sys.executable, str(ROOT / "scripts" / "plaintext.py")]
+CHAINS_OFF = [sys.executable, str(ROOT / "scripts" / "chains_off.py")]
 
 
 @dataclass
@@ -59,9 +62,9 @@ class Run:
     rebuild_cpu: float
 
 
-def run(tree: Path, url: str, path: Path, command: list[str]) -> Run:
-    """`casetrack ingest`, then `casetrack projections rebuild` of every view, run from
-    ``tree`` (as ``command``) into a fresh schema."""
+def run(tree: Path, url: str, path: Path, command: list[str], rebuild: bool = True) -> Run:
+    """`casetrack ingest`, then (unless not ``rebuild``) `casetrack projections rebuild` of
+    every view, run from ``tree`` (as ``command``) into a fresh schema."""
     schema = f"bench_{secrets.token_hex(4)}"
     env = child_env(url, schema)
     env["PYTHONPATH"] = str(tree)
@@ -70,13 +73,18 @@ def run(tree: Path, url: str, path: Path, command: list[str]) -> Run:
         cpu = _children_cpu()
         started = time.perf_counter()
         done = subprocess.run([*command, *args], env=env, cwd=tree, capture_output=True,
-                              text=True, check=True)  # fmt: skip
+                              text=True)  # fmt: skip
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr[-4000:])
+            done.check_returncode()
         return done.stdout, time.perf_counter() - started, _children_cpu() - cpu
 
     try:
         casetrack("db", "init")
         out, ingest_seconds, ingest_cpu = casetrack("ingest", str(path), "--json")
         summary = json.loads(out.strip().splitlines()[-1])
+        if not rebuild:
+            return Run(summary_rate(summary, ingest_seconds), 0.0, ingest_cpu, 0.0)
         status, _, _ = casetrack("projections", "status", "--json")
         # Every read model the tree has. Not `notifications`: it is an outbox writer, whose
         # rebuild replays only up to its live position (none here: no daemon ran) and
@@ -86,10 +94,15 @@ def run(tree: Path, url: str, path: Path, command: list[str]) -> Run:
         _, rebuild_seconds, rebuild_cpu = casetrack("projections", "rebuild", *names)
     finally:
         drop_schema(url, schema)
-    events = summary["accepted"] + summary["duplicates"] + summary["rejected"]
     return Run(
-        events / ingest_seconds, summary["accepted"] / rebuild_seconds, ingest_cpu, rebuild_cpu
-    )
+        summary_rate(summary, ingest_seconds), summary["accepted"] / rebuild_seconds,
+        ingest_cpu, rebuild_cpu,
+    )  # fmt: skip
+
+
+def summary_rate(summary: dict[str, int], seconds: float) -> float:
+    """Events a second of an ingest: every line read, whatever became of it."""
+    return (summary["accepted"] + summary["duplicates"] + summary["rejected"]) / seconds
 
 
 def _children_cpu() -> float:
@@ -105,9 +118,17 @@ def main() -> int:
     baseline = parser.add_mutually_exclusive_group()
     baseline.add_argument("--baseline-rev", default=BEFORE_ENCRYPTION)
     baseline.add_argument("--encryption-off", action="store_true")
+    baseline.add_argument("--chains-off", action="store_true")
+    parser.add_argument(
+        "--ingest-only", action="store_true", help="no rebuild (what the chains change)"
+    )
     parser.add_argument("--rev", default=None, help="measure this revision instead of the tree")
     args = parser.parse_args()
-    baseline_name = "encryption off" if args.encryption_off else args.baseline_rev
+    baseline_name = (
+        "encryption off" if args.encryption_off
+        else "chains off" if args.chains_off
+        else args.baseline_rev
+    )  # fmt: skip
     measured_name = args.rev or "this tree"
 
     url = bootstrap.database_url(Settings.from_env())
@@ -118,13 +139,16 @@ def main() -> int:
         path.write_text("\n".join(lines) + "\n")
         measured = (trees.enter_context(_worktree(Path(tmp) / "measured", args.rev))
                     if args.rev else ROOT, CASETRACK)  # fmt: skip
-        base = (measured[0], PLAINTEXT) if args.encryption_off else (
-            trees.enter_context(_worktree(Path(tmp) / "baseline", args.baseline_rev)), CASETRACK
+        base = (
+            (measured[0], PLAINTEXT) if args.encryption_off
+            else (measured[0], CHAINS_OFF) if args.chains_off
+            else (trees.enter_context(_worktree(Path(tmp) / "baseline", args.baseline_rev)),
+                  CASETRACK)
         )  # fmt: skip
         runs: dict[str, list[Run]] = {"measured": [], "baseline": []}
         for round_ in range(args.rounds):
             for side, (tree, command) in (("baseline", base), ("measured", measured)):
-                done = run(tree, url, path, command)
+                done = run(tree, url, path, command, rebuild=not args.ingest_only)
                 runs[side].append(done)
                 name = baseline_name if side == "baseline" else measured_name
                 print(f"round {round_ + 1} {name:<14} ingest {done.ingest:8,.0f} events/s"
@@ -134,7 +158,7 @@ def main() -> int:
         "benchmark": "overhead", "events": len(lines), "rounds": args.rounds,
         "measured": measured_name, "baseline": baseline_name,
     }  # fmt: skip
-    for step in ("ingest", "rebuild"):
+    for step in ("ingest",) if args.ingest_only else ("ingest", "rebuild"):
         this = [getattr(r, step) for r in runs["measured"]]
         base_rates = [getattr(r, step) for r in runs["baseline"]]
         ratio = statistics.median(this) / statistics.median(base_rates)

@@ -40,7 +40,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from adapters.postgres.consumer_offsets import ConsumerOffsets
 from adapters.postgres.data_keys import DataKeys, PersonErased
 from adapters.postgres.dead_letters import DeadLetters
-from adapters.postgres.event_codec import CaseEventMapper, class_version
+from adapters.postgres.event_codec import CaseEventMapper
 from adapters.postgres.event_hashes import EventHashes
 from adapters.postgres.event_ids import EventIds
 from adapters.postgres.integrity_log import IntegrityLog
@@ -129,17 +129,17 @@ class CaseRecorder(PostgresApplicationRecorder):
             if stored_events:
                 self._lock_table(curs)
                 self._notify_channel(curs)
-                # Each event's hashes are computed as its row streams in, so the hashing
-                # overlaps the server's inserting the rows before it.
-                hashing = self.event_hashes.hashing(curs, stored_events, envelopes)
-                hashed = []
+                # Each event's leaf is computed as its row streams in: the server inserting
+                # the rows before it is the slower side, so the hashing hides in its time.
+                hashing = self.event_hashes.leaves_of(stored_events, envelopes)
+                leaves = []
                 with curs.copy(self._copy_statement) as copy:
                     copy.set_types(["uuid", "int8", "text", "bytea"])
-                    for e, h in zip(stored_events, hashing, strict=True):
+                    for e, leaf in zip(stored_events, hashing, strict=True):
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
-                        hashed.append(h)
+                        leaves.append(leaf)
                 notification_ids = self._notification_ids(curs, stored_events)
-                self.event_hashes.write(curs, hashed, notification_ids)
+                self.event_hashes.append(curs, stored_events, leaves, notification_ids)
             if event_ids:  # a reused event_id breaks the primary key: IntegrityError
                 self.event_ids.copy(curs, event_ids)
         if stored_events:
@@ -337,11 +337,9 @@ class CaseEvents(Application[UUID]):
         events = cast(list[Case.Event], processing_event.events)
         processing_event.saved_kwargs["event_ids"] = [(e.event_id, e.originator_id) for e in events]
         # What the leaves cover besides the stored row, so the recorder does not parse back
-        # the payloads it was just given (domain/integrity/stored.py).
-        processing_event.saved_kwargs["envelopes"] = [
-            Envelope(e.event_id, e.source, e.occurred_at, e.timestamp, class_version(e))
-            for e in events
-        ]
+        # the payloads it was just given: the events are their own envelopes
+        # (domain/integrity/stored.py).
+        processing_event.saved_kwargs["envelopes"] = events
         mapper = self.mapper
         mapper.sealing = self._sealing_keys(
             events, cast(dict[UUID, Case], processing_event.aggregates)

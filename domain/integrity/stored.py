@@ -19,19 +19,23 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from hashlib import sha256 as _sha256
+from typing import Any, Protocol
 from uuid import UUID
 
 from domain.integrity.leaves import (
     CHAIN_0,
     LeafEncodingError,
     LeafRecord,
-    chain,
+    Part,
+    class_part,
     hash_fields,
+    hash_parts,
     microseconds,
+    text_part,
 )
 
 _loads: Callable[[bytes], Any]
@@ -74,18 +78,24 @@ class HashedEvent:
     fields: bytes
 
 
-@dataclass(slots=True)
-class Envelope:
+class Envelope(Protocol):
     """What the writer knows of an event it stores besides the stored row: the values that
-    the payload also holds (domain events carry them), so the writer need not parse back
-    the JSON it just wrote. Must equal what `leaf_record` reads from that payload; the
-    tests hold the two paths to the same leaves."""
+    the payload also holds, so the writer need not parse back the JSON it just wrote. The
+    domain events themselves are the envelopes (no object is made per event); the class
+    version is their class's ``class_version`` (1 without one), as the stored payload
+    holds it. Must equal what `leaf_record` reads from that payload; the tests hold the two
+    paths to the same leaves."""
 
-    event_id: UUID
-    source: str
-    occurred_at: datetime
-    recorded_at: datetime
-    class_version: int
+    @property
+    def event_id(self) -> UUID: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def timestamp(self) -> datetime:
+        """When the event was recorded (the leaf's recorded_at)."""
+        ...
 
 
 def hash_events(
@@ -97,39 +107,60 @@ def hash_events(
     """The hashes of `rows` (in log order), appended at leaf index `first_index`: each case's
     chain continues from its link in `previous_links`, or starts at CHAIN_0. With the
     writer's `envelopes` (one per row), the payloads are not parsed."""
-    return list(iter_hash_events(rows, previous_links, first_index, envelopes))
+    columns = [(r.case_id, r.case_version, r.topic, r.state) for r in rows]
+    if envelopes is None:
+        leaves = [column_leaf(c.bytes, v, t, s) for c, v, t, s in columns]
+    else:
+        leaves = list(envelope_leaves(columns, envelopes))
+    links, _ = chain_links([r.case_id for r in rows], [leaf for leaf, _ in leaves], previous_links)
+    return [
+        HashedEvent(first_index + i, row.notification_id, row.case_id, row.case_version, leaf,
+                    link, fields)
+        for i, (row, (leaf, fields), link) in enumerate(zip(rows, leaves, links, strict=True))
+    ]  # fmt: skip
 
 
-def iter_hash_events(
-    rows: Sequence[StoredRow],
-    previous_links: Mapping[UUID, bytes],
-    first_index: int,
-    envelopes: Sequence[Envelope] | None = None,
-) -> Iterator[HashedEvent]:
-    """`hash_events`, one event at a time (the writer hashes each as its row streams in)."""
-    links = dict(previous_links)
-    for i, row in enumerate(rows):
-        case_id = row.case_id
-        if envelopes is None:
-            leaf, fields = column_leaf(case_id.bytes, row.case_version, row.topic, row.state)
-        else:
-            e = envelopes[i]
-            leaf, fields = hash_fields(
-                case_id.bytes,
-                row.case_version,
-                row.topic.encode(),
-                e.class_version,
-                e.event_id.bytes,
-                e.source.encode(),
-                microseconds(e.occurred_at),
-                microseconds(e.recorded_at),
-                row.state,
-            )
-        link = chain(links.get(case_id, CHAIN_0), leaf)
-        links[case_id] = link
-        yield HashedEvent(
-            first_index + i, row.notification_id, case_id, row.case_version, leaf, link, fields
-        )
+def envelope_leaves(
+    columns: Iterable[tuple[UUID, int, str, bytes]], envelopes: Sequence[Envelope]
+) -> Iterator[tuple[bytes, bytes]]:
+    """(leaf hash, field digests) of each event the writer stores, one at a time, from its
+    stored columns (case id, case version, topic, payload) and its envelope: nothing from
+    the database, so the writer hashes each event while the server inserts the rows before
+    it. A batch has few distinct event types, sources and class versions: each is laid out
+    once."""
+    texts: dict[str, Part] = {}
+    classes: dict[type, Part] = {}
+    for (case_id, version, topic, state), e in zip(columns, envelopes, strict=True):
+        event_type = texts.get(topic)
+        if event_type is None:
+            event_type = texts[topic] = text_part(topic.encode())
+        source = texts.get(e.source)
+        if source is None:
+            source = texts[e.source] = text_part(e.source.encode())
+        klass = classes.get(type(e))
+        if klass is None:
+            klass = classes[type(e)] = class_part(getattr(type(e), "class_version", 1))
+        yield hash_parts(
+            case_id.bytes, version, event_type, klass, e.event_id.bytes, source,
+            microseconds(e.occurred_at), microseconds(e.timestamp), state,
+        )  # fmt: skip
+
+
+def chain_links(
+    cases: Sequence[UUID], leaves: Sequence[bytes], previous_links: Mapping[UUID, bytes]
+) -> tuple[list[bytes], dict[UUID, bytes]]:
+    """Each event's chain link (events in log order; `cases[i]` is event i's case), each
+    case continuing from its link in `previous_links` or from CHAIN_0; and the last link
+    of every case here."""
+    last = dict(previous_links)
+    links: list[bytes] = []
+    append = links.append
+    get = last.get
+    for case, leaf in zip(cases, leaves, strict=True):
+        link = _sha256(get(case, CHAIN_0) + leaf).digest()
+        last[case] = link
+        append(link)
+    return links, last
 
 
 def leaf_record(row: StoredRow) -> LeafRecord:
