@@ -21,7 +21,7 @@ run: $(STAMP)
 test: $(STAMP)
 	@$(BIN)/ruff check --quiet .
 	@$(BIN)/mypy --no-error-summary
-	@$(BIN)/python -m pytest -x --no-header
+	@$(BIN)/python -m pytest -x --no-header -n 2 --dist loadfile
 
 schema: $(STAMP)
 	@$(BIN)/python scripts/export_schema.py

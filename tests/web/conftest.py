@@ -44,8 +44,10 @@ class Site:
     cli_env: dict[str, str]  # `casetrack` on the site's schema (tests.cli_process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module: Playwright's sync API keeps an event loop running in the thread while
+    it is open, and under `pytest -n 2` a worker goes on to other files (asyncio.run)."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: apt-get install -y chromium (.ci/run installs it)")
     with playwright_sync.sync_playwright() as p:
