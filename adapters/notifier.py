@@ -39,6 +39,7 @@ from adapters.smtp import MailNotSent
 from adapters.webhook_client import DeliveryFailed, UrlRefused, WebhookClient
 from domain import webhook_signature
 from domain.backoff import RetryBackoff, retry_delay
+from projections.daemon import wait_for_notification
 from projections.failures import unavailable
 from projections.notify_changes import served
 from projections.notify_outbox import CHANNEL, GIVE_UP, Delivery, EmailGroup, Outbox
@@ -149,7 +150,7 @@ class Notifier:
                     while not stop.is_set() and send() > 0:
                         pass
                     backoff.succeeded()
-                    _wait(listener, self.settings.poll_interval, stop)
+                    wait_for_notification(listener, self.settings.poll_interval, stop)
                 except Exception as e:
                     if not unavailable(e):
                         raise
@@ -369,20 +370,3 @@ def webhook_body(number: str, language: str, change: dict[str, Any]) -> bytes:
             },
         }
     )
-
-
-def _wait(listener: psycopg.Connection[Any], seconds: float, stop: threading.Event) -> None:
-    deadline = time.monotonic() + seconds
-    while not stop.is_set():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        for _ in listener.notifies(timeout=min(remaining, 0.5), stop_after=1):
-            break
-        else:
-            continue
-        # The notifications already queued are for commits the next round sees too: one
-        # round for all of them, not one more round (empty) for each.
-        for _ in listener.notifies(timeout=0):
-            pass
-        return

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import structlog
@@ -182,19 +182,28 @@ def _wait(
 ) -> None:
     """Return on a notification, after ``seconds``, soon after ``stop`` is set, or when
     a lease is taken over (a projection another process left behind: catch it up)."""
+    wait_for_notification(listener, seconds, stop, leases.renew)
+
+
+def wait_for_notification(
+    listener: psycopg.Connection[Any],
+    seconds: float,
+    stop: threading.Event,
+    woken: Callable[[], bool] = lambda: False,
+) -> None:
+    """Return on a NOTIFY on ``listener``, after ``seconds``, soon after ``stop`` is set,
+    or when ``woken()`` (asked about every half second) says so. The notifications
+    already queued are for commits the next round sees too: they are drained, so they
+    make one round, not one more (empty) round each."""
     deadline = time.monotonic() + seconds
     while not stop.is_set():
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        if leases.renew():
+        if remaining <= 0 or woken():
             return
         for _ in listener.notifies(timeout=min(remaining, 0.5), stop_after=1):
             break
         else:
             continue
-        # The notifications already queued are for commits the next round sees too: one
-        # round for all of them, not one more round (empty) for each.
         for _ in listener.notifies(timeout=0):
             pass
         return
