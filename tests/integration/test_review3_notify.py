@@ -40,3 +40,39 @@ def test_a_file_linked_after_an_event_gets_no_webhook_for_it(store: CaseStore, b
         rebuild(store, select(["notifications"]))
     assert {r["role"] for r in outbox(store)} == {"principal_applicant"}  # the change is made
     assert [r["channel"] for r in outbox(store) if r["role"] == "representative"] == []
+
+
+class _Mailer:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, to: str, subject: str, body: str, message_id: str | None = None) -> None:
+        self.sent.append(to)
+
+
+def test_an_erased_representative_gets_no_more_webhooks(store: CaseStore) -> None:
+    """An erased account's endpoints kept their URL and secret and still got its pending
+    deliveries (adapters/notifier.py checks no account state; its emails are skipped)."""
+    from adapters.notifier import Notifier, NotifierSettings
+    from adapters.privacy.erasure import erase
+    from adapters.webhook_client import WebhookClient
+    from tests.notify_fixtures import receiver
+
+    feed(store, line(NUMBER, "application.received", received_payload()))
+    rep = link(store, NUMBER, "representative")
+    with receiver() as hooks:
+        add_endpoint(store, rep, hooks.url, hooks.secret)
+        feed(store, line(NUMBER, "application.acknowledged", {"acknowledged_on": "2024-03-01"}))
+        assert [r["channel"] for r in outbox(store)] == ["email", "webhook"]
+        erase(store, people=["mp@law.example"])  # the representative, before the notifier ran
+        mailer = _Mailer()
+        notifier = Notifier(
+            NotifierSettings(store.url, store.schema, "https://t.example", group_seconds=0),
+            mailer,
+            WebhookClient(allow_private=True, timeout=2.0),
+        )
+        notifier.round()
+        notifier.close()
+        assert mailer.sent == []  # the email is skipped ...
+        assert hooks.wait(1, timeout=1.0) == []  # ... and the webhook too
+    assert {r["state"] for r in outbox(store)} == {"skipped", "dead"}
