@@ -42,8 +42,13 @@ class Target:
 
 
 def _public(address: IpAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:  # fec0::/10: deprecated, still routed inside some sites
+            return False
+        if address.sixtofour is not None and not _public(address.sixtofour):
+            return False  # 6to4 (2002::/16) of a private, loopback... IPv4 address
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
     return address.is_global and not (
         address.is_private
         or address.is_loopback

@@ -163,8 +163,8 @@ class Outbox:
             " SELECT l.case_id, %(version)s, 'webhook', w.endpoint_id, l.role,"
             " %(number)s, %(language)s, %(change)s, %(at)s FROM {s}.account_links l"
             " JOIN {s}.webhook_endpoints w ON w.account_id = l.account_id"
-            " WHERE l.case_id = %(case)s AND l.role = %(role)s AND w.created_at <= %(at)s"
-            " AND w.disabled_at IS NULL AND %(type)s = ANY(w.events)"
+            " WHERE l.case_id = %(case)s AND l.role = %(role)s AND l.linked_at <= %(at)s"
+            " AND w.created_at <= %(at)s AND w.disabled_at IS NULL AND %(type)s = ANY(w.events)"
             " ON CONFLICT (case_id, version, channel, recipient) DO NOTHING"
         )
         self._notify = SQL("SELECT pg_notify(%s, '')")
@@ -181,6 +181,7 @@ class Outbox:
             " UNION ALL"
             " SELECT c.*, 'webhook', w.endpoint_id FROM {staged} c"
             " JOIN {s}.account_links l ON l.case_id = c.case_id AND l.role = c.role"
+            " AND l.linked_at <= c.recorded_at"
             " JOIN {s}.webhook_endpoints w ON w.account_id = l.account_id"
             " WHERE w.created_at <= c.recorded_at AND w.disabled_at IS NULL"
             " AND c.change->>'type' = ANY(w.events)) staged"

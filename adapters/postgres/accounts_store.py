@@ -465,6 +465,9 @@ def erase_accounts(
         ),
         (now, ids),
     )
+    # Their webhook endpoints go too (URL and secret): pending deliveries to them are
+    # dead-lettered when due, as for a deleted endpoint, and nothing more is sent.
+    curs.execute(q("DELETE FROM {s}.webhook_endpoints WHERE account_id = ANY(%b)"), (ids,))
     curs.execute(
         q("DELETE FROM {s}.account_codes WHERE login = ANY(%b) OR application_number = ANY(%b)"),
         (list(logins) + [r[1] for r in disabled], [f[2] for f in files]),

@@ -95,7 +95,10 @@ async def _form(request: Request) -> dict[str, str] | None:
     if request.headers.get("content-type", "").split(";")[0].strip() != _FORM_TYPE:
         return None
     body = (await request.body()).decode("utf-8", "replace")
-    fields = dict(parse_qsl(body, keep_blank_values=True, max_num_fields=20))
+    try:
+        fields = dict(parse_qsl(body, keep_blank_values=True, max_num_fields=20))
+    except ValueError:  # more fields than any form of ours has: not a form of ours
+        return None
     secret_key = _services(request).settings.secret_key
     if not cookies.csrf_ok(request, secret_key, fields.get(cookies.CSRF_FIELD)):
         return None
