@@ -8,15 +8,18 @@ unless ``allow_private`` (CASETRACK_WEBHOOK_ALLOW_PRIVATE=1: tests, `make run`).
 runs at registration and again at each delivery, and the connection goes to the address
 that was checked (the Host header and the TLS name are the URL's host): a DNS answer
 that changes between check and connect (rebinding) cannot redirect it. Redirects are
-not followed (a 3xx is a failure), and each delivery has a short timeout.
+not followed (a 3xx is a failure), and each delivery has a short timeout: for each read,
+and for the whole exchange (a receiver that answers a byte at a time is cut off).
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -124,10 +127,14 @@ class _PinnedHttps(http.client.HTTPSConnection):
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
         self._address = address
         self._seconds = timeout
+        self.expired = False
 
     def connect(self) -> None:
         sock = _connected(self._address, self.port, self._seconds)
+        # The handshake is bounded on its own: the ssl module keeps one deadline for it.
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        if self.expired:
+            raise TimeoutError
 
 
 class _PinnedHttp(http.client.HTTPConnection):
@@ -135,9 +142,25 @@ class _PinnedHttp(http.client.HTTPConnection):
         super().__init__(host, port, timeout=timeout)
         self._address = address
         self._seconds = timeout
+        self.expired = False
 
     def connect(self) -> None:
         self.sock = _connected(self._address, self.port, self._seconds)
+        if self.expired:
+            raise TimeoutError
+
+
+_Pinned = _PinnedHttp | _PinnedHttps
+
+
+def _cut(connection: _Pinned) -> None:
+    """The delivery's time is up: shut its socket (the thread blocked reading it wakes to
+    an end of stream) and mark it, so that a connection still being made gives up."""
+    connection.expired = True
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # the plain socket's, under any TLS layer
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class WebhookClient:
@@ -149,7 +172,7 @@ class WebhookClient:
         self.allow_private = allow_private
         self.timeout = timeout
         self.keep = keep
-        self._kept: dict[tuple[str, str, int, str], http.client.HTTPConnection] = {}
+        self._kept: dict[tuple[str, str, int, str], _Pinned] = {}
 
     def check(self, url: str) -> Target:
         return check_url(url, self.allow_private)
@@ -165,7 +188,7 @@ class WebhookClient:
             if connection is None:
                 connection = self._open(key)
             try:
-                status, keep = _request(connection, target.path, body, headers)
+                status, keep = _request(connection, target.path, body, headers, self.timeout)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 if not reused:
                     raise
@@ -173,7 +196,7 @@ class WebhookClient:
                 # new one (if it had taken the request, the same webhook-id is its cue).
                 connection.close()
                 connection = self._open(key)
-                status, keep = _request(connection, target.path, body, headers)
+                status, keep = _request(connection, target.path, body, headers, self.timeout)
         except (OSError, http.client.HTTPException) as e:
             if connection is not None:
                 connection.close()
@@ -186,7 +209,7 @@ class WebhookClient:
             raise DeliveryFailed(f"{target.host}: HTTP {status}")
         return status
 
-    def _open(self, key: tuple[str, str, int, str]) -> http.client.HTTPConnection:
+    def _open(self, key: tuple[str, str, int, str]) -> _Pinned:
         scheme, host, port, address = key
         if scheme == "https":
             return _PinnedHttps(host, address, port, self.timeout)
@@ -199,20 +222,33 @@ class WebhookClient:
 
 
 def _request(
-    connection: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]
+    connection: _Pinned, path: str, body: bytes, headers: dict[str, str], seconds: float
 ) -> tuple[int, bool]:
-    """(status, whether the connection may be kept)."""
-    connection.request(
-        "POST",
-        path,
-        body=body,
-        headers={
-            **headers,
-            "content-type": "application/json",
-            "user-agent": "casetrack-webhooks/1",
-        },
-    )
-    response = connection.getresponse()
-    response.read(64 * 1024)
-    keep = not response.will_close and response.isclosed()
-    return response.status, keep
+    """(status, whether the connection may be kept), within ``seconds`` in all: the
+    socket's timeout bounds each read only, and a receiver that drips its answer a byte at
+    a time would hold this sending thread for as long as it likes (TimeoutError)."""
+    deadline = threading.Timer(seconds, _cut, (connection,))
+    deadline.daemon = True
+    deadline.start()
+    try:
+        connection.request(
+            "POST",
+            path,
+            body=body,
+            headers={
+                **headers,
+                "content-type": "application/json",
+                "user-agent": "casetrack-webhooks/1",
+            },
+        )
+        response = connection.getresponse()
+        response.read(64 * 1024)
+    except (OSError, http.client.HTTPException):
+        if connection.expired:
+            raise TimeoutError from None
+        raise
+    finally:
+        deadline.cancel()
+    if connection.expired:  # an answer cut short can look whole (headers, then the end)
+        raise TimeoutError
+    return response.status, not response.will_close and response.isclosed()

@@ -1,4 +1,4 @@
-"""Review-3: IPv6 forms of non-public addresses that the webhook URL check let through."""
+"""IPv6 forms of non-public addresses are refused as webhook targets, as their IPv4 forms are."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review-3: hostile input on the tracker's forms."""
+"""Hostile input on the tracker's forms."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review-3: who receives a change (docs/notifications.md, "Who"): the accounts linked to
+"""Who receives a change (docs/notifications.md, "Who"): the accounts linked to
 the file when the event was recorded, and the webhook endpoints of such accounts."""
 
 from __future__ import annotations
