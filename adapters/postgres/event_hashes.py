@@ -24,11 +24,11 @@ from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from adapters.postgres.log_epochs import LogEpochs
+from domain.integrity.leaves import CHAIN_0, chain
 from domain.integrity.stored import (
     Envelope,
     HashedEvent,
     StoredRow,
-    chain_links,
     column_leaf,
     envelope_leaves,
     hash_events,
@@ -90,8 +90,10 @@ class EventHashes:
 
     def __init__(self, schema: str, events_table: str) -> None:
         self.schema = schema
-        self._last: dict[UUID, tuple[int, bytes]] = {}  # case -> (version, link), committed
-        self._pending: dict[UUID, tuple[int, bytes]] = {}
+        # Cases keyed by their UUID's int: a UUID hashes in Python, an int in C (a few
+        # hashes an event written).
+        self._last: dict[int, tuple[int, bytes]] = {}  # case -> (version, link), committed
+        self._pending: dict[int, tuple[int, bytes]] = {}
         self._epochs = 0  # epochs begun when _last was filled: a rewrite invalidates it
         self.events_table = events_table
         table = SQL("{}.event_hashes").format(Identifier(schema))
@@ -184,28 +186,30 @@ class EventHashes:
         if not stored:
             return
         first = self._next_index(curs, notification_ids[0])
-        cases = [cast(UUID, e.originator_id) for e in stored]
-        firsts: dict[UUID, int] = {}
-        lasts: dict[UUID, int] = {}
-        for case, e in zip(cases, stored, strict=True):
-            firsts.setdefault(case, e.originator_version)
-            lasts[case] = e.originator_version
-        links, last_links = chain_links(
-            cases, [leaf for leaf, _ in leaves], self._links_before(curs, firsts)
-        )
+        firsts: dict[int, int] = {}
+        for e in stored:
+            firsts.setdefault(e.originator_id.int, e.originator_version)  # type: ignore[union-attr]
+        last = self._links_before(curs, firsts)
+        get = last.get
+        pending: dict[int, tuple[int, bytes]] = {}
         pack = _ROW.pack
         data = [_COPY_SIGNATURE]
-        data += [
-            pack(7, 8, first + i, 8, notification_id, 16, case.bytes, 8, e.originator_version,
-                 32, leaf, 32, link, _FIELDS_SIZE, fields)
-            for i, (notification_id, case, e, (leaf, fields), link) in enumerate(
-                zip(notification_ids, cases, stored, leaves, links, strict=True)
-            )
-        ]  # fmt: skip
-        data.append(_COPY_TRAILER)
+        append = data.append
+        # One pass: each event's link continues its case's last one, and its row is laid out.
+        for index, (notification_id, e, (leaf, fields)) in enumerate(
+            zip(notification_ids, stored, leaves, strict=True), first
+        ):
+            case: UUID = e.originator_id  # type: ignore[assignment]
+            key = case.int
+            version = e.originator_version
+            last[key] = link = chain(get(key, CHAIN_0), leaf)
+            pending[key] = (version, link)
+            append(pack(7, 8, index, 8, notification_id, 16, case.bytes, 8, version, 32, leaf,
+                        32, link, _FIELDS_SIZE, fields))  # fmt: skip
+        append(_COPY_TRAILER)
         with curs.copy(self._copy) as copy:
             copy.write(b"".join(data))
-        self._pending = {case: (lasts[case], last_links[case]) for case in lasts}
+        self._pending = pending
 
     def committed(self) -> None:
         """The transaction that wrote the last ``append``'s rows committed: their links are
@@ -254,17 +258,17 @@ class EventHashes:
     def _previous_links(
         self, curs: Cursor[DictRow], rows: Sequence[StoredRow]
     ) -> dict[UUID, bytes]:
-        firsts: dict[UUID, int] = {}
+        firsts: dict[int, int] = {}
         for row in rows:
-            firsts.setdefault(row.case_id, row.case_version)
-        return self._links_before(curs, firsts)
+            firsts.setdefault(row.case_id.int, row.case_version)
+        return {UUID(int=case): link for case, link in self._links_before(curs, firsts).items()}
 
-    def _links_before(self, curs: Cursor[DictRow], firsts: Mapping[UUID, int]) -> dict[UUID, bytes]:
-        """Each case's link before its first version here (``firsts``); a case that starts
-        here starts at CHAIN_0. A case continued here whose previous event has no link
-        cannot be chained."""
-        links: dict[UUID, bytes] = {}
-        wanted: dict[UUID, int] = {}
+    def _links_before(self, curs: Cursor[DictRow], firsts: Mapping[int, int]) -> dict[int, bytes]:
+        """Each case's link before its first version here (``firsts``: by the case UUID's
+        int); a case that starts here starts at CHAIN_0. A case continued here whose
+        previous event has no link cannot be chained."""
+        links: dict[int, bytes] = {}
+        wanted: dict[int, int] = {}
         for case, version in firsts.items():
             if version > 1:
                 known = self._last.get(case)
@@ -273,11 +277,12 @@ class EventHashes:
                 else:
                     wanted[case] = version - 1
         if wanted:
-            curs.execute(self._chains, (list(wanted), list(wanted.values())))
-            found = {r["case_id"]: bytes(r["chain"]) for r in curs.fetchall() if r["chain"]}
+            cases = [UUID(int=case) for case in wanted]
+            curs.execute(self._chains, (cases, list(wanted.values())))
+            found = {r["case_id"].int: bytes(r["chain"]) for r in curs.fetchall() if r["chain"]}
             if len(found) != len(wanted):
                 case = next(c for c in wanted if c not in found)
-                raise LogNotChained(f"case {case} version {wanted[case]}")
+                raise LogNotChained(f"case {UUID(int=case)} version {wanted[case]}")
             links.update(found)
         return links
 
