@@ -67,6 +67,7 @@ _FIELDS_SIZE = 36  # nine CRC-32s (leaves.field_digests)
 _ROW = struct.Struct(">hiqiqi16siqi32si32si36s")
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
 _COPY_TRAILER = b"\xff\xff"
+_COPY_CHUNK = 200  # rows a write: ~34 kB, about what psycopg sends at once
 STREAM_BATCH = 5_000
 """Rows per fetch when the verifier streams the log: a few MB in memory, few round trips."""
 
@@ -90,11 +91,13 @@ class EventHashes:
 
     def __init__(self, schema: str, events_table: str) -> None:
         self.schema = schema
-        # Cases keyed by their UUID's int: a UUID hashes in Python, an int in C (a few
-        # hashes an event written).
-        self._last: dict[int, tuple[int, bytes]] = {}  # case -> (version, link), committed
-        self._pending: dict[int, tuple[int, bytes]] = {}
-        self._epochs = 0  # epochs begun when _last was filled: a rewrite invalidates it
+        # Each case's last committed link and its version, in two dicts of plain values:
+        # no tuple per case for the garbage collector to walk (this cache lives long).
+        # Cases keyed by their UUID's int: a UUID hashes in Python, an int in C.
+        self._links: dict[int, bytes] = {}
+        self._versions: dict[int, int] = {}
+        self._pending: tuple[dict[int, bytes], dict[int, int]] = ({}, {})
+        self._epochs = 0  # epochs begun when _links was filled: a rewrite invalidates it
         self.events_table = events_table
         table = SQL("{}.event_hashes").format(Identifier(schema))
         events = SQL("{}.{}").format(Identifier(schema), Identifier(events_table))
@@ -177,49 +180,59 @@ class EventHashes:
         self,
         curs: Cursor[DictRow],
         stored: Sequence[StoredEvent],
-        leaves: Sequence[tuple[bytes, bytes]],
+        leaves: Sequence[bytes],
+        digests: Sequence[bytes],
         notification_ids: Sequence[int],
     ) -> None:
         """Under the events' table lock (the caller holds it), once ``stored`` is inserted
         with ``notification_ids``: check that every event stored before them is hashed,
-        chain their ``leaves_of`` onto each case's previous link and store the rows."""
+        chain their ``leaves_of`` (leaf hashes, field digests) onto each case's previous
+        link and store the rows."""
         if not stored:
             return
         first = self._next_index(curs, notification_ids[0])
         firsts: dict[int, int] = {}
         for e in stored:
             firsts.setdefault(e.originator_id.int, e.originator_version)  # type: ignore[union-attr]
-        last = self._links_before(curs, firsts)
+        last = self._links_before(curs, firsts)  # becomes the batch's last links
         get = last.get
-        pending: dict[int, tuple[int, bytes]] = {}
+        versions: dict[int, int] = {}
         pack = _ROW.pack
-        data = [_COPY_SIGNATURE]
-        append = data.append
-        # One pass: each event's link continues its case's last one, and its row is laid out.
-        for index, (notification_id, e, (leaf, fields)) in enumerate(
-            zip(notification_ids, stored, leaves, strict=True), first
-        ):
-            case: UUID = e.originator_id  # type: ignore[assignment]
-            key = case.int
-            version = e.originator_version
-            last[key] = link = chain(get(key, CHAIN_0), leaf)
-            pending[key] = (version, link)
-            append(pack(7, 8, index, 8, notification_id, 16, case.bytes, 8, version, 32, leaf,
-                        32, link, _FIELDS_SIZE, fields))  # fmt: skip
-        append(_COPY_TRAILER)
+        rows = [_COPY_SIGNATURE]
+        append = rows.append
         with curs.copy(self._copy) as copy:
-            copy.write(b"".join(data))
-        self._pending = pending
+            # One pass: each event's link continues its case's last one, and its row is
+            # laid out and sent, a chunk at a time: the server inserts the rows sent while
+            # the next are computed, rather than all of them after.
+            for index, (notification_id, e, leaf, fields) in enumerate(
+                zip(notification_ids, stored, leaves, digests, strict=True), first
+            ):
+                case: UUID = e.originator_id  # type: ignore[assignment]
+                key = case.int
+                version = e.originator_version
+                last[key] = link = chain(get(key, CHAIN_0), leaf)
+                versions[key] = version
+                append(pack(7, 8, index, 8, notification_id, 16, case.bytes, 8, version, 32,
+                            leaf, 32, link, _FIELDS_SIZE, fields))  # fmt: skip
+                if len(rows) == _COPY_CHUNK:
+                    copy.write(b"".join(rows))
+                    rows.clear()
+            append(_COPY_TRAILER)
+            copy.write(b"".join(rows))
+        self._pending = (last, versions)
 
     def committed(self) -> None:
         """The transaction that wrote the last ``append``'s rows committed: their links are
         now each case's last, and the next batch need not read them back. Only links known
         committed are kept, and one is used only for the version it was written at, so a
         case another process wrote since is read from the table as before."""
-        if len(self._last) + len(self._pending) > _LAST_LINKS:
-            self._last.clear()
-        self._last.update(self._pending)
-        self._pending = {}
+        links, versions = self._pending
+        if len(self._links) + len(links) > _LAST_LINKS:
+            self._links.clear()
+            self._versions.clear()
+        self._links.update(links)
+        self._versions.update(versions)
+        self._pending = ({}, {})
 
     def _next_index(self, curs: Cursor[DictRow], before: int) -> int:
         """The leaf index after the last hashed event; LogNotChained unless that event is
@@ -228,7 +241,8 @@ class EventHashes:
         tail = curs.fetchone()
         assert tail is not None
         if tail["rewriting"] or tail["epochs"] != self._epochs:
-            self._last.clear()  # links a rewrite (log_sealing) may have changed
+            self._links.clear()  # links a rewrite (log_sealing) may have changed
+            self._versions.clear()
             self._epochs = tail["epochs"]
         if tail["hashed"] != tail["stored"]:
             raise LogNotChained(f"the stored event at notification id {tail['stored']}")
@@ -271,9 +285,8 @@ class EventHashes:
         wanted: dict[int, int] = {}
         for case, version in firsts.items():
             if version > 1:
-                known = self._last.get(case)
-                if known is not None and known[0] == version - 1:
-                    links[case] = known[1]
+                if self._versions.get(case) == version - 1:
+                    links[case] = self._links[case]
                 else:
                     wanted[case] = version - 1
         if wanted:

@@ -131,15 +131,19 @@ class CaseRecorder(PostgresApplicationRecorder):
                 self._notify_channel(curs)
                 # Each event's leaf is computed as its row streams in: the server inserting
                 # the rows before it is the slower side, so the hashing hides in its time.
+                # (Two lists, not one of pairs: no tuple per event lives on for the garbage
+                # collector to walk.)
                 hashing = self.event_hashes.leaves_of(stored_events, envelopes)
-                leaves = []
+                leaves: list[bytes] = []
+                digests: list[bytes] = []
                 with curs.copy(self._copy_statement) as copy:
                     copy.set_types(["uuid", "int8", "text", "bytea"])
-                    for e, leaf in zip(stored_events, hashing, strict=True):
+                    for e, (leaf, fields) in zip(stored_events, hashing, strict=True):
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
                         leaves.append(leaf)
+                        digests.append(fields)
                 notification_ids = self._notification_ids(curs, stored_events)
-                self.event_hashes.append(curs, stored_events, leaves, notification_ids)
+                self.event_hashes.append(curs, stored_events, leaves, digests, notification_ids)
             if event_ids:  # a reused event_id breaks the primary key: IntegrityError
                 self.event_ids.copy(curs, event_ids)
         if stored_events:
