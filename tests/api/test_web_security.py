@@ -65,6 +65,38 @@ def test_csrf_cookie_is_http_only_and_strict(client: TestClient) -> None:
     assert "secure" not in flags  # plain HTTP here; see the TLS test
 
 
+def test_over_tls_only_this_hosts_cookies_count(
+    make_client: Callable[..., TestClient], mailbox: Mailbox, files: Files
+) -> None:
+    """Over TLS the cookies are named __Host-…, which a browser accepts only from this
+    host, secure, for path /: a CSRF cookie planted by a sibling subdomain (or a plain-http
+    answer) keeps the plain name, so its form token, which anyone can fetch, signs nobody
+    in; nor does a planted session cookie sign the browser in as someone else."""
+    client = make_client()
+    number, payload = files.pick(representative=False, applicant_email=True)
+    uci = payload["principal_applicant"]["uci"]
+    token = sign_up(
+        client, mailbox, applicant_registration(number, payload, "principal_applicant"), uci
+    )
+    attacker = make_client()  # over plain http: the cookie and token a planter can get
+    planted = _csrf(attacker)
+    value = attacker.cookies["ct_csrf"]
+
+    client.base_url = client.base_url.copy_with(scheme="https")  # type: ignore[assignment]
+    client.cookies.clear()
+    page = client.get("/en/sign-in")
+    name, flags = _cookie_flags(page.headers["set-cookie"])
+    assert name == "__Host-ct_csrf" and {"secure", "path"} <= flags and "domain" not in flags
+    client.cookies.clear()
+    client.cookies.set("ct_csrf", value)  # planted under the plain name
+    form = {"login": uci, "password": PASSWORD, "csrf_token": planted}
+    refused = client.post("/en/sign-in", data=form, follow_redirects=False)
+    assert refused.status_code == 403 and "ct_session" not in refused.headers.get("set-cookie", "")
+    client.cookies.clear()
+    client.cookies.set("ct_session", token)  # a planted session is not this host's either
+    assert client.get("/en/applications", follow_redirects=False).status_code == 303
+
+
 def test_posts_without_a_matching_csrf_token_are_refused(
     client: TestClient, mailbox: Mailbox, files: Files
 ) -> None:
@@ -115,11 +147,13 @@ def test_sign_in_sets_a_strict_http_only_session_cookie_secure_over_tls(
             follow_redirects=False,
         )
         assert done.status_code == 303 and done.headers["location"] == "/en/applications"
+        name = "__Host-ct_session" if tls else "ct_session"  # over TLS: only this host's
         (session,) = [h for h in done.headers.get_list("set-cookie") if "ct_session" in h]
         _, flags = _cookie_flags(session)
         assert {"httponly", "samesite=strict", "path", "max-age"} <= flags
         assert ("secure" in flags) is tls
-        cookie = SimpleCookie(session)["ct_session"].value
+        assert "domain" not in flags
+        cookie = SimpleCookie(session)[name].value
         assert client.get("/v1/applications", headers=bearer(cookie)).status_code == 200
         listed = client.get("/en/applications")
         assert listed.status_code == 200 and number in listed.text

@@ -4,7 +4,10 @@ The session cookie holds the same session token the API hands out (POST /v1/sess
 checked by the same server-side sessions: signing out or resetting the password ends
 it for the page as for the API. Both cookies are HttpOnly, SameSite=Strict (never sent
 on a request started by another site), Secure when the page is served over TLS (the
-request's scheme, set from a trusted proxy's X-Forwarded-Proto where there is one).
+request's scheme, set from a trusted proxy's X-Forwarded-Proto where there is one), and
+then named with the ``__Host-`` prefix: a browser takes such a cookie only from this host
+over TLS, so a sibling subdomain or a plain-http answer cannot plant one (a planted CSRF
+cookie, whose form token anyone can fetch, would let another site sign a browser in).
 
 CSRF: a double-submit token bound to the server's secret. The ``ct_csrf`` cookie holds
 a random value; every form carries HMAC(secret_key, value), which another site can
@@ -34,9 +37,13 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
+def _name(request: Request, cookie: str) -> str:
+    return f"__Host-{cookie}" if _secure(request) else cookie
+
+
 def session_hash(request: Request) -> bytes | None:
     """The stored hash of the request's session cookie, when it holds a well-formed token."""
-    token = request.cookies.get(SESSION, "")
+    token = request.cookies.get(_name(request, SESSION), "")
     if not is_token(token) or not token.startswith(SESSION_PREFIX):
         return None
     return token_digest(token)
@@ -44,19 +51,19 @@ def session_hash(request: Request) -> bytes | None:
 
 def set_session(response: Response, request: Request, token: str, ttl: timedelta) -> None:
     response.set_cookie(
-        SESSION, token, max_age=int(ttl.total_seconds()), path="/", secure=_secure(request),
-        httponly=True, samesite="strict",
+        _name(request, SESSION), token, max_age=int(ttl.total_seconds()), path="/",
+        secure=_secure(request), httponly=True, samesite="strict",
     )  # fmt: skip
 
 
 def clear_session(response: Response, request: Request) -> None:
     response.delete_cookie(
-        SESSION, path="/", secure=_secure(request), httponly=True, samesite="strict"
+        _name(request, SESSION), path="/", secure=_secure(request), httponly=True, samesite="strict"
     )
 
 
 def csrf_secret(request: Request) -> str | None:
-    value = request.cookies.get(CSRF, "")
+    value = request.cookies.get(_name(request, CSRF), "")
     return value if 20 <= len(value) <= 64 and value.isascii() else None
 
 
@@ -66,8 +73,9 @@ def new_csrf_secret() -> str:
 
 def set_csrf(response: Response, request: Request, value: str) -> None:
     response.set_cookie(
-        CSRF, value, path="/", secure=_secure(request), httponly=True, samesite="strict"
-    )
+        _name(request, CSRF), value, path="/", secure=_secure(request), httponly=True,
+        samesite="strict",
+    )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=8192)
