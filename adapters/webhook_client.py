@@ -249,6 +249,9 @@ def _request(
         raise
     finally:
         deadline.cancel()
+        # A timer already past its wait runs _cut anyway: wait for it, so that a socket
+        # it shuts is never kept (nor reused) as if whole.
+        deadline.join()
     if connection.expired:  # an answer cut short can look whole (headers, then the end)
         raise TimeoutError
     return response.status, not response.will_close and response.isclosed()
