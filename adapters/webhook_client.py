@@ -128,11 +128,12 @@ class _PinnedHttps(http.client.HTTPSConnection):
         self._address = address
         self._seconds = timeout
         self.expired = False
+        self.wire: socket.socket | None = None  # the last socket connected, for _cut
 
     def connect(self) -> None:
         sock = _connected(self._address, self.port, self._seconds)
         # The handshake is bounded on its own: the ssl module keeps one deadline for it.
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        self.sock = self.wire = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
         if self.expired:
             raise TimeoutError
 
@@ -143,9 +144,10 @@ class _PinnedHttp(http.client.HTTPConnection):
         self._address = address
         self._seconds = timeout
         self.expired = False
+        self.wire: socket.socket | None = None  # the last socket connected, for _cut
 
     def connect(self) -> None:
-        self.sock = _connected(self._address, self.port, self._seconds)
+        self.sock = self.wire = _connected(self._address, self.port, self._seconds)
         if self.expired:
             raise TimeoutError
 
@@ -157,7 +159,9 @@ def _cut(connection: _Pinned) -> None:
     """The delivery's time is up: shut its socket (the thread blocked reading it wakes to
     an end of stream) and mark it, so that a connection still being made gives up."""
     connection.expired = True
-    sock = connection.sock
+    # Not connection.sock: once a head says "connection: close", http.client drops that
+    # reference and the response reads the body on its own (the socket stays open).
+    sock = connection.wire
     if sock is not None:
         with contextlib.suppress(OSError):  # the plain socket's, under any TLS layer
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
@@ -249,6 +253,9 @@ def _request(
         raise
     finally:
         deadline.cancel()
+        # A timer already past its wait runs _cut anyway: wait for it, so that a socket
+        # it shuts is never kept (nor reused) as if whole.
+        deadline.join()
     if connection.expired:  # an answer cut short can look whole (headers, then the end)
         raise TimeoutError
     return response.status, not response.will_close and response.isclosed()

@@ -243,7 +243,10 @@ class EventHashes:
         if tail["rewriting"] or tail["epochs"] != self._epochs:
             self._links.clear()  # links a rewrite (log_sealing) may have changed
             self._versions.clear()
-            self._epochs = tail["epochs"]
+            # While a rewrite is open, the links committed now may be rehashed before it
+            # closes (which leaves the count of epochs as it is): -1 clears them again at
+            # the first batch after the close.
+            self._epochs = -1 if tail["rewriting"] else tail["epochs"]
         if tail["hashed"] != tail["stored"]:
             raise LogNotChained(f"the stored event at notification id {tail['stored']}")
         return 0 if tail["leaf_index"] is None else tail["leaf_index"] + 1

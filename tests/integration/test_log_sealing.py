@@ -210,3 +210,39 @@ def test_two_db_inits_at_once_seal_the_log_once(
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_writer_that_wrote_during_a_rewrite_rereads_its_links_after_the_epoch_closes(
+    database_url: str, schema: str, tmp_path: Path
+) -> None:
+    """Review-4: EventHashes caches each case's last link at commit (``committed``), also
+    while an epoch is open; when the rewrite then rehashes those cases and closes the epoch,
+    the epoch count the cache was filled at is unchanged, so the writer's next batch chains
+    onto the links the rewrite replaced (audit verify: the case's next link is wrong)."""
+    lines = casegen.generate(20, seed=3)
+    half, three_quarters = len(lines) // 2, 3 * len(lines) // 4
+    old = plaintext_store(database_url, schema)
+    ingest(old, lines[:half])
+    old.close()
+    signer = signing_key.signer(_key(tmp_path))
+    store = CaseStore(database_url, schema, TEST_VAULT)
+    try:
+        store.integrity.checkpoint(signer)
+
+        def crash(done: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            seal_plaintext_log(store, signer, batch=5, progress=crash)
+        # While the epoch is open: the writer continues plaintext cases (and caches links).
+        ingest(store, lines[half:three_quarters])
+        # The rest of the rewrite (in another process: `db init`) rehashes them and closes.
+        other = CaseStore(database_url, schema, TEST_VAULT)
+        try:
+            assert seal_plaintext_log(other, signer, batch=5).signed
+        finally:
+            other.close()
+        ingest(store, lines[three_quarters:])  # the same cases, continued
+        store.integrity.verify()  # raises LogTampered at the first bad link
+    finally:
+        store.close()

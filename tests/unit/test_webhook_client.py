@@ -4,12 +4,14 @@ with a new one when the receiver closed the kept one meanwhile."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from adapters.webhook_client import WebhookClient
+from adapters import webhook_client
+from adapters.webhook_client import DeliveryFailed, WebhookClient
 
 
 class Receiver:
@@ -57,3 +59,33 @@ def test_connections_are_kept_and_renewed(receiver: tuple[str, Receiver]) -> Non
     client.close()
     assert box.requests == 5  # each delivery once, whatever happened to the connection
     assert box.connections == (5 if box.drop_idle else 1)
+
+
+class _ElapsingTimer(threading.Timer):
+    """A delivery deadline whose interval elapses just as the answer is read: the timer's
+    thread has passed its "not cancelled" check when the sender cancels it (Timer.cancel
+    then does nothing, as documented), and it shuts the socket a moment later."""
+
+    def run(self) -> None:
+        self.finished.wait()  # the interval "elapses" as cancel() is called
+        time.sleep(0.05)  # the thread was past its check: the action runs anyway
+        self.function(*self.args, **self.kwargs)
+
+
+def test_a_deadline_that_fires_as_a_delivery_ends_does_not_spoil_the_next_one(
+    receiver: tuple[str, Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review-4: _request cancels its timer and returns; a timer already running _cut shuts
+    the socket (and marks it expired) after the connection was kept, so the next delivery
+    to a healthy receiver fails (DeliveryFailed: TimeoutError) and counts against it."""
+    url, box = receiver
+    client = WebhookClient(allow_private=True, timeout=2)
+    with monkeypatch.context() as patched:
+        patched.setattr(webhook_client.threading, "Timer", _ElapsingTimer)
+        try:
+            client.post(url, b"{}", {})  # at its deadline: may fail (the time is up)
+        except DeliveryFailed:
+            pass
+        time.sleep(0.2)  # the late timer has run
+    assert client.post(url, b"{}", {}) == 204
+    client.close()

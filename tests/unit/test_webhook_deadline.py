@@ -62,3 +62,48 @@ def test_a_dripping_receiver_cannot_hold_a_delivery_past_its_timeout(dripping: s
         client.post(dripping, b"{}", {})
     client.close()
     assert time.monotonic() - started < 3.0  # the timeout (1 s) and some slack
+
+
+@pytest.fixture
+def dripping_body() -> Iterator[str]:
+    """A receiver whose head says ``connection: close`` (http.client then hands the socket
+    to the response and drops its own reference), then drips the body a byte every 0.3 s."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n")
+                deadline = time.monotonic() + DRIP_SECONDS
+                while time.monotonic() < deadline and not stop.is_set():
+                    try:
+                        conn.sendall(b"a")
+                    except OSError:
+                        break
+                    time.sleep(0.3)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
+def test_a_body_dripped_after_connection_close_is_cut_at_the_timeout(dripping_body: str) -> None:
+    """Review-4: once the head says connection: close, HTTPConnection.getresponse sets its
+    ``sock`` to None (the response reads on), so _cut finds no socket to shut and the
+    delivery lasts as long as the receiver drips (up to the 64 kB read)."""
+    client = WebhookClient(allow_private=True, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(DeliveryFailed, match="TimeoutError"):
+        client.post(dripping_body, b"{}", {})
+    client.close()
+    assert time.monotonic() - started < 3.0
