@@ -215,7 +215,7 @@ def test_two_db_inits_at_once_seal_the_log_once(
 def test_a_writer_that_wrote_during_a_rewrite_rereads_its_links_after_the_epoch_closes(
     database_url: str, schema: str, tmp_path: Path
 ) -> None:
-    """Review-4: EventHashes caches each case's last link at commit (``committed``), also
+    """EventHashes caches each case's last link at commit (``committed``), also
     while an epoch is open; when the rewrite then rehashes those cases and closes the epoch,
     the epoch count the cache was filled at is unchanged, so the writer's next batch chains
     onto the links the rewrite replaced (audit verify: the case's next link is wrong)."""

@@ -98,7 +98,7 @@ def dripping_body() -> Iterator[str]:
 
 
 def test_a_body_dripped_after_connection_close_is_cut_at_the_timeout(dripping_body: str) -> None:
-    """Review-4: once the head says connection: close, HTTPConnection.getresponse sets its
+    """Once the head says connection: close, HTTPConnection.getresponse sets its
     ``sock`` to None (the response reads on), so _cut finds no socket to shut and the
     delivery lasts as long as the receiver drips (up to the 64 kB read)."""
     client = WebhookClient(allow_private=True, timeout=1.0)
