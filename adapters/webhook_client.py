@@ -21,6 +21,7 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
@@ -120,39 +121,34 @@ def _connected(address: str, port: int, timeout: float) -> socket.socket:
     return sock
 
 
-class _PinnedHttps(http.client.HTTPSConnection):
+class _Pinned(http.client.HTTPConnection):
+    """HTTP to a checked address, whose socket a delivery's deadline can shut (_cut)."""
+
+    def __init__(self, host: str, address: str, port: int, timeout: float, **tls: Any) -> None:
+        super().__init__(host, port, timeout=timeout, **tls)
+        self._address = address
+        self._seconds = timeout
+        self.expired = False
+        self.wire: socket.socket | None = None  # the last socket connected, for _cut
+
+    def connect(self) -> None:
+        self.sock = self.wire = self._wrap(_connected(self._address, self.port, self._seconds))
+        if self.expired:
+            raise TimeoutError
+
+    def _wrap(self, sock: socket.socket) -> socket.socket:
+        return sock
+
+
+class _PinnedHttps(_Pinned, http.client.HTTPSConnection):
     """HTTPS to a checked address, with the URL's host for SNI and the certificate."""
 
     def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
-        self._seconds = timeout
-        self.expired = False
-        self.wire: socket.socket | None = None  # the last socket connected, for _cut
+        super().__init__(host, address, port, timeout, context=ssl.create_default_context())
 
-    def connect(self) -> None:
-        sock = _connected(self._address, self.port, self._seconds)
+    def _wrap(self, sock: socket.socket) -> socket.socket:
         # The handshake is bounded on its own: the ssl module keeps one deadline for it.
-        self.sock = self.wire = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
-        if self.expired:
-            raise TimeoutError
-
-
-class _PinnedHttp(http.client.HTTPConnection):
-    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._address = address
-        self._seconds = timeout
-        self.expired = False
-        self.wire: socket.socket | None = None  # the last socket connected, for _cut
-
-    def connect(self) -> None:
-        self.sock = self.wire = _connected(self._address, self.port, self._seconds)
-        if self.expired:
-            raise TimeoutError
-
-
-_Pinned = _PinnedHttp | _PinnedHttps
+        return self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
 def _cut(connection: _Pinned) -> None:
@@ -217,7 +213,7 @@ class WebhookClient:
         scheme, host, port, address = key
         if scheme == "https":
             return _PinnedHttps(host, address, port, self.timeout)
-        return _PinnedHttp(host, address, port, self.timeout)
+        return _Pinned(host, address, port, self.timeout)
 
     def close(self) -> None:
         for connection in self._kept.values():
